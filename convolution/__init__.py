@@ -1,0 +1,25 @@
+"""Generalized 2-D convolution in Python and NumPy, written to be used and to be read.
+
+>>> from convolution import conv2d
+>>> conv2d([[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[1, 0], [0, 1]], padding=1).tolist()
+[[1, 2, 3, 0], [4, 6, 8, 3], [7, 12, 14, 6], [0, 7, 8, 9]]
+
+Map of the package (imports point down the list, never up):
+
+``conv.py``
+    ``conv2d``, the public function: validate, pad, dispatch to a path.
+``reference.py``
+    The tutorial: the convolution one output cell at a time, in plain loops.
+    Every fast path is tested against it.
+``engine.py``
+    The fast paths (``method='direct'`` and friends) and the choice 'auto' makes.
+``padding.py``
+    Border modes (zeros, constant, reflect, symmetric, replicate, circular).
+``shapes.py``
+    Parameter normalisation and the output-shape formula, shared by all of the above.
+"""
+from .conv import METHODS, conv2d
+from .padding import PADDING_MODES
+from .shapes import conv_output_shape
+
+__all__ = ["conv2d", "conv_output_shape", "METHODS", "PADDING_MODES"]

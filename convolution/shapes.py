@@ -1,0 +1,258 @@
+"""Parameters and output-shape math: the one module every other path leans on.
+
+Everything here works on shapes and integers, never on data. It turns the
+user's ``stride``, ``dilation`` and ``padding`` into normalised pairs, checks
+them, and owns the output-shape formula. The reference loops, the fast paths
+and the pictures all take their geometry from here, so they cannot disagree
+about which input cells an output cell reads.
+"""
+import itertools
+import math
+import operator
+from typing import NamedTuple
+
+__all__ = ["PADDING_STRINGS", "ConvGeometry", "as_pair", "conv_geometry",
+           "conv_output_shape", "window", "tap"]
+
+PADDING_STRINGS = ("valid", "same", "full")
+
+
+def _is_scalar(value):
+    """True for a single value: an int, a NumPy scalar, a 0-d array, a string."""
+    return (isinstance(value, str) or not hasattr(value, "__len__")
+            or getattr(value, "ndim", None) == 0)
+
+
+def _as_int(value, rule, shown):
+    """``value`` as a Python int; bools, floats and strings are refused.
+
+    ``operator.index`` accepts Python and NumPy integers and refuses floats;
+    bools are refused explicitly because ``True`` is an ``int`` to Python.
+    """
+    if isinstance(value, bool) or not hasattr(value, "__index__"):
+        raise TypeError(f"{rule}, got {shown!r}")
+    return operator.index(value)
+
+
+def as_pair(value, name, minimum=1):
+    """An int or a pair of ints as a pair ``(for_height, for_width)``.
+
+    Examples
+    --------
+    >>> as_pair(2, "stride")
+    (2, 2)
+    >>> as_pair((1, 3), "dilation")
+    (1, 3)
+    >>> as_pair(0, "stride")
+    Traceback (most recent call last):
+        ...
+    ValueError: stride must be an int >= 1 or a pair of them, got 0
+    """
+    rule = f"{name} must be an int >= {minimum} or a pair of them"
+    if _is_scalar(value):
+        pair = (_as_int(value, rule, value),) * 2
+    elif len(value) == 2:
+        pair = tuple(_as_int(v, rule, value) for v in value)
+    else:
+        raise ValueError(f"{rule}, got {len(value)} values: {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{rule}, got {value!r}")
+    return pair
+
+
+def _shape(value, name, ndim):
+    """A shape given by the user, as a tuple of positive ints."""
+    rule = f"{name} must be a tuple of ints"
+    if _is_scalar(value):
+        raise TypeError(f"{rule}, got {value!r}")
+    shape = tuple(_as_int(v, rule, value) for v in value)
+    if not ndim[0] <= len(shape) <= ndim[1]:
+        wanted = ndim[0] if ndim[0] == ndim[1] else f"at least {ndim[0]}"
+        raise ValueError(f"{name} must have {wanted} entries, got {value!r}")
+    if min(shape) < 1:
+        raise ValueError(f"{name} must not have an empty axis, got {value!r}")
+    return shape
+
+
+def _padding_pairs(padding):
+    """``padding`` that is not a string as ``((top, bottom), (left, right))``."""
+    rule = ("padding must be an int, a pair (pad_h, pad_w), a pair of pairs "
+            "((top, bottom), (left, right)) or one of 'valid', 'same', 'full'")
+    if _is_scalar(padding):
+        amount = _as_int(padding, rule, padding)
+        pairs = ((amount, amount), (amount, amount))
+    elif len(padding) != 2:
+        raise ValueError(f"{rule}, got {len(padding)} values: {padding!r}")
+    else:
+        pairs = []
+        for axis in padding:
+            if _is_scalar(axis):
+                amount = _as_int(axis, rule, padding)
+                pairs.append((amount, amount))
+            elif len(axis) == 2:
+                pairs.append(tuple(_as_int(v, rule, padding) for v in axis))
+            else:
+                raise ValueError(f"{rule}, got {padding!r}")
+        pairs = tuple(pairs)
+    if min(itertools.chain(*pairs)) < 0:
+        raise ValueError(f"padding must be non-negative, got {padding!r}")
+    return pairs
+
+
+def _same_padding(size, kernel_size, stride, dilation):
+    """TensorFlow's 'same': ceil(size / stride) outputs, the odd cell at the end."""
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + dilation * (kernel_size - 1) + 1 - size, 0)
+    return (total // 2, total - total // 2)
+
+
+def _output_size(size, kernel_size, stride, dilation, before, after):
+    """The output-shape formula, for one axis. The only place it is written."""
+    return (size + before + after - dilation * (kernel_size - 1) - 1) // stride + 1
+
+
+class ConvGeometry(NamedTuple):
+    """Normalised parameters of one convolution, all pairs ``(height, width)``."""
+    input_shape: tuple
+    kernel_shape: tuple
+    stride: tuple
+    dilation: tuple
+    padding: tuple   # ((top, bottom), (left, right))
+    output_shape: tuple
+
+
+def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
+    """Check and normalise the parameters of a convolution.
+
+    The single validation step shared by ``conv2d``, ``conv_output_shape`` and
+    the pictures: every parameter error is raised here, with the same message
+    wherever it is called from.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, (..., H, W)
+        Only the last two entries matter.
+    kernel_shape : tuple of int, (kh, kw)
+    stride, dilation, padding
+        As for `conv2d`.
+
+    Returns
+    -------
+    ConvGeometry
+        ``input_shape`` and ``kernel_shape`` as (H, W) and (kh, kw), ``stride``
+        and ``dilation`` as pairs, ``padding`` as ((top, bottom), (left, right))
+        and ``output_shape`` as (H_out, W_out).
+
+    Raises
+    ------
+    TypeError
+        A parameter of the wrong type (a float stride, a string inside a pair).
+    ValueError
+        A value out of range, a wrong number of values, an unknown padding
+        string, or a dilated kernel larger than the padded input.
+    """
+    input_hw = _shape(input_shape, "input_shape", (2, math.inf))[-2:]
+    kernel_hw = _shape(kernel_shape, "kernel_shape", (2, 2))
+    stride = as_pair(stride, "stride")
+    dilation = as_pair(dilation, "dilation")
+    if isinstance(padding, str):
+        if padding not in PADDING_STRINGS:
+            raise ValueError(f"padding must be an int, a pair, a pair of pairs or one of "
+                             f"{', '.join(map(repr, PADDING_STRINGS))}, got {padding!r}")
+        pads = tuple(
+            (0, 0) if padding == "valid"
+            else (d * (k - 1), d * (k - 1)) if padding == "full"
+            else _same_padding(n, k, s, d)
+            for n, k, s, d in zip(input_hw, kernel_hw, stride, dilation))
+    else:
+        pads = _padding_pairs(padding)
+    output_hw = tuple(_output_size(n, k, s, d, *p) for n, k, s, d, p
+                      in zip(input_hw, kernel_hw, stride, dilation, pads))
+    if min(output_hw) < 1:
+        padded = tuple(n + sum(p) for n, p in zip(input_hw, pads))
+        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel_hw, dilation))
+        raise ValueError(
+            f"kernel of shape {kernel_hw} with dilation {dilation} spans {span} cells, "
+            f"more than the padded input {padded} holds; the output shape would be "
+            f"{output_hw}. Use a smaller kernel or dilation, or more padding")
+    return ConvGeometry(input_hw, kernel_hw, stride, dilation, pads, output_hw)
+
+
+def conv_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
+    """The shape ``(H_out, W_out)`` of ``conv2d``'s result.
+
+    Parameters
+    ----------
+    input_shape : tuple of int, (..., H, W)
+    kernel_shape : tuple of int, (kh, kw)
+    stride, dilation, padding
+        As for `conv2d`.
+
+    Returns
+    -------
+    tuple of int
+        ``(H_out, W_out)``; leading (batch) axes of the input are not included.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for `conv2d`, including when the dilated kernel does not fit.
+
+    Notes
+    -----
+    With ``top`` and ``bottom`` the rows of padding added above and below,
+    ``sh`` the stride and ``dh`` the dilation along the height::
+
+        H_out = floor((H + top + bottom - dh * (kh - 1) - 1) / sh) + 1
+
+    and likewise for the width. ``dh * (kh - 1) + 1`` is the span of the
+    dilated kernel: the number of rows between its first and last tap,
+    inclusive. The string paddings resolve to: 'valid', no padding; 'full',
+    ``dh * (kh - 1)`` on both sides; 'same', TensorFlow's rule,
+    ``H_out = ceil(H / sh)`` with ``total = max((H_out - 1) * sh + dh * (kh - 1) + 1 - H, 0)``
+    rows split as ``top = total // 2`` and ``bottom = total - top``.
+
+    Examples
+    --------
+    >>> conv_output_shape((9, 14), (5, 5), stride=(2, 1), dilation=(1, 2))
+    (3, 6)
+    >>> conv_output_shape((7, 7), (4, 4), stride=2, padding="same")
+    (4, 4)
+    >>> conv_output_shape((32, 32), (3, 3), padding="full")
+    (34, 34)
+    """
+    return conv_geometry(input_shape, kernel_shape, stride, dilation, padding).output_shape
+
+
+def window(i, j, kernel_shape, stride, dilation):
+    """The cells of the padded input that output cell ``(i, j)`` reads.
+
+    Returns a pair of slices: ``padded[..., rows, cols]`` has the kernel's
+    shape, and its cell ``(a, b)`` is multiplied by ``kernel[a, b]``. In
+    indices: row ``i * sh + a * dh``, column ``j * sw + b * dw``.
+
+    Examples
+    --------
+    >>> window(1, 2, (3, 3), stride=(2, 2), dilation=(1, 2))
+    (slice(2, 5, 1), slice(4, 9, 2))
+    """
+    (kh, kw), (sh, sw), (dh, dw) = kernel_shape, stride, dilation
+    return (slice(i * sh, i * sh + dh * (kh - 1) + 1, dh),
+            slice(j * sw, j * sw + dw * (kw - 1) + 1, dw))
+
+
+def tap(a, b, output_shape, stride, dilation):
+    """The cells of the padded input that kernel tap ``(a, b)`` meets.
+
+    The same index ``i * sh + a * dh`` as `window`, seen from the kernel's
+    side: ``padded[..., rows, cols]`` has the output's shape, and its cell
+    ``(i, j)`` is the one output cell ``(i, j)`` multiplies by ``kernel[a, b]``.
+
+    Examples
+    --------
+    >>> tap(1, 2, (3, 3), stride=(2, 2), dilation=(1, 2))
+    (slice(1, 6, 2), slice(4, 9, 2))
+    """
+    (ho, wo), (sh, sw), (dh, dw) = output_shape, stride, dilation
+    return (slice(a * dh, a * dh + (ho - 1) * sh + 1, sh),
+            slice(b * dw, b * dw + (wo - 1) * sw + 1, sw))
