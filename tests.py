@@ -17,9 +17,10 @@ import numpy as np
 
 import convolution
 from convolution import conv2d, conv_output_shape
-from convolution.engine import METHODS as FAST_METHODS
+from convolution.engine import METHODS as FAST_METHODS, choose_method
 from convolution.padding import PADDING_MODES
 from convolution.reference import conv2d_loops
+from convolution.shapes import conv_geometry
 
 HERE = Path(__file__).resolve().parent
 
@@ -108,16 +109,38 @@ def fits(matrix, kernel, params):
     return True
 
 
-def assert_close(test, actual, expected, rtol_ulps=64):
-    """Equal on integers; within a few ulps of the result's scale on floats."""
+def exact_methods(kernel):
+    """The methods that must give exact integer results for this integer kernel."""
+    methods = ("auto", "loops", "direct", "polyphase")
+    if rank_one_integer(np.asarray(kernel)):
+        methods += ("separable",)
+    return methods
+
+
+def rank_one_integer(kernel):
+    """Whether an integer kernel is the outer product of two integer vectors."""
+    return kernel.dtype.kind in "iub" and np.linalg.matrix_rank(kernel) <= 1 and kernel.any()
+
+
+def assert_close(test, actual, expected, scale, ulps=32):
+    """Equal on integers; on floats within ``ulps`` rounding units of ``scale``.
+
+    ``scale`` is the size of the terms summed, ``sum(|kernel|) * max(|matrix|)``:
+    rounding errors of a sum are relative to its terms, not to its result,
+    which cancellation can make arbitrarily small.
+    """
     test.assertEqual(actual.shape, expected.shape)
     test.assertEqual(actual.dtype, expected.dtype)
     if actual.dtype.kind in "iub":
         np.testing.assert_array_equal(actual, expected)
     else:
-        scale = max(float(np.max(np.abs(expected), initial=0)), 1.0)
-        tol = rtol_ulps * np.finfo(actual.dtype).eps * scale
+        tol = ulps * np.finfo(actual.dtype).eps * max(scale, np.finfo(actual.dtype).tiny)
         np.testing.assert_allclose(actual, expected, rtol=0, atol=tol)
+
+
+def term_scale(matrix, kernel, fill_value=0):
+    """``sum(|kernel|) * max(|matrix|, |fill_value|)``: the size of the terms of each sum."""
+    return float(np.abs(kernel).sum() * max(np.abs(matrix).max(), abs(fill_value)))
 
 
 class TestOutputShape(unittest.TestCase):
@@ -155,12 +178,19 @@ class TestOutputShape(unittest.TestCase):
 class TestHandComputed(unittest.TestCase):
     """Feature maps worked out independently of the library, one per parameter."""
 
-    def check(self, expected, *args, **kwargs):
-        for method in ("loops", "auto") + tuple(FAST_METHODS):
+    def check(self, expected, matrix, kernel, *args, **kwargs):
+        """Every exact method gives ``expected`` exactly; every method, in float64, closely."""
+        for method in exact_methods(kernel):
             with self.subTest(method=method):
-                result = conv2d(*args, method=method, **kwargs)
+                result = conv2d(matrix, kernel, *args, method=method, **kwargs)
                 self.assertEqual(result.dtype, np.int64)
                 np.testing.assert_array_equal(result, expected)
+        matrix, kernel = np.asarray(matrix, float), np.asarray(kernel, float)
+        for method in ("auto",) + tuple(FAST_METHODS):
+            with self.subTest(method=method, dtype="float64"):
+                result = conv2d(matrix, kernel, *args, method=method, **kwargs)
+                assert_close(self, result, np.asarray(expected, float),
+                             term_scale(matrix, kernel, kwargs.get("fill_value", 0)))
 
     def test_readme_example(self):
         matrix = [[1, 4, 4, 2, 1, 0, 0, 1, 0, 0, 3, 3, 3, 4], [0, 2, 0, 2, 0, 3, 4, 4, 2, 1, 1, 3, 0, 4],
@@ -270,10 +300,12 @@ class TestAgainstReference(unittest.TestCase):
             if not fits(matrix, kernel, params):
                 continue
             expected = conv2d(matrix, kernel, method="loops", **params)
-            for method in ("auto",) + tuple(FAST_METHODS):
+            methods = exact_methods(kernel) if kernel.dtype.kind == "i" else FAST_METHODS
+            for method in ("auto",) + tuple(methods):
                 with self.subTest(case=checked, method=method, shape=matrix.shape,
                                   kernel=kernel.shape, **params):
-                    assert_close(self, conv2d(matrix, kernel, method=method, **params), expected)
+                    assert_close(self, conv2d(matrix, kernel, method=method, **params), expected,
+                                 term_scale(matrix, kernel, params["fill_value"]))
             checked += 1
 
     def test_reference_on_padded_input(self):
@@ -309,7 +341,7 @@ class TestScipyOracle(unittest.TestCase):
                                   padding=padding):
                     expected = scipy_signal.correlate2d(x, self.dilate(k, dilation), mode=padding)
                     assert_close(self, conv2d(x, k, dilation=dilation, padding=padding),
-                                 expected)
+                                 expected, term_scale(x, k))
 
     def test_border_modes(self):
         # scipy's boundaries: 'fill' is constant, 'wrap' circular, 'symm' symmetric.
@@ -329,7 +361,7 @@ class TestScipyOracle(unittest.TestCase):
         rng = np.random.default_rng(5)
         x, k = rng.standard_normal((10, 12)), rng.standard_normal((4, 3))
         assert_close(self, conv2d(x, k, padding="full", flip=True),
-                     scipy_signal.convolve2d(x, k, mode="full"))
+                     scipy_signal.convolve2d(x, k, mode="full"), term_scale(x, k))
 
     def test_complex(self):
         # correlate2d conjugates its second argument; conv2d does not.
@@ -338,7 +370,8 @@ class TestScipyOracle(unittest.TestCase):
         k = rng.standard_normal((3, 3)) + 1j * rng.standard_normal((3, 3))
         result = conv2d(x, k)
         self.assertEqual(result.dtype, np.complex128)
-        assert_close(self, result, scipy_signal.correlate2d(x, np.conj(k), mode="valid"))
+        assert_close(self, result, scipy_signal.correlate2d(x, np.conj(k), mode="valid"),
+                     term_scale(x, k))
 
 
 @unittest.skipIf(torch is None, "torch is not installed")
@@ -372,7 +405,7 @@ class TestTorchOracle(unittest.TestCase):
                               dilation=dilation)[:, 0].numpy()
             with self.subTest(case=checked, stride=stride, dilation=dilation, padding=padding,
                               mode=mode):
-                assert_close(self, ours, theirs)
+                assert_close(self, ours, theirs, term_scale(x, k))
             checked += 1
 
     def test_same_at_stride_1(self):
@@ -385,7 +418,8 @@ class TestTorchOracle(unittest.TestCase):
                     torch.from_numpy(x)[None, None], torch.from_numpy(k)[None, None],
                     dilation=(dh, dw), padding="same")[0, 0].numpy()
             with self.subTest(kernel=(kh, kw), dilation=(dh, dw)):
-                assert_close(self, conv2d(x, k, dilation=(dh, dw), padding="same"), theirs)
+                assert_close(self, conv2d(x, k, dilation=(dh, dw), padding="same"), theirs,
+                             term_scale(x, k))
 
 
 class TestDtypes(unittest.TestCase):
@@ -394,7 +428,7 @@ class TestDtypes(unittest.TestCase):
     def test_integers_are_exact_in_int64(self):
         # 2**53 + 1 is not a float64: a float path would lose the final 1.
         x = np.array([[2 ** 52, 2 ** 52, 1]], dtype=np.int64)
-        for method in ("auto", "loops") + tuple(FAST_METHODS):
+        for method in exact_methods(np.ones((1, 3), int)):
             with self.subTest(method=method):
                 result = conv2d(x, [[1, 1, 1]], method=method)
                 self.assertEqual(result.dtype, np.int64)
@@ -432,7 +466,7 @@ class TestDtypes(unittest.TestCase):
         x = np.zeros((5, 5))
         x[2, 2] = np.nan
         x[0, 4] = np.inf
-        for method in ("auto", "loops") + tuple(FAST_METHODS):
+        for method in ("auto", "loops", "direct", "polyphase"):
             with self.subTest(method=method), np.errstate(invalid="ignore"):
                 # Every window over (2, 2) is NaN, even where the weight is 0 (NaN * 0).
                 # The one window over (0, 4) meets it with weight 0: inf * 0 is NaN.
@@ -444,6 +478,20 @@ class TestDtypes(unittest.TestCase):
                 # With positive weights the infinity stays an infinity.
                 result = conv2d(x, np.ones((2, 2)), method=method)
                 self.assertEqual(result[0, 3], np.inf)
+
+    def test_auto_keeps_nan_local_where_fft_would_be_faster(self):
+        # A large kernel on a large image is the FFT's case; a NaN must still
+        # reach only the outputs whose window holds it.
+        x = np.random.default_rng(1).random((300, 300))
+        x[150, 150] = np.nan
+        kernel = np.random.default_rng(2).random((25, 25))
+        self.assertEqual(choose_method((300, 300), kernel, conv_geometry((300, 300), (25, 25))),
+                         "fft")
+        with np.errstate(invalid="ignore"):
+            result = conv2d(x, kernel)
+        nan = np.zeros(result.shape, bool)
+        nan[126:151, 126:151] = True
+        np.testing.assert_array_equal(np.isnan(result), nan)
 
     def test_inputs_unchanged_and_result_not_shared(self):
         for method in ("auto", "loops") + tuple(FAST_METHODS):
@@ -462,7 +510,10 @@ class TestDtypes(unittest.TestCase):
         x = np.arange(60.0).reshape(6, 10)[:, ::2]
         x.flags.writeable = False
         expected = conv2d(np.ascontiguousarray(x), np.ones((2, 2)), method="loops")
-        np.testing.assert_array_equal(conv2d(x, np.ones((2, 2))), expected)
+        for method in ("auto",) + tuple(FAST_METHODS):
+            with self.subTest(method=method):
+                assert_close(self, conv2d(x, np.ones((2, 2)), method=method), expected,
+                             term_scale(x, np.ones((2, 2))))
 
 
 class TestErrors(unittest.TestCase):
@@ -513,6 +564,15 @@ class TestErrors(unittest.TestCase):
         self.check(ValueError, r"fill_value must be an integer .* got 0.5",
                    np.ones((4, 4), int), [[1]], padding=1, padding_mode="constant",
                    fill_value=0.5)
+
+    def test_methods_that_would_not_be_exact(self):
+        self.check(ValueError, r"method='fft' .* would not be exact for int64 results",
+                   np.ones((4, 4), int), [[1, 2], [3, 4]], method="fft")
+        if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
+            self.check(ValueError, rf"method='fft' .* not be exact for {np.dtype(np.longdouble)}",
+                       np.ones((4, 4), np.longdouble), [[1, 2], [3, 4]], method="fft")
+        self.check(ValueError, r"method='separable' needs .* integer kernel of rank 2",
+                   np.ones((4, 4), int), [[1, 2], [3, 4]], method="separable")
 
     def test_method_and_flip(self):
         self.check(ValueError, r"method must be one of 'auto', 'loops', .*got 'fast'",

@@ -172,16 +172,14 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     geometry = conv_geometry(matrix.shape, kernel.shape, stride, dilation, padding)
     compute_dtype, result_dtype = _compute_dtype(matrix, kernel, fill_value)
 
-    padded = pad(matrix.astype(compute_dtype, copy=False), geometry.padding,
-                 padding_mode, fill_value)
     kernel = kernel.astype(compute_dtype, copy=False)
     if flip:
         kernel = kernel[::-1, ::-1]
     if method == "loops":
-        path = reference.conv2d_loops
+        padded = pad(matrix.astype(compute_dtype, copy=False), geometry.padding,
+                     padding_mode, fill_value)
+        out = reference.conv2d_loops(padded, kernel, geometry.stride, geometry.dilation)
     else:
-        if method == "auto":
-            method = engine.choose_method(padded.shape, kernel, geometry.stride, geometry.dilation)
-        path = engine.METHODS[method]
-    out = path(padded, kernel, geometry.stride, geometry.dilation)
+        out = engine.convolve(matrix, kernel, geometry, padding_mode, fill_value,
+                              compute_dtype, method)
     return out.astype(result_dtype, copy=False)

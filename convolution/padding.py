@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["PADDING_MODES", "check_padding_mode", "pad"]
+__all__ = ["PADDING_MODES", "check_padding_mode", "pad", "Padded"]
 
 #: Border mode -> np.pad mode. The same border in other libraries:
 #:
@@ -71,3 +71,109 @@ def pad(matrix, padding, padding_mode="zeros", fill_value=0):
     if np_mode == "constant":
         return np.pad(matrix, widths, mode="constant", constant_values=fill_value)
     return np.pad(matrix, widths, mode=np_mode)
+
+
+def _source_map(size, before, after, padding_mode):
+    """For each cell of a padded axis, the index of the input cell it copies; -1 for the fill.
+
+    Made by padding ``arange(size)`` with ``pad``'s own ``np.pad`` mode, so the
+    two can never disagree about which cell a border copies.
+    """
+    indices = np.arange(size)
+    np_mode = PADDING_MODES[padding_mode]
+    if np_mode == "constant":
+        return np.pad(indices, (before, after), mode="constant", constant_values=-1)
+    return np.pad(indices, (before, after), mode=np_mode)
+
+
+def _runs(source):
+    """Split a source map into runs that one slice can copy.
+
+    Yields ``(start, length, first, step)``: cells ``start .. start+length-1``
+    copy input cells ``first, first + step, ...``; ``first == -1`` marks fill.
+    A border is a few runs (a reflection is a run with step -1, a replicated
+    edge a run with step 0), so a region is a few slice copies, not a gather.
+    """
+    n = len(source)
+    fill = source < 0
+    steps = np.diff(source)
+    start = 0
+    while start < n:
+        if fill[start]:
+            stop = start + int(np.argmin(fill[start:])) if not fill[start:].all() else n
+            yield start, stop - start, -1, 0
+        elif start == n - 1 or fill[start + 1]:
+            stop = start + 1
+            yield start, 1, int(source[start]), 1
+        else:
+            step = steps[start]
+            # The run goes on while the step stays the same and no fill cell comes.
+            breaks = (steps[start + 1:] != step) | fill[start + 2:]
+            stop = start + 2 + (int(np.argmax(breaks)) if breaks.any() else len(breaks))
+            yield start, stop - start, int(source[start]), int(step)
+        start = stop
+
+
+def _slice(first, length, step):
+    """The slice of the input that a run copies (a length-1 slice for step 0)."""
+    if step == 0:
+        return slice(first, first + 1)
+    stop = first + step * length
+    return slice(first, stop if stop >= 0 else None, step)
+
+
+class Padded:
+    """The padded input of one convolution, produced region by region on demand.
+
+    ``Padded(matrix, padding, mode, fill_value).region(batch, rows, cols, dtype)``
+    equals ``pad(matrix, padding, mode, fill_value)[batch, rows, cols]`` for
+    ``matrix`` of shape (N, H, W), but never builds the whole padded array:
+    the fast paths fetch one cache-sized strip or one stride phase at a time,
+    so their memory stays proportional to the output, not to the input.
+
+    Examples
+    --------
+    >>> x = np.arange(12).reshape(1, 3, 4)
+    >>> p = Padded(x, ((1, 1), (2, 2)), "reflect")
+    >>> p.shape
+    (5, 8)
+    >>> np.array_equal(p.region(slice(None), range(0, 5), range(0, 8), int),
+    ...                pad(x, ((1, 1), (2, 2)), "reflect"))
+    True
+    >>> p.region(slice(None), range(1, 4), range(0, 8, 3), int)   # the input rows, every 3rd column
+    array([[[ 2,  1,  2],
+            [ 6,  5,  6],
+            [10,  9, 10]]])
+    """
+
+    def __init__(self, matrix, padding, padding_mode="zeros", fill_value=0):
+        (top, bottom), (left, right) = padding
+        height, width = matrix.shape[-2:]
+        self.matrix = matrix
+        self.fill_value = fill_value
+        self.shape = (height + top + bottom, width + left + right)
+        self._rows = _source_map(height, top, bottom, padding_mode)
+        self._cols = _source_map(width, left, right, padding_mode)
+
+    def region(self, batch, rows, cols, dtype):
+        """``padded[batch, rows, cols]`` as a new C-contiguous array of ``dtype``.
+
+        ``rows`` and ``cols`` are ranges with a positive step; the part of them
+        beyond the padded input's edge is filled with zeros, which lets a
+        caller ask for a block of a fixed shape at the bottom or right edge.
+        """
+        batch_size = len(range(*batch.indices(self.matrix.shape[0])))
+        out = np.empty((batch_size, len(rows), len(cols)), dtype=dtype)
+        row_source = self._rows[rows.start:rows.stop:rows.step]
+        col_source = self._cols[cols.start:cols.stop:cols.step]
+        out[:, len(row_source):, :] = 0
+        out[:, :, len(col_source):] = 0
+        for r0, rn, rfirst, rstep in _runs(row_source):
+            for c0, cn, cfirst, cstep in _runs(col_source):
+                target = out[:, r0:r0 + rn, c0:c0 + cn]
+                if rfirst < 0 or cfirst < 0:
+                    target[...] = self.fill_value
+                else:
+                    target[...] = self.matrix[batch, _slice(rfirst, rn, rstep),
+                                              _slice(cfirst, cn, cstep)]
+        return out
