@@ -44,9 +44,10 @@ __all__ = ["METHODS", "choose_method", "convolve", "cost_estimates"]
 # The driver: strips, threads, and flat multiply-adds.
 # ---------------------------------------------------------------------------
 
-#: Elements in one strip's working buffer: 2**16 float64 values are 512 KiB,
-#: half of one core's L2 cache on the machine the benchmark ran on.
-STRIP_ELEMENTS = 2 ** 16
+#: Bytes of working memory (all buffers together) of one strip: most of one
+#: core's L2 cache (1 MiB on the machine the benchmark ran on), so that every
+#: pass of a strip over its buffers reads from cache, not from main memory.
+STRIP_BYTES = int(os.environ.get("CONVOLUTION_STRIP_BYTES", 768 * 1024))
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -76,21 +77,23 @@ def _run(work, tasks):
         pass
 
 
-def _strips(batch, rows, row_elements, tile_rows=None):
-    """Cut (batch, output rows) into tasks of about STRIP_ELEMENTS elements each.
+def _strips(batch, rows, row_bytes, extra_rows=0, tile_rows=None):
+    """Cut (batch, output rows) into tasks of about STRIP_BYTES of buffers each.
 
-    ``row_elements`` is the buffer size one output row costs. Small images are
-    grouped several to a task; large ones are cut into strips of rows, of
-    ``tile_rows`` rows when given (the FFT's tiles). There are at least as many
-    tasks as threads when the work is large enough to share.
+    ``row_bytes`` is what one row of a strip's buffers costs; a strip of R
+    output rows holds ``R + extra_rows`` rows (the kernel's reach below the
+    strip), so strips are kept at least twice as tall as that overlap. Small
+    images are grouped several to a task, large ones cut into strips of rows,
+    of ``tile_rows`` rows when given (the FFT's tiles). There are at least as
+    many tasks as threads when the work is large enough to share.
     """
-    per_image = rows * row_elements
-    if per_image <= STRIP_ELEMENTS and (tile_rows is None or rows <= tile_rows):
-        step = max(1, STRIP_ELEMENTS // per_image)
-        if batch * per_image >= 2 * STRIP_ELEMENTS:
+    per_image = (rows + extra_rows) * row_bytes
+    if per_image <= STRIP_BYTES and (tile_rows is None or rows <= tile_rows):
+        step = max(1, STRIP_BYTES // per_image)
+        if batch * per_image >= 2 * STRIP_BYTES:
             step = min(step, math.ceil(batch / threads()))
         return [(slice(n, min(n + step, batch)), slice(0, rows)) for n in range(0, batch, step)]
-    step = tile_rows or max(1, int(STRIP_ELEMENTS // row_elements))
+    step = tile_rows or max(int(STRIP_BYTES // row_bytes) - extra_rows, 2 * extra_rows, 1)
     return [(slice(n, n + 1), slice(i, min(i + step, rows)))
             for n in range(batch) for i in range(0, rows, step)]
 
@@ -176,8 +179,9 @@ def conv2d_direct(source, kernel, geometry, out):
             if k:
                 acc += scratch
 
-    row_cost = source.shape[1] * sh + 2 * geometry.output_shape[1]
-    _run(strip, _strips(out.shape[0], geometry.output_shape[0], row_cost))
+    row_bytes = (source.shape[1] * sh + 2 * geometry.output_shape[1]) * out.itemsize
+    _run(strip, _strips(out.shape[0], geometry.output_shape[0], row_bytes,
+                        (span_h - 1) // sh))
 
 
 def conv2d_polyphase(source, kernel, geometry, out):
@@ -197,7 +201,8 @@ def conv2d_polyphase(source, kernel, geometry, out):
         _multiply_add(acc, _offsets(phases, row_width, blocks), np.empty_like(acc))
         out[batch, rows] = acc[:, :n_rows - extra_rows, :width]
 
-    _run(strip, _strips(out.shape[0], height, row_width * (len(phases) + 2)))
+    _run(strip, _strips(out.shape[0], height, row_width * (len(phases) + 2) * out.itemsize,
+                        extra_rows))
 
 
 def _rank_terms(kernel):
@@ -267,8 +272,8 @@ def conv2d_separable(source, kernel, geometry, out):
                 result += partial
         out[batch, rows] = result[:, :n_rows - extra_rows, :width]
 
-    row_cost = padded_width * (sh + 2) + row_width * (sw + 3)
-    _run(strip, _strips(out.shape[0], height, row_cost))
+    row_bytes = (padded_width * (sh + 2) + row_width * (sw + 3)) * out.itemsize
+    _run(strip, _strips(out.shape[0], height, row_bytes, extra_rows))
 
 
 #: The FFT size of one overlap-save tile along an axis, unless the kernel is wider.
@@ -337,7 +342,7 @@ def conv2d_fft(source, kernel, geometry, out):
 
     height, width = geometry.output_shape
     images = [(batch, rows) for batch, rows in
-              _strips(out.shape[0], height, width, tile_rows=tile_h)]
+              _strips(out.shape[0], height, length_w * 16, tile_rows=tile_h)]
     _run(tile, [(batch, rows, slice(j, min(j + tile_w, width)))
                 for batch, rows in images for j in range(0, width, tile_w)])
 
@@ -381,7 +386,7 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
     taps = len(_taps(kernel))
     phases = len(_phases(_taps(kernel), geometry.stride, geometry.dilation)) if taps else 1
     row_width = width + (dw * (kw - 1)) // sw
-    strips = max(1, outputs * max(phases, 3) // STRIP_ELEMENTS)
+    strips = max(1, outputs * max(phases, 3) * kernel.itemsize // STRIP_BYTES)
     scale = kernel.dtype.itemsize / 8 if kernel.dtype.kind == "f" else kernel.dtype.itemsize / 8 + 0.5
     costs = {
         "direct": strips * taps * 2 * COST_CALL

@@ -152,8 +152,24 @@ class Padded:
         self.matrix = matrix
         self.fill_value = fill_value
         self.shape = (height + top + bottom, width + left + right)
-        self._rows = _source_map(height, top, bottom, padding_mode)
-        self._cols = _source_map(width, left, right, padding_mode)
+        self._maps = (_source_map(height, top, bottom, padding_mode),
+                      _source_map(width, left, right, padding_mode))
+        self._runs = {}
+
+    def _window(self, axis, cells):
+        """The runs of ``cells`` (a range along ``axis``), relative to its start.
+
+        The runs of a whole phase of the axis are worked out once and cached:
+        strips then only clip them, which is a few integer operations.
+        """
+        key = (axis, cells.start % cells.step, cells.step)
+        if key not in self._runs:
+            self._runs[key] = list(_runs(self._maps[axis][key[1]::cells.step]))
+        first, last = cells.start // cells.step, cells.start // cells.step + len(cells)
+        for start, length, source, step in self._runs[key]:
+            lo, hi = max(start, first), min(start + length, last)
+            if lo < hi:
+                yield lo - first, hi - lo, source if source < 0 else source + step * (lo - start), step
 
     def region(self, batch, rows, cols, dtype):
         """``padded[batch, rows, cols]`` as a new C-contiguous array of ``dtype``.
@@ -164,12 +180,13 @@ class Padded:
         """
         batch_size = len(range(*batch.indices(self.matrix.shape[0])))
         out = np.empty((batch_size, len(rows), len(cols)), dtype=dtype)
-        row_source = self._rows[rows.start:rows.stop:rows.step]
-        col_source = self._cols[cols.start:cols.stop:cols.step]
-        out[:, len(row_source):, :] = 0
-        out[:, :, len(col_source):] = 0
-        for r0, rn, rfirst, rstep in _runs(row_source):
-            for c0, cn, cfirst, cstep in _runs(col_source):
+        row_runs, col_runs = list(self._window(0, rows)), list(self._window(1, cols))
+        inside_rows = sum(length for _, length, _, _ in row_runs)
+        inside_cols = sum(length for _, length, _, _ in col_runs)
+        out[:, inside_rows:, :] = 0
+        out[:, :, inside_cols:] = 0
+        for r0, rn, rfirst, rstep in row_runs:
+            for c0, cn, cfirst, cstep in col_runs:
                 target = out[:, r0:r0 + rn, c0:c0 + cn]
                 if rfirst < 0 or cfirst < 0:
                     target[...] = self.fill_value
