@@ -18,6 +18,7 @@ The table goes to stdout (and ``--markdown FILE``); the plot to
 ``files/benchmark.png``.
 """
 import argparse
+import math
 import os
 import platform
 import statistics
@@ -293,6 +294,42 @@ def plot(rows, path):
     plt.close(fig)
 
 
+def calibrate(repeats):
+    """Measure the constants of engine.py's cost model on this machine (one thread).
+
+    Each constant is a slope between two runs that differ in one thing only,
+    so that what the two runs share (fetching, Python overhead) cancels out.
+    """
+    from convolution import engine
+    os.environ["CONVOLUTION_THREADS"] = "1"
+    rng = np.random.default_rng(2)
+    image = rng.random((1024, 1024))
+    small, large = rng.random((3, 3)), rng.random((9, 9))
+
+    def seconds(method, kernel, x=image, **params):
+        return timed(lambda: conv2d(x, kernel, method=method, **params), repeats)[0]
+
+    cells = 1024 * 1024 * 1e-9      # in units that give nanoseconds per cell
+    flat = (seconds("polyphase", large) - seconds("polyphase", small)) / (81 - 9) / cells
+    strided = (seconds("direct", large) - seconds("direct", small)) / (81 - 9) / cells
+    # Fetching: the stride-2 polyphase path fetches 4 phases where stride 1 fetches 1.
+    one = seconds("polyphase", small, stride=(1, 1), padding=1)
+    four = seconds("polyphase", small, stride=(2, 2), padding=1) - 9 * flat * cells / 4
+    fetch = max((four - (one - 9 * flat * cells)) / cells / 2, 0.05)
+    tiny = rng.random((4, 4))
+    call = (seconds("polyphase", large, tiny, padding=4)
+            - seconds("polyphase", small, tiny, padding=1)) / (2 * (81 - 9)) * 1e9
+    fft_plan = engine._fft_plan((1024, 1024), engine._phases(engine._taps(large), (1, 1), (1, 1)))
+    (length_h, tile_h, _), (length_w, tile_w, _) = fft_plan
+    tiles = math.ceil(1024 / tile_h) * math.ceil(1024 / tile_w)
+    n = length_h * length_w
+    fft = seconds("fft", large, padding=4) * 1e9 / (tiles * n * math.log2(n))
+    print("# Cost model constants measured on this machine, for engine.py:")
+    for name, value in (("COST_FLAT", flat), ("COST_STRIDED", strided), ("COST_FETCH", fetch),
+                        ("COST_FFT", fft), ("COST_CALL", call)):
+        print(f"{name} = {value:.3g}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -303,7 +340,12 @@ def main(argv=None):
     parser.add_argument("--plot", default=str(HERE.parent / "files" / "benchmark.png"),
                         help="where to write the plot ('' for none)")
     parser.add_argument("--markdown", help="also write the table as Markdown to this file")
+    parser.add_argument("--calibrate", action="store_true",
+                        help="measure the constants of the cost model 'auto' uses, and stop")
     args = parser.parse_args(argv)
+    if args.calibrate:
+        calibrate(args.repeats or 5)
+        return
     sizes = args.sizes or ([1024] if args.quick else [1024, 2048, 4096])
     repeats = args.repeats or (3 if args.quick else 5)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "

@@ -98,13 +98,27 @@ def _strips(batch, rows, row_bytes, extra_rows=0, tile_rows=None):
             for n in range(batch) for i in range(0, rows, step)]
 
 
-def _multiply_add(acc, terms, scratch):
+def _multiply_add(acc, terms, scratch, out=None):
     """``acc.flat[:L] = sum of w * block.flat[o:o + L]`` over ``terms`` of (block, o, w).
 
-    Every block has ``acc``'s shape; ``L`` is its size less the largest
-    offset, so no read runs past a block's end. The cells of ``acc`` from
-    ``L`` on are set to zero: they are margins no caller reads, kept finite.
+    Every block has ``acc``'s shape (N, rows, width); ``L`` is its size less
+    the largest offset, so no read runs past a block's end. The cells of
+    ``acc`` from ``L`` on are set to zero: margins no caller reads, kept finite.
+
+    With ``out`` (N, R, W), the last term is added straight into it, on the
+    cells that are results (``acc[:, :R, :W]``): one pass less than finishing
+    ``acc`` and copying those cells out.
     """
+    if out is not None:
+        *terms, (block, offset, weight) = terms
+        width = acc.shape[2]
+        a, b = divmod(offset, width)
+        view = (slice(None), slice(a, a + out.shape[1]), slice(b, b + out.shape[2]))
+        np.multiply(block[view], weight, out=out)
+        if terms:
+            _multiply_add(acc, terms, scratch)
+            out += acc[:, :out.shape[1], :out.shape[2]]
+        return
     length = acc.size - max(offset for _, offset, _ in terms)
     flat, scratch = acc.reshape(-1), scratch.reshape(-1)[:length]
     flat[length:] = 0
@@ -198,8 +212,8 @@ def conv2d_polyphase(source, kernel, geometry, out):
         blocks = _phase_blocks(source, batch, rows.start * geometry.stride[0], n_rows,
                                row_width, phases, geometry.stride, out.dtype)
         acc = np.empty_like(next(iter(blocks.values())))
-        _multiply_add(acc, _offsets(phases, row_width, blocks), np.empty_like(acc))
-        out[batch, rows] = acc[:, :n_rows - extra_rows, :width]
+        _multiply_add(acc, _offsets(phases, row_width, blocks), np.empty_like(acc),
+                      out=out[batch, rows])
 
     _run(strip, _strips(out.shape[0], height, row_width * (len(phases) + 2) * out.itemsize,
                         extra_rows))
@@ -256,6 +270,7 @@ def conv2d_separable(source, kernel, geometry, out):
         scratch = np.empty_like(column_pass)
         shape = column_pass.shape[:2] + (row_width,)
         result, partial, row_scratch = (np.empty(shape, out.dtype) for _ in range(3))
+        target, last = out[batch, rows], len(terms) - 1
         for t in range(len(terms)):
             _multiply_add(column_pass, _offsets(columns[t], padded_width, blocks), scratch)
             if sw == 1:    # row_width == padded_width: the column pass is the only phase
@@ -266,11 +281,15 @@ def conv2d_separable(source, kernel, geometry, out):
                     block = phase_blocks[0, r] = np.zeros(shape, out.dtype)
                     part = column_pass[:, :, r::sw][:, :, :row_width]
                     block[:, :, :part.shape[2]] = part
-            _multiply_add(result if t == 0 else partial,
-                          _offsets(rows_[t], row_width, phase_blocks), row_scratch)
-            if t:
-                result += partial
-        out[batch, rows] = result[:, :n_rows - extra_rows, :width]
+            row_terms = _offsets(rows_[t], row_width, phase_blocks)
+            if t < last:
+                _multiply_add(result if t == 0 else partial, row_terms, row_scratch)
+                if t:
+                    result += partial
+            else:    # the last term goes straight into the output, with the others' sum
+                _multiply_add(partial, row_terms, row_scratch, out=target)
+                if last:
+                    target += result[:, :target.shape[1], :width]
 
     row_bytes = (padded_width * (sh + 2) + row_width * (sw + 3)) * out.itemsize
     _run(strip, _strips(out.shape[0], height, row_bytes, extra_rows))
@@ -297,52 +316,70 @@ def _fft_exact_enough(dtype):
     return dtype.kind in "fc" and np.finfo(dtype).eps >= np.finfo(np.float64).eps
 
 
-def _fft_plan(padded_shape, geometry):
-    """Per axis: FFT length, output cells per tile, and the dilated kernel's span."""
+def _fft_plan(output_shape, phases):
+    """Per axis: the FFT length and the output cells one tile computes.
+
+    A tile of T outputs reads T + reach cells of each phase (reach: the
+    largest offset of a tap in its phase). Circular correlation of length
+    ``L >= T + reach`` then has no wrap-around in the T outputs kept.
+    """
+    reaches = (max(a for taps in phases.values() for a, _, _ in taps),
+               max(b for taps in phases.values() for _, b, _ in taps))
     plan = []
-    for padded, kernel_size, stride, dilation in zip(padded_shape, geometry.kernel_shape,
-                                                     geometry.stride, geometry.dilation):
-        span = dilation * (kernel_size - 1) + 1
-        if padded <= max(FFT_TILE, 2 * span):
-            length = _fft_length(padded)       # one tile covers the axis
-        else:
-            length = _fft_length(max(FFT_TILE, 2 * span))
-        plan.append((length, (length - span) // stride + 1, span))
+    for size, reach in zip(output_shape, reaches):
+        tile = max(FFT_TILE, 2 * (reach + 1))
+        length = _fft_length(size + reach if size + reach <= tile else tile)
+        plan.append((length, length - reach, reach))
     return plan
 
 
 def conv2d_fft(source, kernel, geometry, out):
-    """Overlap-save: FFT each tile of the padded input, multiply, transform back."""
+    """Overlap-save on the stride phases: FFT each phase tile, multiply, sum, transform back.
+
+    With stride 1 there is one phase and this is textbook overlap-save with the
+    dilated kernel. With stride s, each phase is convolved with the taps that
+    read it (a kernel ``s`` times smaller), the products of the spectra are
+    summed, and one inverse transform gives only the outputs that are kept.
+    """
     if not _fft_exact_enough(out.dtype):
         raise ValueError(f"method='fft' computes in float64 or complex128, which would not "
                          f"be exact for {out.dtype} results; use method='auto'")
-    (length_h, tile_h, span_h), (length_w, tile_w, span_w) = _fft_plan(source.shape, geometry)
-    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    (sh, sw) = geometry.stride
+    phases = _phases(_taps(kernel), geometry.stride, geometry.dilation)
+    (length_h, tile_h, reach_h), (length_w, tile_w, reach_w) = _fft_plan(
+        geometry.output_shape, phases)
     lengths = (length_h, length_w)
     is_complex = out.dtype.kind == "c" or kernel.dtype.kind == "c"
     # float32 is transformed in float64 too: its results then stay within an
     # ulp or so of the direct sums', which float32 transforms would not.
     dtype = np.complex128 if is_complex else np.float64
-    dilated = np.zeros(lengths, dtype)
-    dilated[:span_h:dh, :span_w:dw] = kernel
-    # Correlation, not convolution: the spectrum of the reversed kernel.
-    if is_complex:
-        forward, inverse = np.fft.fft2, np.fft.ifft2
-        spectrum = np.conj(np.fft.fft2(np.conj(dilated)))
-    else:
-        forward, inverse = np.fft.rfft2, np.fft.irfft2
-        spectrum = np.conj(np.fft.rfft2(dilated))
+    forward, inverse = (np.fft.fft2, np.fft.ifft2) if is_complex else (np.fft.rfft2, np.fft.irfft2)
+    spectra = {}
+    for phase, taps in phases.items():
+        sub_kernel = np.zeros(lengths, dtype)
+        for a, b, weight in taps:
+            sub_kernel[a, b] = weight
+        # Correlation, not convolution: the conjugate spectrum (for complex
+        # kernels, of the conjugate kernel, so that the kernel is not conjugated).
+        spectra[phase] = np.conj(forward(np.conj(sub_kernel) if is_complex else sub_kernel))
 
     def tile(batch, rows, cols):
-        block = source.region(batch, range(rows.start * sh, (rows.stop - 1) * sh + span_h),
-                              range(cols.start * sw, (cols.stop - 1) * sw + span_w), dtype)
-        full = inverse(forward(block, s=lengths) * spectrum, s=lengths)
-        out[batch, rows, cols] = full[:, :(rows.stop - rows.start - 1) * sh + 1:sh,
-                                      :(cols.stop - cols.start - 1) * sw + 1:sw]
+        n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
+        total = None
+        for (q, r), spectrum in spectra.items():
+            first_row, first_col = rows.start * sh + q, cols.start * sw + r
+            block = source.region(batch, range(first_row, first_row + sh * (n_rows + reach_h), sh),
+                                  range(first_col, first_col + sw * (n_cols + reach_w), sw), dtype)
+            product = forward(block, s=lengths)
+            product *= spectrum
+            if total is None:
+                total = product
+            else:
+                total += product
+        out[batch, rows, cols] = inverse(total, s=lengths)[:, :n_rows, :n_cols]
 
     height, width = geometry.output_shape
-    images = [(batch, rows) for batch, rows in
-              _strips(out.shape[0], height, length_w * 16, tile_rows=tile_h)]
+    images = _strips(out.shape[0], height, length_w * 16 * (len(phases) + 1), tile_rows=tile_h)
     _run(tile, [(batch, rows, slice(j, min(j + tile_w, width)))
                 for batch, rows in images for j in range(0, width, tile_w)])
 
@@ -400,10 +437,12 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
         costs["separable"] = (strips * len(terms) * 2 * (kh + kw) * COST_CALL
                               + scale * len(terms) * cells * COST_FLAT)
     if _fft_exact_enough(kernel.dtype):
-        plan = _fft_plan(padded_shape, geometry)
-        tiles = batch * math.ceil(height / plan[0][1]) * math.ceil(width / plan[1][1])
-        cells = plan[0][0] * plan[1][0]
-        costs["fft"] = tiles * (cells * math.log2(cells) * COST_FFT + 6 * COST_CALL)
+        (length_h, tile_h, _), (length_w, tile_w, _) = _fft_plan(
+            geometry.output_shape, _phases(_taps(kernel), geometry.stride, geometry.dilation))
+        tiles = batch * math.ceil(height / tile_h) * math.ceil(width / tile_w)
+        cells = length_h * length_w
+        costs["fft"] = tiles * ((phases + 1) * cells * math.log2(cells) * COST_FFT / 2
+                                + (phases + 6) * COST_CALL)
     return costs
 
 
