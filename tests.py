@@ -831,6 +831,14 @@ class TestPlotErrors(unittest.TestCase):
         with self.assertRaisesRegex(TypeError, r"ax must be a matplotlib Axes or None, "
                                                r"got 'left'"):
             plot_conv2d((5, 5), (3, 3), ax="left")
+        # Every argument is checked before drawing: a bad one leaves the Axes untouched.
+        from matplotlib.figure import Figure
+
+        ax = Figure().subplots()
+        for kwargs in (dict(step=4), dict(kernel=np.ones((2, 2))), dict(stride=0)):
+            with self.subTest(**kwargs), self.assertRaises(ValueError):
+                plot_conv2d((5, 5), (3, 3), stride=kwargs.pop("stride", 2), ax=ax, **kwargs)
+            self.assertEqual((len(ax.collections), len(ax.texts), ax.get_title()), (0, 0, ""))
 
     def test_animation_arguments(self):
         cases = [(ValueError, r"path must end in '.gif' or '.mp4', got '.*a.png'", "a.png", {}),
@@ -912,8 +920,8 @@ def run_main(*args):
 
 def run_command(*args, cwd):
     """``python -m convolution ARGS`` in a new process, with this checkout importable."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH",
-                                                                                   "")]))
+    paths = [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
     return subprocess.run([sys.executable, "-m", "convolution", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=120)
 

@@ -306,17 +306,24 @@ def _new_figure(geometry):
 
 
 def conv2d_picture(input_shape, kernel_shape, stride, dilation, padding, padding_mode,
-                   fill_value, matrix, kernel, ax):
-    """Check every argument, then build a `Conv2dPicture` (in a new figure unless ``ax``).
+                   fill_value, matrix, kernel, ax, step=0):
+    """Check every argument, then build a `Conv2dPicture` showing output cell ``step``.
 
     The arguments are `plot_conv2d`'s; every error is raised here, before
-    anything is drawn or written. `animate_conv2d` builds on it.
+    anything is drawn (into ``ax`` or a new figure) or written.
+    `animate_conv2d` builds on it.
     """
     require_matplotlib()
     from matplotlib.axes import Axes
 
     geometry = conv_geometry(input_shape, kernel_shape, stride, dilation, padding)
     check_padding_mode(padding_mode, fill_value)
+    if isinstance(step, (bool, np.bool_)) or not hasattr(step, "__index__"):
+        raise TypeError(f"step must be an int, got {step!r}")
+    frames = geometry.output_shape[0] * geometry.output_shape[1]
+    if not 0 <= operator.index(step) < frames:
+        raise ValueError(f"step must be an output cell number from 0 to {frames - 1} "
+                         f"(output shape {geometry.output_shape}), got {step!r}")
     if matrix is not None:
         matrix = _values(matrix, "matrix", geometry.input_shape)
     if kernel is not None:
@@ -325,7 +332,9 @@ def conv2d_picture(input_shape, kernel_shape, stride, dilation, padding, padding
         ax = _new_figure(geometry).axes[0]
     elif not isinstance(ax, Axes):
         raise TypeError(f"ax must be a matplotlib Axes or None, got {ax!r}")
-    return Conv2dPicture(ax, geometry, padding, padding_mode, fill_value, matrix, kernel)
+    picture = Conv2dPicture(ax, geometry, padding, padding_mode, fill_value, matrix, kernel)
+    picture.show(operator.index(step))
+    return picture
 
 
 def plot_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *,
@@ -383,6 +392,11 @@ def plot_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *,
     (row by row) and each padded cell the number of the cell it copies: that
     is ``pad(np.arange(H * W).reshape(H, W), padding, padding_mode)``.
 
+    Every argument is checked before anything is drawn, so a bad one leaves
+    a given ``ax`` untouched. Cost: one Text per labelled cell; a new figure
+    is at most about 12 inches wide, so beyond some 25 cells across, labels
+    shrink until they are hard to read.
+
     Examples
     --------
     >>> fig = plot_conv2d((5, 5), (3, 3), stride=2, padding=1, step=4)
@@ -395,12 +409,6 @@ def plot_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *,
         ...
     ValueError: step must be an output cell number from 0 to 3 (output shape (2, 2)), got 4
     """
-    picture = conv2d_picture(input_shape, kernel_shape, stride, dilation, padding, padding_mode,
-                       fill_value, matrix, kernel, ax)
-    if isinstance(step, (bool, np.bool_)) or not hasattr(step, "__index__"):
-        raise TypeError(f"step must be an int, got {step!r}")
-    if not 0 <= operator.index(step) < picture.frames:
-        raise ValueError(f"step must be an output cell number from 0 to {picture.frames - 1} "
-                         f"(output shape {picture.geometry.output_shape}), got {step!r}")
-    picture.show(operator.index(step))
+    picture = conv2d_picture(input_shape, kernel_shape, stride, dilation, padding,
+                             padding_mode, fill_value, matrix, kernel, ax, step)
     return picture.ax.figure
