@@ -6,6 +6,14 @@
 
 Map of the package (imports point down the list, never up):
 
+``__main__.py``
+    The command line: ``python -m convolution animate ...`` and ``figures``.
+``animation.py``
+    ``animate_conv2d``: the pictures of ``plot.py``, one frame per output cell.
+``plot.py``
+    ``plot_conv2d``: a picture of the cells one output cell reads, drawn
+    from the same index arithmetic as the loops. Needs matplotlib, imported
+    only when a picture is drawn.
 ``conv.py``
     ``conv2d``, the public function: validate, pad, dispatch to a path.
 ``reference.py``
@@ -20,6 +28,9 @@ Map of the package (imports point down the list, never up):
 """
 from .conv import METHODS, conv2d
 from .padding import PADDING_MODES
+from .animation import animate_conv2d
+from .plot import plot_conv2d
 from .shapes import conv_output_shape
 
-__all__ = ["conv2d", "conv_output_shape", "METHODS", "PADDING_MODES"]
+__all__ = ["conv2d", "conv_output_shape", "plot_conv2d", "animate_conv2d", "METHODS",
+           "PADDING_MODES"]
