@@ -1,0 +1,369 @@
+"""The command line: ``python -m convolution COMMAND ...``, also installed as ``convolution``.
+
+Each command is a function ``<name>_command(args)`` and one ``add_parser``
+block in `build_parser`. Errors the user can fix are raised as `CommandError`
+and reported by `main` as one line on stderr with exit status 2, without a
+traceback; argparse's own usage errors follow the same rule.
+"""
+import argparse
+import contextlib
+import os
+import stat
+import sys
+import tempfile
+import warnings
+
+import numpy as np
+
+from .image import apply_filter_to_image
+from .kernels import KERNELS, get_kernel, kernel_parameters
+from .padding import PADDING_MODES
+
+PROG = "convolution"
+
+#: Exit status for errors in the command line or its input, as argparse uses.
+EXIT_USAGE = 2
+
+
+class CommandError(Exception):
+    """A problem with the user's input: reported on one line, exit status 2."""
+
+
+def report(message):
+    """Print ``message`` as one line on stderr; return the exit status for it."""
+    print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line, like the commands' own."""
+
+    def error(self, message):
+        report(f"{message} (see '{self.prog} --help')")
+        sys.exit(EXIT_USAGE)
+
+
+# --- Argument types: text from the command line to the library's values ---
+
+def _ints(text):
+    """'5' -> 5 and '3x5' -> (3, 5): one value for both axes, or height x width."""
+    parts = text.lower().split("x")
+    try:
+        values = tuple(int(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected N or HxW with whole numbers, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def _floats(text):
+    """'1.5' -> 1.5 and '1x2.5' -> (1.0, 2.5)."""
+    parts = text.lower().split("x")
+    try:
+        values = tuple(float(part) for part in parts)
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2):
+        raise argparse.ArgumentTypeError(f"expected S or SHxSW with numbers, got {text!r}")
+    return values[0] if len(values) == 1 else values
+
+
+def _padding(text):
+    """'same', 'valid', 'full', or an amount of padding as N or HxW."""
+    if text in ("same", "valid", "full"):
+        return text
+    try:
+        return _ints(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"expected same, valid, full, N or HxW, got {text!r}") from None
+
+
+def _number(text):
+    """'3' -> 3, '0.5' -> 0.5."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+
+
+# --- The filter command ---
+
+def _kernel_list():
+    """One line a library kernel, with its parameters, for --help."""
+    lines = []
+    for name in KERNELS:
+        params = kernel_parameters(name)
+        shown = ", ".join(f"--{key} (default {'from the size' if value is None else value})"
+                          for key, value in params.items())
+        lines.append(f"  {name:<12} {shown or '3 x 3, no parameters'}")
+    return "\n".join(lines)
+
+
+FILTER_EPILOG = f"""\
+kernels (--kernel NAME):
+{_kernel_list()}
+  or the path of a file: a .npy array, or text with one row of numbers a
+  line, separated by spaces, e.g. a 3 x 3 kernel in three lines of three.
+  A name wins over a file of the same name; write ./box to mean the file.
+
+examples:
+  {PROG} filter photo.jpg blurred.jpg                      # gaussian 5 x 5
+  {PROG} filter photo.jpg blurred.jpg --kernel gaussian --size 9 --sigma 3
+  {PROG} filter photo.png edges.png --kernel outline
+  {PROG} filter photo.png streak.png --kernel motion_blur --size 1x15
+  {PROG} filter photo.png half.png --kernel box --size 2 --stride 2
+  {PROG} filter scan.tif out.tif --kernel my_kernel.txt --padding-mode replicate
+
+what it does:
+  Every channel is filtered with the same kernel (cross-correlation: the
+  kernel is not flipped). The alpha channel of grey+alpha and RGBA images is
+  kept, not filtered, unless --filter-alpha. The result keeps the image's
+  dtype: integers are rounded and clipped to their range (a sharpened white
+  pixel stays white), floats are not clipped. 1-bit images are filtered as
+  8-bit greyscale (0 and 255) and written as 8-bit. With the defaults the
+  output has the input's size; --stride 2 halves it.
+
+  The format is chosen from OUTPUT's extension, by imageio. Not every format
+  holds every dtype: JPEG and PNG hold 8-bit colour (PNG also 16-bit grey),
+  so write 16-bit colour or float images as .tif. Apart from 1-bit images,
+  nothing is converted: a format that cannot hold the image is an error.
+
+  The result is written to a temporary file beside OUTPUT and renamed into
+  place, so an interrupted run leaves no half-written image. INPUT is never
+  changed, and OUTPUT may not be INPUT.
+
+exit status: 0 on success, 2 for bad input (one line on stderr), 130 when
+interrupted."""
+
+
+def _load_kernel_file(path):
+    """The kernel in a .npy file, or in a text file of whitespace-separated numbers."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # loadtxt warns on an empty file; we refuse it
+            if path.lower().endswith(".npy"):
+                kernel = np.load(path, allow_pickle=False)
+            else:
+                kernel = np.loadtxt(path, ndmin=2, dtype=np.float64)
+    except (OSError, ValueError) as error:
+        raise CommandError(f"cannot read kernel file {path!r}: {error}") from None
+    if (kernel.ndim != 2 or kernel.size == 0 or kernel.dtype.kind not in "biuf"
+            or not np.isfinite(kernel).all()):
+        raise CommandError(f"kernel file {path!r} must hold a 2-D array of finite numbers, "
+                           f"got shape {kernel.shape} and dtype {kernel.dtype}")
+    return kernel
+
+
+def _kernel(args):
+    """The kernel --kernel, --size and --sigma ask for."""
+    params = {key: value for key, value in (("size", args.size), ("sigma", args.sigma))
+              if value is not None}
+    if args.kernel in KERNELS:
+        try:
+            return get_kernel(args.kernel, **params)
+        except (TypeError, ValueError) as error:
+            raise CommandError(error) from None
+    if os.path.isfile(args.kernel):
+        if params:
+            raise CommandError(f"--{next(iter(params))} applies to library kernels, "
+                               f"not to the kernel file {args.kernel!r}")
+        return _load_kernel_file(args.kernel)
+    raise CommandError(f"unknown kernel {args.kernel!r}: not a kernel name "
+                       f"({', '.join(KERNELS)}) nor a file")
+
+
+def _check_paths(source, target, force):
+    """Refuse before any work is done: missing INPUT, OUTPUT that must not be written."""
+    if not os.path.exists(source):
+        raise CommandError(f"INPUT {source!r} does not exist")
+    if os.path.isdir(source):
+        raise CommandError(f"INPUT {source!r} is a folder, not an image file")
+    folder = os.path.dirname(os.path.abspath(target))
+    if not os.path.isdir(folder):
+        raise CommandError(f"cannot write OUTPUT {target!r}: folder {folder!r} does not exist")
+    if os.path.isdir(target):
+        raise CommandError(f"OUTPUT {target!r} is a folder; give a file name, "
+                           f"e.g. {os.path.join(target, 'result.png')!r}")
+    if not os.path.splitext(target)[1]:
+        raise CommandError(f"OUTPUT {target!r} has no extension, from which the format is "
+                           f"chosen; add one, e.g. {target + '.png'!r}")
+    # samefile compares the files themselves (device and inode), so it sees through
+    # symbolic and hard links, '..' and other spellings of the same path.
+    if os.path.exists(target) and os.path.samefile(source, target):
+        raise CommandError(f"OUTPUT {target!r} is the same file as INPUT {source!r}; "
+                           f"write the result to another file")
+    if os.path.lexists(target) and not force:
+        raise CommandError(f"OUTPUT {target!r} exists; pass --force to overwrite it")
+
+
+def _read_image(path):
+    """The image in ``path``, as imageio reads it; the first axis of a one-frame batch dropped."""
+    import imageio.v3 as iio
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")   # a warning would break the one-line rule
+            image = iio.imread(path)
+    # imageio raises many types (OSError, ValueError, SyntaxError from Pillow, ...)
+    # for files that are not images; all of them mean the same to the user.
+    except Exception as error:
+        raise CommandError(f"cannot read INPUT {path!r} as an image: {error}") from None
+    if image.ndim == 4:   # GIF and other animated formats come as (frames, H, W, C)
+        if image.shape[0] != 1:
+            raise CommandError(f"INPUT {path!r} holds {image.shape[0]} frames; the filter "
+                               f"command takes a single image")
+        image = image[0]
+    if image.dtype == np.bool_:
+        # A 1-bit image has no grey levels to hold a blur: filter it as 8-bit.
+        image = image.astype(np.uint8) * np.uint8(255)
+    return image
+
+
+def _new_file_mode(target):
+    """Permission bits for OUTPUT: those of the file it replaces, or the umask's default."""
+    if os.path.exists(target):
+        return stat.S_IMODE(os.stat(target).st_mode)
+    umask = os.umask(0)   # reading the umask means setting it; put it straight back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _write_image(path, image):
+    """Write ``image`` to a temporary file beside ``path``, then rename it into place.
+
+    The rename is atomic, so ``path`` is either untouched or the whole new
+    image, even if the run is interrupted; the temporary file is removed on
+    every way out, KeyboardInterrupt included.
+    """
+    import imageio.v3 as iio
+
+    folder = os.path.dirname(os.path.abspath(path))
+    stem, extension = os.path.splitext(os.path.basename(path))
+    try:
+        # The same extension, so that imageio picks the same format.
+        handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=extension, dir=folder)
+    except OSError as error:
+        raise CommandError(f"cannot write OUTPUT {path!r}: {error.strerror} "
+                           f"in folder {folder!r}") from None
+    os.close(handle)
+    try:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                iio.imwrite(temporary, image, extension=extension.lower())
+        except Exception as error:   # as in _read_image
+            channels = image.shape[2] if image.ndim == 3 else 1
+            reason = str(error).replace(temporary, path)   # the name the user knows
+            raise CommandError(
+                f"cannot write OUTPUT {path!r}: imageio could not save a {image.dtype} image "
+                f"with {channels} channel{'s' * (channels > 1)} as {extension} ({reason}); "
+                f".tif holds every dtype") from None
+        os.chmod(temporary, _new_file_mode(path))
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):   # gone once renamed
+            os.remove(temporary)
+
+
+def filter_command(args):
+    """``convolution filter INPUT OUTPUT``: filter an image file into another."""
+    _check_paths(args.input, args.output, args.force)
+    kernel = _kernel(args)
+    image = _read_image(args.input)
+    try:
+        result = apply_filter_to_image(
+            image, kernel, stride=args.stride, dilation=args.dilation, padding=args.padding,
+            padding_mode=args.padding_mode, fill_value=args.fill_value,
+            filter_alpha=args.filter_alpha)
+    except (TypeError, ValueError) as error:
+        raise CommandError(error) from None
+    _write_image(args.output, result)
+    shape = " x ".join(map(str, result.shape[:2]))
+    channels = result.shape[2] if result.ndim == 3 else 1
+    print(f"wrote {args.output} ({shape}, {channels} channel{'s' * (channels > 1)}, "
+          f"{result.dtype})")
+    return 0
+
+
+# --- The parser and main ---
+
+MAIN_EPILOG = f"""\
+examples:
+  {PROG} filter photo.jpg blurred.jpg --kernel gaussian --size 9
+  {PROG} filter photo.jpg edges.png --kernel outline
+  {PROG} filter --help          # every option of the filter command
+
+Run as 'python -m convolution' or, once the package is installed, 'convolution'."""
+
+
+def build_parser():
+    """The argument parser: one sub-parser a command."""
+    parser = Parser(
+        prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Generalized 2-D convolution in Python and NumPy, from the command line.",
+        epilog=MAIN_EPILOG)
+    commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
+                                     required=True)
+
+    filter_parser = commands.add_parser(
+        "filter", formatter_class=argparse.RawDescriptionHelpFormatter,
+        help="filter an image file with a kernel (blur, sharpen, edges, ...)",
+        description="Filter the image INPUT with a kernel and write the result to OUTPUT,\n"
+                    "in any format imageio reads and writes (PNG, JPEG, TIFF, BMP, GIF,\n"
+                    "WebP, ...), keeping the image's dtype.",
+        epilog=FILTER_EPILOG)
+    filter_parser.add_argument("input", metavar="INPUT", help="the image to filter")
+    filter_parser.add_argument("output", metavar="OUTPUT",
+                               help="where to write the result; its extension sets the format")
+    filter_parser.add_argument("--kernel", default="gaussian", metavar="NAME|FILE",
+                               help="a kernel name from the list below, or a kernel file "
+                                    "(default: gaussian)")
+    filter_parser.add_argument("--size", type=_ints, metavar="N|HxW",
+                               help="kernel size, for the kernels that take one")
+    filter_parser.add_argument("--sigma", type=_floats, metavar="S|SHxSW",
+                               help="standard deviation of the gaussian kernel, in pixels "
+                                    "(default: from the size, as OpenCV does)")
+    filter_parser.add_argument("--stride", type=_ints, default=1, metavar="S|SHxSW",
+                               help="step between output pixels; 2 halves the size (default: 1)")
+    filter_parser.add_argument("--dilation", type=_ints, default=1, metavar="D|DHxDW",
+                               help="spacing of the kernel's taps (default: 1, dense)")
+    filter_parser.add_argument("--padding", type=_padding, default="same",
+                               metavar="same|valid|full|N|HxW",
+                               help="border added before filtering (default: same, which "
+                                    "keeps the size)")
+    filter_parser.add_argument("--padding-mode", default="reflect", choices=list(PADDING_MODES),
+                               metavar="MODE",
+                               help=f"what the border holds: {', '.join(PADDING_MODES)} "
+                                    f"(default: reflect, a mirror image, as OpenCV's "
+                                    f"BORDER_REFLECT_101)")
+    filter_parser.add_argument("--fill-value", type=_number, default=0, metavar="V",
+                               help="the border's value with --padding-mode constant, in the "
+                                    "image's units (255 is white in 8-bit images)")
+    filter_parser.add_argument("--filter-alpha", action="store_true",
+                               help="filter the alpha channel too, instead of keeping it")
+    filter_parser.add_argument("--force", action="store_true",
+                               help="overwrite OUTPUT if it exists")
+    filter_parser.set_defaults(run=filter_command)
+
+    return parser
+
+
+def main(argv=None):
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except CommandError as error:
+        return report(error)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
