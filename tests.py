@@ -562,20 +562,20 @@ class TestErrors(unittest.TestCase):
 # --- Images, kernels and the command line (issue 3) ---
 # The imports of this part are kept here, with it, so that branches adding other
 # parts at the end of the file merge without touching each other's lines.
-import concurrent.futures  # noqa: E402
-import contextlib  # noqa: E402
-import io  # noqa: E402
-import math  # noqa: E402
-import shutil  # noqa: E402
-import stat  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-from unittest import mock  # noqa: E402
+import concurrent.futures
+import contextlib
+import io
+import math
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from unittest import mock
 
-from convolution import apply_filter_to_image, box_kernel, gaussian_kernel, get_kernel  # noqa: E402
-from convolution.__main__ import main as command_line_main  # noqa: E402
-from convolution.kernels import KERNELS, identity_kernel, motion_blur_kernel  # noqa: E402
+from convolution import apply_filter_to_image, box_kernel, gaussian_kernel, get_kernel
+from convolution.__main__ import main as command_line_main
+from convolution.kernels import KERNELS, identity_kernel, motion_blur_kernel
 
 cv2 = optional("cv2")
 iio = optional("imageio.v3")
@@ -1200,6 +1200,8 @@ class TestCommandLine(unittest.TestCase):
         (self.folder / "nan.txt").write_text("1 nan\n1 1\n")
         np.save(self.folder / "flat.npy", np.ones(3))
         np.save(self.folder / "k.npy", np.ones((2, 2)))
+        (self.folder / "fake.npy").write_bytes(b"1 2\n3 4\n")
+        (self.folder / "cut.npy").write_bytes((self.folder / "k.npy").read_bytes()[:40])
         cases = [
             (r"unknown kernel 'blur': not a kernel name \(identity, box, gaussian, .*\) nor a "
              r"file", "--kernel", "blur"),
@@ -1210,6 +1212,8 @@ class TestCommandLine(unittest.TestCase):
             (r"kernel file 'nan.txt' must hold a 2-D array", "--kernel", "nan.txt"),
             (r"kernel file 'flat.npy' must hold a 2-D array .*got shape \(3,\)",
              "--kernel", "flat.npy"),
+            (r"kernel file 'fake.npy' is not a NumPy .npy file", "--kernel", "fake.npy"),
+            (r"cannot read kernel file 'cut.npy'", "--kernel", "cut.npy"),
             (r"--size applies to library kernels, not to the kernel file 'k.npy'",
              "--kernel", "k.npy", "--size", "3"),
             (r"kernel 'sharpen' takes no parameters, got size=5", "--kernel", "sharpen",

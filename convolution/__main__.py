@@ -143,14 +143,21 @@ interrupted."""
 
 def _load_kernel_file(path):
     """The kernel in a .npy file, or in a text file of whitespace-separated numbers."""
+    is_npy = path.lower().endswith(".npy")
     try:
+        if is_npy:
+            with open(path, "rb") as file:
+                magic = file.read(6)
+            # np.load would take anything else for a pickle, and say so confusingly.
+            if magic != b"\x93NUMPY":
+                raise CommandError(f"kernel file {path!r} is not a NumPy .npy file")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # loadtxt warns on an empty file; we refuse it
-            if path.lower().endswith(".npy"):
+            if is_npy:
                 kernel = np.load(path, allow_pickle=False)
             else:
                 kernel = np.loadtxt(path, ndmin=2, dtype=np.float64)
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, EOFError) as error:   # EOFError: a truncated .npy
         raise CommandError(f"cannot read kernel file {path!r}: {error}") from None
     if (kernel.ndim != 2 or kernel.size == 0 or kernel.dtype.kind not in "biuf"
             or not np.isfinite(kernel).all()):
