@@ -1273,3 +1273,13 @@ class TestCommandLine(unittest.TestCase):
         self.assertEqual(stderr.getvalue(), "convolution: interrupted\n")
         self.assertEqual([p.name for p in self.folder.iterdir()], ["in.png"])
         self.assertEqual(self.input.read_bytes(), self.input_bytes)
+
+    def test_without_imageio_one_line_says_what_to_install(self):
+        stderr = io.StringIO()
+        with mock.patch.dict(sys.modules, {"imageio": None, "imageio.v3": None}), \
+                contextlib.redirect_stderr(stderr):
+            status = command_line_main(["filter", str(self.input), str(self.folder / "out.png")])
+        self.assertEqual(status, 2)
+        self.assertEqual(stderr.getvalue(), "convolution: error: reading and writing images "
+                                            "needs imageio: pip install imageio\n")
+        self.assertEqual([p.name for p in self.folder.iterdir()], ["in.png"])

@@ -208,10 +208,19 @@ def _check_paths(source, target, force):
         raise CommandError(f"OUTPUT {target!r} exists; pass --force to overwrite it")
 
 
+def _imageio():
+    """imageio's v3 API, imported here so that ``import convolution`` does not need it."""
+    try:
+        import imageio.v3
+    except ImportError:
+        raise CommandError("reading and writing images needs imageio: "
+                           "pip install imageio") from None
+    return imageio.v3
+
+
 def _read_image(path):
     """The image in ``path``, as imageio reads it; the first axis of a one-frame batch dropped."""
-    import imageio.v3 as iio
-
+    iio = _imageio()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")   # a warning would break the one-line rule
@@ -247,8 +256,7 @@ def _write_image(path, image):
     image, even if the run is interrupted; the temporary file is removed on
     every way out, KeyboardInterrupt included.
     """
-    import imageio.v3 as iio
-
+    iio = _imageio()
     folder = os.path.dirname(os.path.abspath(path))
     stem, extension = os.path.splitext(os.path.basename(path))
     try:
@@ -270,8 +278,11 @@ def _write_image(path, image):
                 f"cannot write OUTPUT {path!r}: imageio could not save a {image.dtype} image "
                 f"with {channels} channel{'s' * (channels > 1)} as {extension} ({reason}); "
                 f".tif holds every dtype") from None
-        os.chmod(temporary, _new_file_mode(path))
-        os.replace(temporary, path)
+        try:
+            os.chmod(temporary, _new_file_mode(path))
+            os.replace(temporary, path)
+        except OSError as error:
+            raise CommandError(f"cannot write OUTPUT {path!r}: {error.strerror}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):   # gone once renamed
             os.remove(temporary)
