@@ -312,10 +312,8 @@ def calibrate(repeats):
     cells = 1024 * 1024 * 1e-9      # in units that give nanoseconds per cell
     flat = (seconds("polyphase", large) - seconds("polyphase", small)) / (81 - 9) / cells
     strided = (seconds("direct", large) - seconds("direct", small)) / (81 - 9) / cells
-    # Fetching: the stride-2 polyphase path fetches 4 phases where stride 1 fetches 1.
-    one = seconds("polyphase", small, stride=(1, 1), padding=1)
-    four = seconds("polyphase", small, stride=(2, 2), padding=1) - 9 * flat * cells / 4
-    fetch = max((four - (one - 9 * flat * cells)) / cells / 2, 0.05)
+    # Fetching: a 1 x 1 kernel is one fetch of the input and one multiply.
+    fetch = max(seconds("polyphase", rng.random((1, 1))) / cells - flat, 0.0)
     tiny = rng.random((4, 4))
     call = (seconds("polyphase", large, tiny, padding=4)
             - seconds("polyphase", small, tiny, padding=1)) / (2 * (81 - 9)) * 1e9
@@ -324,9 +322,13 @@ def calibrate(repeats):
     tiles = math.ceil(1024 / tile_h) * math.ceil(1024 / tile_w)
     n = length_h * length_w
     fft = seconds("fft", large, padding=4) * 1e9 / (tiles * n * math.log2(n))
+    eight = rng.random((8, 8))
+    spectrum = np.fft.rfft2(eight)
+    fft_call = timed(lambda: (np.fft.rfft2(eight), np.fft.irfft2(spectrum, s=(8, 8))),
+                     repeats * 20)[0] / 2 * 1e9
     print("# Cost model constants measured on this machine, for engine.py:")
     for name, value in (("COST_FLAT", flat), ("COST_STRIDED", strided), ("COST_FETCH", fetch),
-                        ("COST_FFT", fft), ("COST_CALL", call)):
+                        ("COST_FFT", fft), ("COST_CALL", call), ("COST_FFT_CALL", fft_call)):
         print(f"{name} = {value:.3g}")
 
 

@@ -7,7 +7,12 @@
 Map of the package (imports point down the list, never up):
 
 ``__main__.py``
-    The command line: ``python -m convolution animate ...`` and ``figures``.
+    The command line: ``python -m convolution filter INPUT OUTPUT``, ``animate``
+    and ``figures``.
+``image.py``
+    ``apply_filter_to_image``: filter pictures of any dtype and channel count.
+``kernels.py``
+    The kernel library (gaussian, sharpen, sobel, ...) and ``get_kernel``.
 ``animation.py``
     ``animate_conv2d``: the pictures of ``plot.py``, one frame per output cell.
 ``plot.py``
@@ -27,10 +32,13 @@ Map of the package (imports point down the list, never up):
     Parameter normalisation and the output-shape formula, shared by all of the above.
 """
 from .conv import METHODS, conv2d
+from .image import apply_filter_to_image
+from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
 from .animation import animate_conv2d
 from .plot import plot_conv2d
 from .shapes import conv_output_shape
 
-__all__ = ["conv2d", "conv_output_shape", "plot_conv2d", "animate_conv2d", "METHODS",
-           "PADDING_MODES"]
+__all__ = ["conv2d", "conv_output_shape", "METHODS", "PADDING_MODES",
+           "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
+           "plot_conv2d", "animate_conv2d"]

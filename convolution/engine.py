@@ -28,6 +28,7 @@ The paths, by the name ``conv2d(..., method=name)`` takes:
     ``numpy.fft``, multiplied by the kernel's spectrum and transformed back.
     The cost no longer grows with the kernel's size.
 """
+import functools
 import math
 import os
 import threading
@@ -44,10 +45,19 @@ __all__ = ["METHODS", "choose_method", "convolve", "cost_estimates"]
 # The driver: strips, threads, and flat multiply-adds.
 # ---------------------------------------------------------------------------
 
-#: Bytes of working memory (all buffers together) of one strip: most of one
-#: core's L2 cache (1 MiB on the machine the benchmark ran on), so that every
-#: pass of a strip over its buffers reads from cache, not from main memory.
-STRIP_BYTES = int(os.environ.get("CONVOLUTION_STRIP_BYTES", 768 * 1024))
+#: Bytes of working memory (all buffers together) of one strip. Measured on
+#: the benchmark's machine, strips of a few MiB beat strips sized for the L2
+#: cache: each NumPy call costs a few microseconds of Python and of passing
+#: the GIL between threads, which long calls hide and short ones do not.
+STRIP_BYTES = int(os.environ.get("CONVOLUTION_STRIP_BYTES", 4 * 2 ** 20))
+#: Strips are also kept to 1/threads of the output's size, so that all threads'
+#: buffers together stay within the output's size (the promise made in the
+#: README: memory beyond input and output at most 3x the output), but never
+#: below this: on small images it is the fixed costs that matter.
+MIN_STRIP_BYTES = int(os.environ.get("CONVOLUTION_MIN_STRIP_BYTES", 2 ** 18))
+#: Work below this many bytes of buffers runs on one thread: waking another
+#: costs more than it would save.
+PARALLEL_BYTES = int(os.environ.get("CONVOLUTION_PARALLEL_BYTES", 4 * 2 ** 20))
 
 _pool = None
 _pool_lock = threading.Lock()
@@ -62,38 +72,88 @@ def threads():
     return os.cpu_count() or 1
 
 
+class _Arena:
+    """Scratch memory of one thread during one call, reused from strip to strip.
+
+    Allocating and freeing buffers of a few MiB for every strip makes the C
+    library map and unmap memory, and fresh pages cost page faults; in a
+    process with several threads each unmapping also interrupts every core
+    running one of them. So the strips of one thread carve their buffers out
+    of one block, made on its first strip and dropped when the call ends.
+    """
+
+    def __init__(self):
+        self.memory = np.empty(0, np.uint8)
+        self.used = self.wanted = 0
+
+    def start(self):
+        """Empty the arena for a new strip, sized to what the last one wanted."""
+        if self.wanted > self.memory.nbytes:
+            self.memory = np.empty(0, np.uint8)      # let go before taking more
+            self.memory = np.empty(self.wanted, np.uint8)
+        self.used = self.wanted = 0
+        return self
+
+    def take(self, shape, dtype):
+        """An uninitialised C-contiguous array, valid until the next `start`."""
+        dtype = np.dtype(dtype)
+        size = math.prod(shape) * dtype.itemsize
+        begin = self.used + (-(self.memory.ctypes.data + self.used) % 64)   # 64-byte aligned
+        self.wanted = begin + size
+        if begin + size > self.memory.nbytes:   # the first strip: a block of its own
+            self.used = begin
+            return np.empty(shape, dtype)
+        self.used = begin + size
+        return self.memory[begin:begin + size].view(dtype).reshape(shape)
+
+
 def _run(work, tasks):
-    """Run ``work(*task)`` for every task, on the thread pool when it pays."""
+    """Run ``work(arena, *task)`` for every task, on the thread pool when there are several.
+
+    Each thread has an `_Arena` for the duration of the call.
+    """
     global _pool
-    workers = threads()
-    if workers == 1 or len(tasks) == 1:
+    workers = min(threads(), len(tasks))
+    arenas = {}
+
+    def call(task):
+        work(arenas.setdefault(threading.get_ident(), _Arena()).start(), *task)
+
+    if workers == 1:
         for task in tasks:
-            work(*task)
+            call(task)
         return
     with _pool_lock:
-        if _pool is None or _pool._max_workers != workers:
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="convolution")
-    for _ in _pool.map(lambda task: work(*task), tasks):
+        if _pool is None or _pool._max_workers < workers:
+            _pool = ThreadPoolExecutor(threads(), thread_name_prefix="convolution")
+    for _ in _pool.map(call, tasks):
         pass
 
 
-def _strips(batch, rows, row_bytes, extra_rows=0, tile_rows=None):
-    """Cut (batch, output rows) into tasks of about STRIP_BYTES of buffers each.
+def _strips(out, rows, row_bytes, extra_rows=0, tile_rows=None):
+    """Cut (batch, output rows) of ``out`` into tasks of a few MiB of buffers each.
 
     ``row_bytes`` is what one row of a strip's buffers costs; a strip of R
     output rows holds ``R + extra_rows`` rows (the kernel's reach below the
-    strip), so strips are kept at least twice as tall as that overlap. Small
-    images are grouped several to a task, large ones cut into strips of rows,
-    of ``tile_rows`` rows when given (the FFT's tiles). There are at least as
-    many tasks as threads when the work is large enough to share.
+    strip), so strips are kept at least twice as tall as that overlap. The
+    number of tasks is a multiple of the number of threads, so that they end
+    together, unless the work is too small to share. The FFT passes
+    ``tile_rows``, the rows of its tiles, which strips then never exceed.
     """
+    batch = out.shape[0]
     per_image = (rows + extra_rows) * row_bytes
-    if per_image <= STRIP_BYTES and (tile_rows is None or rows <= tile_rows):
-        step = max(1, STRIP_BYTES // per_image)
-        if batch * per_image >= 2 * STRIP_BYTES:
-            step = min(step, math.ceil(batch / threads()))
+    workers = threads() if batch * per_image >= PARALLEL_BYTES else 1
+    budget = min(STRIP_BYTES, max(out.nbytes // workers, MIN_STRIP_BYTES))
+    tasks = math.ceil(math.ceil(batch * per_image / budget) / workers) * workers
+    if tile_rows is not None and rows > tile_rows:
+        step = tile_rows
+    elif tasks <= batch:      # whole images, several to a task
+        step = math.ceil(batch / tasks)
         return [(slice(n, min(n + step, batch)), slice(0, rows)) for n in range(0, batch, step)]
-    step = tile_rows or max(int(STRIP_BYTES // row_bytes) - extra_rows, 2 * extra_rows, 1)
+    elif tile_rows is not None:
+        step = rows
+    else:
+        step = max(math.ceil(rows / math.ceil(tasks / batch)), min(2 * extra_rows, rows))
     return [(slice(n, n + 1), slice(i, min(i + step, rows)))
             for n in range(batch) for i in range(0, rows, step)]
 
@@ -158,11 +218,13 @@ def _phases(taps, stride, dilation):
     return phases
 
 
-def _phase_blocks(source, batch, first_row, n_rows, row_width, phases, stride, dtype):
+def _phase_blocks(arena, source, batch, first_row, n_rows, row_width, phases, stride, dtype):
     """The strip's stride phases that ``phases`` reads, each (N, n_rows, row_width)."""
     sh, sw = stride
+    shape = (len(range(*batch.indices(source.matrix.shape[0]))), n_rows, row_width)
     return {(q, r): source.region(batch, range(first_row + q, first_row + q + sh * n_rows, sh),
-                                  range(r, r + sw * row_width, sw), dtype)
+                                  range(r, r + sw * row_width, sw), dtype,
+                                  out=arena.take(shape, dtype))
             for q, r in phases}
 
 
@@ -182,11 +244,13 @@ def conv2d_direct(source, kernel, geometry, out):
     span_h = dh * (kernel.shape[0] - 1) + 1
     taps = _taps(kernel)
 
-    def strip(batch, rows):
-        block = source.region(batch, range(rows.start * sh, (rows.stop - 1) * sh + span_h),
-                              range(source.shape[1]), out.dtype)
+    def strip(arena, batch, rows):
         acc = out[batch, rows]     # accumulate straight into the output
-        scratch = np.empty_like(acc)
+        block_rows = range(rows.start * sh, (rows.stop - 1) * sh + span_h)
+        block = source.region(batch, block_rows, range(source.shape[1]), out.dtype,
+                              out=arena.take((acc.shape[0], len(block_rows), source.shape[1]),
+                                             out.dtype))
+        scratch = arena.take(acc.shape, out.dtype)
         for k, ((a, b), weight) in enumerate(taps):
             r, c = tap(a, b, acc.shape[-2:], geometry.stride, geometry.dilation)
             np.multiply(block[:, r, c], weight, out=acc if k == 0 else scratch)
@@ -194,8 +258,7 @@ def conv2d_direct(source, kernel, geometry, out):
                 acc += scratch
 
     row_bytes = (source.shape[1] * sh + 2 * geometry.output_shape[1]) * out.itemsize
-    _run(strip, _strips(out.shape[0], geometry.output_shape[0], row_bytes,
-                        (span_h - 1) // sh))
+    _run(strip, _strips(out, geometry.output_shape[0], row_bytes, (span_h - 1) // sh))
 
 
 def conv2d_polyphase(source, kernel, geometry, out):
@@ -207,26 +270,46 @@ def conv2d_polyphase(source, kernel, geometry, out):
     # offset a*row_width + b reads the same relative cell in every one of them.
     row_width = width + max(b for taps in phases.values() for _, b, _ in taps)
 
-    def strip(batch, rows):
+    def strip(arena, batch, rows):
         n_rows = rows.stop - rows.start + extra_rows
-        blocks = _phase_blocks(source, batch, rows.start * geometry.stride[0], n_rows,
+        blocks = _phase_blocks(arena, source, batch, rows.start * geometry.stride[0], n_rows,
                                row_width, phases, geometry.stride, out.dtype)
-        acc = np.empty_like(next(iter(blocks.values())))
-        _multiply_add(acc, _offsets(phases, row_width, blocks), np.empty_like(acc),
-                      out=out[batch, rows])
+        shape = next(iter(blocks.values())).shape
+        _multiply_add(arena.take(shape, out.dtype), _offsets(phases, row_width, blocks),
+                      arena.take(shape, out.dtype), out=out[batch, rows])
 
-    _run(strip, _strips(out.shape[0], height, row_width * (len(phases) + 2) * out.itemsize,
-                        extra_rows))
+    _run(strip, _strips(out, height, row_width * (len(phases) + 2) * out.itemsize, extra_rows))
 
 
 def _rank_terms(kernel):
     """The kernel as a short sum of outer products ``u v^T``, or None.
 
-    Floats: the SVD, keeping the singular values above the kernel's rounding
-    level (``max(kh, kw) * eps * s_max``, NumPy's ``matrix_rank`` rule), so the
-    sum equals the kernel to within its own precision. Integers: only an exact
-    integer factorisation of a rank-1 kernel (Sobel, box, binomial), so that
-    integer results stay exact.
+    Cached on the kernel's bytes: 'auto' asks for every call, and a network's
+    layers call with the same few kernels over and over.
+    """
+    return _cached_rank_terms(kernel.dtype.str, kernel.shape, kernel.tobytes())
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_rank_terms(dtype, shape, data):
+    kernel = np.frombuffer(data, dtype=dtype).reshape(shape)
+    terms = _rank_terms_uncached(kernel)
+    for term in terms or ():
+        for vector in term:
+            vector.flags.writeable = False
+    return terms
+
+
+def _rank_terms_uncached(kernel):
+    """See `_rank_terms`.
+
+    Integers: only an exact factorisation into integer vectors (Sobel, box,
+    binomial kernels have one), so that integer results stay exact. Floats: an
+    exact outer product where the kernel is one, so that integer-valued data
+    and kernels keep exactly integer-valued sums; else the SVD, keeping the
+    singular values above the kernel's rounding level (``max(kh, kw) * eps *
+    s_max``, NumPy's ``matrix_rank`` rule), so the terms sum to the kernel
+    within its own precision.
     """
     if kernel.dtype.kind in "iub":
         rows = np.flatnonzero(kernel.any(axis=1))
@@ -237,6 +320,11 @@ def _rank_terms(kernel):
         j = np.flatnonzero(v)[0]
         u = kernel[:, j] // v[j]
         return [(u, v)] if np.array_equal(np.outer(u, v), kernel) else None
+    i, j = np.unravel_index(np.argmax(np.abs(kernel)), kernel.shape)
+    if kernel[i, j] != 0:
+        u, v = kernel[:, j].copy(), kernel[i] / kernel[i, j]
+        if np.array_equal(np.outer(u, v), kernel):
+            return [(u, v)]
     left, singular, right = np.linalg.svd(kernel)
     tolerance = singular[0] * max(kernel.shape) * np.finfo(kernel.dtype).eps
     rank = max(int(np.sum(singular > tolerance)), 1)
@@ -262,14 +350,15 @@ def conv2d_separable(source, kernel, geometry, out):
     extra_rows = (dh * (kh - 1)) // sh
     row_width = width + (dw * (kw - 1)) // sw
 
-    def strip(batch, rows):
+    def strip(arena, batch, rows):
         n_rows = rows.stop - rows.start + extra_rows
-        blocks = _phase_blocks(source, batch, rows.start * sh, n_rows, padded_width,
+        blocks = _phase_blocks(arena, source, batch, rows.start * sh, n_rows, padded_width,
                                columns[0], (sh, 1), out.dtype)
-        column_pass = np.empty_like(next(iter(blocks.values())))
-        scratch = np.empty_like(column_pass)
+        column_pass = arena.take(next(iter(blocks.values())).shape, out.dtype)
+        scratch = arena.take(column_pass.shape, out.dtype)
         shape = column_pass.shape[:2] + (row_width,)
-        result, partial, row_scratch = (np.empty(shape, out.dtype) for _ in range(3))
+        result, partial, row_scratch = (arena.take(shape, out.dtype) for _ in range(3))
+        col_blocks = {r: arena.take(shape, out.dtype) for _, r in rows_[0]} if sw > 1 else {}
         target, last = out[batch, rows], len(terms) - 1
         for t in range(len(terms)):
             _multiply_add(column_pass, _offsets(columns[t], padded_width, blocks), scratch)
@@ -278,9 +367,10 @@ def conv2d_separable(source, kernel, geometry, out):
             else:
                 phase_blocks = {}
                 for _, r in rows_[t]:
-                    block = phase_blocks[0, r] = np.zeros(shape, out.dtype)
+                    block = phase_blocks[0, r] = col_blocks[r]
                     part = column_pass[:, :, r::sw][:, :, :row_width]
                     block[:, :, :part.shape[2]] = part
+                    block[:, :, part.shape[2]:] = 0
             row_terms = _offsets(rows_[t], row_width, phase_blocks)
             if t < last:
                 _multiply_add(result if t == 0 else partial, row_terms, row_scratch)
@@ -292,11 +382,11 @@ def conv2d_separable(source, kernel, geometry, out):
                     target += result[:, :target.shape[1], :width]
 
     row_bytes = (padded_width * (sh + 2) + row_width * (sw + 3)) * out.itemsize
-    _run(strip, _strips(out.shape[0], height, row_bytes, extra_rows))
+    _run(strip, _strips(out, height, row_bytes, extra_rows))
 
 
 #: The FFT size of one overlap-save tile along an axis, unless the kernel is wider.
-FFT_TILE = 512
+FFT_TILE = 320
 
 
 def _fft_length(n):
@@ -363,7 +453,7 @@ def conv2d_fft(source, kernel, geometry, out):
         # kernels, of the conjugate kernel, so that the kernel is not conjugated).
         spectra[phase] = np.conj(forward(np.conj(sub_kernel) if is_complex else sub_kernel))
 
-    def tile(batch, rows, cols):
+    def tile(arena, batch, rows, cols):
         n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
         total = None
         for (q, r), spectrum in spectra.items():
@@ -379,7 +469,7 @@ def conv2d_fft(source, kernel, geometry, out):
         out[batch, rows, cols] = inverse(total, s=lengths)[:, :n_rows, :n_cols]
 
     height, width = geometry.output_shape
-    images = _strips(out.shape[0], height, length_w * 16 * (len(phases) + 1), tile_rows=tile_h)
+    images = _strips(out, height, length_w * 16 * (len(phases) + 1), tile_rows=tile_h)
     _run(tile, [(batch, rows, slice(j, min(j + tile_w, width)))
                 for batch, rows in images for j in range(0, width, tile_w)])
 
@@ -396,18 +486,27 @@ METHODS = {
 # The choice 'auto' makes.
 # ---------------------------------------------------------------------------
 
-#: Cost model constants, in nanoseconds, fitted to `python benchmarks/run.py`
-#: on a 2-core AMD EPYC (AVX-512) with NumPy 2.4, for float64 on one thread.
-#: One multiply-add over one cell of a flat contiguous strip:
-COST_FLAT = 0.45
-#: ... and over one cell of a strided slice (the direct path):
-COST_STRIDED = 0.75
+#: Cost model constants, in nanoseconds, measured by
+#: `python benchmarks/run.py --calibrate` (the median of three runs, rounded)
+#: on the benchmark's machine: a 2-core AMD EPYC with AVX-512, NumPy 2.4, one
+#: thread, float64. float32 costs half as much per cell, int64 one and a half.
+#: One multiply-add over one cell of a flat contiguous strip (polyphase):
+COST_FLAT = 0.42
+#: ... and over one cell of a strided slice (direct):
+COST_STRIDED = 0.65
 #: Fetching one cell of the padded input into a strip (a copy):
-COST_FETCH = 0.5
-#: One FFT tile: per cell per log2(cells), forward and inverse together:
-COST_FFT = 0.55
+COST_FETCH = 0.8
+#: An FFT, per cell and per log2(cells):
+COST_FFT = 0.6
 #: Python's cost of one NumPy call inside a path (dispatch and bookkeeping):
 COST_CALL = 1500.0
+#: The fixed cost of one numpy.fft call, whatever its size:
+COST_FFT_CALL = 13000.0
+
+
+def _cell_scale(dtype):
+    """Cost of one cell of ``dtype`` relative to float64: by size, integers dearer."""
+    return dtype.itemsize / 8 + (0.5 if dtype.kind in "iub" else 0.0)
 
 
 def cost_estimates(padded_shape, kernel, geometry, batch):
@@ -415,34 +514,40 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
 
     Returns a dict {method: cost}. Integer kernels never get 'fft' (it is not
     exact), and get 'separable' only for an exact integer rank-1 factorisation.
+    The estimates count cells touched and NumPy calls made, with the constants
+    above; they only need to rank the paths, not to predict times.
     """
     kh, kw = kernel.shape
     (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
     height, width = geometry.output_shape
-    outputs = batch * height * width
-    taps = len(_taps(kernel))
-    phases = len(_phases(_taps(kernel), geometry.stride, geometry.dilation)) if taps else 1
+    padded_width = padded_shape[1]
+    taps = _taps(kernel)
+    phases = len(_phases(taps, geometry.stride, geometry.dilation))
     row_width = width + (dw * (kw - 1)) // sw
-    strips = max(1, outputs * max(phases, 3) * kernel.itemsize // STRIP_BYTES)
-    scale = kernel.dtype.itemsize / 8 if kernel.dtype.kind == "f" else kernel.dtype.itemsize / 8 + 0.5
+    scale = _cell_scale(kernel.dtype)
+    rows = batch * height                                   # output rows, all images
+    strips = max(1, rows * row_width * (phases + 2) * kernel.itemsize // STRIP_BYTES)
     costs = {
-        "direct": strips * taps * 2 * COST_CALL
-        + scale * (outputs * taps * COST_STRIDED + batch * height * sh * padded_shape[1] * COST_FETCH),
-        "polyphase": strips * taps * 2 * COST_CALL
-        + scale * batch * height * row_width * (taps * COST_FLAT + phases * COST_FETCH),
+        "direct": strips * len(taps) * 2 * COST_CALL
+        + scale * rows * (width * len(taps) * COST_STRIDED + sh * padded_width * COST_FETCH),
+        "polyphase": strips * len(taps) * 2 * COST_CALL
+        + scale * rows * row_width * (len(taps) * COST_FLAT + phases * COST_FETCH),
     }
     terms = _rank_terms(kernel)
     if terms is not None and (kernel.dtype.kind in "iub" or len(terms) * (kh + kw) < kh * kw):
-        cells = batch * height * (padded_shape[1] * (kh + sh) + row_width * (kw + sw))
+        per_term = padded_width * kh + row_width * kw + (row_width * sw if sw > 1 else 0)
         costs["separable"] = (strips * len(terms) * 2 * (kh + kw) * COST_CALL
-                              + scale * len(terms) * cells * COST_FLAT)
+                              + scale * rows * (len(terms) * per_term * COST_FLAT
+                                                + sh * padded_width * COST_FETCH))
     if _fft_exact_enough(kernel.dtype):
         (length_h, tile_h, _), (length_w, tile_w, _) = _fft_plan(
-            geometry.output_shape, _phases(_taps(kernel), geometry.stride, geometry.dilation))
+            geometry.output_shape, _phases(taps, geometry.stride, geometry.dilation))
         tiles = batch * math.ceil(height / tile_h) * math.ceil(width / tile_w)
         cells = length_h * length_w
-        costs["fft"] = tiles * ((phases + 1) * cells * math.log2(cells) * COST_FFT / 2
-                                + (phases + 6) * COST_CALL)
+        transform = cells * math.log2(max(cells, 2)) * COST_FFT / 2 + COST_FFT_CALL
+        # The kernel's spectra once, then per tile a transform per phase and one back.
+        costs["fft"] = phases * transform + tiles * ((phases + 1) * transform
+                                                     + (phases + 3) * COST_CALL)
     return costs
 
 

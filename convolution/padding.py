@@ -5,6 +5,7 @@ plus ``constant`` and ``symmetric``; each maps onto one ``np.pad`` mode, which
 also defines what happens when the padding is wider than the input (the
 pattern repeats).
 """
+import functools
 import numbers
 
 import numpy as np
@@ -73,6 +74,7 @@ def pad(matrix, padding, padding_mode="zeros", fill_value=0):
     return np.pad(matrix, widths, mode=np_mode)
 
 
+@functools.lru_cache(maxsize=256)
 def _source_map(size, before, after, padding_mode):
     """For each cell of a padded axis, the index of the input cell it copies; -1 for the fill.
 
@@ -82,8 +84,17 @@ def _source_map(size, before, after, padding_mode):
     indices = np.arange(size)
     np_mode = PADDING_MODES[padding_mode]
     if np_mode == "constant":
-        return np.pad(indices, (before, after), mode="constant", constant_values=-1)
-    return np.pad(indices, (before, after), mode=np_mode)
+        source = np.pad(indices, (before, after), mode="constant", constant_values=-1)
+    else:
+        source = np.pad(indices, (before, after), mode=np_mode)
+    source.flags.writeable = False    # cached: shared by every call with these arguments
+    return source
+
+
+@functools.lru_cache(maxsize=1024)
+def _phase_runs(size, before, after, padding_mode, phase, step):
+    """The runs (see `_runs`) of every ``step``-th cell of a padded axis, from ``phase``."""
+    return tuple(_runs(_source_map(size, before, after, padding_mode)[phase::step]))
 
 
 def _runs(source):
@@ -152,9 +163,7 @@ class Padded:
         self.matrix = matrix
         self.fill_value = fill_value
         self.shape = (height + top + bottom, width + left + right)
-        self._maps = (_source_map(height, top, bottom, padding_mode),
-                      _source_map(width, left, right, padding_mode))
-        self._runs = {}
+        self._axes = ((height, top, bottom, padding_mode), (width, left, right, padding_mode))
 
     def _window(self, axis, cells):
         """The runs of ``cells`` (a range along ``axis``), relative to its start.
@@ -162,24 +171,24 @@ class Padded:
         The runs of a whole phase of the axis are worked out once and cached:
         strips then only clip them, which is a few integer operations.
         """
-        key = (axis, cells.start % cells.step, cells.step)
-        if key not in self._runs:
-            self._runs[key] = list(_runs(self._maps[axis][key[1]::cells.step]))
+        runs = _phase_runs(*self._axes[axis], cells.start % cells.step, cells.step)
         first, last = cells.start // cells.step, cells.start // cells.step + len(cells)
-        for start, length, source, step in self._runs[key]:
+        for start, length, source, step in runs:
             lo, hi = max(start, first), min(start + length, last)
             if lo < hi:
                 yield lo - first, hi - lo, source if source < 0 else source + step * (lo - start), step
 
-    def region(self, batch, rows, cols, dtype):
-        """``padded[batch, rows, cols]`` as a new C-contiguous array of ``dtype``.
+    def region(self, batch, rows, cols, dtype, out=None):
+        """``padded[batch, rows, cols]`` as a C-contiguous array of ``dtype``.
 
         ``rows`` and ``cols`` are ranges with a positive step; the part of them
         beyond the padded input's edge is filled with zeros, which lets a
         caller ask for a block of a fixed shape at the bottom or right edge.
+        The result is written into ``out`` when given, else into a new array.
         """
-        batch_size = len(range(*batch.indices(self.matrix.shape[0])))
-        out = np.empty((batch_size, len(rows), len(cols)), dtype=dtype)
+        if out is None:
+            batch_size = len(range(*batch.indices(self.matrix.shape[0])))
+            out = np.empty((batch_size, len(rows), len(cols)), dtype=dtype)
         row_runs, col_runs = list(self._window(0, rows)), list(self._window(1, cols))
         inside_rows = sum(length for _, length, _, _ in row_runs)
         inside_cols = sum(length for _, length, _, _ in col_runs)
