@@ -20,6 +20,12 @@ The table goes to stdout (and ``--markdown FILE``); the plot to
 import argparse
 import math
 import os
+
+# OpenMP's idle worker threads (PyTorch's) spin for a while after each call
+# by default, taking the cores from whatever runs next, here the next
+# measurement. Passive waiting puts them to sleep at once: every contender
+# then runs on quiet cores. Set before torch is imported.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import platform
 import statistics
 import sys
@@ -56,17 +62,32 @@ torch = optional("torch")
 
 def timed(function, repeats):
     """Median wall time of ``function()`` over ``repeats`` runs, after one warm-up run."""
-    start = time.perf_counter()
-    result = function()
-    first = time.perf_counter() - start
-    if first > SLOW_SECONDS:
-        return first, result
-    times = []
-    for _ in range(repeats):
+    return race({"": function}, repeats)[""]
+
+
+def race(contenders, repeats):
+    """{name: (median seconds, result)} for functions timed side by side.
+
+    Each function runs once to warm up (and to give its result); then the
+    rounds interleave them, in an order that rotates from round to round, so
+    that drift in the machine's speed falls on all of them alike. A function
+    slower than SLOW_SECONDS is not run again: its first time stands.
+    """
+    first, results, times = {}, {}, {}
+    for name, function in contenders.items():
         start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), result
+        results[name] = function()
+        first[name] = time.perf_counter() - start
+        times[name] = []
+    again = [name for name in contenders if first[name] <= SLOW_SECONDS]
+    for round_ in range(repeats):
+        for k in range(len(again)):
+            name = again[(k + round_) % len(again)]
+            start = time.perf_counter()
+            contenders[name]()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]) if times[name] else first[name], results[name])
+            for name in contenders}
 
 
 def dilated(kernel, dilation):
@@ -119,7 +140,7 @@ def cases(sizes):
                 yield f"random {k}x{k}", size, dtype, rng.random((k, k)).astype(dtype), 1, 1
             for k in (9, 31):
                 yield f"gaussian {k}x{k}", size, dtype, gaussian(k, dtype), 1, 1
-            for k in (3, 5):
+            for k in (3, 5, 11):
                 yield (f"random {k}x{k} s2 d2", size, dtype, rng.random((k, k)).astype(dtype),
                        2, 2)
 
@@ -136,25 +157,25 @@ def run_case(label, size, dtype, kernel, stride, dilation, repeats, rows):
     rng = np.random.default_rng(size)
     image = rng.random((size, size)).astype(dtype)
     found, padding = peers(image, kernel, stride, dilation)
-    ours = lambda: conv2d(image, kernel, stride, dilation, padding)  # noqa: E731
     geometry = conv_geometry(image.shape, kernel.shape, stride, dilation, padding)
     method = choose_method(tuple(n + 2 * padding for n in image.shape), kernel, geometry)
-    our_time, expected = timed(ours, repeats)
-    macs = expected.size * kernel.size
+    skipped = [name for name in found
+               if estimate(name, image, kernel, stride, dilation) > SKIP_SECONDS]
+    contenders = {"ours": lambda: conv2d(image, kernel, stride, dilation, padding)}
+    contenders.update((name, f) for name, f in found.items() if name not in skipped)
+    timings = race(contenders, repeats)
+    our_time, expected = timings.pop("ours")
     scale = float(np.abs(kernel).sum() * np.abs(image).max())
     tolerance = 64 * np.finfo(dtype).eps * scale
-    row = {"case": label, "size": size, "dtype": np.dtype(dtype).name, "method": method,
-           "ours": our_time, "gmacs": macs / our_time / 1e9, "peers": {}}
-    for name, function in found.items():
-        if estimate(name, image, kernel, stride, dilation) > SKIP_SECONDS:
-            row["peers"][name] = None
-            continue
-        peer_time, result = timed(function, repeats)
+    for name, (_, result) in timings.items():
         error = float(np.max(np.abs(np.asarray(result, dtype=np.float64) - expected)))
         if result.shape != expected.shape or error > tolerance:
-            raise SystemExit(f"{name} disagrees with conv2d on {label} {size} {row['dtype']}: "
-                             f"shape {result.shape} vs {expected.shape}, max error {error:.3g}")
-        row["peers"][name] = peer_time
+            raise SystemExit(f"{name} disagrees with conv2d on {label} {size} "
+                             f"{np.dtype(dtype).name}: shape {result.shape} vs "
+                             f"{expected.shape}, max error {error:.3g}")
+    row = {"case": label, "size": size, "dtype": np.dtype(dtype).name, "method": method,
+           "ours": our_time, "gmacs": expected.size * kernel.size / our_time / 1e9,
+           "peers": {name: timings[name][0] if name in timings else None for name in found}}
     rows.append(row)
     print(format_row(row), flush=True)
 
@@ -175,26 +196,25 @@ def run_photo(repeats, rows):
     cols_index = np.arange(1920) * small.shape[1] // 1920
     image = np.ascontiguousarray(small[rows_index][:, cols_index])
     kernel = gaussian(9, np.float64)
-    our_time, expected = timed(lambda: apply_filter_to_image(image, kernel), repeats)
-    row = {"case": "photo 1920x1080 RGB, gaussian 9x9", "size": 1920, "dtype": "uint8",
-           "method": "auto", "ours": our_time,
-           "gmacs": expected.size * kernel.size / our_time / 1e9, "peers": {}}
+    contenders = {"ours": lambda: apply_filter_to_image(image, kernel)}
     if cv2 is not None:
-        peer_time, result = timed(lambda: cv2.filter2D(image, -1, kernel,
-                                                       borderType=cv2.BORDER_REFLECT_101),
-                                  repeats)
-        if np.max(np.abs(result.astype(int) - expected.astype(int))) > 1:
-            raise SystemExit("cv2.filter2D disagrees with apply_filter_to_image on the photo")
-        row["peers"]["cv2.filter2D"] = peer_time
+        contenders["cv2.filter2D"] = lambda: cv2.filter2D(image, -1, kernel,
+                                                          borderType=cv2.BORDER_REFLECT_101)
     if ndimage is not None:
         def ndimage_photo():
             channels = [ndimage.correlate(image[..., c].astype(np.float64), kernel,
                                           mode="mirror") for c in range(3)]
             return np.clip(np.rint(np.stack(channels, -1)), 0, 255).astype(np.uint8)
-        peer_time, result = timed(ndimage_photo, repeats)
+        contenders["ndimage.correlate"] = ndimage_photo
+    timings = race(contenders, repeats)
+    our_time, expected = timings.pop("ours")
+    for name, (_, result) in timings.items():
         if np.max(np.abs(result.astype(int) - expected.astype(int))) > 1:
-            raise SystemExit("ndimage.correlate disagrees with apply_filter_to_image on the photo")
-        row["peers"]["ndimage.correlate"] = peer_time
+            raise SystemExit(f"{name} disagrees with apply_filter_to_image on the photo")
+    row = {"case": "photo 1920x1080 RGB, gaussian 9x9", "size": 1920, "dtype": "uint8",
+           "method": "auto", "ours": our_time,
+           "gmacs": expected.size * kernel.size / our_time / 1e9,
+           "peers": {name: t for name, (t, _) in timings.items()}}
     rows.append(row)
     print(format_row(row), flush=True)
 
@@ -203,8 +223,10 @@ def run_loops(rows):
     """The reference loops against 'auto' on the case issue 2 names: 256x256, 5x5, float64."""
     rng = np.random.default_rng(1)
     image, kernel = rng.random((256, 256)), rng.random((5, 5))
-    loops, expected = timed(lambda: conv2d(image, kernel, padding="same", method="loops"), 3)
-    ours, result = timed(lambda: conv2d(image, kernel, padding="same"), 9)
+    timings = race({"ours": lambda: conv2d(image, kernel, padding="same"),
+                    "method='loops'": lambda: conv2d(image, kernel, padding="same",
+                                                     method="loops")}, 3)
+    (ours, result), (loops, expected) = timings["ours"], timings["method='loops'"]
     np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
     row = {"case": "random 5x5 (vs method='loops')", "size": 256, "dtype": "float64",
            "method": "auto", "ours": ours, "gmacs": expected.size * 25 / ours / 1e9,

@@ -588,6 +588,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype, method="
         if method == "auto":
             method = choose_method(
                 source.shape, kernel, geometry, images.shape[0],
-                finite=lambda: np.isfinite(images).all() and np.isfinite(fill_value))
+                finite=lambda: images.dtype.kind not in "fc"
+                or (np.isfinite(images).all() and np.isfinite(fill_value)))
         METHODS[method](source, kernel, geometry, out)
     return out.reshape(batch_shape + geometry.output_shape)
