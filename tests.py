@@ -56,6 +56,11 @@ def optional(name):
 
 scipy_signal = optional("scipy.signal")
 torch = optional("torch")
+cv2 = optional("cv2")
+iio = optional("imageio.v3")
+matplotlib = optional("matplotlib")
+if matplotlib is not None:
+    matplotlib.use("Agg")   # headless, whatever the machine's default backend is
 
 
 def load_tests(loader, tests, pattern):
@@ -85,6 +90,22 @@ K2 = np.array([[1, 2],
                [-1, 1]])
 K23 = np.array([[1, 0, 2],
                 [0, -1, 1]])
+
+# The classic tutorial's 9 x 14 matrix and 5 x 5 kernel (the README's example), and its
+# feature map with stride (2, 1) and dilation (1, 2), worked out outside the library
+# (PyTorch's conv2d gives the same).
+README_MATRIX = np.array([[1, 4, 4, 2, 1, 0, 0, 1, 0, 0, 3, 3, 3, 4],
+                          [0, 2, 0, 2, 0, 3, 4, 4, 2, 1, 1, 3, 0, 4],
+                          [1, 1, 0, 0, 3, 4, 2, 4, 4, 2, 3, 0, 0, 4],
+                          [4, 0, 1, 2, 0, 2, 0, 3, 3, 3, 0, 4, 1, 0],
+                          [3, 0, 0, 3, 3, 3, 2, 0, 2, 1, 1, 0, 4, 2],
+                          [2, 4, 3, 1, 1, 0, 2, 1, 3, 4, 4, 0, 2, 3],
+                          [2, 4, 3, 3, 2, 1, 4, 0, 3, 4, 1, 2, 0, 0],
+                          [2, 1, 0, 1, 1, 2, 2, 3, 0, 0, 1, 2, 4, 2],
+                          [3, 3, 1, 1, 1, 1, 4, 4, 2, 3, 2, 2, 2, 3]])
+README_KERNEL = np.array([[0, 1, 3, 3, 2], [0, 1, 3, 1, 3], [1, 1, 2, 0, 2], [2, 2, 3, 2, 0],
+                          [1, 3, 1, 2, 0]])
+README_MAP = [[52, 64, 60, 83, 61, 91], [84, 85, 78, 81, 94, 66], [77, 76, 74, 50, 79, 72]]
 
 
 def random_case(rng):
@@ -210,15 +231,9 @@ class TestHandComputed(unittest.TestCase):
                              term_scale(matrix, kernel, kwargs.get("fill_value", 0)))
 
     def test_readme_example(self):
-        matrix = [[1, 4, 4, 2, 1, 0, 0, 1, 0, 0, 3, 3, 3, 4], [0, 2, 0, 2, 0, 3, 4, 4, 2, 1, 1, 3, 0, 4],
-                  [1, 1, 0, 0, 3, 4, 2, 4, 4, 2, 3, 0, 0, 4], [4, 0, 1, 2, 0, 2, 0, 3, 3, 3, 0, 4, 1, 0],
-                  [3, 0, 0, 3, 3, 3, 2, 0, 2, 1, 1, 0, 4, 2], [2, 4, 3, 1, 1, 0, 2, 1, 3, 4, 4, 0, 2, 3],
-                  [2, 4, 3, 3, 2, 1, 4, 0, 3, 4, 1, 2, 0, 0], [2, 1, 0, 1, 1, 2, 2, 3, 0, 0, 1, 2, 4, 2],
-                  [3, 3, 1, 1, 1, 1, 4, 4, 2, 3, 2, 2, 2, 3]]
-        kernel = [[0, 1, 3, 3, 2], [0, 1, 3, 1, 3], [1, 1, 2, 0, 2], [2, 2, 3, 2, 0], [1, 3, 1, 2, 0]]
-        expected = [[52, 64, 60, 83, 61, 91], [84, 85, 78, 81, 94, 66], [77, 76, 74, 50, 79, 72]]
-        self.check(expected, matrix, kernel, stride=(2, 1), dilation=(1, 2), padding=(0, 0))
-        self.check(expected, matrix, kernel, (2, 1), (1, 2), (0, 0))
+        matrix, kernel = README_MATRIX.tolist(), README_KERNEL.tolist()   # lists of lists work
+        self.check(README_MAP, matrix, kernel, stride=(2, 1), dilation=(1, 2), padding=(0, 0))
+        self.check(README_MAP, matrix, kernel, (2, 1), (1, 2), (0, 0))
 
     def test_stride_per_axis(self):
         self.check([[25, 29, 17, 8], [31, 29, 26, 19]], M, K3, stride=(2, 1))
@@ -778,13 +793,6 @@ class TestErrors(unittest.TestCase):
 
 # --- Pictures (issue 5) ---
 
-
-
-matplotlib = optional("matplotlib")
-iio = optional("imageio.v3")
-if matplotlib is not None:
-    matplotlib.use("Agg")   # headless, whatever the machine's default backend is
-
 # Unusual parameters: each picture must show exactly the cells conv2d reads.
 PICTURE_CASES = [
     dict(input_shape=(7, 8), kernel_shape=(2, 2), stride=3),
@@ -912,18 +920,7 @@ class TestPlot(unittest.TestCase):
         self.assertFalse(any(x % 1 == 0.5 and y % 1 == 0.5 for x, y in labels_at(fig.axes[0])))
 
     def test_values_and_sums_match_conv2d(self):
-        matrix = np.array([[1, 4, 4, 2, 1, 0, 0, 1, 0, 0, 3, 3, 3, 4],
-                           [0, 2, 0, 2, 0, 3, 4, 4, 2, 1, 1, 3, 0, 4],
-                           [1, 1, 0, 0, 3, 4, 2, 4, 4, 2, 3, 0, 0, 4],
-                           [4, 0, 1, 2, 0, 2, 0, 3, 3, 3, 0, 4, 1, 0],
-                           [3, 0, 0, 3, 3, 3, 2, 0, 2, 1, 1, 0, 4, 2],
-                           [2, 4, 3, 1, 1, 0, 2, 1, 3, 4, 4, 0, 2, 3],
-                           [2, 4, 3, 3, 2, 1, 4, 0, 3, 4, 1, 2, 0, 0],
-                           [2, 1, 0, 1, 1, 2, 2, 3, 0, 0, 1, 2, 4, 2],
-                           [3, 3, 1, 1, 1, 1, 4, 4, 2, 3, 2, 2, 2, 3]])
-        kernel = [[0, 1, 3, 3, 2], [0, 1, 3, 1, 3], [1, 1, 2, 0, 2], [2, 2, 3, 2, 0],
-                  [1, 3, 1, 2, 0]]
-        expected = [[52, 64, 60, 83, 61, 91], [84, 85, 78, 81, 94, 66], [77, 76, 74, 50, 79, 72]]
+        matrix, kernel, expected = README_MATRIX, README_KERNEL.tolist(), README_MAP
         fig = plot_conv2d((9, 14), (5, 5), (2, 1), (1, 2), step=8, matrix=matrix, kernel=kernel)
         ax = fig.axes[0]
         labels = labels_at(ax)
@@ -1281,10 +1278,6 @@ class TestReadmeFigures(unittest.TestCase):
 
 
 # --- Images, kernels and the command line (issue 3) ---
-
-
-cv2 = optional("cv2")
-iio = optional("imageio.v3")
 
 SAMPLE_PHOTO = HERE / "files" / "grace_hopper.jpg"
 

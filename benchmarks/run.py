@@ -43,7 +43,7 @@ from convolution.shapes import conv_geometry  # noqa: E402
 
 #: Peers slower than this on one run are timed once, not several times.
 SLOW_SECONDS = 2.0
-#: Peers whose estimated time exceeds this are not run at all (marked "skipped").
+#: Peers whose estimated time exceeds this are not run at all (shown as "-", as are failures).
 SKIP_SECONDS = 60.0
 
 
@@ -76,17 +76,25 @@ def race(contenders, repeats):
     first, results, times = {}, {}, {}
     for name, function in contenders.items():
         start = time.perf_counter()
-        results[name] = function()
+        try:
+            results[name] = function()
+        except (MemoryError, RuntimeError) as error:   # PyTorch's im2col can ask for GBs
+            if name == "ours":
+                raise
+            results[name] = error
         first[name] = time.perf_counter() - start
         times[name] = []
-    again = [name for name in contenders if first[name] <= SLOW_SECONDS]
+    again = [name for name in contenders
+             if first[name] <= SLOW_SECONDS and not isinstance(results[name], Exception)]
     for round_ in range(repeats):
         for k in range(len(again)):
             name = again[(k + round_) % len(again)]
             start = time.perf_counter()
             contenders[name]()
             times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(times[name]) if times[name] else first[name], results[name])
+    return {name: (None if isinstance(results[name], Exception)
+                   else statistics.median(times[name]) if times[name] else first[name],
+                   results[name])
             for name in contenders}
 
 
@@ -146,10 +154,20 @@ def cases(sizes):
 
 
 def estimate(name, image, kernel, stride, dilation):
-    """A rough time for the slow direct peers, to skip runs of minutes."""
+    """A rough time, in seconds, for the peers that can take minutes, so as to skip them.
+
+    The direct peers cost a multiply-add per tap of the dilated kernel (zeros
+    included) per pixel; PyTorch's float64 CPU path unfolds the image into a
+    matrix kh*kw times its size (im2col) and runs far slower than its float32.
+    """
+    taps = dilated(kernel, dilation).size
     if name in ("ndimage.correlate", "signal.correlate2d"):
-        span = dilated(kernel, dilation).size
-        return image.size * span / 1.5e9
+        return image.size * taps / 1.5e9
+    if name == "torch.conv2d" and image.dtype == np.float64:
+        outputs = image.size // stride ** 2
+        if outputs * kernel.size * 8 > 4 * 2 ** 30:      # the unfolded matrix alone
+            return math.inf
+        return outputs * kernel.size / 5e7
     return 0.0
 
 
@@ -168,6 +186,9 @@ def run_case(label, size, dtype, kernel, stride, dilation, repeats, rows):
     scale = float(np.abs(kernel).sum() * np.abs(image).max())
     tolerance = 64 * np.finfo(dtype).eps * scale
     for name, (_, result) in timings.items():
+        if isinstance(result, Exception):
+            print(f"  {name} failed on {label} {size}: {str(result).splitlines()[0][:120]}")
+            continue
         error = float(np.max(np.abs(np.asarray(result, dtype=np.float64) - expected)))
         if result.shape != expected.shape or error > tolerance:
             raise SystemExit(f"{name} disagrees with conv2d on {label} {size} "
@@ -245,7 +266,7 @@ def format_row(row):
     for name in PEER_ORDER:
         if name in row["peers"]:
             t = row["peers"][name]
-            cells.append(f"{name}: " + ("skipped" if t is None else f"{t / row['ours']:.2f}x"))
+            cells.append(f"{name}: " + ("-" if t is None else f"{t / row['ours']:.2f}x"))
     return "  ".join(cells)
 
 
@@ -257,7 +278,7 @@ def markdown(rows):
         ratios = []
         for n in names:
             t = r["peers"].get(n, "")
-            ratios.append("" if t == "" else "skipped" if t is None else f"{t / r['ours']:.2f}")
+            ratios.append("" if t == "" else "-" if t is None else f"{t / r['ours']:.2f}")
         lines.append(f"| {r['case']} | {r['size']} | {r['dtype']} | {r['method']} | "
                      f"{r['ours'] * 1e3:.2f} | {r['gmacs']:.2f} | " + " | ".join(ratios) + " |")
     return "\n".join(lines)
