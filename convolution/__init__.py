@@ -20,22 +20,24 @@ Map of the package (imports point down the list, never up):
     from the same index arithmetic as the loops. Needs matplotlib, imported
     only when a picture is drawn.
 ``conv.py``
-    ``conv2d``, the public function: validate, pad, dispatch to a path.
+    ``conv2d``, the public function: validate, then run the loops or a fast path.
 ``reference.py``
     The tutorial: the convolution one output cell at a time, in plain loops.
     Every fast path is tested against it.
 ``engine.py``
-    The fast paths (``method='direct'`` and friends) and the choice 'auto' makes.
+    The fast paths (direct, polyphase, separable, fft), the strips and threads
+    they share, and the cost model with which 'auto' chooses between them.
 ``padding.py``
-    Border modes (zeros, constant, reflect, symmetric, replicate, circular).
+    Border modes (zeros, constant, reflect, symmetric, replicate, circular),
+    and ``Padded``, which hands out any region of the padded input.
 ``shapes.py``
     Parameter normalisation and the output-shape formula, shared by all of the above.
 """
+from .animation import animate_conv2d
 from .conv import METHODS, conv2d
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
-from .animation import animate_conv2d
 from .plot import plot_conv2d
 from .shapes import conv_output_shape
 
