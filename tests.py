@@ -361,10 +361,11 @@ class TestFastPaths(unittest.TestCase):
     """The engine's machinery: strips, tiles and threads, paths, and the choice 'auto' makes."""
 
     def setUp(self):
-        self.saved = engine.STRIP_BYTES, engine.FFT_TILE, os.environ.get("CONVOLUTION_THREADS")
+        self.saved = (engine.STRIP_BYTES, engine.FFT_TILE, engine.PARALLEL_BYTES,
+                      os.environ.get("CONVOLUTION_THREADS"))
 
     def tearDown(self):
-        engine.STRIP_BYTES, engine.FFT_TILE, threads = self.saved
+        engine.STRIP_BYTES, engine.FFT_TILE, engine.PARALLEL_BYTES, threads = self.saved
         if threads is None:
             os.environ.pop("CONVOLUTION_THREADS", None)
         else:
@@ -373,7 +374,7 @@ class TestFastPaths(unittest.TestCase):
     def test_many_strips_tiles_and_threads(self):
         # Tiny strips and FFT tiles cut even the small random cases into many
         # pieces, shared by 3 threads: every seam must be invisible.
-        engine.STRIP_BYTES, engine.FFT_TILE = 256, 8
+        engine.STRIP_BYTES, engine.FFT_TILE, engine.PARALLEL_BYTES = 256, 8, 0
         os.environ["CONVOLUTION_THREADS"] = "3"
         compare_with_loops(self, 99, 150, methods=tuple(FAST_METHODS))
 

@@ -369,10 +369,23 @@ def calibrate(repeats):
     spectrum = np.fft.rfft2(eight)
     fft_call = timed(lambda: (np.fft.rfft2(eight), np.fft.irfft2(spectrum, s=(8, 8))),
                      repeats * 20)[0] / 2 * 1e9
+    # Parallel efficiency: the same large case on one thread and on all of them.
+    efficiency = {}
+    workers = os.cpu_count() or 1
+    big = rng.random((2048, 2048))
+    for method, kernel in (("direct", small), ("polyphase", large), ("separable",
+                           np.outer(np.hanning(9), np.hanning(9))), ("fft", large)):
+        times = []
+        for n in (1, workers):
+            os.environ["CONVOLUTION_THREADS"] = str(n)
+            times.append(seconds(method, kernel, big, padding=kernel.shape[0] // 2))
+        efficiency[method] = round((times[0] / times[1] - 1) / max(workers - 1, 1), 2)
+    os.environ["CONVOLUTION_THREADS"] = "1"
     print("# Cost model constants measured on this machine, for engine.py:")
     for name, value in (("COST_FLAT", flat), ("COST_STRIDED", strided), ("COST_FETCH", fetch),
                         ("COST_FFT", fft), ("COST_CALL", call), ("COST_FFT_CALL", fft_call)):
         print(f"{name} = {value:.3g}")
+    print(f"PARALLEL_EFFICIENCY = {efficiency}")
 
 
 def main(argv=None):

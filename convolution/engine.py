@@ -2,11 +2,12 @@
 
 Every path computes what ``reference.conv2d_loops`` computes and is tested
 against it. None loops over output cells in Python. They share one driver:
-the output is cut into strips of rows (tiles, for the FFT) sized to stay in
-the processor's cache, each strip fetches only the part of the padded input
-it reads (``padding.Padded``), and the strips are spread over the cores with
-threads (NumPy releases the GIL inside its loops). So memory beyond input and
-output stays a few strips per thread, whatever the image size.
+the output is cut into strips of rows (tiles, for the FFT) of a few MiB,
+each strip fetches only the part of the padded input it reads
+(``padding.Padded``), and on large images the strips are spread over the
+cores with threads (NumPy releases the GIL inside its loops). So memory
+beyond input and output stays a strip per thread, whatever the image size;
+each thread keeps that strip's memory between calls (`_Arena`).
 
 The paths, by the name ``conv2d(..., method=name)`` takes:
 
@@ -73,51 +74,69 @@ def threads():
 
 
 class _Arena:
-    """Scratch memory of one thread during one call, reused from strip to strip.
+    """Scratch memory of one thread, reused from strip to strip and from call to call.
 
-    Allocating and freeing buffers of a few MiB for every strip makes the C
-    library map and unmap memory, and fresh pages cost page faults; in a
-    process with several threads each unmapping also interrupts every core
-    running one of them. So the strips of one thread carve their buffers out
-    of one block, made on its first strip and dropped when the call ends.
+    Allocating a few MiB of buffers for every strip, or even every call,
+    means touching fresh pages, and each first touch is a page fault: in a
+    program that does anything else between convolutions, that was a third
+    of the time of a 1024 x 1024 call, measured. So each thread carves its
+    strips' buffers out of one block that it keeps: about one strip's worth
+    (a few MiB) per thread, given back when a strip needed more than
+    `KEEP_BYTES`.
     """
+    _local = threading.local()
+    KEEP_BYTES = 2 * STRIP_BYTES
 
     def __init__(self):
         self.memory = np.empty(0, np.uint8)
-        self.used = self.wanted = 0
+        self.used = self.wanted = 0   # bytes handed out from the block; bytes asked for
 
-    def start(self):
-        """Empty the arena for a new strip, sized to what the last one wanted."""
-        if self.wanted > self.memory.nbytes:
-            self.memory = np.empty(0, np.uint8)      # let go before taking more
-            self.memory = np.empty(self.wanted, np.uint8)
-        self.used = self.wanted = 0
-        return self
+    @classmethod
+    def start(cls):
+        """The calling thread's arena, emptied for a new strip, as large as the last one wanted."""
+        arena = getattr(cls._local, "arena", None)
+        if arena is None:
+            arena = cls._local.arena = cls()
+        if arena.wanted > arena.memory.nbytes:
+            arena.memory = np.empty(0, np.uint8)      # let go before taking more
+            arena.memory = np.empty(arena.wanted, np.uint8)
+        arena.used = arena.wanted = 0
+        return arena
+
+    @classmethod
+    def finish(cls):
+        """After a strip: give back a block that grew beyond `KEEP_BYTES`."""
+        arena = getattr(cls._local, "arena", None)
+        if arena is not None and max(arena.memory.nbytes, arena.wanted) > cls.KEEP_BYTES:
+            cls._local.arena = None
 
     def take(self, shape, dtype):
         """An uninitialised C-contiguous array, valid until the next `start`."""
         dtype = np.dtype(dtype)
-        size = math.prod(shape) * dtype.itemsize
-        begin = self.used + (-(self.memory.ctypes.data + self.used) % 64)   # 64-byte aligned
-        self.wanted = begin + size
-        if begin + size > self.memory.nbytes:   # the first strip: a block of its own
-            self.used = begin
+        size = -(-math.prod(shape) * dtype.itemsize // 64) * 64   # keeps every start aligned
+        self.wanted += size + 64 * (self.wanted == 0)   # room to align the block's start
+        begin = self.used + (-(self.memory.ctypes.data + self.used) % 64)
+        if begin + size > self.memory.nbytes:   # too small: a block of its own this time
             return np.empty(shape, dtype)
         self.used = begin + size
-        return self.memory[begin:begin + size].view(dtype).reshape(shape)
+        return self.memory[begin:begin + math.prod(shape) * dtype.itemsize].view(
+            dtype).reshape(shape)
 
 
-def _run(work, tasks):
-    """Run ``work(arena, *task)`` for every task, on the thread pool when there are several.
+def _run(work, plan):
+    """Run ``work(arena, *task)`` for every task of ``plan`` (from `_strips`).
 
-    Each thread has an `_Arena` for the duration of the call.
+    On the thread pool when the plan has several workers.
     """
     global _pool
-    workers = min(threads(), len(tasks))
-    arenas = {}
+    tasks, workers = plan
+    workers = min(workers, len(tasks))
 
     def call(task):
-        work(arenas.setdefault(threading.get_ident(), _Arena()).start(), *task)
+        try:
+            work(_Arena.start(), *task)
+        finally:
+            _Arena.finish()
 
     if workers == 1:
         for task in tasks:
@@ -125,13 +144,16 @@ def _run(work, tasks):
         return
     with _pool_lock:
         if _pool is None or _pool._max_workers < workers:
-            _pool = ThreadPoolExecutor(threads(), thread_name_prefix="convolution")
+            _pool = ThreadPoolExecutor(workers, thread_name_prefix="convolution")
     for _ in _pool.map(call, tasks):
         pass
 
 
 def _strips(out, rows, row_bytes, extra_rows=0, tile_rows=None):
     """Cut (batch, output rows) of ``out`` into tasks of a few MiB of buffers each.
+
+    Returns ``(tasks, workers)``: a list of ``(batch slice, row slice)`` and
+    the number of threads to share them.
 
     ``row_bytes`` is what one row of a strip's buffers costs; a strip of R
     output rows holds ``R + extra_rows`` rows (the kernel's reach below the
@@ -149,13 +171,14 @@ def _strips(out, rows, row_bytes, extra_rows=0, tile_rows=None):
         step = tile_rows
     elif tasks <= batch:      # whole images, several to a task
         step = math.ceil(batch / tasks)
-        return [(slice(n, min(n + step, batch)), slice(0, rows)) for n in range(0, batch, step)]
+        return [(slice(n, min(n + step, batch)), slice(0, rows))
+                for n in range(0, batch, step)], workers
     elif tile_rows is not None:
         step = rows
     else:
         step = max(math.ceil(rows / math.ceil(tasks / batch)), min(2 * extra_rows, rows))
     return [(slice(n, n + 1), slice(i, min(i + step, rows)))
-            for n in range(batch) for i in range(0, rows, step)]
+            for n in range(batch) for i in range(0, rows, step)], workers
 
 
 def _multiply_add(acc, terms, scratch, out=None):
@@ -469,9 +492,9 @@ def conv2d_fft(source, kernel, geometry, out):
         out[batch, rows, cols] = inverse(total, s=lengths)[:, :n_rows, :n_cols]
 
     height, width = geometry.output_shape
-    images = _strips(out, height, length_w * 16 * (len(phases) + 1), tile_rows=tile_h)
-    _run(tile, [(batch, rows, slice(j, min(j + tile_w, width)))
-                for batch, rows in images for j in range(0, width, tile_w)])
+    images, _ = _strips(out, height, length_w * 16 * (len(phases) + 1), tile_rows=tile_h)
+    _run(tile, ([(batch, rows, slice(j, min(j + tile_w, width)))
+                 for batch, rows in images for j in range(0, width, tile_w)], threads()))
 
 
 #: The fast paths by name; ``conv2d(..., method=name)`` picks one.
@@ -491,17 +514,22 @@ METHODS = {
 #: on the benchmark's machine: a 2-core AMD EPYC with AVX-512, NumPy 2.4, one
 #: thread, float64. float32 costs half as much per cell, int64 one and a half.
 #: One multiply-add over one cell of a flat contiguous strip (polyphase):
-COST_FLAT = 0.42
+COST_FLAT = 0.35
 #: ... and over one cell of a strided slice (direct):
-COST_STRIDED = 0.65
+COST_STRIDED = 0.6
 #: Fetching one cell of the padded input into a strip (a copy):
-COST_FETCH = 0.8
+COST_FETCH = 0.57
 #: An FFT, per cell and per log2(cells):
-COST_FFT = 0.6
+COST_FFT = 0.55
 #: Python's cost of one NumPy call inside a path (dispatch and bookkeeping):
-COST_CALL = 1500.0
+COST_CALL = 1100.0
 #: The fixed cost of one numpy.fft call, whatever its size:
-COST_FFT_CALL = 13000.0
+COST_FFT_CALL = 13600.0
+#: How much of each extra thread a path turns into speed (speed-up with n
+#: threads = 1 + (n - 1) * efficiency), measured on a 2048 x 2048 image: the
+#: FFT's tiles are long independent calls; the separable path's passes are
+#: bound by memory bandwidth and gained nothing from a second thread here.
+PARALLEL_EFFICIENCY = {"direct": 0.28, "polyphase": 0.57, "separable": 0.0, "fft": 0.43}
 
 
 def _cell_scale(dtype):
@@ -548,6 +576,9 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
         # The kernel's spectra once, then per tile a transform per phase and one back.
         costs["fft"] = phases * transform + tiles * ((phases + 1) * transform
                                                      + (phases + 3) * COST_CALL)
+    if rows * row_width * kernel.itemsize * 3 >= PARALLEL_BYTES:   # as `_strips` decides
+        costs = {method: cost / (1 + (threads() - 1) * PARALLEL_EFFICIENCY[method])
+                 for method, cost in costs.items()}
     return costs
 
 
