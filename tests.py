@@ -29,7 +29,7 @@ import numpy as np
 import convolution
 from convolution import (animate_conv2d, apply_filter_to_image, box_kernel, conv2d,
                          conv_output_shape, engine, gaussian_kernel, get_kernel, plot,
-                         plot_conv2d)
+                         plot_conv2d, strips)
 from convolution.__main__ import FIGURES, main
 from convolution.engine import METHODS as FAST_METHODS, choose_method
 from convolution.kernels import KERNELS, identity_kernel, motion_blur_kernel
@@ -361,11 +361,11 @@ class TestFastPaths(unittest.TestCase):
     """The engine's machinery: strips, tiles and threads, paths, and the choice 'auto' makes."""
 
     def setUp(self):
-        self.saved = (engine.STRIP_BYTES, engine.FFT_TILE, engine.PARALLEL_BYTES,
+        self.saved = (strips.STRIP_BYTES, engine.FFT_TILE, strips.PARALLEL_BYTES,
                       os.environ.get("CONVOLUTION_THREADS"))
 
     def tearDown(self):
-        engine.STRIP_BYTES, engine.FFT_TILE, engine.PARALLEL_BYTES, threads = self.saved
+        strips.STRIP_BYTES, engine.FFT_TILE, strips.PARALLEL_BYTES, threads = self.saved
         if threads is None:
             os.environ.pop("CONVOLUTION_THREADS", None)
         else:
@@ -374,7 +374,7 @@ class TestFastPaths(unittest.TestCase):
     def test_many_strips_tiles_and_threads(self):
         # Tiny strips and FFT tiles cut even the small random cases into many
         # pieces, shared by 3 threads: every seam must be invisible.
-        engine.STRIP_BYTES, engine.FFT_TILE, engine.PARALLEL_BYTES = 256, 8, 0
+        strips.STRIP_BYTES, engine.FFT_TILE, strips.PARALLEL_BYTES = 256, 8, 0
         os.environ["CONVOLUTION_THREADS"] = "3"
         compare_with_loops(self, 99, 150, methods=tuple(FAST_METHODS))
 

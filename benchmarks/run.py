@@ -38,7 +38,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from convolution import conv2d  # noqa: E402  (the path above must come first)
-from convolution.engine import choose_method, threads  # noqa: E402
+from convolution.engine import choose_method  # noqa: E402
+from convolution.strips import threads  # noqa: E402
 from convolution.shapes import conv_geometry  # noqa: E402
 
 #: Peers slower than this on one run are timed once, not several times.
@@ -338,7 +339,10 @@ def plot(rows, path):
 
 
 def calibrate(repeats):
-    """Measure the constants of engine.py's cost model on this machine (one thread).
+    """Measure the constants of engine.py's cost model on this machine.
+
+    Per-cell and per-call costs on one thread, then what each path gains from
+    the other threads.
 
     Each constant is a slope between two runs that differ in one thing only,
     so that what the two runs share (fetching, Python overhead) cancels out.

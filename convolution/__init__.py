@@ -25,8 +25,10 @@ Map of the package (imports point down the list, never up):
     The tutorial: the convolution one output cell at a time, in plain loops.
     Every fast path is tested against it.
 ``engine.py``
-    The fast paths (direct, polyphase, separable, fft), the strips and threads
-    they share, and the cost model with which 'auto' chooses between them.
+    The fast paths (direct, polyphase, separable, fft) and the cost model with
+    which 'auto' chooses between them.
+``strips.py``
+    The driver the fast paths share: strips of output, threads, scratch memory.
 ``padding.py``
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.

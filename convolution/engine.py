@@ -7,7 +7,8 @@ each strip fetches only the part of the padded input it reads
 (``padding.Padded``), and on large images the strips are spread over the
 cores with threads (NumPy releases the GIL inside its loops). So memory
 beyond input and output stays a strip per thread, whatever the image size;
-each thread keeps that strip's memory between calls (`_Arena`).
+each thread keeps that strip's memory between calls. The driver is
+``strips.py``.
 
 The paths, by the name ``conv2d(..., method=name)`` takes:
 
@@ -31,155 +32,18 @@ The paths, by the name ``conv2d(..., method=name)`` takes:
 """
 import functools
 import math
-import os
-import threading
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import strips
 from .padding import Padded
 from .shapes import tap
 
 __all__ = ["METHODS", "choose_method", "convolve", "cost_estimates"]
 
 # ---------------------------------------------------------------------------
-# The driver: strips, threads, and flat multiply-adds.
+# Flat multiply-adds and stride phases, shared by the paths.
 # ---------------------------------------------------------------------------
-
-#: Bytes of working memory (all buffers together) of one strip. Measured on
-#: the benchmark's machine, strips of a few MiB beat strips sized for the L2
-#: cache: each NumPy call costs a few microseconds of Python and of passing
-#: the GIL between threads, which long calls hide and short ones do not.
-STRIP_BYTES = int(os.environ.get("CONVOLUTION_STRIP_BYTES", 4 * 2 ** 20))
-#: Strips are also kept to 1/threads of the output's size, so that all threads'
-#: buffers together stay within the output's size (the promise made in the
-#: README: memory beyond input and output at most 3x the output), but never
-#: below this: on small images it is the fixed costs that matter.
-MIN_STRIP_BYTES = int(os.environ.get("CONVOLUTION_MIN_STRIP_BYTES", 2 ** 18))
-#: Work below this many bytes of buffers runs on one thread: waking another
-#: costs more than it would save.
-PARALLEL_BYTES = int(os.environ.get("CONVOLUTION_PARALLEL_BYTES", 4 * 2 ** 20))
-
-_pool = None
-_pool_lock = threading.Lock()
-
-
-def threads():
-    """Worker threads: $CONVOLUTION_THREADS, else the cores this process may use."""
-    if "CONVOLUTION_THREADS" in os.environ:
-        return max(1, int(os.environ["CONVOLUTION_THREADS"]))
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-class _Arena:
-    """Scratch memory of one thread, reused from strip to strip and from call to call.
-
-    Allocating a few MiB of buffers for every strip, or even every call,
-    means touching fresh pages, and each first touch is a page fault: in a
-    program that does anything else between convolutions, that was a third
-    of the time of a 1024 x 1024 call, measured. So each thread carves its
-    strips' buffers out of one block that it keeps: about one strip's worth
-    (a few MiB) per thread, given back when a strip needed more than
-    `KEEP_BYTES`.
-    """
-    _local = threading.local()
-    KEEP_BYTES = 2 * STRIP_BYTES
-
-    def __init__(self):
-        self.memory = np.empty(0, np.uint8)
-        self.used = self.wanted = 0   # bytes handed out from the block; bytes asked for
-
-    @classmethod
-    def start(cls):
-        """The calling thread's arena, emptied for a new strip, as large as the last one wanted."""
-        arena = getattr(cls._local, "arena", None)
-        if arena is None:
-            arena = cls._local.arena = cls()
-        if arena.wanted > arena.memory.nbytes:
-            arena.memory = np.empty(0, np.uint8)      # let go before taking more
-            arena.memory = np.empty(arena.wanted, np.uint8)
-        arena.used = arena.wanted = 0
-        return arena
-
-    @classmethod
-    def finish(cls):
-        """After a strip: give back a block that grew beyond `KEEP_BYTES`."""
-        arena = getattr(cls._local, "arena", None)
-        if arena is not None and max(arena.memory.nbytes, arena.wanted) > cls.KEEP_BYTES:
-            cls._local.arena = None
-
-    def take(self, shape, dtype):
-        """An uninitialised C-contiguous array, valid until the next `start`."""
-        dtype = np.dtype(dtype)
-        size = -(-math.prod(shape) * dtype.itemsize // 64) * 64   # keeps every start aligned
-        self.wanted += size + 64 * (self.wanted == 0)   # room to align the block's start
-        begin = self.used + (-(self.memory.ctypes.data + self.used) % 64)
-        if begin + size > self.memory.nbytes:   # too small: a block of its own this time
-            return np.empty(shape, dtype)
-        self.used = begin + size
-        return self.memory[begin:begin + math.prod(shape) * dtype.itemsize].view(
-            dtype).reshape(shape)
-
-
-def _run(work, plan):
-    """Run ``work(arena, *task)`` for every task of ``plan`` (from `_strips`).
-
-    On the thread pool when the plan has several workers.
-    """
-    global _pool
-    tasks, workers = plan
-    workers = min(workers, len(tasks))
-
-    def call(task):
-        try:
-            work(_Arena.start(), *task)
-        finally:
-            _Arena.finish()
-
-    if workers == 1:
-        for task in tasks:
-            call(task)
-        return
-    with _pool_lock:
-        if _pool is None or _pool._max_workers < workers:
-            _pool = ThreadPoolExecutor(workers, thread_name_prefix="convolution")
-    for _ in _pool.map(call, tasks):
-        pass
-
-
-def _strips(out, rows, row_bytes, extra_rows=0, tile_rows=None):
-    """Cut (batch, output rows) of ``out`` into tasks of a few MiB of buffers each.
-
-    Returns ``(tasks, workers)``: a list of ``(batch slice, row slice)`` and
-    the number of threads to share them.
-
-    ``row_bytes`` is what one row of a strip's buffers costs; a strip of R
-    output rows holds ``R + extra_rows`` rows (the kernel's reach below the
-    strip), so strips are kept at least twice as tall as that overlap. The
-    number of tasks is a multiple of the number of threads, so that they end
-    together, unless the work is too small to share. The FFT passes
-    ``tile_rows``, the rows of its tiles, which strips then never exceed.
-    """
-    batch = out.shape[0]
-    per_image = (rows + extra_rows) * row_bytes
-    workers = threads() if batch * per_image >= PARALLEL_BYTES else 1
-    budget = min(STRIP_BYTES, max(out.nbytes // workers, MIN_STRIP_BYTES))
-    tasks = math.ceil(math.ceil(batch * per_image / budget) / workers) * workers
-    if tile_rows is not None and rows > tile_rows:
-        step = tile_rows
-    elif tasks <= batch:      # whole images, several to a task
-        step = math.ceil(batch / tasks)
-        return [(slice(n, min(n + step, batch)), slice(0, rows))
-                for n in range(0, batch, step)], workers
-    elif tile_rows is not None:
-        step = rows
-    else:
-        step = max(math.ceil(rows / math.ceil(tasks / batch)), min(2 * extra_rows, rows))
-    return [(slice(n, n + 1), slice(i, min(i + step, rows)))
-            for n in range(batch) for i in range(0, rows, step)], workers
-
 
 def _multiply_add(acc, terms, scratch, out=None):
     """``acc.flat[:L] = sum of w * block.flat[o:o + L]`` over ``terms`` of (block, o, w).
@@ -281,7 +145,8 @@ def conv2d_direct(source, kernel, geometry, out):
                 acc += scratch
 
     row_bytes = (source.shape[1] * sh + 2 * geometry.output_shape[1]) * out.itemsize
-    _run(strip, _strips(out, geometry.output_shape[0], row_bytes, (span_h - 1) // sh))
+    strips.run(strip, strips.plan(out, geometry.output_shape[0], row_bytes,
+                                  (span_h - 1) // sh))
 
 
 def conv2d_polyphase(source, kernel, geometry, out):
@@ -301,7 +166,8 @@ def conv2d_polyphase(source, kernel, geometry, out):
         _multiply_add(arena.take(shape, out.dtype), _offsets(phases, row_width, blocks),
                       arena.take(shape, out.dtype), out=out[batch, rows])
 
-    _run(strip, _strips(out, height, row_width * (len(phases) + 2) * out.itemsize, extra_rows))
+    row_bytes = row_width * (len(phases) + 2) * out.itemsize
+    strips.run(strip, strips.plan(out, height, row_bytes, extra_rows))
 
 
 def _rank_terms(kernel):
@@ -405,7 +271,7 @@ def conv2d_separable(source, kernel, geometry, out):
                     target += result[:, :target.shape[1], :width]
 
     row_bytes = (padded_width * (sh + 2) + row_width * (sw + 3)) * out.itemsize
-    _run(strip, _strips(out, height, row_bytes, extra_rows))
+    strips.run(strip, strips.plan(out, height, row_bytes, extra_rows))
 
 
 #: The FFT size of one overlap-save tile along an axis, unless the kernel is wider.
@@ -492,9 +358,10 @@ def conv2d_fft(source, kernel, geometry, out):
         out[batch, rows, cols] = inverse(total, s=lengths)[:, :n_rows, :n_cols]
 
     height, width = geometry.output_shape
-    images, _ = _strips(out, height, length_w * 16 * (len(phases) + 1), tile_rows=tile_h)
-    _run(tile, ([(batch, rows, slice(j, min(j + tile_w, width)))
-                 for batch, rows in images for j in range(0, width, tile_w)], threads()))
+    images, _ = strips.plan(out, height, length_w * 16 * (len(phases) + 1), tile_rows=tile_h)
+    tiles = [(batch, rows, slice(j, min(j + tile_w, width)))
+             for batch, rows in images for j in range(0, width, tile_w)]
+    strips.run(tile, (tiles, strips.threads()))
 
 
 #: The fast paths by name; ``conv2d(..., method=name)`` picks one.
@@ -554,17 +421,17 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
     row_width = width + (dw * (kw - 1)) // sw
     scale = _cell_scale(kernel.dtype)
     rows = batch * height                                   # output rows, all images
-    strips = max(1, rows * row_width * (phases + 2) * kernel.itemsize // STRIP_BYTES)
+    n_strips = max(1, rows * row_width * (phases + 2) * kernel.itemsize // strips.STRIP_BYTES)
     costs = {
-        "direct": strips * len(taps) * 2 * COST_CALL
+        "direct": n_strips * len(taps) * 2 * COST_CALL
         + scale * rows * (width * len(taps) * COST_STRIDED + sh * padded_width * COST_FETCH),
-        "polyphase": strips * len(taps) * 2 * COST_CALL
+        "polyphase": n_strips * len(taps) * 2 * COST_CALL
         + scale * rows * row_width * (len(taps) * COST_FLAT + phases * COST_FETCH),
     }
     terms = _rank_terms(kernel)
     if terms is not None and (kernel.dtype.kind in "iub" or len(terms) * (kh + kw) < kh * kw):
         per_term = padded_width * kh + row_width * kw + (row_width * sw if sw > 1 else 0)
-        costs["separable"] = (strips * len(terms) * 2 * (kh + kw) * COST_CALL
+        costs["separable"] = (n_strips * len(terms) * 2 * (kh + kw) * COST_CALL
                               + scale * rows * (len(terms) * per_term * COST_FLAT
                                                 + sh * padded_width * COST_FETCH))
     if _fft_exact_enough(kernel.dtype):
@@ -576,8 +443,8 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
         # The kernel's spectra once, then per tile a transform per phase and one back.
         costs["fft"] = phases * transform + tiles * ((phases + 1) * transform
                                                      + (phases + 3) * COST_CALL)
-    if rows * row_width * kernel.itemsize * 3 >= PARALLEL_BYTES:   # as `_strips` decides
-        costs = {method: cost / (1 + (threads() - 1) * PARALLEL_EFFICIENCY[method])
+    if rows * row_width * kernel.itemsize * 3 >= strips.PARALLEL_BYTES:   # as `plan` decides
+        costs = {method: cost / (1 + (strips.threads() - 1) * PARALLEL_EFFICIENCY[method])
                  for method, cost in costs.items()}
     return costs
 
