@@ -335,9 +335,24 @@ def _write_image(path, image):
     _write_atomically(path, write)
 
 
+def _check_format(path):
+    """Refuse an OUTPUT extension that names no image format imageio knows.
+
+    Left to itself, imageio tries every plugin on an unknown extension, and
+    with tifffile installed it would write a TIFF named ``out.xyz``.
+    """
+    _imageio()
+    from imageio.config import known_extensions
+    extension = os.path.splitext(path)[1].lower()
+    if extension not in known_extensions:
+        raise CommandError(f"cannot write OUTPUT {path!r}: imageio knows no image format "
+                           f"{extension!r}; use e.g. .png, .jpg or .tif")
+
+
 def filter_command(args):
     """``convolution filter INPUT OUTPUT``: filter an image file into another."""
     _check_paths(args.input, args.output, args.force)
+    _check_format(args.output)
     kernel = _kernel(args)
     image = _read_image(args.input)
     try:
