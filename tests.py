@@ -887,7 +887,7 @@ class TestPlot(unittest.TestCase):
                         expected = role_rgb(roles.values())
                         wrong = [cell for cell, got, want in zip(roles, colors, expected)
                                  if np.abs(got - want).max() > 2]
-                        self.assertEqual(wrong, [], f"cells drawn in the wrong colour")
+                        self.assertEqual(wrong, [], "cells drawn in the wrong colour")
 
     def test_roles_have_distinct_colors(self):
         # Otherwise the pixel test could not tell a read cell from an unread one.

@@ -11,6 +11,7 @@ once complete, so no error or interruption leaves a half-written file.
 """
 import argparse
 import contextlib
+import functools
 import os
 import stat
 import sys
@@ -429,19 +430,18 @@ def figures_command(args):
         os.makedirs(args.folder, exist_ok=True)
     except OSError as error:
         raise CommandError(f"cannot make FOLDER {args.folder!r}: {error.strerror}") from None
+    def figure(params, temporary):
+        try:
+            if temporary.endswith(".png"):
+                plot_conv2d(**params).savefig(temporary, dpi=90)
+            else:
+                animate_conv2d(**params, path=temporary, dpi=80)
+        except ImportError as error:
+            raise CommandError(error) from None
+
     for name, params in FIGURES.items():
         output = os.path.join(args.folder, name)
-
-        def write(temporary):
-            try:
-                if name.endswith(".png"):
-                    plot_conv2d(**params).savefig(temporary, dpi=90)
-                else:
-                    animate_conv2d(**params, path=temporary, dpi=80)
-            except ImportError as error:
-                raise CommandError(error) from None
-
-        _write_atomically(output, write)
+        _write_atomically(output, functools.partial(figure, params))
         print(f"wrote {output}")
     return 0
 

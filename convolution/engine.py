@@ -413,7 +413,7 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
     above; they only need to rank the paths, not to predict times.
     """
     kh, kw = kernel.shape
-    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    (sh, sw), dw = geometry.stride, geometry.dilation[1]
     height, width = geometry.output_shape
     padded_width = padded_shape[1]
     taps = _taps(kernel)
