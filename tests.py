@@ -481,6 +481,21 @@ class TestMemory(unittest.TestCase):
                     output = (1024 // stride) ** 2 * 4
                     self.assertLess(extra, 3 * output)
 
+    def test_8192_square_float32_with_11x11_kernel_under_1_gb(self):
+        # The whole process, input and output included, in a fresh interpreter.
+        code = ("import resource, numpy as np, convolution\n"
+                "x = np.random.default_rng(0).random((8192, 8192), dtype=np.float32)\n"
+                "k = np.random.default_rng(1).random((11, 11)).astype(np.float32)\n"
+                "out = convolution.conv2d(x, k, padding='same')\n"
+                "print(out.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+        if sys.platform != "linux":
+            self.skipTest("ru_maxrss is in kilobytes on Linux only")
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                env=dict(os.environ, PYTHONPATH=str(HERE)), timeout=300)
+        shape, kilobytes = result.stdout.rsplit(")", 1)
+        self.assertEqual(shape + ")", "(8192, 8192)", result.stderr)
+        self.assertLess(int(kilobytes) * 1024, 2 ** 30)
+
     def test_fft_memory_does_not_grow_with_the_image(self):
         # Overlap-save: the FFT's buffers are a few tiles, whatever the image size.
         rng = np.random.default_rng(13)
