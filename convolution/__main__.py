@@ -50,56 +50,53 @@ class Parser(argparse.ArgumentParser):
 
 # --- Argument types: text from the command line to the library's values ---
 
+def _split(text, convert, counts):
+    """'3x5' -> (3, 5) with ``convert``: a tuple of ``counts`` values, or None."""
+    try:
+        values = tuple(convert(part) for part in text.lower().split("x"))
+    except ValueError:
+        return None
+    return values if len(values) in counts else None
+
+
+def _one_or_pair(values):
+    """(5,) -> 5, (3, 5) -> (3, 5): one value means the same for both axes."""
+    return values[0] if len(values) == 1 else values
+
+
 def _ints(text):
     """'5' -> 5 and '3x5' -> (3, 5): one value for both axes, or height x width."""
-    parts = text.lower().split("x")
-    try:
-        values = tuple(int(part) for part in parts)
-    except ValueError:
-        values = ()
-    if len(values) not in (1, 2):
+    values = _split(text, int, (1, 2))
+    if values is None:
         raise argparse.ArgumentTypeError(f"expected N or HxW with whole numbers, got {text!r}")
-    return values[0] if len(values) == 1 else values
+    return _one_or_pair(values)
 
 
 def _floats(text):
     """'1.5' -> 1.5 and '1x2.5' -> (1.0, 2.5)."""
-    parts = text.lower().split("x")
-    try:
-        values = tuple(float(part) for part in parts)
-    except ValueError:
-        values = ()
-    if len(values) not in (1, 2):
+    values = _split(text, float, (1, 2))
+    if values is None:
         raise argparse.ArgumentTypeError(f"expected S or SHxSW with numbers, got {text!r}")
-    return values[0] if len(values) == 1 else values
+    return _one_or_pair(values)
 
 
 def _pair(text):
     """'3x5' -> (3, 5): exactly height x width."""
-    try:
-        value = _ints(text)
-    except argparse.ArgumentTypeError:
-        value = None
-    if not isinstance(value, tuple):
+    values = _split(text, int, (2,))
+    if values is None:
         raise argparse.ArgumentTypeError(f"expected HxW, two whole numbers, got {text!r}")
-    return value
+    return values
 
 
 def _padding(text):
     """'same', 'valid', 'full', or padding as N, HxW or TOPxBOTTOMxLEFTxRIGHT."""
     if text in ("same", "valid", "full"):
         return text
-    parts = text.lower().split("x")
-    try:
-        values = tuple(int(part) for part in parts)
-    except ValueError:
-        values = ()
-    if len(values) == 4:
-        return values[:2], values[2:]
-    if len(values) in (1, 2):
-        return values[0] if len(values) == 1 else values
-    raise argparse.ArgumentTypeError(
-        f"expected same, valid, full, N, HxW or TOPxBOTTOMxLEFTxRIGHT, got {text!r}")
+    values = _split(text, int, (1, 2, 4))
+    if values is None:
+        raise argparse.ArgumentTypeError(
+            f"expected same, valid, full, N, HxW or TOPxBOTTOMxLEFTxRIGHT, got {text!r}")
+    return (values[:2], values[2:]) if len(values) == 4 else _one_or_pair(values)
 
 
 def _positive(text):

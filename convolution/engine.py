@@ -417,7 +417,8 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
     height, width = geometry.output_shape
     padded_width = padded_shape[1]
     taps = _taps(kernel)
-    phases = len(_phases(taps, geometry.stride, geometry.dilation))
+    phase_taps = _phases(taps, geometry.stride, geometry.dilation)
+    phases = len(phase_taps)
     row_width = width + (dw * (kw - 1)) // sw
     scale = _cell_scale(kernel.dtype)
     rows = batch * height                                   # output rows, all images
@@ -436,7 +437,7 @@ def cost_estimates(padded_shape, kernel, geometry, batch):
                                                 + sh * padded_width * COST_FETCH))
     if _fft_exact_enough(kernel.dtype):
         (length_h, tile_h, _), (length_w, tile_w, _) = _fft_plan(
-            geometry.output_shape, _phases(taps, geometry.stride, geometry.dilation))
+            geometry.output_shape, phase_taps)
         tiles = batch * math.ceil(height / tile_h) * math.ceil(width / tile_w)
         cells = length_h * length_w
         transform = cells * math.log2(max(cells, 2)) * COST_FFT / 2 + COST_FFT_CALL
