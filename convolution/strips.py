@@ -6,6 +6,7 @@ there are threads or a multiple of it when the work is large enough to
 share; `run` carries them out, on a thread pool when the plan says so, each
 task with its thread's `Arena` of scratch memory.
 """
+import contextlib
 import math
 import os
 import threading
@@ -13,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "PARALLEL_BYTES", "Arena", "plan", "run", "threads"]
+__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "PARALLEL_BYTES", "Arena", "limit_threads", "plan",
+           "run", "threads"]
 
 #: Bytes of working memory (all buffers together) of one strip. Measured on
 #: the benchmark's machine, strips of a few MiB beat strips sized for the L2
@@ -31,15 +33,44 @@ PARALLEL_BYTES = int(os.environ.get("CONVOLUTION_PARALLEL_BYTES", 4 * 2 ** 20))
 
 _pool = None
 _pool_lock = threading.Lock()
+_limit = threading.local()
 
 
 def threads():
-    """Worker threads: $CONVOLUTION_THREADS, else the cores this process may use."""
+    """Worker threads: $CONVOLUTION_THREADS, else the cores this process may use.
+
+    Never more than a `limit_threads` block around the call allows.
+    """
     if "CONVOLUTION_THREADS" in os.environ:
-        return max(1, int(os.environ["CONVOLUTION_THREADS"]))
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
+        count = max(1, int(os.environ["CONVOLUTION_THREADS"]))
+    elif hasattr(os, "sched_getaffinity"):
+        count = len(os.sched_getaffinity(0))
+    else:
+        count = os.cpu_count() or 1
+    limit = getattr(_limit, "threads", None)
+    return count if limit is None else min(count, limit)
+
+
+@contextlib.contextmanager
+def limit_threads(n):
+    """Within the block, convolutions called from this thread use at most ``n`` threads.
+
+    For callers that own the cores themselves (a Dask worker, a process pool):
+    each of their tasks then runs on its own thread. Blocks nest; the
+    smallest limit holds.
+
+    Examples
+    --------
+    >>> with limit_threads(1):
+    ...     threads()
+    1
+    """
+    previous = getattr(_limit, "threads", None)
+    _limit.threads = n if previous is None else min(n, previous)
+    try:
+        yield
+    finally:
+        _limit.threads = previous
 
 
 class Arena:

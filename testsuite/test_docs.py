@@ -1,0 +1,22 @@
+"""The examples in the docstrings of every module and in the README, run as doctests."""
+import doctest
+import importlib
+import pkgutil
+
+import numpy as np
+
+import convolution
+
+from .common import HERE, matplotlib
+
+
+def load_tests(loader, tests, pattern):
+    """Add the docstring examples of every module and the README's examples."""
+    for module in pkgutil.iter_modules(convolution.__path__, "convolution."):
+        if module.name in ("convolution.plot", "convolution.animation") and matplotlib is None:
+            continue    # their examples draw figures
+        tests.addTests(doctest.DocTestSuite(importlib.import_module(module.name)))
+    tests.addTests(doctest.DocTestSuite(convolution))
+    tests.addTests(doctest.DocFileSuite(str(HERE / "README.md"), module_relative=False,
+                                        globs={"np": np}))
+    return tests
