@@ -1,23 +1,37 @@
-"""Benchmark: conv2d's default path against every peer installed, side by side.
+"""Benchmark: conv2d against every peer installed, side by side, at several thread counts.
 
-    python benchmarks/run.py            # every case: 1024, 2048 and 4096 pixels a side
-    python benchmarks/run.py --quick    # 1024 a side only, fewer repeats: under a minute
+    python benchmarks/run.py                    # 1024 and 2048 pixels a side, 1 thread and all cores
+    python benchmarks/run.py --quick            # 1024 a side, fewer repeats
+    python benchmarks/run.py --threads 1,2,16   # each thread count, ours and the peers'
+    python benchmarks/run.py --calibrate        # the constants of convolution/costs.py
 
-Every case runs in this one process, on the same data, for ``conv2d`` (method
-'auto') and each installed peer: ``scipy.ndimage.correlate``,
-``scipy.signal.correlate2d`` (and ``oaconvolve`` for large kernels),
-``cv2.filter2D`` and ``torch.nn.functional.conv2d`` on the CPU. Peers get the
-same semantics: zero borders of ``span // 2`` cells, a dilated kernel with
-zeros inserted between its taps, and the full result subsampled for stride
-(PyTorch takes stride and dilation natively). Before timing, each peer's
-result is checked against ours. Times are medians of several runs; the table
-gives the peer's time divided by ours (above 1: we are faster) and our
-throughput in GMAC/s (useful multiply-adds, kh*kw per output cell).
+Every case runs in this one process, on the same data, for ``conv2d``
+(method 'auto', and each of its paths) and each installed peer:
+``cv2.filter2D``, ``scipy.ndimage.correlate``, ``scipy.signal.correlate2d``
+(and ``oaconvolve`` for large kernels) and ``torch.nn.functional.conv2d``
+on the CPU. Peers get the same semantics: zero borders of ``span // 2``
+cells, a dilated kernel with zeros inserted between its taps, and the full
+result subsampled for stride (PyTorch takes stride and dilation natively).
+Before timing, each result is checked against ours.
 
-The table goes to stdout (and ``--markdown FILE``); the plot to
-``files/benchmark.png``.
+Thread counts: ours through ``CONVOLUTION_THREADS`` (which never exceeds
+the cores: the library caps it), OpenCV's through ``cv2.setNumThreads``,
+PyTorch's through ``torch.set_num_threads``, and every BLAS in the process
+through threadpoolctl. ndimage, correlate2d and oaconvolve run on one
+thread whatever the count, and are timed once.
+
+Times are medians of several rounds in which the contenders take turns, in
+an order that rotates, so that drift in the machine's speed falls on all of
+them alike. Each line gives a peer's time divided by ours (above 1: we are
+faster), 'auto''s path and how far it is from the fastest path, and our
+throughput in GMAC/s (useful multiply-adds, kh*kw per output cell). A
+summary checks the figures the targets are stated in.
+
+Nothing is written unless asked: ``--markdown FILE`` writes the tables,
+``--plot FILE`` a plot of the ratios.
 """
 import argparse
+import contextlib
 import math
 import os
 
@@ -37,15 +51,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from convolution import conv2d  # noqa: E402  (the path above must come first)
-from convolution.engine import choose_method  # noqa: E402
-from convolution.strips import threads  # noqa: E402
+from convolution import apply_filter_to_image, conv2d, engine, strips  # noqa: E402
 from convolution.shapes import conv_geometry  # noqa: E402
 
-#: Peers slower than this on one run are timed once, not several times.
+#: Contenders slower than this on one run are timed once, not several times.
 SLOW_SECONDS = 2.0
-#: Peers whose estimated time exceeds this are not run at all (shown as "-", as are failures).
-SKIP_SECONDS = 60.0
+#: Contenders whose estimated time exceeds this are not run at all (shown as "-").
+SKIP_SECONDS = 20.0
 
 
 def optional(name):
@@ -59,32 +71,48 @@ cv2 = optional("cv2")
 ndimage = optional("scipy.ndimage")
 signal = optional("scipy.signal")
 torch = optional("torch")
+threadpoolctl = optional("threadpoolctl")
+imageio = optional("imageio.v3")
 
 
-def timed(function, repeats):
-    """Median wall time of ``function()`` over ``repeats`` runs, after one warm-up run."""
-    return race({"": function}, repeats)[""]
+@contextlib.contextmanager
+def thread_count(n):
+    """Everyone's threads set to ``n``: ours, OpenCV's, PyTorch's and every BLAS's."""
+    saved = os.environ.get("CONVOLUTION_THREADS")
+    os.environ["CONVOLUTION_THREADS"] = str(n)
+    if cv2 is not None:
+        cv2.setNumThreads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    limits = (threadpoolctl.threadpool_limits(n, user_api="blas") if threadpoolctl is not None
+              else contextlib.nullcontext())
+    try:
+        with limits:
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("CONVOLUTION_THREADS", None)
+        else:
+            os.environ["CONVOLUTION_THREADS"] = saved
 
 
 def race(contenders, repeats):
     """{name: (median seconds, result)} for functions timed side by side.
 
     Each function runs once to warm up (and to give its result); then the
-    rounds interleave them, in an order that rotates from round to round, so
-    that drift in the machine's speed falls on all of them alike. A function
-    slower than SLOW_SECONDS is not run again: its first time stands.
+    rounds interleave them, in an order that rotates from round to round. A
+    function slower than SLOW_SECONDS is not run again: its first time
+    stands. A function that raises (PyTorch's im2col can ask for GBs) gets
+    the exception as its result and no time.
     """
-    first, results, times = {}, {}, {}
+    first, results, times = {}, {}, {name: [] for name in contenders}
     for name, function in contenders.items():
         start = time.perf_counter()
         try:
             results[name] = function()
-        except (MemoryError, RuntimeError) as error:   # PyTorch's im2col can ask for GBs
-            if name == "ours":
-                raise
+        except (MemoryError, RuntimeError, ValueError) as error:
             results[name] = error
         first[name] = time.perf_counter() - start
-        times[name] = []
     again = [name for name in contenders
              if first[name] <= SLOW_SECONDS and not isinstance(results[name], Exception)]
     for round_ in range(repeats):
@@ -112,6 +140,10 @@ def gaussian(size, dtype):
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
     g = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
     return np.outer(g, g).astype(dtype) / np.outer(g, g).sum().astype(dtype)
+
+
+#: Peers whose thread count the benchmark sets; the others run on one thread.
+THREADED_PEERS = ("cv2.filter2D", "torch.conv2d")
 
 
 def peers(image, kernel, stride, dilation):
@@ -154,14 +186,17 @@ def cases(sizes):
                        2, 2)
 
 
-def estimate(name, image, kernel, stride, dilation):
-    """A rough time, in seconds, for the peers that can take minutes, so as to skip them.
+def estimate(name, image, kernel, stride, dilation, geometry):
+    """A rough time, in seconds, for the contenders that can take minutes, so as to skip them.
 
-    The direct peers cost a multiply-add per tap of the dilated kernel (zeros
-    included) per pixel; PyTorch's float64 CPU path unfolds the image into a
-    matrix kh*kw times its size (im2col) and runs far slower than its float32.
+    Our paths: their own cost model. The direct peers cost a multiply-add
+    per tap of the dilated kernel (zeros included) per pixel; PyTorch's
+    float64 CPU path unfolds the image into a matrix kh*kw times its size
+    (im2col) and runs far slower than its float32.
     """
     taps = dilated(kernel, dilation).size
+    if name in engine.METHODS:
+        return engine.plan(name, geometry, kernel).ns * 1e-9
     if name in ("ndimage.correlate", "signal.correlate2d"):
         return image.size * taps / 1.5e9
     if name == "torch.conv2d" and image.dtype == np.float64:
@@ -172,86 +207,111 @@ def estimate(name, image, kernel, stride, dilation):
     return 0.0
 
 
-def run_case(label, size, dtype, kernel, stride, dilation, repeats, rows):
+def run_case(label, size, dtype, kernel, stride, dilation, thread_counts, repeats, rows,
+             with_paths):
     rng = np.random.default_rng(size)
     image = rng.random((size, size)).astype(dtype)
     found, padding = peers(image, kernel, stride, dilation)
     geometry = conv_geometry(image.shape, kernel.shape, stride, dilation, padding)
-    method = choose_method(tuple(n + 2 * padding for n in image.shape), kernel, geometry)
-    skipped = [name for name in found
-               if estimate(name, image, kernel, stride, dilation) > SKIP_SECONDS]
-    contenders = {"ours": lambda: conv2d(image, kernel, stride, dilation, padding)}
-    contenders.update((name, f) for name, f in found.items() if name not in skipped)
-    timings = race(contenders, repeats)
-    our_time, expected = timings.pop("ours")
-    scale = float(np.abs(kernel).sum() * np.abs(image).max())
-    tolerance = 64 * np.finfo(dtype).eps * scale
-    for name, (_, result) in timings.items():
-        if isinstance(result, Exception):
-            print(f"  {name} failed on {label} {size}: {str(result).splitlines()[0][:120]}")
-            continue
-        error = float(np.max(np.abs(np.asarray(result, dtype=np.float64) - expected)))
-        if result.shape != expected.shape or error > tolerance:
-            raise SystemExit(f"{name} disagrees with conv2d on {label} {size} "
-                             f"{np.dtype(dtype).name}: shape {result.shape} vs "
-                             f"{expected.shape}, max error {error:.3g}")
-    row = {"case": label, "size": size, "dtype": np.dtype(dtype).name, "method": method,
-           "ours": our_time, "gmacs": expected.size * kernel.size / our_time / 1e9,
-           "peers": {name: timings[name][0] if name in timings else None for name in found}}
-    rows.append(row)
-    print(format_row(row), flush=True)
+    ours = {"auto": lambda: conv2d(image, kernel, stride, dilation, padding)}
+    if with_paths:
+        for method in engine.cost_estimates(kernel, geometry):
+            ours[method] = (lambda method=method: conv2d(image, kernel, stride, dilation,
+                                                         padding, method=method))
+    contenders = {**ours, **found}
+    skipped = {name for name in contenders
+               if estimate(name, image, kernel, stride, dilation, geometry) > SKIP_SECONDS}
+    single = {}      # peers that ignore the thread count: timed once
+    for n in thread_counts:
+        with thread_count(n):
+            chosen = engine.choose_method(kernel, geometry, images=image[None])[0]
+            timed = {name: f for name, f in contenders.items() if name not in skipped
+                     and (name in ours or name in THREADED_PEERS or name not in single)}
+            timings = race(timed, repeats)
+        expected = timings["auto"][1]
+        scale = float(np.abs(kernel).sum() * np.abs(image).max())
+        for name, (_, result) in timings.items():
+            if isinstance(result, Exception):
+                print(f"  {name} failed on {label} {size}: {str(result).splitlines()[0][:120]}")
+                continue
+            error = float(np.max(np.abs(np.asarray(result, dtype=np.float64) - expected)))
+            if result.shape != expected.shape or error > 64 * np.finfo(dtype).eps * scale:
+                raise SystemExit(f"{name} disagrees with conv2d on {label} {size} "
+                                 f"{np.dtype(dtype).name}: shape {result.shape} vs "
+                                 f"{expected.shape}, max error {error:.3g}")
+            if name in found and name not in THREADED_PEERS:
+                single.setdefault(name, timings[name][0])
+        times = {name: timings[name][0] if name in timings else None for name in contenders}
+        times.update({name: t for name, t in single.items() if name not in timings})
+        row = {"case": label, "size": size, "dtype": np.dtype(dtype).name, "threads": n,
+               "method": chosen, "ours": times["auto"],
+               "gmacs": expected.size * kernel.size / times["auto"] / 1e9,
+               "paths": {m: times[m] for m in ours if m != "auto"},
+               "peers": {name: times[name] for name in found}}
+        rows.append(row)
+        print(format_row(row), flush=True)
 
 
-def run_photo(repeats, rows):
-    """A 1920x1080 uint8 RGB photo through apply_filter_to_image, 9x9 Gaussian."""
-    try:
-        from convolution import apply_filter_to_image
-    except ImportError:
-        return
+def photo_image():
+    """A 1920x1080 uint8 RGB photo: the sample picture enlarged, nearest neighbour."""
     photo = HERE.parent / "files" / "grace_hopper.jpg"
-    imageio = optional("imageio.v3")
     if imageio is None or not photo.exists():
-        return
+        return None
     small = imageio.imread(photo)[..., :3]
-    # Nearest-neighbour enlargement to full HD: a photo's content at a photo's size.
     rows_index = np.arange(1080) * small.shape[0] // 1080
     cols_index = np.arange(1920) * small.shape[1] // 1920
-    image = np.ascontiguousarray(small[rows_index][:, cols_index])
+    return np.ascontiguousarray(small[rows_index][:, cols_index])
+
+
+def run_photo(thread_counts, repeats, rows):
+    """The photo through apply_filter_to_image with a 9x9 Gaussian, against OpenCV and ndimage."""
+    image = photo_image()
+    if image is None:
+        return
     kernel = gaussian(9, np.float64)
-    contenders = {"ours": lambda: apply_filter_to_image(image, kernel)}
+    contenders = {"auto": lambda: apply_filter_to_image(image, kernel)}
     if cv2 is not None:
         contenders["cv2.filter2D"] = lambda: cv2.filter2D(image, -1, kernel,
                                                           borderType=cv2.BORDER_REFLECT_101)
     if ndimage is not None:
         def ndimage_photo():
-            channels = [ndimage.correlate(image[..., c].astype(np.float64), kernel,
-                                          mode="mirror") for c in range(3)]
+            channels = [ndimage.correlate(image[..., c].astype(np.float32),
+                                          kernel.astype(np.float32), mode="mirror")
+                        for c in range(3)]
             return np.clip(np.rint(np.stack(channels, -1)), 0, 255).astype(np.uint8)
         contenders["ndimage.correlate"] = ndimage_photo
-    timings = race(contenders, repeats)
-    our_time, expected = timings.pop("ours")
-    for name, (_, result) in timings.items():
-        if np.max(np.abs(result.astype(int) - expected.astype(int))) > 1:
-            raise SystemExit(f"{name} disagrees with apply_filter_to_image on the photo")
-    row = {"case": "photo 1920x1080 RGB, gaussian 9x9", "size": 1920, "dtype": "uint8",
-           "method": "auto", "ours": our_time,
-           "gmacs": expected.size * kernel.size / our_time / 1e9,
-           "peers": {name: t for name, (t, _) in timings.items()}}
-    rows.append(row)
-    print(format_row(row), flush=True)
+    single = {}
+    for n in thread_counts:
+        with thread_count(n):
+            timings = race({name: f for name, f in contenders.items() if name not in single},
+                           repeats)
+        expected = timings["auto"][1]
+        for name, (_, result) in timings.items():
+            if np.max(np.abs(result.astype(int) - expected.astype(int))) > 1:
+                raise SystemExit(f"{name} disagrees with apply_filter_to_image on the photo")
+        if "ndimage.correlate" in timings:
+            single["ndimage.correlate"] = timings["ndimage.correlate"]
+        timings.update(single)
+        row = {"case": "photo 1920x1080 RGB, gaussian 9x9", "size": 1920, "dtype": "uint8",
+               "threads": n, "method": "auto", "ours": timings["auto"][0],
+               "gmacs": expected.size * kernel.size / timings["auto"][0] / 1e9, "paths": {},
+               "peers": {name: t for name, (t, _) in timings.items() if name != "auto"}}
+        rows.append(row)
+        print(format_row(row), flush=True)
 
 
 def run_loops(rows):
     """The reference loops against 'auto' on the case issue 2 names: 256x256, 5x5, float64."""
     rng = np.random.default_rng(1)
     image, kernel = rng.random((256, 256)), rng.random((5, 5))
-    timings = race({"ours": lambda: conv2d(image, kernel, padding="same"),
+    timings = race({"auto": lambda: conv2d(image, kernel, padding="same"),
                     "method='loops'": lambda: conv2d(image, kernel, padding="same",
                                                      method="loops")}, 3)
-    (ours, result), (loops, expected) = timings["ours"], timings["method='loops'"]
+    (ours, result), (loops, expected) = timings["auto"], timings["method='loops'"]
     np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
     row = {"case": "random 5x5 (vs method='loops')", "size": 256, "dtype": "float64",
-           "method": "auto", "ours": ours, "gmacs": expected.size * 25 / ours / 1e9,
+           "threads": strips.threads(), "method": "auto", "ours": ours,
+           "gmacs": expected.size * 25 / ours / 1e9, "paths": {},
            "peers": {"method='loops'": loops}}
     rows.append(row)
     print(format_row(row), flush=True)
@@ -261,9 +321,20 @@ PEER_ORDER = ["cv2.filter2D", "ndimage.correlate", "signal.correlate2d", "signal
               "torch.conv2d", "method='loops'"]
 
 
+def auto_over_best(row):
+    """'auto''s time over the fastest path's (1.0: auto took the fastest), or None."""
+    paths = [t for t in row["paths"].values() if t is not None]
+    return row["ours"] / min(paths + [row["ours"]]) if paths else None
+
+
 def format_row(row):
-    cells = [f"{row['case']:<36}", f"{row['size']:>5}", f"{row['dtype']:<8}",
-             f"{row['method']:<10}", f"{row['ours'] * 1e3:9.2f} ms", f"{row['gmacs']:6.2f}"]
+    cells = [f"{row['case']:<34}", f"{row['size']:>5}", f"{row['dtype']:<8}",
+             f"{row['threads']:>2}t", f"{row['method']:<9}", f"{row['ours'] * 1e3:8.2f} ms",
+             f"{row['gmacs']:6.2f}"]
+    ratio = auto_over_best(row)
+    if ratio is not None:
+        best = min((t, m) for m, t in row["paths"].items() if t is not None)[1]
+        cells.append(f"auto/best {ratio:4.2f} ({best})")
     for name in PEER_ORDER:
         if name in row["peers"]:
             t = row["peers"][name]
@@ -273,37 +344,93 @@ def format_row(row):
 
 def markdown(rows):
     names = [n for n in PEER_ORDER if any(n in r["peers"] for r in rows)]
-    lines = ["| case | size | dtype | path | ours (ms) | GMAC/s | " + " | ".join(names) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(names)]
+    paths = [m for m in engine.METHODS if any(m in r["paths"] for r in rows)]
+    lines = ["| case | size | dtype | threads | path | ours (ms) | GMAC/s | auto/best | "
+             + " | ".join(names) + " | " + " | ".join(f"{m} (ms)" for m in paths) + " |",
+             "|---|---|---|---|---|---|---|---|" + "---|" * (len(names) + len(paths))]
     for r in rows:
         ratios = []
         for n in names:
             t = r["peers"].get(n, "")
             ratios.append("" if t == "" else "-" if t is None else f"{t / r['ours']:.2f}")
-        lines.append(f"| {r['case']} | {r['size']} | {r['dtype']} | {r['method']} | "
-                     f"{r['ours'] * 1e3:.2f} | {r['gmacs']:.2f} | " + " | ".join(ratios) + " |")
+        ratio = auto_over_best(r)
+        times = []
+        for m in paths:
+            t = r["paths"].get(m, "")
+            times.append("" if t == "" else "-" if t is None else f"{t * 1e3:.2f}")
+        lines.append(f"| {r['case']} | {r['size']} | {r['dtype']} | {r['threads']} | "
+                     f"{r['method']} | {r['ours'] * 1e3:.2f} | {r['gmacs']:.2f} | "
+                     f"{'' if ratio is None else f'{ratio:.2f}'} | " + " | ".join(ratios)
+                     + " | " + " | ".join(times) + " |")
+    return "\n".join(lines)
+
+
+def ratio_table(rows):
+    """Per thread count and peer: min, median and max of peer time / our time."""
+    lines = ["| threads | peer | cases | min | median | max |", "|---|---|---|---|---|---|"]
+    for n in sorted({r["threads"] for r in rows if "loops" not in r["case"]}):
+        sel = [r for r in rows if r["threads"] == n and "loops" not in r["case"]]
+        for name in PEER_ORDER[:-1]:
+            ratios = [r["peers"][name] / r["ours"] for r in sel if r["peers"].get(name)]
+            if ratios:
+                lines.append(f"| {n} | {name} | {len(ratios)} | {min(ratios):.2f} | "
+                             f"{statistics.median(ratios):.2f} | {max(ratios):.2f} |")
     return "\n".join(lines)
 
 
 def summary(rows):
-    """The figures the targets are stated in."""
+    """The figures the targets are stated in, each with whether it holds."""
     lines = []
     single = [r for r in rows if r["dtype"] != "uint8" and "loops" not in r["case"]]
-    for name in ("ndimage.correlate", "signal.correlate2d", "torch.conv2d", "cv2.filter2D"):
-        ratios = [r["peers"][name] / r["ours"] for r in single if r["peers"].get(name)]
-        if ratios:
-            lines.append(f"{name}: peer/ours min {min(ratios):.2f}, median "
-                         f"{statistics.median(ratios):.2f}, max {max(ratios):.2f} "
-                         f"over {len(ratios)} cases")
-    cv_f32 = [r["peers"]["cv2.filter2D"] / r["ours"] for r in single
-              if r["dtype"] == "float32" and r["peers"].get("cv2.filter2D")]
-    if cv_f32:
-        lines.append(f"cv2.filter2D, float32 cases: median ratio {statistics.median(cv_f32):.2f} "
-                     f"(OpenCV is {1 / statistics.median(cv_f32):.2f}x faster than us in the median)")
-    strided = [r for r in single if "s2 d2" in r["case"]]
-    if strided:
-        worst = min(min(t / r["ours"] for t in r["peers"].values() if t) for r in strided)
-        lines.append(f"stride 2 / dilation 2 cases: slowest peer ratio {worst:.2f}")
+
+    def check(text, holds):
+        lines.append(f"[{'ok' if holds else 'NO'}] {text}")
+
+    for n in sorted({r["threads"] for r in single}):
+        at = [r for r in single if r["threads"] == n]
+        for name in ("ndimage.correlate", "signal.correlate2d", "torch.conv2d"):
+            ratios = [r["peers"][name] / r["ours"] for r in at if r["peers"].get(name)]
+            if ratios:
+                worst = min(ratios)
+                check(f"{n} thread(s): faster than {name} on every case "
+                      f"(lowest ratio {worst:.2f} over {len(ratios)} cases)", worst > 1)
+        cv = {(r["case"], r["size"], r["dtype"]): r["peers"]["cv2.filter2D"] / r["ours"]
+              for r in at if r["peers"].get("cv2.filter2D")}
+        if cv:
+            dense = [v for (case, _, dtype), v in cv.items()
+                     if dtype == "float32" and case in ("random 3x3", "random 5x5")]
+            strided = [v for (case, _, _), v in cv.items() if "s2 d2" in case]
+            f32 = [v for (_, _, dtype), v in cv.items() if dtype == "float32"]
+            if dense:
+                check(f"{n} thread(s): dense float32 3x3 and 5x5 within 1.5x of OpenCV "
+                      f"(OpenCV up to {1 / min(dense):.2f}x faster)", min(dense) >= 1 / 1.5)
+            if strided:
+                check(f"{n} thread(s): faster than OpenCV on every stride 2 / dilation 2 case "
+                      f"(lowest ratio {min(strided):.2f})", min(strided) > 1)
+            if f32:
+                med = statistics.median(f32)
+                check(f"{n} thread(s): float32 median against OpenCV at most 1.5x "
+                      f"(OpenCV {1 / med:.2f}x faster in the median)", med >= 1 / 1.5)
+        autos = [(auto_over_best(r), r) for r in at if auto_over_best(r) is not None]
+        if autos:
+            worst, r = max(autos, key=lambda item: item[0])
+            check(f"{n} thread(s): 'auto' within 1.3x of the fastest path on every case "
+                  f"(worst {worst:.2f}: {r['case']} {r['size']} {r['dtype']})", worst <= 1.3)
+    photos = [r for r in rows if r["dtype"] == "uint8" and r["peers"].get("cv2.filter2D")]
+    for r in photos:
+        ratio = r["ours"] / r["peers"]["cv2.filter2D"]
+        check(f"{r['threads']} thread(s): the 1920x1080 photo within 1.5x of OpenCV "
+              f"({ratio:.2f}x its time)", ratio <= 1.5)
+    counts = sorted({r["threads"] for r in single})
+    if 1 in counts and 2 in counts and len(counts) > 2:
+        top = counts[-1]
+        by_case = {}
+        for r in single:
+            by_case.setdefault((r["case"], r["size"], r["dtype"]), {})[r["threads"]] = r["ours"]
+        worst = max((t[top] / min(t[1], t[2]), case) for case, t in by_case.items()
+                    if {1, 2, top} <= set(t))
+        check(f"{top} threads take at most 1.15x the best of 1 and 2 threads on every case "
+              f"(worst {worst[0]:.2f}: {' '.join(map(str, worst[1]))})", worst[0] <= 1.15)
     return "\n".join(lines)
 
 
@@ -313,12 +440,13 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     single = [r for r in rows if r["dtype"] != "uint8" and "loops" not in r["case"]]
-    sizes = sorted({r["size"] for r in single})
-    fig, axes = plt.subplots(len(sizes), 2, figsize=(13, 3.2 * len(sizes) + 0.8), squeeze=False)
-    for row_axes, size in zip(axes, sizes):
+    keys = sorted({(r["size"], r["threads"]) for r in single})
+    fig, axes = plt.subplots(len(keys), 2, figsize=(13, 3.2 * len(keys) + 0.8), squeeze=False)
+    for row_axes, (size, n) in zip(axes, keys):
         for ax, dtype in zip(row_axes, ("float32", "float64")):
-            sel = [r for r in single if r["size"] == size and r["dtype"] == dtype]
-            names = [n for n in PEER_ORDER if any(r["peers"].get(n) for r in sel)]
+            sel = [r for r in single if r["size"] == size and r["dtype"] == dtype
+                   and r["threads"] == n]
+            names = [m for m in PEER_ORDER if any(r["peers"].get(m) for r in sel)]
             x = np.arange(len(sel))
             width = 0.8 / max(len(names), 1)
             for k, name in enumerate(names):
@@ -329,7 +457,7 @@ def plot(rows, path):
             ax.set_yscale("log")
             ax.set_xticks(x, [r["case"].replace("random ", "r").replace("gaussian ", "g")
                               for r in sel], rotation=30, ha="right", fontsize=8)
-            ax.set_title(f"{size}x{size} {dtype}", fontsize=10)
+            ax.set_title(f"{size}x{size} {dtype}, {n} thread(s)", fontsize=10)
             ax.set_ylabel("peer time / our time")
     axes[0][0].legend(fontsize=8)
     fig.suptitle("conv2d(method='auto') against peers: above 1, conv2d is faster", fontsize=11)
@@ -339,92 +467,110 @@ def plot(rows, path):
 
 
 def calibrate(repeats):
-    """Measure the constants of engine.py's cost model on this machine.
+    """Measure the constants of convolution/costs.py on this machine, one thread, float64.
 
-    Per-cell and per-call costs on one thread, then what each path gains from
-    the other threads.
-
-    Each constant is a slope between two runs that differ in one thing only,
-    so that what the two runs share (fetching, Python overhead) cancels out.
+    Each per-cell constant is a slope between two runs that differ in one
+    thing only, so that what the two runs share (fetching, Python overhead)
+    cancels out. The handoff is what a second thread adds to each call of
+    many short ones.
     """
-    from convolution import engine
+    from concurrent.futures import ThreadPoolExecutor
     os.environ["CONVOLUTION_THREADS"] = "1"
     rng = np.random.default_rng(2)
     image = rng.random((1024, 1024))
-    small, large = rng.random((3, 3)), rng.random((9, 9))
+    cells = image.size * 1e-9      # in units that give nanoseconds per cell
 
     def seconds(method, kernel, x=image, **params):
-        return timed(lambda: conv2d(x, kernel, method=method, **params), repeats)[0]
+        return race({"": lambda: conv2d(x, kernel, method=method, **params)}, repeats)[""][0]
 
-    cells = 1024 * 1024 * 1e-9      # in units that give nanoseconds per cell
+    small, large = rng.random((3, 3)), rng.random((9, 9))
     flat = (seconds("polyphase", large) - seconds("polyphase", small)) / (81 - 9) / cells
     strided = (seconds("direct", large) - seconds("direct", small)) / (81 - 9) / cells
-    # Fetching: a 1 x 1 kernel is one fetch of the input and one multiply.
     fetch = max(seconds("polyphase", rng.random((1, 1))) / cells - flat, 0.0)
     tiny = rng.random((4, 4))
     call = (seconds("polyphase", large, tiny, padding=4)
             - seconds("polyphase", small, tiny, padding=1)) / (2 * (81 - 9)) * 1e9
-    fft_plan = engine._fft_plan((1024, 1024), engine._phases(engine._taps(large), (1, 1), (1, 1)))
-    (length_h, tile_h, _), (length_w, tile_w, _) = fft_plan
+    # Banded: a column of kh taps makes R + kh - 1 multiply-adds per output
+    # and one copy; a row of kw taps R * kw multiply-adds and kw copies.
+    rows = engine.BAND_ROWS
+    mac = (seconds("banded", rng.random((11, 1))) - seconds("banded", rng.random((3, 1)))) / (
+        11 - 3) / cells
+    copy = (seconds("banded", rng.random((1, 9))) - seconds("banded", rng.random((1, 3)))) / (
+        9 - 3) / cells - rows * mac
+    phases = engine._phases(engine._taps(large), (1, 1), (1, 1))
+    (length_h, tile_h, _), (length_w, tile_w, _) = engine._fft_plan((1024, 1024), phases)
     tiles = math.ceil(1024 / tile_h) * math.ceil(1024 / tile_w)
     n = length_h * length_w
     fft = seconds("fft", large, padding=4) * 1e9 / (tiles * n * math.log2(n))
     eight = rng.random((8, 8))
     spectrum = np.fft.rfft2(eight)
-    fft_call = timed(lambda: (np.fft.rfft2(eight), np.fft.irfft2(spectrum, s=(8, 8))),
-                     repeats * 20)[0] / 2 * 1e9
-    # Parallel efficiency: the same large case on one thread and on all of them.
-    efficiency = {}
-    workers = os.cpu_count() or 1
-    big = rng.random((2048, 2048))
-    for method, kernel in (("direct", small), ("polyphase", large), ("separable",
-                           np.outer(np.hanning(9), np.hanning(9))), ("fft", large)):
-        times = []
-        for n in (1, workers):
-            os.environ["CONVOLUTION_THREADS"] = str(n)
-            times.append(seconds(method, kernel, big, padding=kernel.shape[0] // 2))
-        efficiency[method] = round((times[0] / times[1] - 1) / max(workers - 1, 1), 2)
-    os.environ["CONVOLUTION_THREADS"] = "1"
-    print("# Cost model constants measured on this machine, for engine.py:")
-    for name, value in (("COST_FLAT", flat), ("COST_STRIDED", strided), ("COST_FETCH", fetch),
-                        ("COST_FFT", fft), ("COST_CALL", call), ("COST_FFT_CALL", fft_call)):
+    fft_call = race({"": lambda: (np.fft.rfft2(eight), np.fft.irfft2(spectrum, s=(8, 8)))},
+                    repeats * 20)[""][0] / 2 * 1e9
+    # The handoff: many short calls (a few microseconds each) on one thread,
+    # then the same calls shared by two: what the second adds per call.
+    short = [rng.random(8192) for _ in range(2)]
+    calls = 4000
+
+    def loop(a):
+        for _ in range(calls // 2):
+            np.multiply(a, 1.5, out=a)
+
+    pool = ThreadPoolExecutor(2)
+    both = race({"one": lambda: [loop(a) for a in short],
+                 "two": lambda: list(pool.map(loop, short))}, repeats)
+    handoff = max(2 * both["two"][0] - both["one"][0], 0.0) / calls * 1e9
+    print("# Cost model constants measured on this machine, for convolution/costs.py:")
+    for name, value in (("CALL_NS", call), ("HANDOFF_NS", handoff), ("FLAT_NS", flat),
+                        ("STRIDED_NS", strided), ("FETCH_NS", fetch), ("COPY_NS", copy),
+                        ("MAC_NS", mac), ("FFT_NS", fft), ("FFT_CALL_NS", fft_call)):
         print(f"{name} = {value:.3g}")
-    print(f"PARALLEL_EFFICIENCY = {efficiency}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="1024x1024 only and fewer repeats (under a minute)")
-    parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default 1024 2048 4096)")
-    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 5)")
-    parser.add_argument("--plot", default=str(HERE.parent / "files" / "benchmark.png"),
-                        help="where to write the plot ('' for none)")
-    parser.add_argument("--markdown", help="also write the table as Markdown to this file")
+                        help="1024x1024 only and fewer repeats")
+    parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default 1024 2048)")
+    parser.add_argument("--threads", default=f"1,{strips.cores()}",
+                        help="comma-separated thread counts (default: 1 and the cores)")
+    parser.add_argument("--repeats", type=int, help="timed rounds per measurement (default 7)")
+    parser.add_argument("--no-paths", action="store_true",
+                        help="time 'auto' only, not each of our paths")
+    parser.add_argument("--plot", help="write a plot of the ratios to this file")
+    parser.add_argument("--markdown", help="write the tables as Markdown to this file")
     parser.add_argument("--calibrate", action="store_true",
                         help="measure the constants of the cost model 'auto' uses, and stop")
     args = parser.parse_args(argv)
     if args.calibrate:
-        calibrate(args.repeats or 5)
+        calibrate(args.repeats or 7)
         return
-    sizes = args.sizes or ([1024] if args.quick else [1024, 2048, 4096])
-    repeats = args.repeats or (3 if args.quick else 5)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{threads()} threads; Python {platform.python_version()}, NumPy {np.__version__}"
+    try:
+        thread_counts = sorted({int(n) for n in args.threads.split(",")})
+    except ValueError:
+        parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
+    if min(thread_counts) < 1:
+        parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
+    sizes = args.sizes or ([1024] if args.quick else [1024, 2048])
+    repeats = args.repeats or (5 if args.quick else 7)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+          f"({strips.cores()} usable); Python {platform.python_version()}, "
+          f"NumPy {np.__version__}"
           + "".join(f", {m.__name__.split('.')[0]} {getattr(m, '__version__', '')}"
-                    for m in (cv2, torch) if m is not None), flush=True)
-    if torch is not None:
-        torch.set_num_threads(os.cpu_count())
+                    for m in (cv2, torch) if m is not None)
+          + f"; threads {','.join(map(str, thread_counts))}", flush=True)
     rows = []
     run_loops(rows)
     for case in cases(sizes):
-        run_case(*case, repeats, rows)
-    run_photo(repeats, rows)
+        run_case(*case, thread_counts, repeats, rows, not args.no_paths)
+    run_photo(thread_counts, repeats, rows)
+    print()
+    print(ratio_table(rows))
     print()
     print(summary(rows))
     if args.markdown:
-        Path(args.markdown).write_text(markdown(rows) + "\n\n" + summary(rows) + "\n")
+        Path(args.markdown).write_text(markdown(rows) + "\n\n" + ratio_table(rows) + "\n\n"
+                                       + summary(rows) + "\n")
     if args.plot:
         plot(rows, args.plot)
         print(f"plot written to {args.plot}")

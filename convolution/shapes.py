@@ -102,13 +102,21 @@ def _padding_pairs(padding):
 def _same_padding(size, kernel_size, stride, dilation):
     """TensorFlow's 'same': ceil(size / stride) outputs, the odd cell at the end."""
     out = math.ceil(size / stride)
-    total = max((out - 1) * stride + dilation * (kernel_size - 1) + 1 - size, 0)
+    total = max((out - 1) * stride + _span(kernel_size, dilation) + 1 - size, 0)
     return (total // 2, total - total // 2)
+
+
+def _span(kernel_size, dilation):
+    """Cells between a dilated kernel's first and last tap, along one axis: ``d * (k - 1)``.
+
+    The window then covers ``span + 1`` cells. The only place this is written.
+    """
+    return dilation * (kernel_size - 1)
 
 
 def _output_size(size, kernel_size, stride, dilation, before, after):
     """The output-shape formula, for one axis. The only place it is written."""
-    return (size + before + after - dilation * (kernel_size - 1) - 1) // stride + 1
+    return (size + before + after - _span(kernel_size, dilation) - 1) // stride + 1
 
 
 class ConvGeometry(NamedTuple):
@@ -119,6 +127,20 @@ class ConvGeometry(NamedTuple):
     dilation: tuple
     padding: tuple   # ((top, bottom), (left, right))
     output_shape: tuple
+
+    @property
+    def span(self):
+        """``(dh * (kh - 1), dw * (kw - 1))``: cells from the kernel's first tap to its last.
+
+        The rows (columns) of the padded input one output cell reads reach
+        this far beyond its first one: its window covers ``span + 1`` cells.
+
+        Examples
+        --------
+        >>> conv_geometry((9, 14), (5, 5), stride=(2, 1), dilation=(1, 2)).span
+        (4, 8)
+        """
+        return tuple(_span(k, d) for k, d in zip(self.kernel_shape, self.dilation))
 
 
 def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
@@ -161,7 +183,7 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
                              f"{', '.join(map(repr, PADDING_STRINGS))}, got {padding!r}")
         pads = tuple(
             (0, 0) if padding == "valid"
-            else (d * (k - 1), d * (k - 1)) if padding == "full"
+            else (_span(k, d), _span(k, d)) if padding == "full"
             else _same_padding(n, k, s, d)
             for n, k, s, d in zip(input_hw, kernel_hw, stride, dilation))
     else:
@@ -170,7 +192,7 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
                       in zip(input_hw, kernel_hw, stride, dilation, pads))
     if min(output_hw) < 1:
         padded = tuple(n + sum(p) for n, p in zip(input_hw, pads))
-        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel_hw, dilation))
+        span = tuple(_span(k, d) + 1 for k, d in zip(kernel_hw, dilation))
         raise ValueError(
             f"kernel of shape {kernel_hw} with dilation {dilation} spans {span} cells, "
             f"more than the padded input {padded} holds; the output shape would be "
@@ -237,8 +259,8 @@ def window(i, j, kernel_shape, stride, dilation):
     (slice(2, 5, 1), slice(4, 9, 2))
     """
     (kh, kw), (sh, sw), (dh, dw) = kernel_shape, stride, dilation
-    return (slice(i * sh, i * sh + dh * (kh - 1) + 1, dh),
-            slice(j * sw, j * sw + dw * (kw - 1) + 1, dw))
+    return (slice(i * sh, i * sh + _span(kh, dh) + 1, dh),
+            slice(j * sw, j * sw + _span(kw, dw) + 1, dw))
 
 
 def tap(a, b, output_shape, stride, dilation):
