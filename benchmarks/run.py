@@ -96,31 +96,33 @@ def thread_count(n):
             os.environ["CONVOLUTION_THREADS"] = saved
 
 
-def race(contenders, repeats):
+def race(contenders, repeats, clock=time.perf_counter):
     """{name: (median seconds, result)} for functions timed side by side.
 
     Each function runs once to warm up (and to give its result); then the
     rounds interleave them, in an order that rotates from round to round. A
     function slower than SLOW_SECONDS is not run again: its first time
     stands. A function that raises (PyTorch's im2col can ask for GBs) gets
-    the exception as its result and no time.
+    the exception as its result and no time. ``clock``: wall time, or
+    ``time.thread_time`` for work on the calling thread alone, which other
+    processes sharing the cores disturb less.
     """
     first, results, times = {}, {}, {name: [] for name in contenders}
     for name, function in contenders.items():
-        start = time.perf_counter()
+        start = clock()
         try:
             results[name] = function()
         except (MemoryError, RuntimeError, ValueError) as error:
             results[name] = error
-        first[name] = time.perf_counter() - start
+        first[name] = clock() - start
     again = [name for name in contenders
              if first[name] <= SLOW_SECONDS and not isinstance(results[name], Exception)]
     for round_ in range(repeats):
         for k in range(len(again)):
             name = again[(k + round_) % len(again)]
-            start = time.perf_counter()
+            start = clock()
             contenders[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: (None if isinstance(results[name], Exception)
                    else statistics.median(times[name]) if times[name] else first[name],
                    results[name])
@@ -471,8 +473,8 @@ def calibrate(repeats):
 
     Each per-cell constant is a slope between two runs that differ in one
     thing only, so that what the two runs share (fetching, Python overhead)
-    cancels out. The handoff is what a second thread adds to each call of
-    many short ones.
+    cancels out; in CPU time of the calling thread. The handoff is what a
+    second thread adds to each call of many short ones, in wall time.
     """
     from concurrent.futures import ThreadPoolExecutor
     os.environ["CONVOLUTION_THREADS"] = "1"
@@ -481,7 +483,8 @@ def calibrate(repeats):
     cells = image.size * 1e-9      # in units that give nanoseconds per cell
 
     def seconds(method, kernel, x=image, **params):
-        return race({"": lambda: conv2d(x, kernel, method=method, **params)}, repeats)[""][0]
+        return race({"": lambda: conv2d(x, kernel, method=method, **params)}, repeats,
+                    time.thread_time)[""][0]
 
     small, large = rng.random((3, 3)), rng.random((9, 9))
     flat = (seconds("polyphase", large) - seconds("polyphase", small)) / (81 - 9) / cells
@@ -493,8 +496,8 @@ def calibrate(repeats):
     # Banded: a column of kh taps makes R + kh - 1 multiply-adds per output
     # and one copy; a row of kw taps R * kw multiply-adds and kw copies.
     rows = engine.BAND_ROWS
-    mac = (seconds("banded", rng.random((11, 1))) - seconds("banded", rng.random((3, 1)))) / (
-        11 - 3) / cells
+    mac = (seconds("banded", rng.random((35, 1))) - seconds("banded", rng.random((3, 1)))) / (
+        35 - 3) / cells
     copy = (seconds("banded", rng.random((1, 9))) - seconds("banded", rng.random((1, 3)))) / (
         9 - 3) / cells - rows * mac
     phases = engine._phases(engine._taps(large), (1, 1), (1, 1))
@@ -505,7 +508,7 @@ def calibrate(repeats):
     eight = rng.random((8, 8))
     spectrum = np.fft.rfft2(eight)
     fft_call = race({"": lambda: (np.fft.rfft2(eight), np.fft.irfft2(spectrum, s=(8, 8)))},
-                    repeats * 20)[""][0] / 2 * 1e9
+                    repeats * 20, time.thread_time)[""][0] / 2 * 1e9
     # The handoff: many short calls (a few microseconds each) on one thread,
     # then the same calls shared by two: what the second adds per call.
     short = [rng.random(8192) for _ in range(2)]
@@ -513,7 +516,7 @@ def calibrate(repeats):
 
     def loop(a):
         for _ in range(calls // 2):
-            np.multiply(a, 1.5, out=a)
+            np.multiply(a, 1.0, out=a)
 
     pool = ThreadPoolExecutor(2)
     both = race({"one": lambda: [loop(a) for a in short],

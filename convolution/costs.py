@@ -31,30 +31,36 @@ import math
 import numpy as np
 
 __all__ = ["CALL_NS", "HANDOFF_NS", "cell_scale", "mac_scale", "wall_ns", "direct",
-           "polyphase", "separable", "banded", "fft"]
+           "polyphase", "separable", "products", "separable_products", "banded", "fft"]
 
 #: Python's cost of one NumPy call inside a path, holding the GIL (dispatch,
 #: views, bookkeeping).
-CALL_NS = 1500.0
+CALL_NS = 1200.0
 #: What a call costs on top when threads contend for the GIL: the wake-up of
 #: the thread that gets it next. Measured as the time two threads lose per
 #: call against one thread making the same calls.
-HANDOFF_NS = 6000.0
+HANDOFF_NS = 5000.0
 #: One pass over one cell: a multiply-add over a flat contiguous run
 #: (polyphase, separable) ...
-FLAT_NS = 0.35
+FLAT_NS = 0.58
 #: ... over a strided slice (direct) ...
-STRIDED_NS = 0.6
+STRIDED_NS = 0.85
 #: ... a copy of the padded input into a strip's buffers ...
-FETCH_NS = 0.5
+FETCH_NS = 1.2
 #: ... and a copy of a strip into the band's shifted rows (in cache).
-COPY_NS = 0.3
-#: One multiply-add inside a matrix product (BLAS, one thread).
-MAC_NS = 0.025
+COPY_NS = 0.55
+#: One multiply-add inside a matrix product (BLAS, one thread), while the
+#: rows a product multiplies stay in cache ...
+MAC_NS = 0.06
+#: ... which they leave as they grow past this many bytes: the products of
+#: neighbouring row groups share most of their rows, and find them in cache
+#: only while those fit. Measured: the cost per multiply-add doubles by 1 MiB,
+#: and stops growing at four times (memory's bandwidth).
+CACHE_BYTES = 2 ** 20
 #: An FFT, per cell and per log2(cells) ...
-FFT_NS = 0.55
+FFT_NS = 0.79
 #: ... and the fixed cost of one numpy.fft call, whatever its size.
-FFT_CALL_NS = 13600.0
+FFT_CALL_NS = 13800.0
 
 
 def cell_scale(dtype):
@@ -103,16 +109,36 @@ def separable(padded_width, row_width, kernel_shape, terms, stride, dtype):
     return cell_scale(dtype) * (terms * per_term * FLAT_NS + sh * padded_width * FETCH_NS)
 
 
-def banded(width, block_width, phases, shifts, band_width, band_rows, dtype):
+def products(macs, operand_bytes, dtype):
+    """ns of ``macs`` multiply-adds in matrix products whose second operand has ``operand_bytes``."""
+    return macs * mac_scale(dtype) * MAC_NS * (1 + min(operand_bytes / CACHE_BYTES, 3))
+
+
+def separable_products(columns, width, phases, band_width, band_rows, depth, terms, dtype):
+    """ns per output row of 'separable' on floats: two matrix products per term.
+
+    Per output row: a row of each of ``phases`` row phases fetched
+    (``columns`` cells), per term a column pass (a band of ``band_width``
+    columns, one product per ``band_rows`` rows) and a row pass (``depth``
+    multiply-adds per output cell).
+    """
+    itemsize = np.dtype(dtype).itemsize
+    return (cell_scale(dtype) * phases * columns * FETCH_NS
+            + terms * (products(columns * band_width, band_width * columns * itemsize, dtype)
+                       + products(width * depth, depth * band_rows * itemsize, dtype)))
+
+
+def banded(width, block_width, phases, shifts, band_width, dtype):
     """ns per output row of 'banded'.
 
     Per output row: a row of each of ``phases`` row phases of the padded
     input fetched (``block_width`` cells), ``shifts`` shifted copies of it,
-    and a matrix product of ``band_width / band_rows`` multiply-adds per
-    output cell.
+    and a band of ``band_width`` columns times as many shifted rows: that
+    many multiply-adds per output cell.
     """
+    itemsize = np.dtype(dtype).itemsize
     return (cell_scale(dtype) * phases * (block_width * FETCH_NS + shifts * width * COPY_NS)
-            + mac_scale(dtype) * width * band_width / band_rows * MAC_NS)
+            + products(width * band_width, band_width * width * itemsize, dtype))
 
 
 def fft(lengths, transforms):

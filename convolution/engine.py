@@ -241,19 +241,23 @@ class _Band(NamedTuple):
     block_width: int
 
 
-def _band(kernel, geometry, rows=None):
+def _band(kernel, geometry):
     """The `_Band` of ``kernel`` for this geometry (cached on the kernel's bytes)."""
     return _cached_band(kernel.dtype.str, kernel.shape, kernel.tobytes(), geometry.stride,
-                        geometry.dilation, geometry.output_shape[1], rows or BAND_ROWS)
+                        geometry.dilation, geometry.output_shape[1])
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_band(dtype, shape, data, stride, dilation, width, rows):
+def _cached_band(dtype, shape, data, stride, dilation, width, rows=BAND_ROWS, sparse=True):
+    """See `_band`. ``sparse``: leave out the kernel's rows and columns of zeros.
+
+    They add nothing to finite sums; the separable path keeps them, so that
+    the bands of all its terms read the same rows.
+    """
     kernel = np.frombuffer(data, dtype=dtype).reshape(shape)
     (sh, sw), (dh, dw) = stride, dilation
-    # Columns and rows of zeros add nothing to finite sums: leave them out.
-    kernel_rows = [a for a in range(shape[0]) if kernel[a].any()] or [0]
-    kernel_cols = [b for b in range(shape[1]) if kernel[:, b].any()] or [0]
+    kernel_rows = [a for a in range(shape[0]) if kernel[a].any() or not sparse] or [0]
+    kernel_cols = [b for b in range(shape[1]) if kernel[:, b].any() or not sparse] or [0]
     phases = sorted({a * dh % sh for a in kernel_rows})
     reach = max(a * dh // sh for a in kernel_rows)
     band = np.zeros((rows, rows + reach, len(phases), len(kernel_cols)), kernel.dtype)
@@ -285,7 +289,7 @@ def plan_banded(geometry, kernel, batch, dtype):
         extra_rows=band.reach + band.rows - 1, rows_multiple=band.rows,
         calls=phases * (_FETCH_CALLS + copies + 2) + 3, fixed_ns=2 * costs.CALL_NS,
         row_ns=costs.banded(width, band.block_width, phases, shifts, band.matrix.shape[1],
-                            band.rows, dtype))
+                            dtype))
     return strips.plan(batch, height, batch * height * width * dtype.itemsize, work)
 
 
@@ -449,11 +453,76 @@ def _separable_layout(geometry, kernel):
     return terms, columns, rows_
 
 
+#: Output columns per block of the separable path's row pass: each block is
+#: the column pass's rows times a Toeplitz matrix of the row filter.
+SEPARABLE_BLOCK = 16
+
+
+class _Passes(NamedTuple):
+    """The separable path's matrices: per term a column band and a row Toeplitz matrix.
+
+    The column pass of term t is 'banded' with the kernel's column ``u_t``
+    (``bands[t]``, all reading ``phases`` and ``reach`` rows below a group of
+    ``rows``); it covers ``width`` columns of the padded input, enough for
+    every one of the row pass's ``blocks``. The row pass of block j multiplies
+    ``depth`` columns of the column pass, from ``j * SEPARABLE_BLOCK * sw``
+    on, by ``toeplitz[t]`` (depth x SEPARABLE_BLOCK), whose column c holds
+    ``v_t`` on the cells ``c * sw + b * dw``.
+    """
+    bands: tuple
+    toeplitz: tuple
+    phases: tuple
+    reach: int
+    rows: int
+    blocks: int
+    width: int
+    depth: int
+
+
+def _passes(kernel, geometry):
+    """The `_Passes` of a float kernel (cached on its bytes)."""
+    return _cached_passes(kernel.dtype.str, kernel.shape, kernel.tobytes(), geometry.stride,
+                          geometry.dilation, geometry.output_shape[1])
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_passes(dtype, shape, data, stride, dilation, width):
+    kernel = np.frombuffer(data, dtype=dtype).reshape(shape)
+    (sh, sw), (dh, dw) = stride, dilation
+    block = SEPARABLE_BLOCK
+    blocks = -(-width // block)
+    depth = (block - 1) * sw + dw * (shape[1] - 1) + 1
+    columns = (blocks * block - 1) * sw + dw * (shape[1] - 1) + 1
+    bands, toeplitz = [], []
+    for u, v in _rank_terms(kernel):
+        bands.append(_cached_band(dtype, (shape[0], 1), u.tobytes(), (sh, 1), (dh, 1), columns,
+                                  sparse=False))
+        row = np.zeros((depth, block), kernel.dtype)
+        for b in range(shape[1]):
+            row[np.arange(block) * sw + b * dw, np.arange(block)] = v[b]
+        row.flags.writeable = False
+        toeplitz.append(row)
+    return _Passes(tuple(band.matrix for band in bands), tuple(toeplitz), bands[0].phases,
+                   bands[0].reach, BAND_ROWS, blocks, columns, depth)
+
+
 def plan_separable(geometry, kernel, batch, dtype):
     terms = _separable_terms(kernel)
     (sh, sw), (span_h, span_w) = geometry.stride, geometry.span
     kh, kw = kernel.shape
     height, width = geometry.output_shape
+    out_bytes = batch * height * width * dtype.itemsize
+    if dtype in _BLAS_DTYPES:
+        passes = _passes(kernel, geometry)
+        phases = len(passes.phases)
+        work = strips.Work(
+            row_bytes=(phases + 2) * passes.width * dtype.itemsize,
+            extra_rows=passes.reach + passes.rows - 1, rows_multiple=passes.rows,
+            calls=phases * (_FETCH_CALLS + 2) + 4 * len(terms) + 2, fixed_ns=2 * costs.CALL_NS,
+            row_ns=costs.separable_products(passes.width, width, phases,
+                                            passes.bands[0].shape[1], passes.rows, passes.depth,
+                                            len(terms), dtype))
+        return strips.plan(batch, height, out_bytes, work)
     padded_width = _padded_width(geometry)
     row_width = width + span_w // sw
     work = strips.Work(
@@ -461,11 +530,84 @@ def plan_separable(geometry, kernel, batch, dtype):
         extra_rows=span_h // sh, calls=len(terms) * (2 * (kh + kw) + 2) + sh * _FETCH_CALLS,
         row_ns=costs.separable(padded_width, row_width, kernel.shape, len(terms),
                                geometry.stride, dtype))
-    return strips.plan(batch, height, batch * height * width * dtype.itemsize, work)
+    return strips.plan(batch, height, out_bytes, work)
 
 
 def conv2d_separable(source, kernel, geometry, out, plan):
-    """Sum over the kernel's rank-1 terms u v^T: a column pass with u, then a row pass with v."""
+    """Sum over the kernel's rank-1 terms u v^T: a column pass with u, then a row pass with v.
+
+    Floats: both passes are matrix products (BLAS), a column band as in
+    'banded' and a Toeplitz matrix per block of output columns; a strip
+    whose input holds NaN or infinity is done tap by tap instead, as in
+    'banded'. Integers: tap by tap, exactly.
+    """
+    if out.dtype in _BLAS_DTYPES:
+        with strips.single_threaded_blas():
+            strips.run(_separable_products_strip(source, kernel, geometry, out), plan)
+    else:
+        strips.run(_separable_taps_strip(source, kernel, geometry, out), plan)
+
+
+def _separable_products_strip(source, kernel, geometry, out):
+    """One strip of the separable path as two matrix products per term."""
+    passes = _passes(kernel, geometry)
+    sh, sw = geometry.stride
+    width, dtype = out.shape[2], out.dtype
+    itemsize = dtype.itemsize
+    phases, rows_, block = len(passes.phases), passes.rows, SEPARABLE_BLOCK
+    depth = passes.bands[0].shape[1]
+    whole_blocks = width // block
+    fallback = []
+
+    def strip(arena, batch, rows):
+        n = len(range(*batch.indices(out.shape[0])))
+        count = rows.stop - rows.start
+        groups = -(-count // rows_)
+        phase_rows = groups * rows_ + passes.reach
+        fetched = arena.take((n, phase_rows, phases, passes.width), dtype)
+        for p, q in enumerate(passes.phases):
+            first = rows.start * sh + q
+            source.region(batch, range(first, first + sh * phase_rows, sh),
+                          range(passes.width), dtype, out=fetched[:, :, p])
+        if not np.isfinite(np.add.reduce(fetched, axis=None)):
+            if not fallback:
+                fallback.append(_polyphase_strip(source, kernel, geometry, out))
+            return fallback[0](arena, batch, rows)
+        products = np.ndarray((n, groups, depth, passes.width), dtype, fetched, 0,
+                              (fetched.strides[0], rows_ * phases * passes.width * itemsize,
+                               passes.width * itemsize, itemsize))
+        column_pass = arena.take((n, groups, rows_, passes.width), dtype)
+        # Row pass, block j: `depth` columns of the column pass from j * block * sw on.
+        row_view = np.ndarray((n, passes.blocks, count, passes.depth), dtype, column_pass, 0,
+                              (column_pass.strides[0], block * sw * itemsize,
+                               passes.width * itemsize, itemsize))
+        target = out[batch, rows]
+        blocks_view = np.ndarray((n, whole_blocks, count, block), dtype, target, 0,
+                                 (target.strides[0], block * itemsize, target.strides[1],
+                                  itemsize)) if whole_blocks else None
+        partial = arena.take((n, 1, count, block), dtype) if width % block else None
+        summed = (arena.take((n, whole_blocks, count, block), dtype)
+                  if len(passes.bands) > 1 and whole_blocks else None)
+        for t, (band, toeplitz) in enumerate(zip(passes.bands, passes.toeplitz)):
+            np.matmul(band, products, out=column_pass)
+            if whole_blocks:
+                np.matmul(row_view[:, :whole_blocks], toeplitz,
+                          out=blocks_view if t == 0 else summed)
+                if t:
+                    blocks_view += summed
+            if partial is not None:
+                np.matmul(row_view[:, whole_blocks:], toeplitz, out=partial)
+                last = target[:, :, whole_blocks * block:]
+                if t == 0:
+                    last[...] = partial[:, 0, :, :last.shape[2]]
+                else:
+                    last += partial[:, 0, :, :last.shape[2]]
+
+    return strip
+
+
+def _separable_taps_strip(source, kernel, geometry, out):
+    """One strip of the separable path tap by tap, on flat phases (exact for integers)."""
     terms, columns, rows_ = _separable_layout(geometry, kernel)
     (sh, sw), (span_h, span_w) = geometry.stride, geometry.span
     width = geometry.output_shape[1]
@@ -504,7 +646,7 @@ def conv2d_separable(source, kernel, geometry, out, plan):
                 if last:
                     target += result[:, :target.shape[1], :width]
 
-    strips.run(strip, plan)
+    return strip
 
 
 #: The FFT size of one overlap-save tile along an axis, unless the kernel is wider.
