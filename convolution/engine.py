@@ -118,6 +118,28 @@ def _phases(taps, stride, dilation):
     return phases
 
 
+def _finite(arena, block):
+    """Whether ``block`` holds only finite numbers (its flags in the arena: no allocation)."""
+    flags = arena.take(block.shape, np.bool_)
+    return bool(np.isfinite(block, out=flags).all())
+
+
+def _tap_phases(kernel, geometry):
+    """`_phases` of the kernel's taps for this geometry, cached on the kernel's bytes.
+
+    'auto' plans every path for every call; a network's layers call with the
+    same few kernels over and over. Read-only: shared by every call.
+    """
+    return _cached_tap_phases(kernel.dtype.str, kernel.shape, kernel.tobytes(),
+                              geometry.stride, geometry.dilation)
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_tap_phases(dtype, shape, data, stride, dilation):
+    kernel = np.frombuffer(data, dtype=dtype).reshape(shape)
+    return _phases(_taps(kernel), stride, dilation)
+
+
 def _phase_blocks(arena, source, batch, first_row, n_rows, row_width, phases, stride, dtype):
     """The strip's stride phases that ``phases`` reads, each (N, n_rows, row_width)."""
     sh, sw = stride
@@ -147,7 +169,8 @@ def _padded_width(geometry):
 def plan_direct(geometry, kernel, batch, dtype):
     (sh, _), (span_h, _) = geometry.stride, geometry.span
     height, width = geometry.output_shape
-    padded_width, taps = _padded_width(geometry), len(_taps(kernel))
+    padded_width = _padded_width(geometry)
+    taps = sum(map(len, _tap_phases(kernel, geometry).values()))
     work = strips.Work(row_bytes=(padded_width * sh + 2 * width) * dtype.itemsize,
                        extra_rows=span_h // sh, calls=2 * taps + _FETCH_CALLS,
                        row_ns=costs.direct(width, padded_width, taps, sh, dtype))
@@ -177,7 +200,7 @@ def conv2d_direct(source, kernel, geometry, out, plan):
 
 def _polyphase_layout(kernel, geometry):
     """The taps by phase, the rows a strip reads below its own, and the phase blocks' width."""
-    phases = _phases(_taps(kernel), geometry.stride, geometry.dilation)
+    phases = _tap_phases(kernel, geometry)
     extra_rows = max(a for taps in phases.values() for a, _, _ in taps)
     # All phase blocks are `row_width` wide and as tall as the accumulator, so
     # offset a*row_width + b reads the same relative cell in every one of them.
@@ -322,7 +345,7 @@ def conv2d_banded(source, kernel, geometry, out, plan):
             source.region(batch, range(first, first + sh * phase_rows, sh),
                           range(band.first_col, band.first_col + band.block_width), dtype,
                           out=block)
-            if check and not np.isfinite(np.add.reduce(block, axis=None)):
+            if check and not _finite(arena, block):
                 if not fallback:
                     fallback.append(_polyphase_strip(source, kernel, geometry, out))
                 return fallback[0](arena, batch, rows)
@@ -569,7 +592,7 @@ def _separable_products_strip(source, kernel, geometry, out):
             first = rows.start * sh + q
             source.region(batch, range(first, first + sh * phase_rows, sh),
                           range(passes.width), dtype, out=fetched[:, :, p])
-        if not np.isfinite(np.add.reduce(fetched, axis=None)):
+        if not _finite(arena, fetched):
             if not fallback:
                 fallback.append(_polyphase_strip(source, kernel, geometry, out))
             return fallback[0](arena, batch, rows)
@@ -653,6 +676,7 @@ def _separable_taps_strip(source, kernel, geometry, out):
 FFT_TILE = 320
 
 
+@functools.lru_cache(maxsize=1024)
 def _fft_length(n):
     """The smallest 5-smooth length >= n (2**a 3**b 5**c): numpy.fft's fast sizes."""
     best = 2 ** math.ceil(math.log2(n))
@@ -691,7 +715,7 @@ def plan_fft(geometry, kernel, batch, dtype):
     if not _fft_exact_enough(dtype):
         raise ValueError(f"method='fft' computes in float64 or complex128, which would not "
                          f"be exact for {dtype} results; use method='auto'")
-    phases = _phases(_taps(kernel), geometry.stride, geometry.dilation)
+    phases = _tap_phases(kernel, geometry)
     (length_h, tile_h, _), (length_w, tile_w, _) = _fft_plan(geometry.output_shape, phases)
     height, width = geometry.output_shape
     if height <= tile_h and width <= tile_w:     # one tile an image: several images a task
@@ -728,7 +752,7 @@ def conv2d_fft(source, kernel, geometry, out, plan):
                          f"its rounding error is relative to the largest value in each tile, "
                          f"not to each output's own terms; convert the data to float to use it")
     (sh, sw) = geometry.stride
-    phases = _phases(_taps(kernel), geometry.stride, geometry.dilation)
+    phases = _tap_phases(kernel, geometry)
     (length_h, tile_h, reach_h), (length_w, tile_w, reach_w) = _fft_plan(
         geometry.output_shape, phases)
     lengths = (length_h, length_w)
@@ -887,11 +911,13 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
 
     ``kernel`` is in the dtype of the computation. ``images`` (N, H, W) are
     the data, when known (their batch size then replaces ``batch``); without
-    them, data that meet every condition are assumed. 'banded' needs nothing
-    of the data (a strip holding NaN or infinity runs tap by tap).
-    'separable' and 'fft' need finite data: their sums would spread a NaN or
-    an infinity beyond the windows that hold it. 'fft' also needs float data
-    whose values are not far apart within a tile (`_fft_surprise_free`).
+    them, data that meet every condition are assumed. Only 'fft' has
+    conditions: float data (its rounding error is relative to the largest
+    value in a tile, which an integer near 2**63 would make useless for the
+    small ones), finite (it would spread a NaN or an infinity over the whole
+    tile), and not too far apart within a tile (`_fft_surprise_free`).
+    'banded' and 'separable' do any strip whose input holds NaN or infinity
+    tap by tap, so these reach exactly the outputs whose window holds them.
 
     Returns ``(method, plan)``.
     """
@@ -900,16 +926,11 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
         batch = images.shape[0]
     plans = {name: plan(name, geometry, kernel, batch, dtype)
              for name in _candidates(kernel, dtype)}
-    finite = None
     for name in sorted(plans, key=lambda name: plans[name].ns):
-        if images is not None and name in ("separable", "fft"):
-            if finite is None:
-                finite = _all_finite(images, fill_value)
-            if not finite:
-                continue
-            if name == "fft" and (images.dtype.kind not in "fc" or not _fft_surprise_free(
-                    images, geometry, dtype, fill_value)):
-                continue
+        if name == "fft" and images is not None and (
+                images.dtype.kind not in "fc" or not _all_finite(images, fill_value)
+                or not _fft_surprise_free(images, geometry, dtype, fill_value)):
+            continue
         return name, plans[name]
     raise AssertionError("the tap loops take every kernel")
 
@@ -924,7 +945,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype, method="
     images = matrix.reshape((-1,) + matrix.shape[-2:])
     out = np.empty((images.shape[0],) + geometry.output_shape, dtype)
     source = Padded(images, geometry.padding, padding_mode, fill_value)
-    if not _taps(kernel):      # an integer kernel of zeros
+    if kernel.dtype.kind in "iub" and not kernel.any():      # an integer kernel of zeros
         out[...] = 0
     else:
         if method == "auto":

@@ -197,6 +197,7 @@ class Arena:
 
     def __init__(self):
         self.memory = np.empty(0, np.uint8)
+        self.address = self.memory.ctypes.data     # where the block starts, for alignment
         self.used = self.wanted = 0   # bytes handed out from the block; bytes asked for
 
     @classmethod
@@ -208,6 +209,7 @@ class Arena:
         if arena.wanted > arena.memory.nbytes:
             arena.memory = np.empty(0, np.uint8)      # let go before taking more
             arena.memory = np.empty(arena.wanted, np.uint8)
+            arena.address = arena.memory.ctypes.data
         arena.used = arena.wanted = 0
         return arena
 
@@ -223,7 +225,7 @@ class Arena:
         dtype = np.dtype(dtype)
         size = -(-math.prod(shape) * dtype.itemsize // 64) * 64   # keeps every start aligned
         self.wanted += size + 64 * (self.wanted == 0)   # room to align the block's start
-        begin = self.used + (-(self.memory.ctypes.data + self.used) % 64)
+        begin = self.used + (-(self.address + self.used) % 64)
         if begin + size > self.memory.nbytes:   # too small: a block of its own this time
             return np.empty(shape, dtype)
         self.used = begin + size
