@@ -25,10 +25,12 @@ Map of the package (imports point down the list, never up):
     The tutorial: the convolution one output cell at a time, in plain loops.
     Every fast path is tested against it.
 ``engine.py``
-    The fast paths (direct, polyphase, separable, fft) and the cost model with
-    which 'auto' chooses between them.
+    The fast paths (direct, polyphase, banded, separable, fft), each with its
+    plan, and the choice 'auto' makes between them.
 ``strips.py``
     The driver the fast paths share: strips of output, threads, scratch memory.
+``costs.py``
+    The cost model: estimated times, and the threads that pay.
 ``padding.py``
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.

@@ -118,6 +118,11 @@ def _phases(taps, stride, dilation):
     return phases
 
 
+def _may_hold_nonfinite(source):
+    """Whether regions of ``source`` (a Padded) can hold NaN or infinity: not for integer data."""
+    return source.matrix.dtype.kind in "fc" or not np.isfinite(source.fill_value)
+
+
 def _finite(arena, block):
     """Whether ``block`` holds only finite numbers (its flags in the arena: no allocation)."""
     flags = arena.take(block.shape, np.bool_)
@@ -330,7 +335,7 @@ def conv2d_banded(source, kernel, geometry, out, plan):
     phases, shifts, rows_ = len(band.phases), len(band.shifts), band.rows
     depth = band.matrix.shape[1]
     step = _even_step(band.shifts)
-    check = dtype.kind in "fc"
+    check = _may_hold_nonfinite(source)
     fallback = []
 
     def strip(arena, batch, rows):
@@ -580,6 +585,7 @@ def _separable_products_strip(source, kernel, geometry, out):
     phases, rows_, block = len(passes.phases), passes.rows, SEPARABLE_BLOCK
     depth = passes.bands[0].shape[1]
     whole_blocks = width // block
+    check = _may_hold_nonfinite(source)
     fallback = []
 
     def strip(arena, batch, rows):
@@ -592,7 +598,7 @@ def _separable_products_strip(source, kernel, geometry, out):
             first = rows.start * sh + q
             source.region(batch, range(first, first + sh * phase_rows, sh),
                           range(passes.width), dtype, out=fetched[:, :, p])
-        if not _finite(arena, fetched):
+        if check and not _finite(arena, fetched):
             if not fallback:
                 fallback.append(_polyphase_strip(source, kernel, geometry, out))
             return fallback[0](arena, batch, rows)
