@@ -22,7 +22,10 @@ thread whatever the count, and are timed once.
 
 Times are medians of several rounds in which the contenders take turns, in
 an order that rotates, so that drift in the machine's speed falls on all of
-them alike. Each line gives a peer's time divided by ours (above 1: we are
+them alike. On one thread every contender runs on the calling thread, and
+its CPU time is measured (``time.thread_time``): other programs sharing the
+cores then disturb the figures far less than they disturb wall time. With
+more threads, wall time. Each line gives a peer's time divided by ours (above 1: we are
 faster), 'auto''s path and how far it is from the fastest path, and our
 throughput in GMAC/s (useful multiply-adds, kh*kw per output cell). A
 summary checks the figures the targets are stated in.
@@ -129,6 +132,11 @@ def race(contenders, repeats, clock=time.perf_counter):
             for name in contenders}
 
 
+def clock(threads):
+    """The clock for ``threads``: CPU time of the calling thread alone for one, else wall time."""
+    return time.thread_time if threads == 1 else time.perf_counter
+
+
 def dilated(kernel, dilation):
     """The kernel with ``dilation - 1`` zeros between its taps."""
     kh, kw = kernel.shape
@@ -229,7 +237,7 @@ def run_case(label, size, dtype, kernel, stride, dilation, thread_counts, repeat
             chosen = engine.choose_method(kernel, geometry, images=image[None])[0]
             timed = {name: f for name, f in contenders.items() if name not in skipped
                      and (name in ours or name in THREADED_PEERS or name not in single)}
-            timings = race(timed, repeats)
+            timings = race(timed, repeats, clock(n))
         expected = timings["auto"][1]
         scale = float(np.abs(kernel).sum() * np.abs(image).max())
         for name, (_, result) in timings.items():
@@ -286,7 +294,7 @@ def run_photo(thread_counts, repeats, rows):
     for n in thread_counts:
         with thread_count(n):
             timings = race({name: f for name, f in contenders.items() if name not in single},
-                           repeats)
+                           repeats, clock(n))
         expected = timings["auto"][1]
         for name, (_, result) in timings.items():
             if np.max(np.abs(result.astype(int) - expected.astype(int))) > 1:
@@ -468,50 +476,77 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def calibrate(repeats):
-    """Measure the constants of convolution/costs.py on this machine, one thread, float64.
+#: The constants of convolution/costs.py that `calibrate` fits.
+FITTED = ("CALL_NS", "FLAT_NS", "STRIDED_NS", "FETCH_NS", "COPY_NS", "MAC_NS", "FFT_NS",
+          "FFT_CALL_NS")
 
-    Each per-cell constant is a slope between two runs that differ in one
-    thing only, so that what the two runs share (fetching, Python overhead)
-    cancels out; in CPU time of the calling thread. The handoff is what a
-    second thread adds to each call of many short ones, in wall time.
+
+def calibration_cases():
+    """(label, image, kernel, stride, dilation, method) on which `calibrate` times our paths."""
+    rng = np.random.default_rng(2)
+    for dtype in (np.float64, np.float32):
+        for size in (256, 1024):
+            image = rng.random((size, size)).astype(dtype)
+            kernels = [rng.random(shape).astype(dtype) for shape in
+                       ((1, 1), (3, 3), (5, 5), (9, 9), (11, 11), (3, 1), (35, 1), (1, 9),
+                        (31, 31))] + [gaussian(9, dtype), gaussian(31, dtype)]
+            for kernel in kernels:
+                for stride, dilation in ((1, 1), (2, 2)):
+                    geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
+                    for method in engine.cost_estimates(kernel, geometry):
+                        yield (f"{np.dtype(dtype).name} {size} {kernel.shape} s{stride} "
+                               f"d{dilation} {method}", image, kernel, stride, dilation, method)
+
+
+def calibrate(repeats):
+    """Fit the constants of convolution/costs.py to this machine, one thread.
+
+    Each of our paths is timed on many cases (CPU time of the calling
+    thread, the least of ``repeats`` runs: the run least disturbed by other
+    programs). On one thread every estimate is a sum of the constants, each
+    times what the case does of it (cells fetched, multiply-adds, calls...),
+    so the constants follow by least squares, non-negative, on the relative
+    errors. The handoff is measured apart: what a second thread adds to each
+    call of many short ones, in wall time.
     """
     from concurrent.futures import ThreadPoolExecutor
+    from convolution import costs
     os.environ["CONVOLUTION_THREADS"] = "1"
-    rng = np.random.default_rng(2)
-    image = rng.random((1024, 1024))
-    cells = image.size * 1e-9      # in units that give nanoseconds per cell
-
-    def seconds(method, kernel, x=image, **params):
-        return race({"": lambda: conv2d(x, kernel, method=method, **params)}, repeats,
-                    time.thread_time)[""][0]
-
-    small, large = rng.random((3, 3)), rng.random((9, 9))
-    flat = (seconds("polyphase", large) - seconds("polyphase", small)) / (81 - 9) / cells
-    strided = (seconds("direct", large) - seconds("direct", small)) / (81 - 9) / cells
-    fetch = max(seconds("polyphase", rng.random((1, 1))) / cells - flat, 0.0)
-    tiny = rng.random((4, 4))
-    call = (seconds("polyphase", large, tiny, padding=4)
-            - seconds("polyphase", small, tiny, padding=1)) / (2 * (81 - 9)) * 1e9
-    # Banded: a column of kh taps makes R + kh - 1 multiply-adds per output
-    # and one copy; a row of kw taps R * kw multiply-adds and kw copies.
-    rows = engine.BAND_ROWS
-    mac = (seconds("banded", rng.random((35, 1))) - seconds("banded", rng.random((3, 1)))) / (
-        35 - 3) / cells
-    copy = (seconds("banded", rng.random((1, 9))) - seconds("banded", rng.random((1, 3)))) / (
-        9 - 3) / cells - rows * mac
-    phases = engine._phases(engine._taps(large), (1, 1), (1, 1))
-    (length_h, tile_h, _), (length_w, tile_w, _) = engine._fft_plan((1024, 1024), phases)
-    tiles = math.ceil(1024 / tile_h) * math.ceil(1024 / tile_w)
-    n = length_h * length_w
-    fft = seconds("fft", large, padding=4) * 1e9 / (tiles * n * math.log2(n))
-    eight = rng.random((8, 8))
-    spectrum = np.fft.rfft2(eight)
-    fft_call = race({"": lambda: (np.fft.rfft2(eight), np.fft.irfft2(spectrum, s=(8, 8)))},
-                    repeats * 20, time.thread_time)[""][0] / 2 * 1e9
-    # The handoff: many short calls (a few microseconds each) on one thread,
-    # then the same calls shared by two: what the second adds per call.
-    short = [rng.random(8192) for _ in range(2)]
+    saved = {name: getattr(costs, name) for name in FITTED}
+    rows, times, labels = [], [], []
+    for label, image, kernel, stride, dilation, method in calibration_cases():
+        geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
+        if engine.plan(method, geometry, kernel).ns > 0.5e9:
+            continue
+        features = []
+        for name in FITTED:
+            for other in FITTED:
+                setattr(costs, other, float(other == name))
+            features.append(engine.plan(method, geometry, kernel).ns)
+        for name, value in saved.items():
+            setattr(costs, name, value)
+        run = lambda: conv2d(image, kernel, stride, dilation, method=method)  # noqa: E731
+        run()
+        samples = []
+        for _ in range(repeats):
+            start = time.thread_time()
+            run()
+            samples.append(time.thread_time() - start)
+        rows.append(features + [1.0])      # and what every call costs, whatever its path
+        times.append(min(samples) * 1e9)
+        labels.append(label)
+    a, t = np.array(rows), np.array(times)
+    weighted = a / t[:, None]        # relative errors
+    free = list(range(len(FITTED) + 1))
+    while True:                      # least squares, dropping constants that come out negative
+        fit = np.zeros(len(FITTED) + 1)
+        fit[free] = np.linalg.lstsq(weighted[:, free], np.ones(len(t)), rcond=None)[0]
+        if (fit[free] >= 0).all():
+            break
+        free = [k for k in free if fit[k] > 0]
+    error = a @ fit / t - 1
+    worst = np.argsort(-np.abs(error))[:5]
+    short = [rng_short.random(8192) for rng_short in [np.random.default_rng(3)] * 2]
     calls = 4000
 
     def loop(a):
@@ -522,11 +557,17 @@ def calibrate(repeats):
     both = race({"one": lambda: [loop(a) for a in short],
                  "two": lambda: list(pool.map(loop, short))}, repeats)
     handoff = max(2 * both["two"][0] - both["one"][0], 0.0) / calls * 1e9
-    print("# Cost model constants measured on this machine, for convolution/costs.py:")
-    for name, value in (("CALL_NS", call), ("HANDOFF_NS", handoff), ("FLAT_NS", flat),
-                        ("STRIDED_NS", strided), ("FETCH_NS", fetch), ("COPY_NS", copy),
-                        ("MAC_NS", mac), ("FFT_NS", fft), ("FFT_CALL_NS", fft_call)):
+    print(f"# Cost model constants fitted on {len(t)} cases, for convolution/costs.py "
+          f"(relative error: median {np.median(np.abs(error)):.2f}, "
+          f"largest {np.abs(error).max():.2f}):")
+    for name, value in zip(FITTED, fit):
         print(f"{name} = {value:.3g}")
+    print(f"HANDOFF_NS = {handoff:.3g}")
+    print(f"# and {fit[-1] / 1e3:.0f} us a conv2d call on every path (validation, "
+          f"planning), which ranks none above another")
+    print("# Worst fitted cases (estimate / measured):")
+    for k in worst:
+        print(f"#   {labels[k]}: {a[k] @ fit / 1e6:.2f} ms / {t[k] / 1e6:.2f} ms")
 
 
 def main(argv=None):
@@ -546,7 +587,7 @@ def main(argv=None):
                         help="measure the constants of the cost model 'auto' uses, and stop")
     args = parser.parse_args(argv)
     if args.calibrate:
-        calibrate(args.repeats or 7)
+        calibrate(args.repeats or 5)
         return
     try:
         thread_counts = sorted({int(n) for n in args.threads.split(",")})

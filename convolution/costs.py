@@ -31,36 +31,36 @@ import math
 import numpy as np
 
 __all__ = ["CALL_NS", "HANDOFF_NS", "cell_scale", "mac_scale", "wall_ns", "direct",
-           "polyphase", "separable", "products", "separable_products", "banded", "fft"]
+           "polyphase", "separable", "products", "separable_products", "banded", "fft", "fft_tile"]
 
 #: Python's cost of one NumPy call inside a path, holding the GIL (dispatch,
 #: views, bookkeeping).
-CALL_NS = 1200.0
+CALL_NS = 1500.0
 #: What a call costs on top when threads contend for the GIL: the wake-up of
 #: the thread that gets it next. Measured as the time two threads lose per
 #: call against one thread making the same calls.
-HANDOFF_NS = 5000.0
+HANDOFF_NS = 8000.0
 #: One pass over one cell: a multiply-add over a flat contiguous run
 #: (polyphase, separable) ...
-FLAT_NS = 0.58
+FLAT_NS = 0.5
 #: ... over a strided slice (direct) ...
 STRIDED_NS = 0.85
 #: ... a copy of the padded input into a strip's buffers ...
-FETCH_NS = 1.2
+FETCH_NS = 1.15
 #: ... and a copy of a strip into the band's shifted rows (in cache).
-COPY_NS = 0.55
+COPY_NS = 0.7
 #: One multiply-add inside a matrix product (BLAS, one thread), while the
 #: rows a product multiplies stay in cache ...
-MAC_NS = 0.06
+MAC_NS = 0.045
 #: ... which they leave as they grow past this many bytes: the products of
 #: neighbouring row groups share most of their rows, and find them in cache
 #: only while those fit. Measured: the cost per multiply-add doubles by 1 MiB,
 #: and stops growing at four times (memory's bandwidth).
 CACHE_BYTES = 2 ** 20
 #: An FFT, per cell and per log2(cells) ...
-FFT_NS = 0.79
+FFT_NS = 0.75
 #: ... and the fixed cost of one numpy.fft call, whatever its size.
-FFT_CALL_NS = 13800.0
+FFT_CALL_NS = 55000.0
 
 
 def cell_scale(dtype):
@@ -145,3 +145,10 @@ def fft(lengths, transforms):
     """ns of ``transforms`` real FFTs (forward or inverse) of shape ``lengths``, in float64."""
     cells = math.prod(lengths)
     return transforms * (cells * math.log2(max(cells, 2)) * FFT_NS / 2 + FFT_CALL_NS)
+
+
+def fft_tile(lengths, phases):
+    """ns of one overlap-save tile: per phase a fetch, an FFT and a product of spectra; one FFT back."""
+    cells = math.prod(lengths)
+    return (fft(lengths, phases + 1)
+            + cell_scale(np.float64) * cells * (phases * (FETCH_NS + FLAT_NS) + FETCH_NS))

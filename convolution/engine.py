@@ -734,9 +734,9 @@ def plan_fft(geometry, kernel, batch, dtype):
                   slice(j, min(j + tile_w, width)))
                  for n in range(batch) for i in range(0, height, tile_h)
                  for j in range(0, width, tile_w)]
-    transforms = math.ceil(batch / len(tasks)) * (len(phases) + 1)
+    images = math.ceil(batch / len(tasks))     # a task's images
     return strips.plan_tasks(
-        tasks, len(tasks) * costs.fft((length_h, length_w), transforms),
+        tasks, len(tasks) * images * costs.fft_tile((length_h, length_w), len(phases)),
         calls_per_task=len(phases) * (_FETCH_CALLS + 3) + 2,
         fixed_ns=costs.fft((length_h, length_w), len(phases)))
 
