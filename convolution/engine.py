@@ -255,28 +255,31 @@ _BLAS_DTYPES = tuple(map(np.dtype, (np.float32, np.float64, np.complex64, np.com
 class _Band(NamedTuple):
     """The band matrix of a kernel and how a strip lays out the rows it multiplies.
 
-    ``matrix`` (rows, K) holds the weights; the K rows it multiplies are, for
-    each of the group's ``rows + reach`` rows of a row phase, each phase in
-    ``phases`` and each column in ``shifts``, the input row shifted by that
-    column (the block's columns ``shift + sw * j``).
+    ``matrix`` (rows, K) holds the weights. The K rows it multiplies are,
+    for each of a group's ``rows + reach`` rows of each row phase q in
+    ``phases`` (padded rows ``q + sh * i``), and each kernel column, that
+    row of the input shifted by the column's offset. Kernel column b reads
+    padded columns ``b * dw + sw * j``: column phase ``r = b * dw % sw``,
+    at offset ``b * dw // sw`` in it. ``columns`` lists, per column phase,
+    ``(r, first, offsets)``: the block a strip fetches holds padded columns
+    ``r + sw * (first + j)``, and each kernel column of that phase is the
+    block shifted by one of ``offsets``.
     """
     matrix: np.ndarray
     rows: int
-    phases: tuple      # the row phases q (a*dh % sh) that taps read
-    shifts: tuple      # column offsets in the block of the kernel columns kept
-    first_col: int     # the padded column the block starts at
-    reach: int         # phase rows below a group's own that it reads
-    block_width: int
+    phases: tuple
+    reach: int
+    columns: tuple
 
 
 def _band(kernel, geometry):
     """The `_Band` of ``kernel`` for this geometry (cached on the kernel's bytes)."""
     return _cached_band(kernel.dtype.str, kernel.shape, kernel.tobytes(), geometry.stride,
-                        geometry.dilation, geometry.output_shape[1])
+                        geometry.dilation)
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_band(dtype, shape, data, stride, dilation, width, rows=BAND_ROWS, sparse=True):
+def _cached_band(dtype, shape, data, stride, dilation, rows=BAND_ROWS, sparse=True):
     """See `_band`. ``sparse``: leave out the kernel's rows and columns of zeros.
 
     They add nothing to finite sums; the separable path keeps them, so that
@@ -286,6 +289,7 @@ def _cached_band(dtype, shape, data, stride, dilation, width, rows=BAND_ROWS, sp
     (sh, sw), (dh, dw) = stride, dilation
     kernel_rows = [a for a in range(shape[0]) if kernel[a].any() or not sparse] or [0]
     kernel_cols = [b for b in range(shape[1]) if kernel[:, b].any() or not sparse] or [0]
+    kernel_cols.sort(key=lambda b: (b * dw % sw, b * dw // sw))   # by column phase, then offset
     phases = sorted({a * dh % sh for a in kernel_rows})
     reach = max(a * dh // sh for a in kernel_rows)
     band = np.zeros((rows, rows + reach, len(phases), len(kernel_cols)), kernel.dtype)
@@ -295,10 +299,12 @@ def _cached_band(dtype, shape, data, stride, dilation, width, rows=BAND_ROWS, sp
             band[i, i + offset, phases.index(q)] = kernel[a, kernel_cols]
     band = band.reshape(rows, -1)
     band.flags.writeable = False    # cached: shared by every call with this kernel
-    first_col = kernel_cols[0] * dw
-    shifts = tuple(b * dw - first_col for b in kernel_cols)
-    return _Band(band, rows, tuple(phases), shifts, first_col, reach,
-                 sw * (width - 1) + shifts[-1] + 1)
+    columns = {}
+    for b in kernel_cols:
+        columns.setdefault(b * dw % sw, []).append(b * dw // sw)
+    columns = tuple((r, offsets[0], tuple(o - offsets[0] for o in offsets))
+                    for r, offsets in columns.items())
+    return _Band(band, rows, tuple(phases), reach, columns)
 
 
 def _even_step(values):
@@ -310,14 +316,17 @@ def _even_step(values):
 def plan_banded(geometry, kernel, batch, dtype):
     band = _band(kernel, geometry)
     height, width = geometry.output_shape
-    phases, shifts = len(band.phases), len(band.shifts)
-    copies = 1 if _even_step(band.shifts) is not None else shifts
+    phases = len(band.phases)
+    shifts = sum(len(offsets) for _, _, offsets in band.columns)
+    fetched = sum(width + offsets[-1] for _, _, offsets in band.columns)
+    copies = sum(1 if _even_step(offsets) is not None else len(offsets)
+                 for _, _, offsets in band.columns)
     work = strips.Work(
-        row_bytes=phases * (shifts * width + band.block_width) * dtype.itemsize,
+        row_bytes=phases * (shifts * width + fetched) * dtype.itemsize,
         extra_rows=band.reach + band.rows - 1, rows_multiple=band.rows,
-        calls=phases * (_FETCH_CALLS + copies + 2) + 3, fixed_ns=2 * costs.CALL_NS,
-        row_ns=costs.banded(width, band.block_width, phases, shifts, band.matrix.shape[1],
-                            dtype))
+        calls=phases * (len(band.columns) * (_FETCH_CALLS + 2) + copies) + 3,
+        fixed_ns=2 * costs.CALL_NS,
+        row_ns=costs.banded(width, fetched, phases, shifts, band.matrix.shape[1], dtype))
     return strips.plan(batch, height, batch * height * width * dtype.itemsize, work)
 
 
@@ -332,9 +341,10 @@ def conv2d_banded(source, kernel, geometry, out, plan):
     sh, sw = geometry.stride
     width, dtype = out.shape[2], out.dtype
     itemsize = dtype.itemsize
-    phases, shifts, rows_ = len(band.phases), len(band.shifts), band.rows
+    phases, rows_ = len(band.phases), band.rows
+    shifts = sum(len(offsets) for _, _, offsets in band.columns)
+    widest = max(width + offsets[-1] for _, _, offsets in band.columns)
     depth = band.matrix.shape[1]
-    step = _even_step(band.shifts)
     check = _may_hold_nonfinite(source)
     fallback = []
 
@@ -344,23 +354,30 @@ def conv2d_banded(source, kernel, geometry, out, plan):
         groups = -(-count // rows_)
         phase_rows = groups * rows_ + band.reach
         shifted = arena.take((n, phase_rows, phases, shifts, width), dtype)
-        block = arena.take((n, phase_rows, band.block_width), dtype)
+        blocks = arena.take((n * phase_rows * widest,), dtype)
         for p, q in enumerate(band.phases):
-            first = rows.start * sh + q
-            source.region(batch, range(first, first + sh * phase_rows, sh),
-                          range(band.first_col, band.first_col + band.block_width), dtype,
-                          out=block)
-            if check and not _finite(arena, block):
-                if not fallback:
-                    fallback.append(_polyphase_strip(source, kernel, geometry, out))
-                return fallback[0](arena, batch, rows)
-            if step is not None:    # every shift in one copy
-                shifted[:, :, p] = np.ndarray(
-                    (n, phase_rows, shifts, width), dtype, block, 0,
-                    block.strides[:2] + (step * itemsize, sw * itemsize))
-            else:
-                for s, shift in enumerate(band.shifts):
-                    shifted[:, :, p, s] = block[:, :, shift:shift + sw * (width - 1) + 1:sw]
+            first_row = rows.start * sh + q
+            row_range = range(first_row, first_row + sh * phase_rows, sh)
+            s = 0
+            for r, first, offsets in band.columns:
+                block_width = width + offsets[-1]
+                block = blocks[:n * phase_rows * block_width].reshape(n, phase_rows, block_width)
+                source.region(batch, row_range,
+                              range(r + sw * first, r + sw * (first + block_width), sw), dtype,
+                              out=block)
+                if check and not _finite(arena, block):
+                    if not fallback:
+                        fallback.append(_polyphase_strip(source, kernel, geometry, out))
+                    return fallback[0](arena, batch, rows)
+                step = _even_step(offsets)
+                if step is not None:    # every shift of this phase in one copy
+                    shifted[:, :, p, s:s + len(offsets)] = np.ndarray(
+                        (n, phase_rows, len(offsets), width), dtype, block, 0,
+                        block.strides[:2] + (step * itemsize, itemsize))
+                else:
+                    for k, offset in enumerate(offsets):
+                        shifted[:, :, p, s + k] = block[:, :, offset:offset + width]
+                s += len(offsets)
         # Group g multiplies the `depth` rows of `shifted` from its first row on.
         products = np.ndarray((n, groups, depth, width), dtype, shifted, 0,
                               (shifted.strides[0], rows_ * phases * shifts * width * itemsize,
@@ -523,7 +540,7 @@ def _cached_passes(dtype, shape, data, stride, dilation, width):
     columns = (blocks * block - 1) * sw + dw * (shape[1] - 1) + 1
     bands, toeplitz = [], []
     for u, v in _rank_terms(kernel):
-        bands.append(_cached_band(dtype, (shape[0], 1), u.tobytes(), (sh, 1), (dh, 1), columns,
+        bands.append(_cached_band(dtype, (shape[0], 1), u.tobytes(), (sh, 1), (dh, 1),
                                   sparse=False))
         row = np.zeros((depth, block), kernel.dtype)
         for b in range(shape[1]):
