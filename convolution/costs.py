@@ -30,7 +30,7 @@ import math
 
 import numpy as np
 
-__all__ = ["CALL_NS", "HANDOFF_NS", "cell_scale", "mac_scale", "wall_ns", "direct",
+__all__ = ["CALL_NS", "HANDOFF_NS", "constants", "cell_scale", "mac_scale", "wall_ns", "direct",
            "polyphase", "separable", "products", "separable_products", "banded", "fft", "fft_tile"]
 
 #: Python's cost of one NumPy call inside a path, holding the GIL (dispatch,
@@ -61,6 +61,12 @@ CACHE_BYTES = 2 ** 20
 FFT_NS = 0.75
 #: ... and the fixed cost of one numpy.fft call, whatever its size.
 FFT_CALL_NS = 55000.0
+
+
+def constants():
+    """The constants above, as they are now (plans are cached on them)."""
+    return (CALL_NS, HANDOFF_NS, FLAT_NS, STRIDED_NS, FETCH_NS, COPY_NS, MAC_NS, CACHE_BYTES,
+            FFT_NS, FFT_CALL_NS)
 
 
 def cell_scale(dtype):

@@ -834,8 +834,27 @@ def plan(method, geometry, kernel, batch=1, dtype=None):
     """The plan of path ``method``: its strips, its threads, its estimated time (ns).
 
     Raises ValueError where the path does not take this kernel or dtype.
+    Cached: on the arguments, and on what else a plan depends on (`_settings`).
     """
-    return PLANS[method](geometry, kernel, batch, np.dtype(dtype or kernel.dtype))
+    dtype = np.dtype(dtype or kernel.dtype)
+    return _cached_plan(method, geometry, kernel.dtype.str, kernel.shape, kernel.tobytes(),
+                        batch, dtype.str, _settings())
+
+
+def _settings():
+    """What plans depend on beyond the arguments, read at every call.
+
+    The threads a call may use, the driver's and the paths' sizes, the cost
+    model's constants: a test or a user that changes one gets new plans.
+    """
+    return (strips.threads(), strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, BAND_ROWS,
+            SEPARABLE_BLOCK, FFT_TILE, costs.constants())
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_plan(method, geometry, kernel_dtype, shape, data, batch, dtype, settings):
+    kernel = np.frombuffer(data, dtype=kernel_dtype).reshape(shape)
+    return PLANS[method](geometry, kernel, batch, np.dtype(dtype))
 
 
 # ---------------------------------------------------------------------------
@@ -947,15 +966,24 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
     dtype = kernel.dtype
     if images is not None:
         batch = images.shape[0]
-    plans = {name: plan(name, geometry, kernel, batch, dtype)
-             for name in _candidates(kernel, dtype)}
-    for name in sorted(plans, key=lambda name: plans[name].ns):
+    ranked = _ranked_plans(geometry, dtype.str, kernel.shape, kernel.tobytes(), batch,
+                           _settings())
+    for name, chosen in ranked:
         if name == "fft" and images is not None and (
                 images.dtype.kind not in "fc" or not _all_finite(images, fill_value)
                 or not _fft_surprise_free(images, geometry, dtype, fill_value)):
             continue
-        return name, plans[name]
+        return name, chosen
     raise AssertionError("the tap loops take every kernel")
+
+
+@functools.lru_cache(maxsize=1024)
+def _ranked_plans(geometry, dtype, shape, data, batch, settings):
+    """((method, plan), ...) for every path 'auto' weighs, the cheapest first (cached)."""
+    kernel = np.frombuffer(data, dtype=dtype).reshape(shape)
+    plans = [(name, _cached_plan(name, geometry, dtype, shape, data, batch, dtype, settings))
+             for name in _candidates(kernel, kernel.dtype)]
+    return tuple(sorted(plans, key=lambda item: item[1].ns))
 
 
 def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype, method="auto"):
