@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick            # 1024 a side, fewer repeats
     python benchmarks/run.py --threads 1,2,16   # each thread count, ours and the peers'
     python benchmarks/run.py --calibrate        # the constants of convolution/costs.py
+    python benchmarks/run.py --designs          # the banded path's designs, sizes, BLAS threads
 
 Every case runs in this one process, on the same data, for ``conv2d``
 (method 'auto', and each of its paths) and each installed peer:
@@ -570,6 +571,138 @@ def calibrate(repeats):
         print(f"#   {labels[k]}: {a[k] @ fit / 1e6:.2f} ms / {t[k] / 1e6:.2f} ms")
 
 
+def design_by_column(padded, kernel, rows, strip_rows, out):
+    """Banded design A: per kernel column b, a band of the column's weights times the padded
+    rows shifted by b, as a strided view (no copy); kw products and kw - 1 additions a strip."""
+    (kh, kw), (height, width) = kernel.shape, out.shape
+    depth, item = rows + kh - 1, padded.itemsize
+    bands = []
+    for b in range(kw):
+        band = np.zeros((rows, depth), kernel.dtype)
+        for i in range(rows):
+            band[i, i:i + kh] = kernel[:, b]
+        bands.append(band)
+    scratch = np.empty((strip_rows // rows, rows, width), out.dtype)
+    for top in range(0, height, strip_rows):
+        groups = min(strip_rows, height - top) // rows
+        target = out[top:top + groups * rows].reshape(groups, rows, width)
+        for b in range(kw):
+            view = np.ndarray((groups, depth, width), padded.dtype, padded,
+                              (top * padded.shape[1] + b) * item,
+                              (rows * padded.strides[0], padded.strides[0], item))
+            np.matmul(bands[b], view, out=target if b == 0 else scratch[:groups])
+            if b:
+                target += scratch[:groups]
+    return out
+
+
+def design_by_shift(padded, kernel, rows, strip_rows, out):
+    """Banded design B (the library's): per strip, each padded row laid out kw times, shifted
+    by each kernel column (one copy); then one product of the band (all weights) a strip."""
+    (kh, kw), (height, width) = kernel.shape, out.shape
+    depth, item = (rows + kh - 1) * kw, padded.itemsize
+    band = np.zeros((rows, rows + kh - 1, kw), kernel.dtype)
+    for i in range(rows):
+        band[i, i:i + kh] = kernel
+    band = band.reshape(rows, depth)
+    shifted = np.empty((strip_rows + kh - 1, kw, width), out.dtype)
+    for top in range(0, height, strip_rows):
+        groups = min(strip_rows, height - top) // rows
+        count = groups * rows + kh - 1
+        shifted[:count] = np.ndarray((count, kw, width), padded.dtype, padded,
+                                     top * padded.strides[0], (padded.strides[0], item, item))
+        view = np.ndarray((groups, depth, width), out.dtype, shifted, 0,
+                          (rows * kw * width * item, width * item, item))
+        np.matmul(band, view, out=out[top:top + groups * rows].reshape(groups, rows, width))
+    return out
+
+
+def designs(repeats):
+    """The banded path's two designs, its rows per group and strip sizes, and BLAS's threads.
+
+    Designs A and B run on the same padded image (padded once, outside the
+    timing), one thread, CPU time; then the library's path (which fetches
+    and checks its strips itself) with other BAND_ROWS and STRIP_BYTES;
+    then the library's path with BLAS left at its own thread count instead
+    of one, on one and on all of our threads (wall time).
+    """
+    from convolution import costs  # noqa: F401  (the settings below are read per call)
+    rng = np.random.default_rng(4)
+    os.environ["CONVOLUTION_THREADS"] = "1"
+    limits = (threadpoolctl.threadpool_limits(1, user_api="blas") if threadpoolctl is not None
+              else contextlib.nullcontext())
+    print("# Designs, one thread, CPU time (ms): A = band per kernel column, kw products and "
+          "adds; B = rows shifted once per kernel column, one product")
+    for dtype in (np.float32, np.float64):
+        for k in (3, 5):
+            image = rng.random((1024, 1024)).astype(dtype)
+            kernel = rng.random((k, k)).astype(dtype)
+            padded = np.pad(image, k // 2)
+            out = np.empty_like(image)
+            contenders = {}
+            for rows in (4, 8):
+                for strip_rows in (32, 64, 128):
+                    contenders[f"A R={rows} rows={strip_rows}"] = (
+                        lambda r=rows, s=strip_rows: design_by_column(padded, kernel, r, s, out))
+                    contenders[f"B R={rows} rows={strip_rows}"] = (
+                        lambda r=rows, s=strip_rows: design_by_shift(padded, kernel, r, s, out))
+            if cv2 is not None:
+                cv2.setNumThreads(1)
+                contenders["cv2.filter2D"] = lambda: cv2.filter2D(image, -1, kernel)
+            expected = conv2d(image, kernel, padding=k // 2, method="direct")
+            with limits:
+                timings = race(contenders, repeats, time.thread_time)
+            for name, (_, result) in timings.items():
+                if not name.startswith("cv2"):
+                    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
+            print(f"{np.dtype(dtype).name} {k}x{k}: " + ", ".join(
+                f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
+    print("# The library's banded path: BAND_ROWS x STRIP_BYTES, one thread, CPU time (ms)")
+    saved = engine.BAND_ROWS, strips.STRIP_BYTES
+    for dtype in (np.float32, np.float64):
+        for k, size in ((3, 1024), (5, 1024), (3, 4096), (5, 4096)):
+            image = rng.random((size, size)).astype(dtype)
+            kernel = rng.random((k, k)).astype(dtype)
+            contenders = {}
+            for rows in (4, 8):
+                for mib in (1, 2, 4):
+                    def run(rows=rows, mib=mib):
+                        engine.BAND_ROWS, strips.STRIP_BYTES = rows, mib * 2 ** 20
+                        return conv2d(image, kernel, padding=k // 2, method="banded")
+                    contenders[f"R={rows} {mib} MiB"] = run
+            timings = race(contenders, repeats, time.thread_time)
+            print(f"{np.dtype(dtype).name} {size} {k}x{k}: " + ", ".join(
+                f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
+    engine.BAND_ROWS, strips.STRIP_BYTES = saved
+    print("# BLAS threads inside the banded path: one (the driver's choice) or BLAS's own "
+          "count, wall time (ms)")
+    blas = [lib.num_threads for lib in strips._blas_libraries()]
+    print(f"BLAS libraries found: {len(blas)}, threads now {blas}")
+    for size in (1024, 4096):
+        image = rng.random((size, size)).astype(np.float32)
+        kernel = rng.random((3, 3)).astype(np.float32)
+        for n in sorted({1, strips.cores()}):
+            os.environ["CONVOLUTION_THREADS"] = str(n)
+            run = lambda: conv2d(image, kernel, padding=1, method="banded")  # noqa: E731
+            owned = race({"": run}, repeats)[""][0]
+            with unittest_mock_nullcontext(strips, "single_threaded_blas"):
+                left = race({"": run}, repeats)[""][0]
+            print(f"float32 {size} 3x3, {n} of our threads: BLAS on one thread {owned * 1e3:.2f}, "
+                  f"BLAS on its own {blas} {left * 1e3:.2f}", flush=True)
+    os.environ["CONVOLUTION_THREADS"] = "1"
+
+
+@contextlib.contextmanager
+def unittest_mock_nullcontext(module, name):
+    """``module.name`` replaced by a context manager that does nothing, within the block."""
+    saved = getattr(module, name)
+    setattr(module, name, contextlib.nullcontext)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -585,9 +718,14 @@ def main(argv=None):
     parser.add_argument("--markdown", help="write the tables as Markdown to this file")
     parser.add_argument("--calibrate", action="store_true",
                         help="measure the constants of the cost model 'auto' uses, and stop")
+    parser.add_argument("--designs", action="store_true",
+                        help="time the banded path's designs, sizes and BLAS threads, and stop")
     args = parser.parse_args(argv)
     if args.calibrate:
         calibrate(args.repeats or 5)
+        return
+    if args.designs:
+        designs(args.repeats or 7)
         return
     try:
         thread_counts = sorted({int(n) for n in args.threads.split(",")})

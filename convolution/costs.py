@@ -134,16 +134,15 @@ def separable_products(columns, width, phases, band_width, band_rows, depth, ter
                        + products(width * depth, depth * band_rows * itemsize, dtype)))
 
 
-def banded(width, block_width, phases, shifts, band_width, dtype):
+def banded(width, fetched, shifted, band_width, dtype):
     """ns per output row of 'banded'.
 
-    Per output row: a row of each of ``phases`` row phases of the padded
-    input fetched (``block_width`` cells), ``shifts`` shifted copies of it,
-    and a band of ``band_width`` columns times as many shifted rows: that
-    many multiply-adds per output cell.
+    Per output row: ``fetched`` cells of the padded input fetched,
+    ``shifted`` cells laid out shifted, and a band of ``band_width`` columns
+    times as many shifted rows: that many multiply-adds per output cell.
     """
     itemsize = np.dtype(dtype).itemsize
-    return (cell_scale(dtype) * phases * (block_width * FETCH_NS + shifts * width * COPY_NS)
+    return (cell_scale(dtype) * (fetched * FETCH_NS + shifted * COPY_NS)
             + products(width * band_width, band_width * width * itemsize, dtype))
 
 

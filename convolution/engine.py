@@ -313,29 +313,46 @@ def _even_step(values):
     return steps.pop() if len(steps) == 1 else 0 if not steps else None
 
 
+#: Bytes of the shifted rows one matrix product of 'banded' multiplies: a
+#: strip's input is fetched once, then laid out shifted and multiplied this
+#: much at a time, so that the product finds its rows in cache.
+BAND_BYTES = 2 ** 19
+
+
+def _band_layout(band, width, itemsize):
+    """Per row of a strip: the cells fetched, and the shifted cells; the groups a product takes."""
+    phases = len(band.phases)
+    fetched = phases * sum(width + offsets[-1] for _, _, offsets in band.columns)
+    shifted = phases * sum(len(offsets) for _, _, offsets in band.columns) * width
+    groups = max(1, BAND_BYTES // (shifted * itemsize * band.rows))
+    return fetched, shifted, groups
+
+
 def plan_banded(geometry, kernel, batch, dtype):
     band = _band(kernel, geometry)
     height, width = geometry.output_shape
-    phases = len(band.phases)
-    shifts = sum(len(offsets) for _, _, offsets in band.columns)
-    fetched = sum(width + offsets[-1] for _, _, offsets in band.columns)
+    fetched, shifted, groups = _band_layout(band, width, dtype.itemsize)
     copies = sum(1 if _even_step(offsets) is not None else len(offsets)
-                 for _, _, offsets in band.columns)
+                 for _, _, offsets in band.columns) * len(band.phases)
     work = strips.Work(
-        row_bytes=phases * (shifts * width + fetched) * dtype.itemsize,
-        extra_rows=band.reach + band.rows - 1, rows_multiple=band.rows,
-        calls=phases * (len(band.columns) * (_FETCH_CALLS + 2) + copies) + 3,
+        row_bytes=fetched * dtype.itemsize, extra_rows=band.reach + band.rows - 1,
+        rows_multiple=band.rows, calls=len(band.phases) * len(band.columns) * (_FETCH_CALLS + 2),
+        row_calls=(copies + 2) / (groups * band.rows),
         fixed_ns=2 * costs.CALL_NS,
-        row_ns=costs.banded(width, fetched, phases, shifts, band.matrix.shape[1], dtype))
+        row_ns=costs.banded(width, fetched, shifted, band.matrix.shape[1], dtype))
     return strips.plan(batch, height, batch * height * width * dtype.itemsize, work)
 
 
 def conv2d_banded(source, kernel, geometry, out, plan):
-    """Groups of rows as band-matrix products: one BLAS call per strip.
+    """Groups of rows as band-matrix products: one BLAS call for many groups.
 
-    A strip whose fetched input holds a NaN or an infinity is done by
-    'polyphase' instead (the band's zeros would spread it: 0 * inf is NaN),
-    so these reach exactly the outputs whose window holds them.
+    A strip's input is fetched once (each row phase, each column phase);
+    then, a few groups of rows at a time (`BAND_BYTES`), its rows are laid
+    out once per kernel column, shifted by that column's offset, and
+    multiplied by the band. A strip whose fetched input holds a NaN or an
+    infinity is done by 'polyphase' instead (the band's zeros would spread
+    it: 0 * inf is NaN), so these reach exactly the outputs whose window
+    holds them.
     """
     band = _band(kernel, geometry)
     sh, sw = geometry.stride
@@ -343,8 +360,13 @@ def conv2d_banded(source, kernel, geometry, out, plan):
     itemsize = dtype.itemsize
     phases, rows_ = len(band.phases), band.rows
     shifts = sum(len(offsets) for _, _, offsets in band.columns)
-    widest = max(width + offsets[-1] for _, _, offsets in band.columns)
+    _, _, per_product = _band_layout(band, width, itemsize)
     depth = band.matrix.shape[1]
+    # Per column phase: its block's width, its first shift in `shifted`, the step of its shifts.
+    layout, s = [], 0
+    for r, first, offsets in band.columns:
+        layout.append((r, first, offsets, width + offsets[-1], s, _even_step(offsets)))
+        s += len(offsets)
     check = _may_hold_nonfinite(source)
     fallback = []
 
@@ -353,43 +375,50 @@ def conv2d_banded(source, kernel, geometry, out, plan):
         count = rows.stop - rows.start
         groups = -(-count // rows_)
         phase_rows = groups * rows_ + band.reach
-        shifted = arena.take((n, phase_rows, phases, shifts, width), dtype)
-        blocks = arena.take((n * phase_rows * widest,), dtype)
-        for p, q in enumerate(band.phases):
+        blocks = []
+        for q in band.phases:
             first_row = rows.start * sh + q
             row_range = range(first_row, first_row + sh * phase_rows, sh)
-            s = 0
-            for r, first, offsets in band.columns:
-                block_width = width + offsets[-1]
-                block = blocks[:n * phase_rows * block_width].reshape(n, phase_rows, block_width)
-                source.region(batch, row_range,
-                              range(r + sw * first, r + sw * (first + block_width), sw), dtype,
-                              out=block)
+            for r, first, offsets, block_width, _, _ in layout:
+                block = source.region(
+                    batch, row_range, range(r + sw * first, r + sw * (first + block_width), sw),
+                    dtype, out=arena.take((n, phase_rows, block_width), dtype))
                 if check and not _finite(arena, block):
                     if not fallback:
                         fallback.append(_polyphase_strip(source, kernel, geometry, out))
                     return fallback[0](arena, batch, rows)
-                step = _even_step(offsets)
-                if step is not None:    # every shift of this phase in one copy
-                    shifted[:, :, p, s:s + len(offsets)] = np.ndarray(
-                        (n, phase_rows, len(offsets), width), dtype, block, 0,
-                        block.strides[:2] + (step * itemsize, itemsize))
-                else:
-                    for k, offset in enumerate(offsets):
-                        shifted[:, :, p, s + k] = block[:, :, offset:offset + width]
-                s += len(offsets)
-        # Group g multiplies the `depth` rows of `shifted` from its first row on.
-        products = np.ndarray((n, groups, depth, width), dtype, shifted, 0,
-                              (shifted.strides[0], rows_ * phases * shifts * width * itemsize,
-                               width * itemsize, itemsize))
+                blocks.append(block)
+        taken = min(per_product, groups)
+        shifted = arena.take((n, taken * rows_ + band.reach, phases, shifts, width), dtype)
         target = out[batch, rows]
-        whole = count // rows_
-        if whole:
-            np.matmul(band.matrix, products[:, :whole],
-                      out=target[:, :whole * rows_].reshape(n, whole, rows_, width))
-        if count > whole * rows_:      # the image's last rows: part of a group
-            last = np.matmul(band.matrix, products[:, whole:])
-            target[:, whole * rows_:] = last[:, 0, :count - whole * rows_]
+        for g in range(0, groups, taken):
+            here = min(taken, groups - g)         # groups in this product
+            top, lines = g * rows_, here * rows_ + band.reach
+            k = 0
+            for p in range(phases):
+                for _, _, offsets, _, s, step in layout:
+                    block = blocks[k]
+                    k += 1
+                    if step is not None:    # every shift of this column phase in one copy
+                        shifted[:, :lines, p, s:s + len(offsets)] = np.ndarray(
+                            (n, lines, len(offsets), width), dtype, block,
+                            top * block.strides[1], block.strides[:2] + (step * itemsize,
+                                                                         itemsize))
+                    else:
+                        for i, offset in enumerate(offsets):
+                            shifted[:, :lines, p, s + i] = block[:, top:top + lines,
+                                                                 offset:offset + width]
+            # Group g multiplies the `depth` rows of `shifted` from its first row on.
+            products = np.ndarray((n, here, depth, width), dtype, shifted, 0,
+                                  (shifted.strides[0], shifted.strides[1] * rows_,
+                                   width * itemsize, itemsize))
+            whole = min(here * rows_, count - top) // rows_
+            if whole:
+                np.matmul(band.matrix, products[:, :whole],
+                          out=target[:, top:top + whole * rows_].reshape(n, whole, rows_, width))
+            if whole < here:      # the image's last rows: part of a group
+                last = np.matmul(band.matrix, products[:, whole:])
+                target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
 
     with strips.single_threaded_blas():
         strips.run(strip, plan)

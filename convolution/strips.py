@@ -98,9 +98,10 @@ class Work(NamedTuple):
     ``row_bytes``: buffer bytes per output row of a strip. ``extra_rows``:
     buffer rows a strip holds beyond its own (the kernel's reach below it).
     ``row_ns``: estimated time per output row of one image (`costs`), one
-    thread. ``calls``: NumPy calls per strip. ``fixed_ns``: time per call of
-    the path outside its strips. ``rows_multiple``: strips are whole
-    multiples of this many rows, but for the image's last one.
+    thread. ``calls``: NumPy calls per strip, and ``row_calls`` more per
+    output row. ``fixed_ns``: time per call of the path outside its strips.
+    ``rows_multiple``: strips are whole multiples of this many rows, but for
+    the image's last one.
     """
     row_bytes: int
     extra_rows: int
@@ -108,6 +109,7 @@ class Work(NamedTuple):
     calls: int
     fixed_ns: float = 0.0
     rows_multiple: int = 1
+    row_calls: float = 0.0
 
 
 class Plan(NamedTuple):
@@ -177,7 +179,8 @@ def plan(batch, rows, out_bytes, work):
         budget = max(min(STRIP_BYTES, out_bytes // n), MIN_STRIP_BYTES)
         tasks = _cut(batch, rows, work, budget, n)
         n = min(n, len(tasks))
-        return n, costs.wall_ns(work_ns, len(tasks) * work.calls, n), tasks
+        calls = len(tasks) * work.calls + batch * rows * work.row_calls
+        return n, costs.wall_ns(work_ns, calls, n), tasks
 
     n, ns, tasks = _best(estimate(n) for n in _candidates(most))
     return Plan(tasks, n, ns + work.fixed_ns)
