@@ -33,7 +33,11 @@ Map of the package (imports point down the list, never up):
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.
 ``shapes.py``
-    Parameter normalisation and the output-shape formula, shared by all of the above.
+    Parameter normalisation and the output-shape formulas (forward and
+    transposed), shared by all of the above.
+``checks.py``
+    The argument checks every public function shares: arrays of numbers,
+    kernels, a choice from a list.
 """
 from .animation import animate_conv2d
 from .conv import METHODS, conv2d

@@ -27,7 +27,8 @@ import operator
 
 import numpy as np
 
-from .conv import _as_array, conv2d
+from .checks import as_array
+from .conv import conv2d
 from .padding import PADDING_MODES, check_padding_mode, pad
 from .shapes import conv_geometry, window
 
@@ -82,7 +83,7 @@ def _fit(labels, cell, width=0.85):
 
 def _values(value, name, shape):
     """``matrix`` or ``kernel`` as an array of the shape the picture is drawn for."""
-    array = _as_array(value, name)
+    array = as_array(value, name)
     if array.shape != tuple(shape):
         raise ValueError(f"{name} must have the shape {tuple(shape)} given for it, "
                          f"got shape {array.shape}")
