@@ -15,7 +15,7 @@ METHODS = ("auto", "loops") + tuple(engine.METHODS)
 
 
 def _is_int64(value):
-    """Whether the real number ``value`` is a whole number that int64 holds (NaN and inf are not)."""
+    """Whether ``value`` is a whole number (not NaN, not inf) that int64 holds."""
     if isinstance(value, numbers.Integral):
         return -2 ** 63 <= int(value) < 2 ** 63
     if np.iscomplexobj(value) or not np.isfinite(value):
