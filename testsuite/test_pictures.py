@@ -957,16 +957,21 @@ class TestReadmeFigures(unittest.TestCase):
     """python -m convolution figures, and the figures the README shows."""
 
     def check_figure(self, path, arguments):
+        frames = iio.imread(path, index=None)
         if path.endswith(".png"):
-            self.assertEqual(iio.imread(path).ndim, 3)
-            return
-        # One frame per output cell of the (forward) convolution; for the figure of the
-        # transposed convolution beside it, as many input cells.
-        h_out, w_out = conv_output_shape(
-            arguments["input_shape"], arguments["kernel_shape"], arguments.get("stride", 1),
-            arguments.get("dilation", 1), arguments.get("padding", 0))
-        self.assertEqual(iio.imread(path, index=None).shape[0], h_out * w_out)
-        self.assertLess(os.path.getsize(path), 300_000)
+            frames = frames[None]
+        else:
+            # One frame per output cell of the (forward) convolution; for the figure of the
+            # transposed convolution beside it, as many input cells.
+            h_out, w_out = conv_output_shape(
+                arguments["input_shape"], arguments["kernel_shape"], arguments.get("stride", 1),
+                arguments.get("dilation", 1), arguments.get("padding", 0))
+            self.assertEqual(frames.shape[0], h_out * w_out)
+            self.assertLess(os.path.getsize(path), 300_000)
+        # Not blank: every frame has its orange cell and blue ones, a few hundred pixels each.
+        for role in (plot.CURRENT, plot.READ):
+            pixels = (frames[..., :3] == role_rgb([role])[0]).all(-1).sum(axis=(1, 2))
+            self.assertGreater(pixels.min(), 300, f"too little {plot.COLORS[role]} in {path}")
 
     def test_figures_command(self):
         with tempfile.TemporaryDirectory() as folder:
