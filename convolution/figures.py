@@ -72,14 +72,17 @@ def conv_beside_transpose(input_shape, kernel_shape, stride=1, dilation=1, paddi
 
 
 def _animation(path, **params):
+    """An animation of conv2d, one frame per output cell."""
     animate_conv2d(**params, path=path, dpi=80)
 
 
 def _plot(path, **params):
+    """One output cell of conv2d, as a PNG."""
     plot_conv2d(**params).savefig(path, dpi=90)
 
 
 def _beside(path, **params):
+    """conv2d and its transpose side by side, one frame a second (two pictures to read)."""
     fig, show, frames = conv_beside_transpose(**params)
     write_animation(path, fig, show, range(frames), fps=1, dpi=80)
 
