@@ -15,7 +15,7 @@ from .checks import check_choice
 
 __all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "as_pair", "conv_geometry",
            "conv_output_shape", "conv_transpose_geometry", "conv_transpose_output_shape",
-           "window", "tap"]
+           "window", "tap", "spread"]
 
 PADDING_STRINGS = ("valid", "same", "full")
 
@@ -357,3 +357,26 @@ def tap(a, b, output_shape, stride, dilation):
     (ho, wo), (sh, sw), (dh, dw) = output_shape, stride, dilation
     return (slice(a * dh, a * dh + (ho - 1) * sh + 1, sh),
             slice(b * dw, b * dw + (wo - 1) * sw + 1, sw))
+
+
+def spread(i, j, kernel_shape, stride, dilation, padding):
+    """The output cells that input cell ``(i, j)`` of a transposed convolution adds into.
+
+    The transposed convolution runs `window` backwards: input cell ``(i, j)``
+    times kernel tap ``(a, b)`` is added to output cell
+    ``(i * sh + a * dh - top, j * sw + b * dw - left)``, the cell the forward
+    window of output cell ``(i, j)`` reads, less the padding cropped off the
+    top and the left. Returns a pair of ranges ``(rows, cols)``: tap
+    ``(a, b)`` lands on ``(rows[a], cols[b])``. Entries below 0 or from the
+    output's size on land in the cropped padding, and are dropped.
+
+    Examples
+    --------
+    >>> spread(1, 2, (3, 3), stride=(2, 2), dilation=(1, 2), padding=((1, 1), (0, 0)))
+    (range(1, 4), range(4, 9, 2))
+    >>> spread(0, 0, (2, 2), stride=(1, 1), dilation=(1, 1), padding=((1, 0), (1, 0)))
+    (range(-1, 1), range(-1, 1))
+    """
+    (kh, kw), (sh, sw), (dh, dw), ((top, _), (left, _)) = kernel_shape, stride, dilation, padding
+    return (range(i * sh - top, i * sh - top + dh * (kh - 1) + 1, dh),
+            range(j * sw - left, j * sw - left + dw * (kw - 1) + 1, dw))
