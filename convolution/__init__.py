@@ -13,12 +13,16 @@ Map of the package (imports point down the list, never up):
     ``apply_filter_to_image``: filter pictures of any dtype and channel count.
 ``kernels.py``
     The kernel library (gaussian, sharpen, sobel, ...) and ``get_kernel``.
+``figures.py``
+    The README's figures: what each draws; ``python -m convolution figures``.
 ``animation.py``
-    ``animate_conv2d``: the pictures of ``plot.py``, one frame per output cell.
+    ``animate_conv2d`` and ``animate_conv_transpose2d``: the pictures of
+    ``plot.py``, one frame per cell.
 ``plot.py``
-    ``plot_conv2d``: a picture of the cells one output cell reads, drawn
-    from the same index arithmetic as the loops. Needs matplotlib, imported
-    only when a picture is drawn.
+    ``plot_conv2d``: a picture of the cells one output cell reads;
+    ``plot_conv_transpose2d``: the output cells one input cell of the
+    transposed convolution adds into. Drawn from the same index arithmetic
+    as the loops. Need matplotlib, imported only when a picture is drawn.
 ``conv.py``
     ``conv2d``, the public function: validate, then run the loops or a fast path.
 ``reference.py``
@@ -35,16 +39,20 @@ Map of the package (imports point down the list, never up):
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.
 ``shapes.py``
-    Parameter normalisation and the output-shape formula, shared by all of the above.
+    Parameter normalisation and the output-shape formulas (forward and
+    transposed), shared by all of the above.
+``checks.py``
+    The argument checks every public function shares: arrays of numbers,
+    kernels, a choice from a list.
 """
-from .animation import animate_conv2d
+from .animation import animate_conv2d, animate_conv_transpose2d
 from .conv import METHODS, conv2d
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
-from .plot import plot_conv2d
+from .plot import plot_conv2d, plot_conv_transpose2d
 from .shapes import conv_output_shape
 
 __all__ = ["conv2d", "conv_output_shape", "METHODS", "PADDING_MODES",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
-           "plot_conv2d", "animate_conv2d"]
+           "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d"]

@@ -12,10 +12,12 @@ once complete, so no error or interruption leaves a half-written file.
 import argparse
 import contextlib
 import functools
+import math
 import os
 import stat
 import sys
 import tempfile
+import time
 import warnings
 
 import numpy as np
@@ -370,48 +372,91 @@ def filter_command(args):
 
 # --- The animate and figures commands ---
 
-# The README's 9 x 14 example (README.md, "Usage"), drawn with its values.
-README_MATRIX = [[1, 4, 4, 2, 1, 0, 0, 1, 0, 0, 3, 3, 3, 4],
-                 [0, 2, 0, 2, 0, 3, 4, 4, 2, 1, 1, 3, 0, 4],
-                 [1, 1, 0, 0, 3, 4, 2, 4, 4, 2, 3, 0, 0, 4],
-                 [4, 0, 1, 2, 0, 2, 0, 3, 3, 3, 0, 4, 1, 0],
-                 [3, 0, 0, 3, 3, 3, 2, 0, 2, 1, 1, 0, 4, 2],
-                 [2, 4, 3, 1, 1, 0, 2, 1, 3, 4, 4, 0, 2, 3],
-                 [2, 4, 3, 3, 2, 1, 4, 0, 3, 4, 1, 2, 0, 0],
-                 [2, 1, 0, 1, 1, 2, 2, 3, 0, 0, 1, 2, 4, 2],
-                 [3, 3, 1, 1, 1, 1, 4, 4, 2, 3, 2, 2, 2, 3]]
-README_KERNEL = [[0, 1, 3, 3, 2], [0, 1, 3, 1, 3], [1, 1, 2, 0, 2], [2, 2, 3, 2, 0],
-                 [1, 3, 1, 2, 0]]
+#: Animations with more frames than this get a hint about --max-frames.
+MANY_FRAMES = 100
 
-#: The README's figures: file name -> arguments of animate_conv2d (.gif) or plot_conv2d (.png).
-FIGURES = {
-    "stride.gif": dict(input_shape=(5, 5), kernel_shape=(3, 3), stride=2),
-    "padding.gif": dict(input_shape=(4, 4), kernel_shape=(3, 3), padding=1),
-    "dilation.gif": dict(input_shape=(7, 7), kernel_shape=(3, 3), dilation=2),
-    "same-stride-2-even-kernel.gif": dict(input_shape=(5, 5), kernel_shape=(4, 4), stride=2,
-                                          padding="same"),
-    "asymmetric-padding.gif": dict(input_shape=(4, 4), kernel_shape=(3, 3),
-                                   padding=((0, 1), (2, 0))),
-    "reflect.gif": dict(input_shape=(4, 4), kernel_shape=(3, 3), stride=2, padding=2,
-                        padding_mode="reflect"),
-    "readme-example.png": dict(input_shape=(9, 14), kernel_shape=(5, 5), stride=(2, 1),
-                               dilation=(1, 2), matrix=README_MATRIX, kernel=README_KERNEL,
-                               step=8),
-}
+
+def _max_frames(text):
+    """A count of frames: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+class _Progress:
+    """'frame 12 of 900' on one line of stderr, rewritten in place: for a terminal only."""
+
+    def __init__(self, stream):
+        self.stream, self.width, self.last = stream, 0, -math.inf
+
+    def __call__(self, done, total):
+        now = time.monotonic()
+        if done < total and now - self.last < 0.25:    # a few updates a second are enough
+            return
+        self.last = now
+        text = f"frame {done} of {total}" + (", saving" if done == total else "")
+        self.stream.write("\r" + text.ljust(self.width))
+        self.stream.flush()
+        self.width = len(text)
+
+    def clear(self):
+        """Blank the line, so that whatever is printed next starts at its beginning."""
+        if self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
 
 
 def animate_command(args):
-    """``convolution animate OUTPUT --input HxW --kernel HxW``: the sliding-kernel animation."""
-    from .animation import ANIMATION_FORMATS, animate_conv2d
+    """``convolution animate OUTPUT --input HxW --kernel HxW``: the kernel sliding or spreading."""
+    from .animation import (ANIMATION_FORMATS, animate_conv2d, animate_conv_transpose2d,
+                            frame_steps)
+    from .plot import require_matplotlib
+    from .shapes import conv_output_shape, conv_transpose_geometry
 
     _check_output(args.output, args.force, ANIMATION_FORMATS)
+    try:
+        if args.transposed:
+            if args.padding_mode not in (None, "zeros"):
+                raise CommandError(f"--padding-mode {args.padding_mode} does not apply with "
+                                   f"--transposed: the transposed convolution crops its padding "
+                                   f"off the result instead of filling it")
+            params = dict(output_padding=0 if args.output_padding is None
+                          else args.output_padding)
+            conv_transpose_geometry(args.input, args.kernel, args.stride, args.dilation,
+                                    args.padding, params["output_padding"])
+            animate, cells, what = animate_conv_transpose2d, math.prod(args.input), "input"
+        else:
+            if args.output_padding is not None:
+                raise CommandError("--output-padding applies only with --transposed")
+            params = dict(padding_mode=args.padding_mode or "zeros")
+            shape = conv_output_shape(args.input, args.kernel, args.stride, args.dilation,
+                                      args.padding)
+            animate, cells, what = animate_conv2d, math.prod(shape), "output"
+        require_matplotlib()
+    except (TypeError, ValueError, ImportError) as error:
+        raise CommandError(error) from None
+    frames = len(frame_steps(cells, args.max_frames))
+    plan = (f"{frames} frames, one per {what} cell" if frames == cells
+            else f"{frames} frames, for {frames} of the {cells} {what} cells")
+    if frames > MANY_FRAMES and args.max_frames is None:
+        plan += " (--max-frames N draws fewer)"
+    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
 
     def write(temporary):
+        print(f"writing {args.output}: {plan}", flush=True)
         try:
-            animate_conv2d(args.input, args.kernel, args.stride, args.dilation, args.padding,
-                           path=temporary, padding_mode=args.padding_mode, fps=args.fps)
+            animate(args.input, args.kernel, args.stride, args.dilation, args.padding,
+                    path=temporary, fps=args.fps, dpi=args.dpi, max_frames=args.max_frames,
+                    progress=progress, **params)
         except (TypeError, ValueError, ImportError, OSError) as error:
             raise CommandError(str(error).replace(temporary, args.output)) from None
+        finally:
+            if progress is not None:
+                progress.clear()
 
     _write_atomically(args.output, write)
     print(f"wrote {args.output}")
@@ -419,26 +464,21 @@ def animate_command(args):
 
 
 def figures_command(args):
-    """``convolution figures [FOLDER]``: regenerate the README's figures (see `FIGURES`)."""
-    from .animation import animate_conv2d
-    from .plot import plot_conv2d
+    """``convolution figures [FOLDER]``: regenerate the README's figures (see `figures.FIGURES`)."""
+    from .figures import FIGURES, write_figure
+    from .plot import require_matplotlib
 
+    try:
+        require_matplotlib()   # before the folder is made: a failure leaves nothing behind
+    except ImportError as error:
+        raise CommandError(error) from None
     try:
         os.makedirs(args.folder, exist_ok=True)
     except OSError as error:
         raise CommandError(f"cannot make FOLDER {args.folder!r}: {error.strerror}") from None
-    def figure(params, temporary):
-        try:
-            if temporary.endswith(".png"):
-                plot_conv2d(**params).savefig(temporary, dpi=90)
-            else:
-                animate_conv2d(**params, path=temporary, dpi=80)
-        except ImportError as error:
-            raise CommandError(error) from None
-
-    for name, params in FIGURES.items():
+    for name in FIGURES:
         output = os.path.join(args.folder, name)
-        _write_atomically(output, functools.partial(figure, params))
+        _write_atomically(output, functools.partial(write_figure, name))
         print(f"wrote {output}")
     return 0
 
@@ -510,11 +550,26 @@ def build_parser():
         "animate", formatter_class=argparse.RawDescriptionHelpFormatter,
         help="write an animation of the kernel sliding over the input",
         description="Write a GIF (or an MP4, with ffmpeg) with one frame per output cell,\n"
-                    "showing the input cells it reads, for any stride, dilation and padding.",
+                    "showing the input cells it reads, for any stride, dilation and padding;\n"
+                    "with --transposed, one frame per input cell of the transposed\n"
+                    "convolution, showing the output cells it adds into.",
         epilog=f"""examples:
   {PROG} animate stride.gif --input 5x5 --kernel 3x3 --stride 2
   {PROG} animate same.gif --input 5x5 --kernel 4x4 --stride 2 --padding same
-  {PROG} animate border.gif --input 4x4 --kernel 3x3 --padding 2 --padding-mode reflect""")
+  {PROG} animate border.gif --input 4x4 --kernel 3x3 --padding 2 --padding-mode reflect
+  {PROG} animate up.gif --input 3x3 --kernel 3x3 --stride 2 --padding 1 --transposed \\
+      --output-padding 1           # 3 x 3 -> 6 x 6, as a decoder upsamples
+
+keeping animations small:
+  Every frame is one cell: a 30 x 30 input with --padding same makes 900
+  frames, minutes of drawing and megabytes of GIF. The arithmetic shows as
+  well on a small input (5 x 5 to 8 x 8). Otherwise --max-frames 60 draws 60
+  cells spread evenly from the first to the last, and a smaller --dpi makes
+  smaller frames. The frame count is printed before drawing starts; on a
+  terminal, a progress line follows.
+
+exit status: 0 on success, 2 for bad input (one line on stderr), 130 when
+interrupted; OUTPUT is written only once complete.""")
     animate_parser.add_argument("output", metavar="OUTPUT", help="a .gif or .mp4 file to write")
     animate_parser.add_argument("--input", required=True, type=_pair, metavar="HxW",
                                 help="input size, e.g. 5x7")
@@ -526,12 +581,26 @@ def build_parser():
                                 help="spacing of the kernel's taps (default: 1)")
     animate_parser.add_argument("--padding", type=_padding, default=0,
                                 metavar="P|PHxPW|TxBxLxR|same|valid|full",
-                                help="border added around the input (default: 0)")
-    animate_parser.add_argument("--padding-mode", default="zeros", choices=list(PADDING_MODES),
-                                metavar="MODE",
+                                help="border added around the input (default: 0); with "
+                                     "--transposed, cropped off the output (numbers only)")
+    animate_parser.add_argument("--padding-mode", choices=list(PADDING_MODES), metavar="MODE",
                                 help=f"{', '.join(PADDING_MODES)} (default: zeros)")
+    animate_parser.add_argument("--transposed", action="store_true",
+                                help="draw the transposed convolution (conv_transpose2d): "
+                                     "--input is its input, each frame one input cell adding "
+                                     "value x kernel into the output")
+    animate_parser.add_argument("--output-padding", type=_ints, metavar="P|PHxPW",
+                                help="with --transposed: rows and columns added at the bottom "
+                                     "and right of the output, fewer than the stride or the "
+                                     "dilation (default: 0)")
+    animate_parser.add_argument("--max-frames", type=_max_frames, metavar="N",
+                                help="draw at most N cells, spread evenly from the first to "
+                                     "the last (default: every cell)")
     animate_parser.add_argument("--fps", type=_positive, default=2.0,
                                 help="frames per second (default: 2)")
+    animate_parser.add_argument("--dpi", type=_positive, default=72,
+                                help="pixels per inch; a cell is at most 0.45 inch "
+                                     "(default: 72)")
     animate_parser.add_argument("--force", action="store_true",
                                 help="overwrite OUTPUT if it exists")
     animate_parser.set_defaults(run=animate_command)

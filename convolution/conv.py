@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 
 from . import engine, reference
+from .checks import as_array, as_kernel, check_choice
 from .padding import check_padding_mode, pad
 from .shapes import conv_geometry
 
@@ -13,16 +14,13 @@ __all__ = ["conv2d", "METHODS"]
 METHODS = ("auto", "loops") + tuple(engine.METHODS)
 
 
-def _as_array(value, name):
-    """``value`` as an ndarray of numbers (bool, integer, float or complex)."""
-    try:
-        array = np.asarray(value)
-    except ValueError as error:  # ragged nested lists
-        raise ValueError(f"{name} must be a rectangular array of numbers: {error}") from None
-    if array.dtype.kind not in "biufc":
-        raise TypeError(f"{name} must hold numbers (bool, integer, float or complex), "
-                        f"got dtype {array.dtype}")
-    return array
+def _is_int64(value):
+    """Whether ``value`` is a whole number (not NaN, not inf) that int64 holds."""
+    if isinstance(value, numbers.Integral):
+        return -2 ** 63 <= int(value) < 2 ** 63
+    if np.iscomplexobj(value) or not np.isfinite(value):
+        return False
+    return value == int(value) and -2 ** 63 <= int(value) < 2 ** 63
 
 
 def _compute_dtype(matrix, kernel, fill_value):
@@ -37,9 +35,9 @@ def _compute_dtype(matrix, kernel, fill_value):
             if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
                 raise ValueError(f"{name} holds values above 2**63 - 1, which int64 "
                                  f"accumulation cannot represent; convert it to float")
-        if fill_value != int(np.real(fill_value)):
-            raise ValueError(f"fill_value must be an integer when matrix and kernel are "
-                             f"integers, got {fill_value!r}")
+        if not _is_int64(fill_value):
+            raise ValueError(f"fill_value must be an integer within int64's range when "
+                             f"matrix and kernel are integers, got {fill_value!r}")
         return np.dtype(np.int64), np.dtype(np.int64)
     result = np.result_type(matrix.dtype, kernel.dtype)
     if result.kind != "c" and isinstance(fill_value, numbers.Complex) and np.imag(fill_value):
@@ -169,18 +167,15 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     ...        fill_value=-1).shape
     (2, 4, 4)
     """
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, got {method!r}")
+    check_choice("method", method, METHODS)
     check_padding_mode(padding_mode, fill_value)
     if not isinstance(flip, (bool, np.bool_)):
         raise TypeError(f"flip must be True or False, got {flip!r}")
-    matrix = _as_array(matrix, "matrix")
-    kernel = _as_array(kernel, "kernel")
+    matrix = as_array(matrix, "matrix")
+    kernel = as_kernel(kernel)
     if matrix.ndim < 2 or 0 in matrix.shape:
         raise ValueError(f"matrix must have at least 2 dimensions (..., H, W) and no empty "
                          f"axis, got shape {matrix.shape}")
-    if kernel.ndim != 2 or 0 in kernel.shape:
-        raise ValueError(f"kernel must be 2-D (kh, kw) and not empty, got shape {kernel.shape}")
     geometry = conv_geometry(matrix.shape, kernel.shape, stride, dilation, padding)
     compute_dtype, result_dtype = _compute_dtype(matrix, kernel, fill_value)
 

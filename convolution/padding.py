@@ -10,6 +10,8 @@ import numbers
 
 import numpy as np
 
+from .checks import check_choice
+
 __all__ = ["PADDING_MODES", "check_padding_mode", "pad", "Padded"]
 
 #: Border mode -> np.pad mode. The same border in other libraries:
@@ -37,9 +39,7 @@ def check_padding_mode(padding_mode, fill_value=0):
     Like ``np.pad``, a fill value is refused by every mode but 'constant',
     rather than silently ignored.
     """
-    if not isinstance(padding_mode, str) or padding_mode not in PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of "
-                         f"{', '.join(map(repr, PADDING_MODES))}, got {padding_mode!r}")
+    check_choice("padding_mode", padding_mode, tuple(PADDING_MODES))
     if isinstance(fill_value, (bool, np.bool_)) or not isinstance(fill_value, numbers.Number):
         raise TypeError(f"fill_value must be a number, got {fill_value!r}")
     if padding_mode != "constant" and fill_value != 0:

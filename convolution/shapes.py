@@ -11,8 +11,11 @@ import math
 import operator
 from typing import NamedTuple
 
-__all__ = ["PADDING_STRINGS", "ConvGeometry", "as_pair", "conv_geometry",
-           "conv_output_shape", "window", "tap"]
+from .checks import check_choice
+
+__all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "as_pair", "conv_geometry",
+           "conv_output_shape", "conv_transpose_geometry", "conv_transpose_output_shape",
+           "window", "tap", "spread"]
 
 PADDING_STRINGS = ("valid", "same", "full")
 
@@ -23,15 +26,30 @@ def _is_scalar(value):
             or getattr(value, "ndim", None) == 0)
 
 
-def _as_int(value, rule, shown):
-    """``value`` as a Python int; bools, floats and strings are refused.
+def _values(value, rule, shown=None):
+    """The entries of a list, tuple or 1-D array; other containers are refused.
 
-    ``operator.index`` accepts Python and NumPy integers and refuses floats;
-    bools are refused explicitly because ``True`` is an ``int`` to Python.
+    Bytes, sets and dicts have a length too, but ``b"\x01\x02"`` or ``{1, 2}``
+    given as a stride is a mistake, not a pair (a set has no order).
     """
-    if isinstance(value, bool) or not hasattr(value, "__index__"):
+    if isinstance(value, (list, tuple)) or getattr(value, "ndim", None) == 1:
+        return list(value)
+    raise TypeError(f"{rule}, got {value if shown is None else shown!r}")
+
+
+def _as_int(value, rule, shown):
+    """``value`` as a Python int; bools, floats, strings and float arrays are refused.
+
+    ``operator.index`` accepts Python and NumPy integers (and 0-d integer
+    arrays) and refuses the rest; bools are refused explicitly because
+    ``True`` is an ``int`` to Python.
+    """
+    if isinstance(value, bool) or getattr(value, "dtype", None) == bool:
         raise TypeError(f"{rule}, got {shown!r}")
-    return operator.index(value)
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{rule}, got {shown!r}") from None
 
 
 def as_pair(value, name, minimum=1):
@@ -51,10 +69,10 @@ def as_pair(value, name, minimum=1):
     rule = f"{name} must be an int >= {minimum} or a pair of them"
     if _is_scalar(value):
         pair = (_as_int(value, rule, value),) * 2
-    elif len(value) == 2:
-        pair = tuple(_as_int(v, rule, value) for v in value)
+    elif len(values := _values(value, rule)) == 2:
+        pair = tuple(_as_int(v, rule, value) for v in values)
     else:
-        raise ValueError(f"{rule}, got {len(value)} values: {value!r}")
+        raise ValueError(f"{rule}, got {len(values)} values: {value!r}")
     if min(pair) < minimum:
         raise ValueError(f"{rule}, got {value!r}")
     return pair
@@ -65,7 +83,7 @@ def _shape(value, name, ndim):
     rule = f"{name} must be a tuple of ints"
     if _is_scalar(value):
         raise TypeError(f"{rule}, got {value!r}")
-    shape = tuple(_as_int(v, rule, value) for v in value)
+    shape = tuple(_as_int(v, rule, value) for v in _values(value, rule))
     if not ndim[0] <= len(shape) <= ndim[1]:
         wanted = ndim[0] if ndim[0] == ndim[1] else f"at least {ndim[0]}"
         raise ValueError(f"{name} must have {wanted} entries, got {value!r}")
@@ -81,16 +99,16 @@ def _padding_pairs(padding):
     if _is_scalar(padding):
         amount = _as_int(padding, rule, padding)
         pairs = ((amount, amount), (amount, amount))
-    elif len(padding) != 2:
-        raise ValueError(f"{rule}, got {len(padding)} values: {padding!r}")
+    elif len(axes := _values(padding, rule)) != 2:
+        raise ValueError(f"{rule}, got {len(axes)} values: {padding!r}")
     else:
         pairs = []
-        for axis in padding:
+        for axis in axes:
             if _is_scalar(axis):
                 amount = _as_int(axis, rule, padding)
                 pairs.append((amount, amount))
-            elif len(axis) == 2:
-                pairs.append(tuple(_as_int(v, rule, padding) for v in axis))
+            elif len(sides := _values(axis, rule, padding)) == 2:
+                pairs.append(tuple(_as_int(v, rule, padding) for v in sides))
             else:
                 raise ValueError(f"{rule}, got {padding!r}")
         pairs = tuple(pairs)
@@ -178,9 +196,7 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
     stride = as_pair(stride, "stride")
     dilation = as_pair(dilation, "dilation")
     if isinstance(padding, str):
-        if padding not in PADDING_STRINGS:
-            raise ValueError(f"padding must be an int, a pair, a pair of pairs or one of "
-                             f"{', '.join(map(repr, PADDING_STRINGS))}, got {padding!r}")
+        check_choice("padding", padding, PADDING_STRINGS)
         pads = tuple(
             (0, 0) if padding == "valid"
             else (_span(k, d), _span(k, d)) if padding == "full"
@@ -246,6 +262,91 @@ def conv_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0
     return conv_geometry(input_shape, kernel_shape, stride, dilation, padding).output_shape
 
 
+def _transpose_output_size(size, kernel_size, stride, dilation, before, after, extra):
+    """The transposed convolution's output-shape formula, for one axis. Its only place.
+
+    The input size of the `conv2d` whose adjoint this is: every position
+    ``(size - 1) * stride`` the kernel's first tap reaches, plus its span,
+    less the padding cropped off both ends, plus ``extra`` (output_padding)
+    cells that no forward window would otherwise have reached.
+    """
+    return (size - 1) * stride - before - after + dilation * (kernel_size - 1) + extra + 1
+
+
+class TransposeGeometry(NamedTuple):
+    """Normalised parameters of one transposed convolution, all pairs ``(height, width)``."""
+    input_shape: tuple
+    kernel_shape: tuple
+    stride: tuple
+    dilation: tuple
+    padding: tuple          # ((top, bottom), (left, right)), cropped off the full result
+    output_padding: tuple   # cells added at the bottom and right
+    output_shape: tuple
+
+
+def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0,
+                            output_padding=0):
+    """Check and normalise the parameters of a transposed convolution.
+
+    The counterpart of `conv_geometry` for ``conv_transpose2d``: the same
+    checks and messages for stride, dilation and padding (the int, pair and
+    pair-of-pairs forms; the strings belong to the forward convolution only),
+    plus ``output_padding``, which must be smaller than the stride or the
+    dilation on its axis, as in PyTorch.
+
+    Returns
+    -------
+    TransposeGeometry
+        The output shape is, per axis::
+
+            H_out = (H - 1) * sh - top - bottom + dh * (kh - 1) + output_padding + 1
+
+    Examples
+    --------
+    >>> conv_transpose_geometry((3, 4), (3, 3), stride=2, padding=1, output_padding=1).output_shape
+    (6, 8)
+    >>> conv_transpose_geometry((3, 4), (3, 3), stride=2, output_padding=2)
+    Traceback (most recent call last):
+        ...
+    ValueError: output_padding must be smaller than the stride or the dilation on its axis, got output_padding (2, 2) with stride (2, 2) and dilation (1, 1)
+    """
+    input_hw = _shape(input_shape, "input_shape", (2, math.inf))[-2:]
+    kernel_hw = _shape(kernel_shape, "kernel_shape", (2, 2))
+    stride = as_pair(stride, "stride")
+    dilation = as_pair(dilation, "dilation")
+    if isinstance(padding, str):
+        raise TypeError(f"padding of a transposed convolution must be an int, a pair "
+                        f"(pad_h, pad_w) or a pair of pairs ((top, bottom), (left, right)), "
+                        f"got {padding!r}")
+    pads = _padding_pairs(padding)
+    extra = as_pair(output_padding, "output_padding", minimum=0)
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise ValueError(f"output_padding must be smaller than the stride or the dilation on "
+                         f"its axis, got output_padding {extra} with stride {stride} and "
+                         f"dilation {dilation}")
+    output_hw = tuple(_transpose_output_size(n, k, s, d, *p, e) for n, k, s, d, p, e
+                      in zip(input_hw, kernel_hw, stride, dilation, pads, extra))
+    if min(output_hw) < 1:
+        raise ValueError(f"padding {pads} crops more than the transposed convolution "
+                         f"produces; the output shape would be {output_hw}. Use less padding")
+    return TransposeGeometry(input_hw, kernel_hw, stride, dilation, pads, extra, output_hw)
+
+
+def conv_transpose_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0,
+                                output_padding=0):
+    """The shape ``(H_out, W_out)`` of ``conv_transpose2d``'s result.
+
+    See `conv_transpose_geometry` for the formula and the checks.
+
+    Examples
+    --------
+    >>> conv_transpose_output_shape((4, 4), (4, 4), stride=2, padding=1)
+    (8, 8)
+    """
+    return conv_transpose_geometry(input_shape, kernel_shape, stride, dilation, padding,
+                                   output_padding).output_shape
+
+
 def window(i, j, kernel_shape, stride, dilation):
     """The cells of the padded input that output cell ``(i, j)`` reads.
 
@@ -278,3 +379,26 @@ def tap(a, b, output_shape, stride, dilation):
     (ho, wo), (sh, sw), (dh, dw) = output_shape, stride, dilation
     return (slice(a * dh, a * dh + (ho - 1) * sh + 1, sh),
             slice(b * dw, b * dw + (wo - 1) * sw + 1, sw))
+
+
+def spread(i, j, kernel_shape, stride, dilation, padding):
+    """The output cells that input cell ``(i, j)`` of a transposed convolution adds into.
+
+    The transposed convolution runs `window` backwards: input cell ``(i, j)``
+    times kernel tap ``(a, b)`` is added to output cell
+    ``(i * sh + a * dh - top, j * sw + b * dw - left)``, the cell the forward
+    window of output cell ``(i, j)`` reads, less the padding cropped off the
+    top and the left. Returns a pair of ranges ``(rows, cols)``: tap
+    ``(a, b)`` lands on ``(rows[a], cols[b])``. Entries below 0 or from the
+    output's size on land in the cropped padding, and are dropped.
+
+    Examples
+    --------
+    >>> spread(1, 2, (3, 3), stride=(2, 2), dilation=(1, 2), padding=((1, 1), (0, 0)))
+    (range(1, 4), range(4, 9, 2))
+    >>> spread(0, 0, (2, 2), stride=(1, 1), dilation=(1, 1), padding=((1, 0), (1, 0)))
+    (range(-1, 1), range(-1, 1))
+    """
+    (kh, kw), (sh, sw), (dh, dw), ((top, _), (left, _)) = kernel_shape, stride, dilation, padding
+    return (range(i * sh - top, i * sh - top + dh * (kh - 1) + 1, dh),
+            range(j * sw - left, j * sw - left + dw * (kw - 1) + 1, dw))

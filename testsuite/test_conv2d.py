@@ -1,5 +1,6 @@
 """conv2d: hand-computed maps, the reference loops, outside oracles, dtypes and errors."""
 import itertools
+import re
 import unittest
 import warnings
 
@@ -359,6 +360,14 @@ class TestErrors(unittest.TestCase):
                 self.check(TypeError, rf"{name} must .*got '2'", self.x, self.k, **{name: "2"})
                 self.check(ValueError, rf"{name} must .*3 values", self.x, self.k,
                            **{name: (1, 1, 1)})
+                # Containers that have a length but are not a pair, and 0-d arrays that
+                # are not integers: each named, never taken for (1, 2) or NumPy's error.
+                for bad in (b"\x01\x02", {1, 2}, {1: 1, 2: 2}, np.array(2.0), np.array(True),
+                            [np.float64(1), 2]):
+                    self.check(TypeError, rf"{name} must be an int >= 1 or a pair of them, "
+                               rf"got {re.escape(repr(bad))}", self.x, self.k, **{name: bad})
+                np.testing.assert_array_equal(conv2d(self.x, self.k, **{name: np.array(2)}),
+                                              conv2d(self.x, self.k, **{name: 2}))
 
     def test_padding(self):
         self.check(ValueError, r"padding must be non-negative, got -1", self.x, self.k, padding=-1)
@@ -373,6 +382,9 @@ class TestErrors(unittest.TestCase):
         self.check(TypeError, r"padding must be .*got 1.5", self.x, self.k, padding=1.5)
         self.check(TypeError, r"padding must be .*got \('same', 1\)", self.x, self.k,
                    padding=("same", 1))
+        for bad in (np.array(1.0), b"\x01\x02", {1, 2}, ((1, 2), b"\x00\x01")):
+            self.check(TypeError, rf"padding must be .*got {re.escape(repr(bad))}",
+                       self.x, self.k, padding=bad)
 
     def test_padding_mode_and_fill_value(self):
         self.check(ValueError, r"padding_mode must be one of 'zeros', 'constant', 'reflect', "
@@ -385,6 +397,15 @@ class TestErrors(unittest.TestCase):
         self.check(ValueError, r"fill_value must be an integer .* got 0.5",
                    np.ones((4, 4), int), [[1]], padding=1, padding_mode="constant",
                    fill_value=0.5)
+        # Integer data: a fill value int64 cannot hold is refused by name, not by
+        # NumPy's "cannot convert float NaN to integer" or an OverflowError.
+        for bad in (np.nan, np.inf, -np.inf, 2 ** 63, -2 ** 63 - 1, 1e20, 1 + 0j):
+            self.check(ValueError, rf"fill_value must be an integer within int64's range .*"
+                       rf"got {re.escape(repr(bad))}", np.ones((4, 4), np.uint8), [[1]],
+                       padding=1, padding_mode="constant", fill_value=bad)
+        for edge in (2 ** 63 - 1, -2 ** 63, 3.0):
+            self.assertEqual(conv2d(np.ones((2, 2), int), [[1]], padding=1,
+                                    padding_mode="constant", fill_value=edge)[0, 0], edge)
 
     def test_methods_that_would_not_be_exact(self):
         self.check(ValueError, r"method='fft' .* would not be exact for int64 results",

@@ -1,4 +1,4 @@
-"""The examples in the docstrings of every module and in the README, run as doctests."""
+"""The examples in the docstrings of every module, the README and docs/*.md, run as doctests."""
 import doctest
 import importlib
 import pkgutil
@@ -17,6 +17,7 @@ def load_tests(loader, tests, pattern):
             continue    # their examples draw figures
         tests.addTests(doctest.DocTestSuite(importlib.import_module(module.name)))
     tests.addTests(doctest.DocTestSuite(convolution))
-    tests.addTests(doctest.DocFileSuite(str(HERE / "README.md"), module_relative=False,
-                                        globs={"np": np}))
+    for page in [HERE / "README.md", *sorted((HERE / "docs").glob("*.md"))]:
+        tests.addTests(doctest.DocFileSuite(str(page), module_relative=False,
+                                            globs={"np": np}))
     return tests

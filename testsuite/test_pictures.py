@@ -1,20 +1,27 @@
-"""plot_conv2d, animate_conv2d, the animate and figures commands."""
+"""plot_conv2d, plot_conv_transpose2d, their animations, the animate and figures commands."""
 import itertools
+import math
 import os
+import pty
+import select
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 from pathlib import Path
 
 import numpy as np
 
-from convolution import animate_conv2d, conv2d, conv_output_shape, plot, plot_conv2d
-from convolution.__main__ import FIGURES
-from convolution.shapes import conv_geometry, window
+from convolution import (animate_conv2d, animate_conv_transpose2d, conv2d, conv_output_shape,
+                         plot, plot_conv2d, plot_conv_transpose2d)
+from convolution.animation import frame_steps, write_animation
+from convolution.figures import FIGURES, conv_beside_transpose
+from convolution.shapes import (conv_geometry, conv_transpose_geometry, spread, window)
 
-from .common import (HERE, iio, matplotlib, README_MATRIX, README_KERNEL, README_MAP, run_main,
-                     run_command)
+from .common import (HERE, iio, matplotlib, torch, README_MATRIX, README_KERNEL, README_MAP,
+                     run_main, run_command)
 
 
 # Unusual parameters: each picture must show exactly the cells conv2d reads.
@@ -60,14 +67,19 @@ def expected_roles(geometry, step):
 def sample_points(geometry, cells, grid):
     """Data points a quarter cell in from each cell's top-left corner, clear of centred labels."""
     x0 = 0 if grid == "input" else padded_shape(geometry)[1] + plot.GAP
+    return points_in(x0, cells)
+
+
+def points_in(x0, cells):
+    """Points a quarter cell in from the top-left corners of ``cells`` of a grid starting at x0."""
     return np.array([(x0 + c + 0.25, r + 0.25) for r, c in cells])
 
 
-def rendered_colors(fig, points):
-    """The RGB colours the Agg canvas draws at data ``points`` of the figure's Axes."""
+def rendered_colors(fig, points, ax=None):
+    """The RGB colours the Agg canvas draws at data ``points`` of ``ax`` (the first Axes)."""
     fig.canvas.draw()
     image = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int)
-    xy = fig.axes[0].transData.transform(points)
+    xy = (ax or fig.axes[0]).transData.transform(points)
     return image[(image.shape[0] - xy[:, 1]).astype(int), xy[:, 0].astype(int)]
 
 
@@ -79,6 +91,17 @@ def role_rgb(roles):
 def labels_at(ax):
     """The visible Text artists of ``ax`` by their position."""
     return {tuple(text.get_position()): text for text in ax.texts if text.get_visible()}
+
+
+def weights_drawn(ax, x0):
+    """The kernel weights drawn in ``ax``: {(weight, (row, col) of the cell holding it)}.
+
+    A weight '×w' sits in the bottom-right corner of its cell, 0.95 cell from
+    the corner of a grid that starts at ``x0``.
+    """
+    return {(int(text.get_text()[1:]), (round(y - 0.95, 9), round(x - x0 - 0.95, 9)))
+            for text in ax.texts if text.get_text().startswith("×")
+            for x, y in [text.get_position()]}
 
 
 @unittest.skipIf(matplotlib is None, "matplotlib is not installed")
@@ -186,13 +209,11 @@ class TestPlot(unittest.TestCase):
             fig = plot_conv2d((8, 9), (2, 3), (2, 3), (3, 2), ((1, 0), (0, 2)), step=step,
                               kernel=kernel)
             i, j = divmod(step, g.output_shape[1])
-            for text in fig.axes[0].texts:
-                if text.get_text().startswith("×"):
-                    a, b = divmod(int(text.get_text()[1:]), 10)
-                    x, y = text.get_position()
-                    # Bottom-right corner of the cell under tap (a - 1, b - 1).
-                    self.assertEqual((round(y - 0.95, 9), round(x - 0.95, 9)),
-                                     (i * 2 + (a - 1) * 3, j * 3 + (b - 1) * 2))
+            # Every weight (tap a, b is written 10 * (a + 1) + b + 1) in the bottom-right
+            # corner of the cell under its tap; a missing or extra label fails.
+            self.assertEqual(weights_drawn(fig.axes[0], 0),
+                             {(10 * (a + 1) + b + 1, (i * 2 + a * 3, j * 3 + b * 2))
+                              for a in range(2) for b in range(3)}, f"step {step}")
 
     def test_drawn_into_a_given_axes(self):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -205,6 +226,266 @@ class TestPlot(unittest.TestCase):
         self.assertEqual(len(left.collections), 0)
         self.assertEqual(len(right.collections), 2)     # the input grid and the output grid
         self.assertAlmostEqual(right.get_xlim()[1] - right.get_xlim()[0], 5 + plot.GAP + 1 + 0.1)
+
+
+# The transposed convolution: each picture must show exactly the cells each input cell adds into.
+TRANSPOSE_CASES = [
+    dict(input_shape=(3, 3), kernel_shape=(3, 3), stride=2, padding=1, output_padding=1),
+    dict(input_shape=(2, 3), kernel_shape=(2, 3), stride=(1, 2), dilation=(2, 1),
+         padding=((1, 0), (2, 1))),                        # taps land in the crop mid-animation
+    dict(input_shape=(3, 2), kernel_shape=(2, 2), stride=3, output_padding=(2, 1)),
+    dict(input_shape=(2, 2), kernel_shape=(3, 2), stride=(1, 2), dilation=(2, 3),
+         padding=((0, 3), (4, 0)), output_padding=(1, 2)),   # output_padding beyond the crop
+    dict(input_shape=(1, 1), kernel_shape=(1, 1)),
+]
+
+
+def transpose_geometry(case):
+    return conv_transpose_geometry(case["input_shape"], case["kernel_shape"],
+                                   case.get("stride", 1), case.get("dilation", 1),
+                                   case.get("padding", 0), case.get("output_padding", 0))
+
+
+class Scatter:
+    """The transposed convolution worked out in the test from its definition, not by plot.py.
+
+    Input cell (i, j) times kernel tap (a, b) lands on output cell
+    (i*sh + a*dh - top, j*sw + b*dw - left); what falls outside the output is
+    dropped; output_padding adds rows and columns at the bottom and right.
+    The picture draws the output inside the uncropped result (the canvas):
+    output cell (r, c) is canvas cell (r + top, c + left).
+    """
+
+    def __init__(self, geometry):
+        g = self.g = geometry
+        (self.h, self.w), (self.kh, self.kw) = g.input_shape, g.kernel_shape
+        (self.sh, self.sw), (self.dh, self.dw) = g.stride, g.dilation
+        ((self.top, bottom), (self.left, right)), (oph, opw) = g.padding, g.output_padding
+        full = ((self.h - 1) * self.sh + self.dh * (self.kh - 1) + 1,
+                (self.w - 1) * self.sw + self.dw * (self.kw - 1) + 1)
+        self.out = (full[0] - self.top - bottom + oph, full[1] - self.left - right + opw)
+        self.canvas = (max(full[0], self.top + self.out[0]), max(full[1], self.left + self.out[1]))
+
+    def lands(self, i, j):
+        """{tap (a, b): output cell (r, c)} for input cell (i, j), cropped or not."""
+        return {(a, b): (i * self.sh + a * self.dh - self.top,
+                         j * self.sw + b * self.dw - self.left)
+                for a in range(self.kh) for b in range(self.kw)}
+
+    def kept(self, r, c):
+        return 0 <= r < self.out[0] and 0 <= c < self.out[1]
+
+    def __call__(self, matrix, kernel, upto=None):
+        """The result, from the input cells numbered up to ``upto`` (all by default)."""
+        out = np.zeros(self.out, dtype=np.result_type(matrix, kernel, np.int64))
+        for n, (i, j) in enumerate(itertools.product(range(self.h), range(self.w))):
+            if upto is None or n <= upto:
+                for (a, b), (r, c) in self.lands(i, j).items():
+                    if self.kept(r, c):
+                        out[r, c] += matrix[i][j] * kernel[a][b]
+        return out
+
+    def first_reach(self):
+        """{canvas cell: the number of the first input cell that adds into it}."""
+        first = {}
+        for n, (i, j) in enumerate(itertools.product(range(self.h), range(self.w))):
+            for r, c in self.lands(i, j).values():
+                first.setdefault((r + self.top, c + self.left), n)
+        return first
+
+    def roles(self, step):
+        """Role of every input and canvas cell in frame ``step``."""
+        i, j = divmod(step, self.w)
+        now = {(r + self.top, c + self.left) for r, c in self.lands(i, j).values()}
+        first = self.first_reach()
+        inputs = {(r, c): plot.DONE if r * self.w + c < step else
+                  plot.CURRENT if r * self.w + c == step else plot.INPUT
+                  for r, c in itertools.product(range(self.h), range(self.w))}
+        canvas = {}
+        for r, c in itertools.product(*map(range, self.canvas)):
+            kept = self.kept(r - self.top, c - self.left)
+            canvas[r, c] = ((plot.READ if kept else plot.DROPPED) if (r, c) in now else
+                            plot.PADDING if not kept else
+                            plot.DONE if first.get((r, c), math.inf) < step else plot.TODO)
+        return inputs, canvas
+
+
+@unittest.skipIf(matplotlib is None, "matplotlib is not installed")
+class TestPlotTranspose(unittest.TestCase):
+    """plot_conv_transpose2d: the cells drawn are the cells each input cell adds into."""
+
+    def assert_colors(self, fig, ax, x0, roles, tolerance=2):
+        colors = rendered_colors(fig, points_in(x0, roles), ax)
+        wrong = [cell for cell, got, want in zip(roles, colors, role_rgb(roles.values()))
+                 if np.abs(got - want).max() > tolerance]
+        self.assertEqual(wrong, [], "cells drawn in the wrong colour")
+
+    def test_spread_is_the_formula(self):
+        for case in TRANSPOSE_CASES:
+            g, scatter = transpose_geometry(case), Scatter(transpose_geometry(case))
+            self.assertEqual(g.output_shape, scatter.out)
+            for i, j in itertools.product(*map(range, g.input_shape)):
+                rows, cols = spread(i, j, g.kernel_shape, g.stride, g.dilation, g.padding)
+                self.assertEqual({(a, b): (rows[a], cols[b]) for a in range(len(rows))
+                                  for b in range(len(cols))}, scatter.lands(i, j))
+
+    def test_rendered_pixels_show_the_cells_written(self):
+        for case in TRANSPOSE_CASES:
+            scatter = Scatter(transpose_geometry(case))
+            n = scatter.h * scatter.w
+            for step in sorted({0, n // 3, n // 2, n - 1}):
+                fig = plot_conv_transpose2d(**case, step=step)
+                inputs, canvas = scatter.roles(step)
+                with self.subTest(case=case, step=step):
+                    self.assert_colors(fig, fig.axes[0], 0, inputs)
+                    self.assert_colors(fig, fig.axes[0], scatter.w + plot.GAP, canvas)
+
+    def test_every_role_shows(self):
+        # The cases above between them draw every role, so the pixel test covers each.
+        seen = set()
+        for case in TRANSPOSE_CASES:
+            scatter = Scatter(transpose_geometry(case))
+            for step in range(scatter.h * scatter.w):
+                for roles in scatter.roles(step):
+                    seen |= set(roles.values())
+        self.assertEqual(seen, set(plot.COLORS))
+        rgb = role_rgb([plot.DROPPED, plot.READ, plot.PADDING, plot.TODO, plot.DONE])
+        for a, b in itertools.combinations(rgb, 2):
+            self.assertGreater(np.abs(a - b).max(), 30)
+
+    def test_running_sums_match_the_scatter(self):
+        matrix = np.array([[3, -1, 2], [0, 4, -2]])
+        kernel = np.array([[1, -2, 5], [2, 0, -1]])
+        cases = [dict(input_shape=(2, 3), kernel_shape=(2, 3), stride=(1, 2), dilation=(2, 1),
+                      padding=((1, 0), (2, 1))),
+                 dict(input_shape=(2, 3), kernel_shape=(2, 3), stride=2, padding=1,
+                      output_padding=1)]
+        for case in cases:
+            scatter = Scatter(transpose_geometry(case))
+            x0, first = scatter.w + plot.GAP, scatter.first_reach()
+            for step in range(6):
+                fig = plot_conv_transpose2d(**case, step=step, matrix=matrix, kernel=kernel)
+                labels = labels_at(fig.axes[0])
+                running = scatter(matrix, kernel, upto=step)
+                with self.subTest(case=case, step=step):
+                    for (r, c), value in np.ndenumerate(running):
+                        # Cells reached so far show their running sum; the others nothing.
+                        cell = (r + scatter.top, c + scatter.left)
+                        label = labels.get((x0 + cell[1] + 0.5, cell[0] + 0.5))
+                        self.assertEqual(label and label.get_text(),
+                                         str(value) if first.get(cell, 99) <= step else None)
+                    for (r, c), value in np.ndenumerate(matrix):
+                        self.assertEqual(labels[(c + 0.5, r + 0.5)].get_text(), str(value))
+                    # No sum is drawn in the cropped cells.
+                    drawn = {(round(y - 0.5), round(x - x0 - 0.5)) for x, y in labels
+                             if x > x0 and labels[x, y].get_text().lstrip("-").isdigit()}
+                    self.assertEqual({cell for cell in drawn
+                                      if not scatter.kept(cell[0] - scatter.top,
+                                                          cell[1] - scatter.left)}, set())
+            # The last frame: the whole result (the library's conv_transpose2d, once on main).
+            np.testing.assert_array_equal(scatter(matrix, kernel), running)
+            np.testing.assert_array_equal(
+                plot.conv_transpose2d(matrix, kernel, case["stride"], case.get("dilation", 1),
+                                      case["padding"], case.get("output_padding", 0)), running)
+
+    @unittest.skipIf(torch is None, "torch is not installed")
+    def test_scatter_agrees_with_torch(self):
+        # The test's own scatter, the witness above, against PyTorch's conv_transpose2d.
+        rng = np.random.default_rng(10)
+        for _ in range(40):
+            kh, kw, sh, sw, dh, dw = (int(v) for v in rng.integers(1, 4, size=6))
+            h, w, ph, pw = (int(v) for v in rng.integers(1, 5, size=4))
+            oph, opw = int(rng.integers(max(sh, dh))), int(rng.integers(max(sw, dw)))
+            try:
+                g = conv_transpose_geometry((h, w), (kh, kw), (sh, sw), (dh, dw), (ph, pw),
+                                            (oph, opw))
+            except ValueError:
+                continue
+            matrix = rng.integers(-5, 6, size=(h, w))
+            kernel = rng.integers(-5, 6, size=(kh, kw))
+            expected = torch.nn.functional.conv_transpose2d(
+                torch.tensor(matrix[None, None], dtype=torch.float64),
+                torch.tensor(kernel[None, None], dtype=torch.float64), stride=(sh, sw),
+                padding=(ph, pw), output_padding=(oph, opw), dilation=(dh, dw))[0, 0].numpy()
+            with self.subTest(geometry=g):
+                np.testing.assert_array_equal(Scatter(g)(matrix, kernel), expected)
+                np.testing.assert_array_equal(
+                    plot.conv_transpose2d(matrix, kernel, g.stride, g.dilation, g.padding,
+                                          g.output_padding), expected)
+
+    def test_kernel_weights_sit_on_their_taps(self):
+        kernel = np.array([[11, 12], [21, 22], [31, 32]])
+        case = TRANSPOSE_CASES[3]
+        scatter = Scatter(transpose_geometry(case))
+        for step in range(4):
+            fig = plot_conv_transpose2d(**case, step=step, kernel=kernel)
+            lands = scatter.lands(*divmod(step, scatter.w))
+            # On the canvas, dropped taps too; a missing or extra label fails.
+            self.assertEqual(weights_drawn(fig.axes[0], scatter.w + plot.GAP),
+                             {(kernel[a, b], (r + scatter.top, c + scatter.left))
+                              for (a, b), (r, c) in lands.items()}, f"step {step}")
+
+    def test_frames_of_output_and_output_padding(self):
+        # The black frame holds the output; dashed vermillion ones the rows and columns
+        # output_padding adds, at its bottom and right.
+        from matplotlib.colors import to_rgba
+        from matplotlib.patches import Rectangle
+
+        for case in TRANSPOSE_CASES:
+            scatter = Scatter(transpose_geometry(case))
+            ax = plot_conv_transpose2d(**case).axes[0]
+            x0, (ho, wo), (top, left) = scatter.w + plot.GAP, scatter.out, (scatter.top,
+                                                                            scatter.left)
+            boxes = {color: sorted((p.get_x() - x0, p.get_y(), p.get_width(), p.get_height())
+                                   for p in ax.patches if isinstance(p, Rectangle)
+                                   and p.get_edgecolor() == to_rgba(color))
+                     for color in (plot.BORDER_COLOR, plot.EXTRA_COLOR)}
+            oph, opw = case.get("output_padding", (0, 0)) if isinstance(
+                case.get("output_padding", 0), tuple) else (case.get("output_padding", 0),) * 2
+            extra = sorted(([(left, top + ho - oph, wo, oph)] if oph else [])
+                           + ([(left + wo - opw, top, opw, ho)] if opw else []))
+            with self.subTest(case=case):
+                self.assertEqual(boxes[plot.BORDER_COLOR], [(left, top, wo, ho)])
+                self.assertEqual(boxes[plot.EXTRA_COLOR], extra)
+
+    def test_conv_beside_transpose(self):
+        # The README's figure: frame k, output cell k of conv2d and input cell k of the
+        # transposed convolution, each drawn as on its own.
+        params = FIGURES["transposed.gif"][1]
+        fig, show, frames = conv_beside_transpose(**params)
+        forward = conv_geometry(params["input_shape"], params["kernel_shape"], params["stride"],
+                                1, params["padding"])
+        scatter = Scatter(conv_transpose_geometry(forward.output_shape, params["kernel_shape"],
+                                                  params["stride"], 1, params["padding"],
+                                                  params["output_padding"]))
+        self.assertEqual(scatter.out, forward.input_shape)
+        self.assertEqual(frames, math.prod(forward.output_shape))
+        left, right = fig.axes
+        for step in (0, 4, frames - 1):
+            show(step)
+            inputs, outputs = expected_roles(forward, step)
+            with self.subTest(step=step):
+                self.assert_colors(fig, left, 0, inputs)
+                self.assert_colors(fig, left, padded_shape(forward)[1] + plot.GAP, outputs)
+                inputs, canvas = scatter.roles(step)
+                self.assert_colors(fig, right, 0, inputs)
+                self.assert_colors(fig, right, scatter.w + plot.GAP, canvas)
+        with self.assertRaisesRegex(ValueError, r"gives \(5, 5\), not \(6, 6\): choose "
+                                                r"output_padding"):
+            conv_beside_transpose((6, 6), (3, 3), stride=2, padding=1)
+
+    def test_drawn_into_a_given_axes(self):
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(10, 4))
+        FigureCanvasAgg(fig)
+        left, right = fig.subplots(1, 2)
+        self.assertIs(plot_conv_transpose2d((2, 2), (3, 3), stride=2, ax=right), fig)
+        self.assertEqual(len(left.collections), 0)
+        self.assertEqual(len(right.collections), 2)     # the input grid and the output grid
+        # 2 input columns, the gap, the 5 columns of the result.
+        self.assertAlmostEqual(right.get_xlim()[1] - right.get_xlim()[0], 2 + plot.GAP + 5 + 0.1)
 
 
 @unittest.skipIf(matplotlib is None, "matplotlib is not installed")
@@ -268,6 +549,48 @@ class TestPlotErrors(unittest.TestCase):
                 plot_conv2d((5, 5), (3, 3), stride=kwargs.pop("stride", 2), ax=ax, **kwargs)
             self.assertEqual((len(ax.collections), len(ax.texts), ax.get_title()), (0, 0, ""))
 
+    def test_transposed_errors_are_the_geometry_s(self):
+        bad = [dict(stride=0), dict(stride=2.0), dict(padding="same"), dict(padding=-1),
+               dict(output_padding=1), dict(stride=2, output_padding=(0, 2)),
+               dict(output_padding=-1), dict(padding=5)]
+        for kwargs in bad:
+            with self.subTest(**kwargs):
+                try:
+                    conv_transpose_geometry((3, 3), (3, 3), **kwargs)
+                except (TypeError, ValueError) as error:
+                    expected = error
+                else:
+                    self.fail("conv_transpose_geometry accepted it")
+                with self.assertRaises(type(expected)) as caught:
+                    plot_conv_transpose2d((3, 3), (3, 3), **kwargs)
+                self.assertEqual(str(caught.exception), str(expected))
+                with tempfile.TemporaryDirectory() as folder:
+                    with self.assertRaises(type(expected)) as caught:
+                        animate_conv_transpose2d((3, 3), (3, 3),
+                                                 path=os.path.join(folder, "a.gif"), **kwargs)
+                    self.assertEqual(os.listdir(folder), [])
+                self.assertEqual(str(caught.exception), str(expected))
+
+    def test_transposed_step_values_and_ax(self):
+        with self.assertRaisesRegex(ValueError, r"step must be an input cell number from 0 to 5 "
+                                                r"\(input shape \(2, 3\)\), got 6"):
+            plot_conv_transpose2d((2, 3), (3, 3), stride=2, step=6)
+        with self.assertRaisesRegex(TypeError, r"step must be an int, got 1.0"):
+            plot_conv_transpose2d((2, 3), (3, 3), step=1.0)
+        with self.assertRaisesRegex(ValueError, r"matrix must have the shape \(2, 3\) given for "
+                                                r"it, got shape \(3, 2\)"):
+            plot_conv_transpose2d((2, 3), (3, 3), matrix=np.ones((3, 2)))
+        with self.assertRaisesRegex(ValueError, r"kernel must have the shape \(3, 3\)"):
+            plot_conv_transpose2d((2, 3), (3, 3), kernel=np.ones((2, 2)))
+        with self.assertRaisesRegex(TypeError, r"ax must be a matplotlib Axes or None"):
+            plot_conv_transpose2d((2, 3), (3, 3), ax=1)
+        from matplotlib.figure import Figure
+
+        ax = Figure().subplots()
+        with self.assertRaises(ValueError):
+            plot_conv_transpose2d((2, 3), (3, 3), step=6, ax=ax)
+        self.assertEqual((len(ax.collections), len(ax.texts), ax.get_title()), (0, 0, ""))
+
     def test_animation_arguments(self):
         cases = [(ValueError, r"path must end in '.gif' or '.mp4', got '.*a.png'", "a.png", {}),
                  (ValueError, r"fps must be a positive number, got 0", "a.gif", dict(fps=0)),
@@ -275,11 +598,20 @@ class TestPlotErrors(unittest.TestCase):
                  (TypeError, r"fps must be a positive number, got True", "a.gif", dict(fps=True)),
                  (ValueError, r"fps must be a positive number, got nan", "a.gif",
                   dict(fps=float("nan"))),
-                 (ValueError, r"dpi must be a positive number, got -1", "a.gif", dict(dpi=-1))]
+                 (ValueError, r"dpi must be a positive number, got -1", "a.gif", dict(dpi=-1)),
+                 (ValueError, r"max_frames must be a positive int or None, got 0", "a.gif",
+                  dict(max_frames=0)),
+                 (TypeError, r"max_frames must be a positive int or None, got 2.0", "a.gif",
+                  dict(max_frames=2.0)),
+                 (TypeError, r"progress must be a function progress\(done, total\) or None, "
+                             r"got 'bar'", "a.gif", dict(progress="bar"))]
         for error, pattern, name, kwargs in cases:
             with self.subTest(pattern=pattern), tempfile.TemporaryDirectory() as folder:
                 with self.assertRaisesRegex(error, pattern):
                     animate_conv2d((5, 5), (3, 3), path=os.path.join(folder, name), **kwargs)
+                with self.assertRaisesRegex(error, pattern):
+                    animate_conv_transpose2d((2, 2), (3, 3), path=os.path.join(folder, name),
+                                             **kwargs)
                 self.assertEqual(os.listdir(folder), [])
 
     def test_mp4_needs_ffmpeg(self):
@@ -320,6 +652,7 @@ class TestAnimation(unittest.TestCase):
         with tempfile.TemporaryDirectory() as folder:
             path = animate_conv2d(**case, path=os.path.join(folder, "a.gif"), dpi=60)
             frames = iio.imread(path, index=None)[..., :3].astype(int)
+        self.assertEqual(len(frames), math.prod(g.output_shape))
         fig = plot_conv2d(**case)
         fig.canvas.draw()
         to_fraction = fig.axes[0].transData + fig.transFigure.inverted()
@@ -335,6 +668,71 @@ class TestAnimation(unittest.TestCase):
                     self.assertEqual(wrong, [])
 
 
+    def test_transposed_frames_show_the_cells_written(self):
+        # Every frame of the GIF, against the roles worked out in the test. The GIF's one
+        # palette must hold every role's colour exactly, those of the middle frames too
+        # (this case drops taps in the cropped columns in frames 2 and 3 only).
+        case = dict(input_shape=(2, 3), kernel_shape=(2, 3), stride=(1, 2), dilation=(2, 1),
+                    padding=((1, 0), (2, 1)))
+        scatter = Scatter(transpose_geometry(case))
+        with tempfile.TemporaryDirectory() as folder:
+            path = animate_conv_transpose2d(**case, path=os.path.join(folder, "t.gif"), dpi=60)
+            frames = iio.imread(path, index=None)[..., :3].astype(int)
+        self.assertEqual(len(frames), 6)
+        fig = plot_conv_transpose2d(**case)
+        fig.canvas.draw()
+        to_fraction = fig.axes[0].transData + fig.transFigure.inverted()
+        height, width = frames.shape[1:3]
+        for step, frame in enumerate(frames):
+            for x0, roles in zip((0, scatter.w + plot.GAP), scatter.roles(step)):
+                fx, fy = to_fraction.transform(points_in(x0, roles)).T
+                colors = frame[((1 - fy) * height).astype(int), (fx * width).astype(int)]
+                wrong = [cell for cell, got, want in zip(roles, colors, role_rgb(roles.values()))
+                         if np.abs(got - want).max() > 2]
+                with self.subTest(step=step, x0=x0):
+                    self.assertEqual(wrong, [])
+
+    def test_max_frames_and_progress(self):
+        self.assertEqual(list(frame_steps(4)), [0, 1, 2, 3])
+        self.assertEqual(list(frame_steps(4, max_frames=9)), [0, 1, 2, 3])
+        self.assertEqual(list(frame_steps(9, max_frames=1)), [0])
+        for cells, count in itertools.product((2, 7, 60, 900, 901), (2, 3, 7, 59, 60)):
+            steps = frame_steps(cells, count)
+            with self.subTest(cells=cells, count=count):
+                self.assertEqual(len(steps), min(cells, count))
+                self.assertEqual(len(set(steps)), len(steps))
+                self.assertEqual((steps[0], steps[-1]), (0, cells - 1))
+                self.assertEqual(list(steps), sorted(steps))
+                gaps = np.diff(steps)
+                self.assertLessEqual(gaps.max() - gaps.min(), 1)        # as even as can be
+        calls = []
+        with tempfile.TemporaryDirectory() as folder:
+            path = animate_conv2d((6, 6), (2, 2), path=os.path.join(folder, "a.gif"),
+                                  max_frames=4, progress=lambda *a: calls.append(a))
+            self.assertEqual(iio.imread(path, index=None).shape[0], 4)
+            path = animate_conv_transpose2d((3, 4), (2, 2), path=os.path.join(folder, "t.gif"),
+                                            max_frames=5)
+            self.assertEqual(iio.imread(path, index=None).shape[0], 5)
+        self.assertEqual(calls, [(1, 4), (2, 4), (3, 4), (4, 4)])
+
+    def test_interrupted_animation_writes_nothing(self):
+        # Ctrl-C while the frames are drawn, the first one included: the KeyboardInterrupt
+        # comes out as it is (matplotlib's writer.saving() turned an interruption before the
+        # first frame into IndexError: list index out of range), and no file is written.
+        picture = plot.conv2d_picture((4, 4), (3, 3), 1, 1, 0, "zeros", 0, None, None, None)
+        for stop in (0, 1, 3):
+            def show(step):
+                if step == stop:
+                    raise KeyboardInterrupt
+                picture.show(step)
+
+            with self.subTest(stop=stop), tempfile.TemporaryDirectory() as folder:
+                with self.assertRaises(KeyboardInterrupt):
+                    write_animation(os.path.join(folder, "a.gif"), picture.ax.figure, show,
+                                    [1, 0, 2, 3])
+                self.assertEqual(os.listdir(folder), [])
+
+
 @unittest.skipIf(matplotlib is None or iio is None, "matplotlib or imageio is not installed")
 class TestAnimateCommandLine(unittest.TestCase):
     """python -m convolution animate: writes the file, or one line on stderr and status 2."""
@@ -344,8 +742,10 @@ class TestAnimateCommandLine(unittest.TestCase):
             result = run_command("animate", "out.gif", "--input", "5x6", "--kernel", "2x3",
                                  "--stride", "2", "--dilation", "1x2", "--padding", "1x0x2x1",
                                  "--padding-mode", "symmetric", "--fps", "4", cwd=folder)
+            # No progress line: stderr is not a terminal.
             self.assertEqual((result.returncode, result.stderr), (0, ""))
-            self.assertEqual(result.stdout, "wrote out.gif\n")
+            self.assertEqual(result.stdout, "writing out.gif: 9 frames, one per output cell\n"
+                                            "wrote out.gif\n")
             self.assertEqual(os.listdir(folder), ["out.gif"])    # no temporary file left
             h_out, w_out = conv_output_shape((5, 6), (2, 3), 2, (1, 2), ((1, 0), (2, 1)))
             path = os.path.join(folder, "out.gif")
@@ -418,6 +818,97 @@ class TestAnimateCommandLine(unittest.TestCase):
                     self.assertEqual(os.listdir(folder), ["a.gif"])
                     self.assertEqual(os.listdir(os.path.join(folder, "a.gif")), [])
 
+    def test_transposed(self):
+        with tempfile.TemporaryDirectory() as folder:
+            result = run_command("animate", "up.gif", "--input", "3x2", "--kernel", "3x3",
+                                 "--stride", "2", "--padding", "1x0x1x1", "--transposed",
+                                 "--output-padding", "1x0", "--max-frames", "5", cwd=folder)
+            self.assertEqual((result.returncode, result.stderr), (0, ""))
+            self.assertEqual(result.stdout, "writing up.gif: 5 frames, for 5 of the 6 input "
+                                            "cells\nwrote up.gif\n")
+            self.assertEqual(os.listdir(folder), ["up.gif"])
+            self.assertEqual(iio.imread(os.path.join(folder, "up.gif"), index=None).shape[0], 5)
+        cases = [(["--padding", "same"], "padding of a transposed convolution must be an int, "
+                                         "a pair (pad_h, pad_w) or a pair of pairs"),
+                 (["--padding-mode", "reflect"], "--padding-mode reflect does not apply with "
+                                                 "--transposed"),
+                 (["--output-padding", "2"], "output_padding must be smaller than the stride or "
+                                             "the dilation on its axis"),
+                 (["--padding", "4"], "crops more than the transposed convolution produces")]
+        with tempfile.TemporaryDirectory() as folder:
+            out = os.path.join(folder, "out.gif")
+            for extra, message in cases:
+                status, stderr = run_main("animate", out, "--input", "2x2", "--kernel", "3x3",
+                                          "--stride", "2", "--transposed", *extra)
+                with self.subTest(extra=extra):
+                    self.assertEqual((status, stderr.count("\n")), (2, 1), stderr)
+                    self.assertIn(message, stderr)
+                    self.assertEqual(os.listdir(folder), [])
+            status, stderr = run_main("animate", out, "--input", "4x4", "--kernel", "3x3",
+                                      "--stride", "2", "--output-padding", "1")
+            self.assertEqual((status, stderr), (2, "convolution: error: --output-padding "
+                                                   "applies only with --transposed\n"))
+            status, stderr = run_main("animate", out, "--input", "4x4", "--kernel", "3x3",
+                                      "--max-frames", "0")
+            self.assertEqual((status, stderr.count("\n")), (2, 1))
+            self.assertIn("argument --max-frames: expected a whole number >= 1, got '0'", stderr)
+            self.assertEqual(os.listdir(folder), [])
+
+    def start(self, folder, *extra):
+        """``animate`` of 144 frames in a new process; its first line of stdout, read."""
+        env = dict(os.environ, PYTHONPATH=str(HERE))
+        process = subprocess.Popen(
+            [sys.executable, "-m", "convolution", "animate", "out.gif", "--input", "12x12",
+             "--kernel", "3x3", "--padding", "same", *extra], cwd=folder, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return process, process.stdout.readline()
+
+    def test_ctrl_c_at_any_time(self):
+        # SIGINT from the moment the command says what it will draw (matplotlib is still
+        # being imported) to well into the frames: one line, status 130, nothing left behind.
+        for delay in (0, 0.05, 0.2, 0.5, 1.0, 2.0):
+            with tempfile.TemporaryDirectory() as folder:
+                process, first = self.start(folder)
+                self.assertEqual(first, "writing out.gif: 144 frames, one per output cell "
+                                        "(--max-frames N draws fewer)\n")
+                time.sleep(delay)
+                process.send_signal(signal.SIGINT)
+                stdout, stderr = process.communicate(timeout=60)
+                with self.subTest(delay=delay):
+                    self.assertEqual((process.returncode, stderr, stdout),
+                                     (130, "convolution: interrupted\n", ""))
+                    self.assertEqual(os.listdir(folder), [])
+
+    def test_progress_on_a_terminal(self):
+        # stderr a terminal: 'frame k of n' rewritten in place, blanked at the end.
+        leader, follower = pty.openpty()
+        with tempfile.TemporaryDirectory() as folder:
+            env = dict(os.environ, PYTHONPATH=str(HERE))
+            process = subprocess.Popen(
+                [sys.executable, "-m", "convolution", "animate", "out.gif", "--input", "3x3",
+                 "--kernel", "2x2"], cwd=folder, env=env, stdout=subprocess.PIPE,
+                stderr=follower, text=True)
+            os.close(follower)
+            shown = b""
+            while True:
+                ready, _, _ = select.select([leader], [], [], 60)
+                try:
+                    chunk = os.read(leader, 1024) if ready else b""
+                except OSError:          # Linux: EIO once the process has closed it
+                    chunk = b""
+                if not chunk:
+                    break
+                shown += chunk
+            os.close(leader)
+            stdout = process.communicate(timeout=60)[0]
+            self.assertEqual(process.returncode, 0)
+            self.assertEqual(stdout, "writing out.gif: 4 frames, one per output cell\n"
+                                     "wrote out.gif\n")
+        text = shown.decode()
+        self.assertTrue(text.startswith("\rframe 1 of 4"), text)
+        self.assertIn("\rframe 4 of 4, saving", text)
+        self.assertTrue(text.endswith("\r" + " " * len("frame 4 of 4, saving") + "\r"), text)
+
     def test_missing_option(self):
         status, stderr = run_main("animate", "out.gif", "--input", "5x5")
         self.assertEqual((status, stderr), (2, "convolution: error: the following arguments are "
@@ -448,35 +939,58 @@ class TestPicturesAreOptional(unittest.TestCase):
                          (2, "convolution: error: the pictures need "
                              "matplotlib: pip install matplotlib\n"))
 
+    def test_figures_without_matplotlib_make_no_folder(self):
+        with tempfile.TemporaryDirectory() as folder:
+            result = self.run_python(
+                "import os, sys; sys.modules['matplotlib'] = None\n"
+                "from convolution.__main__ import main\n"
+                f"os.chdir({folder!r})\n"
+                "sys.exit(main(['figures', 'new']))")
+            self.assertEqual((result.returncode, result.stderr),
+                             (2, "convolution: error: the pictures need "
+                                 "matplotlib: pip install matplotlib\n"))
+            self.assertEqual(os.listdir(folder), [])
+
 
 @unittest.skipIf(matplotlib is None or iio is None, "matplotlib or imageio is not installed")
 class TestReadmeFigures(unittest.TestCase):
     """python -m convolution figures, and the figures the README shows."""
 
     def check_figure(self, path, arguments):
+        frames = iio.imread(path, index=None)
         if path.endswith(".png"):
-            self.assertEqual(iio.imread(path).ndim, 3)
-            return
-        h_out, w_out = conv_output_shape(
-            arguments["input_shape"], arguments["kernel_shape"], arguments.get("stride", 1),
-            arguments.get("dilation", 1), arguments.get("padding", 0))
-        self.assertEqual(iio.imread(path, index=None).shape[0], h_out * w_out)
-        self.assertLess(os.path.getsize(path), 300_000)
+            frames = frames[None]
+        else:
+            # One frame per output cell of the (forward) convolution; for the figure of the
+            # transposed convolution beside it, as many input cells.
+            h_out, w_out = conv_output_shape(
+                arguments["input_shape"], arguments["kernel_shape"], arguments.get("stride", 1),
+                arguments.get("dilation", 1), arguments.get("padding", 0))
+            self.assertEqual(frames.shape[0], h_out * w_out)
+            self.assertLess(os.path.getsize(path), 300_000)
+        # Not blank: every frame has its orange cell and blue ones, a few hundred pixels each.
+        for role in (plot.CURRENT, plot.READ):
+            pixels = (frames[..., :3] == role_rgb([role])[0]).all(-1).sum(axis=(1, 2))
+            self.assertGreater(pixels.min(), 300, f"too little {plot.COLORS[role]} in {path}")
 
     def test_figures_command(self):
         with tempfile.TemporaryDirectory() as folder:
             self.assertEqual(run_main("figures", folder), (0, ""))
             self.assertEqual(sorted(os.listdir(folder)), sorted(FIGURES))
-            for name, arguments in FIGURES.items():
+            for name, (_, arguments) in FIGURES.items():
                 with self.subTest(name=name):
                     self.check_figure(os.path.join(folder, name), arguments)
 
-    def test_readme_shows_every_figure(self):
-        readme = (HERE / "README.md").read_text(encoding="utf-8")
+    def test_figures_are_shown(self):
+        # Every figure in the README or a page of docs/ (the README's text is the lead's:
+        # a new figure is shown in docs/ until it is placed there).
+        pages = [HERE / "README.md", *sorted((HERE / "docs").glob("*.md"))]
+        text = "\n".join(page.read_text(encoding="utf-8") for page in pages)
         self.assertLessEqual(set(FIGURES), set(os.listdir(HERE / "files")))
-        for name, arguments in FIGURES.items():
+        for name, (_, arguments) in FIGURES.items():
             with self.subTest(name=name):
-                self.assertTrue(f"(files/{name})" in readme, f"README does not show {name}")
+                self.assertTrue(f"(files/{name})" in text or f"(../files/{name})" in text,
+                                f"neither the README nor docs/ shows {name}")
                 self.check_figure(str(HERE / "files" / name), arguments)
-        self.assertTrue("python -m convolution figures" in readme,
+        self.assertTrue("convolution figures" in text,
                         "README does not say how to regenerate the figures")

@@ -5,6 +5,9 @@ import unittest
 import numpy as np
 
 from convolution import conv_output_shape
+from convolution.shapes import conv_transpose_geometry, conv_transpose_output_shape
+
+from .common import torch
 
 
 class TestOutputShape(unittest.TestCase):
@@ -37,3 +40,55 @@ class TestOutputShape(unittest.TestCase):
     def test_does_not_fit(self):
         with self.assertRaisesRegex(ValueError, r"output shape would be \(1, -1\)"):
             conv_output_shape((5, 5), (3, 3), dilation=(2, 3))
+
+
+class TestTransposeOutputShape(unittest.TestCase):
+    """conv_transpose_output_shape: PyTorch's formula and its rule for output_padding."""
+
+    def test_formula(self):
+        # (H - 1) * sh - top - bottom + dh * (kh - 1) + output_padding + 1, by hand.
+        self.assertEqual(conv_transpose_output_shape((3, 4), (3, 3)), (5, 6))
+        self.assertEqual(conv_transpose_output_shape((3, 4), (3, 2), (2, 3), (1, 2), 1, (1, 2)),
+                         (6, 12))
+        self.assertEqual(conv_transpose_output_shape((5, 5), (2, 2), padding=((1, 0), (0, 2))),
+                         (5, 4))
+        # It inverts conv2d's shape: conv2d of the result has the transposed input's shape.
+        for h, k, s, d, p in itertools.product((4, 7), (1, 3), (1, 2, 3), (1, 2), (0, 1)):
+            out = conv_transpose_output_shape((h, h), (k, k), s, d, p)
+            self.assertEqual(conv_output_shape(out, (k, k), s, d, p), (h, h))
+
+    def test_errors(self):
+        with self.assertRaisesRegex(ValueError, r"output_padding must be smaller than the "
+                                    r"stride or the dilation.*got output_padding \(1, 1\)"):
+            conv_transpose_geometry((3, 3), (2, 2), output_padding=1)
+        with self.assertRaisesRegex(ValueError, r"output_padding must be an int >= 0"):
+            conv_transpose_geometry((3, 3), (2, 2), stride=2, output_padding=-1)
+        with self.assertRaisesRegex(TypeError, r"padding of a transposed convolution must be "
+                                    r"an int.*got 'same'"):
+            conv_transpose_geometry((3, 3), (2, 2), padding="same")
+        with self.assertRaisesRegex(ValueError, r"padding \(\(3, 3\), \(3, 3\)\) crops "
+                                    r"more than .* would be \(-2, -2\)"):
+            conv_transpose_geometry((3, 3), (2, 2), padding=3)
+
+    @unittest.skipIf(torch is None, "torch is not installed")
+    def test_agrees_with_torch(self):
+        rng = np.random.default_rng(5)
+        for _ in range(300):
+            h, w, kh, kw = rng.integers(1, 6, size=4)
+            s, d, p = rng.integers(1, 4, size=2), rng.integers(1, 4, size=2), rng.integers(0, 3, 2)
+            op = rng.integers(0, 3, size=2)
+            params = dict(stride=tuple(map(int, s)), dilation=tuple(map(int, d)),
+                          padding=tuple(map(int, p)), output_padding=tuple(map(int, op)))
+            try:
+                expected = tuple(torch.nn.functional.conv_transpose2d(
+                    torch.zeros(1, 1, h, w), torch.zeros(1, 1, kh, kw), **params).shape[-2:])
+            except RuntimeError:
+                expected = None
+            if expected is not None and min(expected) < 1:
+                expected = None   # PyTorch returns an empty tensor; we refuse
+            with self.subTest(shape=(h, w), kernel=(kh, kw), **params):
+                try:
+                    shape = conv_transpose_output_shape((h, w), (kh, kw), **params)
+                except ValueError:
+                    shape = None
+                self.assertEqual(shape, expected)

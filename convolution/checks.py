@@ -1,0 +1,84 @@
+"""Argument checks that every public function shares.
+
+Each check raises the error the house style asks for: a ``TypeError`` or
+``ValueError`` that names the parameter, shows the value and states the rule.
+Keeping them here means a message is written once, whichever function
+(``conv2d``, ``apply_filter_to_image``, the pictures, the command line) was
+called.
+"""
+import numpy as np
+
+__all__ = ["as_array", "as_kernel", "check_choice"]
+
+
+def check_choice(name, value, choices):
+    """Refuse ``value`` unless it is one of ``choices`` (strings).
+
+    Examples
+    --------
+    >>> check_choice("method", "fft", ("auto", "fft"))
+    >>> check_choice("method", "fast", ("auto", "fft"))
+    Traceback (most recent call last):
+        ...
+    ValueError: method must be one of 'auto', 'fft', got 'fast'
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
+
+
+def as_array(value, name, kinds="biufc"):
+    """``value`` as an ndarray whose dtype kind is one of ``kinds``.
+
+    The default takes every kind of number: bool, signed and unsigned
+    integers, floats and complex numbers.
+
+    Examples
+    --------
+    >>> as_array([[1, 2], [3, 4]], "matrix").dtype.kind
+    'i'
+    >>> as_array([[1, 2], [3]], "matrix")
+    Traceback (most recent call last):
+        ...
+    ValueError: matrix must be a rectangular array of numbers, got a ragged nested sequence
+    >>> as_array("ab", "kernel")
+    Traceback (most recent call last):
+        ...
+    TypeError: kernel must hold numbers (bool, integer, float or complex), got dtype <U2
+    """
+    try:
+        array = np.asarray(value)
+    except ValueError:   # ragged nested lists
+        raise ValueError(f"{name} must be a rectangular array of numbers, "
+                         f"got a ragged nested sequence") from None
+    if array.dtype.kind not in kinds:
+        words = {"b": "bool", "i": "integer", "u": "integer", "f": "float", "c": "complex"}
+        allowed = list(dict.fromkeys(words[kind] for kind in kinds))
+        listed = allowed[0] if len(allowed) == 1 else (
+            f"{', '.join(allowed[:-1])} or {allowed[-1]}")
+        raise TypeError(f"{name} must hold numbers ({listed}), got dtype {array.dtype}")
+    return array
+
+
+def as_kernel(value, name="kernel", ndims=(2,), kinds="biufc", finite=False):
+    """``value`` as a kernel: an array of ``kinds`` with ``ndims`` axes, none of them empty.
+
+    ``finite=True`` also refuses NaN and infinity (filters of pictures,
+    where a NaN weight could only be a mistake).
+
+    Examples
+    --------
+    >>> as_kernel([[1, 0], [0, 1]]).shape
+    (2, 2)
+    >>> as_kernel([1, 2, 3])
+    Traceback (most recent call last):
+        ...
+    ValueError: kernel must be 2-D (kh, kw) and not empty, got shape (3,)
+    """
+    kernel = as_array(value, name, kinds)
+    if kernel.ndim not in ndims or 0 in kernel.shape:
+        layouts = {2: "2-D (kh, kw)", 4: "4-D (C_out, C_in / groups, kh, kw)"}
+        wanted = " or ".join(layouts[n] for n in ndims)
+        raise ValueError(f"{name} must be {wanted} and not empty, got shape {kernel.shape}")
+    if finite and not np.isfinite(kernel).all():
+        raise ValueError(f"{name} must hold finite numbers, got NaN or infinity")
+    return kernel
