@@ -243,9 +243,10 @@ def conv_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0
 
         H_out = floor((H + top + bottom - dh * (kh - 1) - 1) / sh) + 1
 
-    and likewise for the width. ``dh * (kh - 1) + 1`` is the span of the
-    dilated kernel: the number of rows between its first and last tap,
-    inclusive. The string paddings resolve to: 'valid', no padding; 'full',
+    and likewise for the width. ``dh * (kh - 1)`` is the span of the dilated
+    kernel (`ConvGeometry.span`): the rows from its first tap to its last,
+    so that its window covers ``dh * (kh - 1) + 1`` rows. The string
+    paddings resolve to: 'valid', no padding; 'full',
     ``dh * (kh - 1)`` on both sides; 'same', TensorFlow's rule,
     ``H_out = ceil(H / sh)`` with ``total = max((H_out - 1) * sh + dh * (kh - 1) + 1 - H, 0)``
     rows split as ``top = total // 2`` and ``bottom = total - top``.
@@ -270,7 +271,7 @@ def _transpose_output_size(size, kernel_size, stride, dilation, before, after, e
     less the padding cropped off both ends, plus ``extra`` (output_padding)
     cells that no forward window would otherwise have reached.
     """
-    return (size - 1) * stride - before - after + dilation * (kernel_size - 1) + extra + 1
+    return (size - 1) * stride - before - after + _span(kernel_size, dilation) + extra + 1
 
 
 class TransposeGeometry(NamedTuple):
@@ -400,5 +401,5 @@ def spread(i, j, kernel_shape, stride, dilation, padding):
     (range(-1, 1), range(-1, 1))
     """
     (kh, kw), (sh, sw), (dh, dw), ((top, _), (left, _)) = kernel_shape, stride, dilation, padding
-    return (range(i * sh - top, i * sh - top + dh * (kh - 1) + 1, dh),
-            range(j * sw - left, j * sw - left + dw * (kw - 1) + 1, dw))
+    return (range(i * sh - top, i * sh - top + _span(kh, dh) + 1, dh),
+            range(j * sw - left, j * sw - left + _span(kw, dw) + 1, dw))
