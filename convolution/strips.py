@@ -27,7 +27,7 @@ import numpy as np
 
 from . import costs
 
-__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "Arena", "Plan", "Work", "cores", "limit_threads",
+__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "THREAD_GAIN", "Arena", "Plan", "Work", "cores", "limit_threads",
            "plan", "plan_tasks", "run", "single_threaded_blas", "threads"]
 
 #: Bytes of working memory (all buffers together) of one strip, at most.
@@ -128,13 +128,22 @@ def _candidates(most):
     return sorted({c for c in counts if c < most} | {most})
 
 
+#: Threads are taken only where the estimate says they save this much of the
+#: time one thread takes: the model's estimates are good to about a fifth.
+THREAD_GAIN = 0.25
+
+
 def _best(estimates):
-    """The (threads, ns, ...) with the least ns; more threads must save a tenth to be taken."""
-    best = None
-    for option in estimates:
-        if best is None or option[1] < 0.9 * best[1]:
-            best = option
-    return best
+    """Of options ``(threads, ns, ...)`` (one thread first), the one to take.
+
+    One thread, unless some option saves `THREAD_GAIN` of its time; then the
+    fewest threads within 5% of the fastest option.
+    """
+    options = list(estimates)
+    fastest = min(options, key=lambda option: option[1])
+    if fastest[1] > (1 - THREAD_GAIN) * options[0][1]:
+        return options[0]
+    return next(option for option in options if option[1] <= 1.05 * fastest[1])
 
 
 def plan_tasks(tasks, work_ns, calls_per_task, fixed_ns=0.0):
