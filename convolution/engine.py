@@ -315,41 +315,55 @@ def _even_step(values):
 
 #: Bytes of the shifted rows one matrix product of 'banded' multiplies: a
 #: strip's input is fetched once, then laid out shifted and multiplied this
-#: much at a time, so that the product finds its rows in cache.
+#: much at a time, so that the product finds its rows in cache. With many
+#: threads, products four times as large can pay (`plan_banded`).
 BAND_BYTES = 2 ** 19
+#: What products four times `BAND_BYTES` cost more per cell on one thread,
+#: measured: up to a quarter on 1024-wide float32 images, nothing at 4096.
+BAND_LARGE_COST = 1.2
 
 
-def _band_layout(band, width, itemsize):
+def _band_layout(band, width, itemsize, product_bytes):
     """Per row of a strip: the cells fetched, and the shifted cells; the groups a product takes."""
     phases = len(band.phases)
     fetched = phases * sum(width + offsets[-1] for _, _, offsets in band.columns)
     shifted = phases * sum(len(offsets) for _, _, offsets in band.columns) * width
-    groups = max(1, BAND_BYTES // (shifted * itemsize * band.rows))
+    groups = max(1, product_bytes // (shifted * itemsize * band.rows))
     return fetched, shifted, groups
 
 
 def plan_banded(geometry, kernel, batch, dtype):
+    """The cheaper of two plans: cache-sized products, or four times larger ones.
+
+    Each product is a few NumPy calls, each of which holds the GIL while it
+    starts: with many threads, larger products (fewer calls) can beat the
+    cache's preference for small ones.
+    """
     band = _band(kernel, geometry)
     height, width = geometry.output_shape
-    fetched, shifted, groups = _band_layout(band, width, dtype.itemsize)
     copies = sum(1 if _even_step(offsets) is not None else len(offsets)
                  for _, _, offsets in band.columns) * len(band.phases)
-    work = strips.Work(
-        row_bytes=fetched * dtype.itemsize, extra_rows=band.reach + band.rows - 1,
-        rows_multiple=band.rows, calls=len(band.phases) * len(band.columns) * (_FETCH_CALLS + 2),
-        row_calls=(copies + 2) / (groups * band.rows),
-        fixed_ns=2 * costs.CALL_NS,
-        row_ns=costs.banded(width, fetched, shifted, band.matrix.shape[1], dtype))
-    return strips.plan(batch, height, batch * height * width * dtype.itemsize, work)
+    plans = []
+    for product_bytes, factor in ((BAND_BYTES, 1.0), (4 * BAND_BYTES, BAND_LARGE_COST)):
+        fetched, shifted, groups = _band_layout(band, width, dtype.itemsize, product_bytes)
+        work = strips.Work(
+            row_bytes=fetched * dtype.itemsize, extra_rows=band.reach + band.rows - 1,
+            rows_multiple=band.rows,
+            calls=len(band.phases) * len(band.columns) * (_FETCH_CALLS + 2),
+            row_calls=(copies + 2) / (groups * band.rows), fixed_ns=2 * costs.CALL_NS,
+            row_ns=factor * costs.banded(width, fetched, shifted, band.matrix.shape[1], dtype))
+        plans.append(strips.plan(batch, height, batch * height * width * dtype.itemsize,
+                                 work)._replace(detail=product_bytes))
+    return min(plans, key=lambda plan: plan.ns)
 
 
 def conv2d_banded(source, kernel, geometry, out, plan):
     """Groups of rows as band-matrix products: one BLAS call for many groups.
 
     A strip's input is fetched once (each row phase, each column phase);
-    then, a few groups of rows at a time (`BAND_BYTES`), its rows are laid
-    out once per kernel column, shifted by that column's offset, and
-    multiplied by the band. A strip whose fetched input holds a NaN or an
+    then, a few groups of rows at a time (`BAND_BYTES`, or four times that
+    as planned), its rows are laid out once per kernel column, shifted by
+    that column's offset, and multiplied by the band. A strip whose fetched input holds a NaN or an
     infinity is done by 'polyphase' instead (the band's zeros would spread
     it: 0 * inf is NaN), so these reach exactly the outputs whose window
     holds them.
@@ -360,7 +374,7 @@ def conv2d_banded(source, kernel, geometry, out, plan):
     itemsize = dtype.itemsize
     phases, rows_ = len(band.phases), band.rows
     shifts = sum(len(offsets) for _, _, offsets in band.columns)
-    _, _, per_product = _band_layout(band, width, itemsize)
+    _, _, per_product = _band_layout(band, width, itemsize, plan.detail)
     depth = band.matrix.shape[1]
     # Per column phase: its block's width, its first shift in `shifted`, the step of its shifts.
     layout, s = [], 0

@@ -113,10 +113,14 @@ class Work(NamedTuple):
 
 
 class Plan(NamedTuple):
-    """Tasks (``(batch slice, row slice, ...)`` each), the threads that share them, the estimate."""
+    """Tasks (``(batch slice, row slice, ...)`` each), the threads that share them, the estimate.
+
+    ``detail``: whatever else the path chose with the plan, for it to run by.
+    """
     tasks: list
     threads: int
     ns: float
+    detail: object = None
 
 
 def _candidates(most):
