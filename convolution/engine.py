@@ -352,8 +352,11 @@ def plan_banded(geometry, kernel, batch, dtype):
             calls=len(band.phases) * len(band.columns) * (_FETCH_CALLS + 2),
             row_calls=(copies + 2) / (groups * band.rows), fixed_ns=2 * costs.CALL_NS,
             row_ns=factor * costs.banded(width, fetched, shifted, band.matrix.shape[1], dtype))
-        plans.append(strips.plan(batch, height, batch * height * width * dtype.itemsize,
-                                 work)._replace(detail=product_bytes))
+        out_bytes = batch * height * width * dtype.itemsize
+        chosen = strips.plan(batch, height, out_bytes, work)._replace(detail=product_bytes)
+        # Every thread's products together within the output's size (the memory promise).
+        if product_bytes == BAND_BYTES or chosen.threads * product_bytes <= out_bytes:
+            plans.append(chosen)
     return min(plans, key=lambda plan: plan.ns)
 
 
