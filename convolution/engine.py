@@ -123,10 +123,9 @@ def _may_hold_nonfinite(source):
     return source.matrix.dtype.kind in "fc" or not np.isfinite(source.fill_value)
 
 
-def _finite(arena, block):
-    """Whether ``block`` holds only finite numbers (its flags in the arena: no allocation)."""
-    flags = arena.take(block.shape, np.bool_)
-    return bool(np.isfinite(block, out=flags).all())
+def _finite(flags, block):
+    """Whether ``block`` holds only finite numbers; ``flags``: a bool buffer at least as large."""
+    return bool(np.isfinite(block, out=flags[:block.size].reshape(block.shape)).all())
 
 
 def _tap_phases(kernel, geometry):
@@ -353,10 +352,11 @@ def plan_banded(geometry, kernel, batch, dtype):
             row_calls=(copies + 2) / (groups * band.rows), fixed_ns=2 * costs.CALL_NS,
             row_ns=factor * costs.banded(width, fetched, shifted, band.matrix.shape[1], dtype))
         out_bytes = batch * height * width * dtype.itemsize
-        chosen = strips.plan(batch, height, out_bytes, work)._replace(detail=product_bytes)
+        chosen = strips.plan(batch, height, out_bytes, work)
         # Every thread's products together within the output's size (the memory promise).
         if product_bytes == BAND_BYTES or chosen.threads * product_bytes <= out_bytes:
-            plans.append(chosen)
+            plans.append(chosen._replace(detail=min(product_bytes,
+                                                    out_bytes // chosen.threads)))
     return min(plans, key=lambda plan: plan.ns)
 
 
@@ -378,6 +378,7 @@ def conv2d_banded(source, kernel, geometry, out, plan):
     phases, rows_ = len(band.phases), band.rows
     shifts = sum(len(offsets) for _, _, offsets in band.columns)
     _, _, per_product = _band_layout(band, width, itemsize, plan.detail)
+    widest = max(width + offsets[-1] for _, _, offsets in band.columns)
     depth = band.matrix.shape[1]
     # Per column phase: its block's width, its first shift in `shifted`, the step of its shifts.
     layout, s = [], 0
@@ -393,6 +394,7 @@ def conv2d_banded(source, kernel, geometry, out, plan):
         groups = -(-count // rows_)
         phase_rows = groups * rows_ + band.reach
         blocks = []
+        flags = arena.take((n * phase_rows * widest,), np.bool_) if check else None
         for q in band.phases:
             first_row = rows.start * sh + q
             row_range = range(first_row, first_row + sh * phase_rows, sh)
@@ -400,7 +402,7 @@ def conv2d_banded(source, kernel, geometry, out, plan):
                 block = source.region(
                     batch, row_range, range(r + sw * first, r + sw * (first + block_width), sw),
                     dtype, out=arena.take((n, phase_rows, block_width), dtype))
-                if check and not _finite(arena, block):
+                if check and not _finite(flags, block):
                     if not fallback:
                         fallback.append(_polyphase_strip(source, kernel, geometry, out))
                     return fallback[0](arena, batch, rows)
@@ -661,7 +663,7 @@ def _separable_products_strip(source, kernel, geometry, out):
             first = rows.start * sh + q
             source.region(batch, range(first, first + sh * phase_rows, sh),
                           range(passes.width), dtype, out=fetched[:, :, p])
-        if check and not _finite(arena, fetched):
+        if check and not _finite(arena.take((fetched.size,), np.bool_), fetched):
             if not fallback:
                 fallback.append(_polyphase_strip(source, kernel, geometry, out))
             return fallback[0](arena, batch, rows)
