@@ -342,6 +342,7 @@ def plan_banded(geometry, kernel, batch, dtype):
     height, width = geometry.output_shape
     copies = sum(1 if _even_step(offsets) is not None else len(offsets)
                  for _, _, offsets in band.columns) * len(band.phases)
+    out_bytes = batch * height * width * dtype.itemsize
     plans = []
     for product_bytes, factor in ((BAND_BYTES, 1.0), (4 * BAND_BYTES, BAND_LARGE_COST)):
         fetched, shifted, groups = _band_layout(band, width, dtype.itemsize, product_bytes)
@@ -351,7 +352,6 @@ def plan_banded(geometry, kernel, batch, dtype):
             calls=len(band.phases) * len(band.columns) * (_FETCH_CALLS + 2),
             row_calls=(copies + 2) / (groups * band.rows), fixed_ns=2 * costs.CALL_NS,
             row_ns=factor * costs.banded(width, fetched, shifted, band.matrix.shape[1], dtype))
-        out_bytes = batch * height * width * dtype.itemsize
         chosen = strips.plan(batch, height, out_bytes, work)
         # Every thread's products together within the output's size (the memory promise).
         if product_bytes == BAND_BYTES or chosen.threads * product_bytes <= out_bytes:
@@ -366,10 +366,10 @@ def conv2d_banded(source, kernel, geometry, out, plan):
     A strip's input is fetched once (each row phase, each column phase);
     then, a few groups of rows at a time (`BAND_BYTES`, or four times that
     as planned), its rows are laid out once per kernel column, shifted by
-    that column's offset, and multiplied by the band. A strip whose fetched input holds a NaN or an
-    infinity is done by 'polyphase' instead (the band's zeros would spread
-    it: 0 * inf is NaN), so these reach exactly the outputs whose window
-    holds them.
+    that column's offset, and multiplied by the band. A strip whose fetched
+    input holds a NaN or an infinity is done by 'polyphase' instead (the
+    band's zeros would spread it: 0 * inf is NaN), so these reach exactly
+    the outputs whose window holds them.
     """
     band = _band(kernel, geometry)
     sh, sw = geometry.stride
