@@ -895,8 +895,9 @@ def _settings():
     The threads a call may use, the driver's and the paths' sizes, the cost
     model's constants: a test or a user that changes one gets new plans.
     """
-    return (strips.threads(), strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, BAND_ROWS,
-            SEPARABLE_BLOCK, FFT_TILE, costs.constants())
+    return (strips.threads(), strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, strips.THREAD_GAIN,
+            BAND_ROWS, BAND_BYTES, BAND_LARGE_COST, SEPARABLE_BLOCK, FFT_TILE, FFT_MARGIN,
+            costs.constants())
 
 
 @functools.lru_cache(maxsize=1024)
@@ -913,6 +914,10 @@ def _cached_plan(method, geometry, kernel_dtype, shape, data, batch, dtype, sett
 #: of an FFT tile be, in units of the result dtype's precision against
 #: float64's (see `_fft_surprise_free`): 2**10 for float64 data.
 FFT_RANGE = 2.0 ** 10
+#: 'auto' takes the FFT only where its estimate beats every other path's by
+#: this factor: where the two are close, the path whose error is relative to
+#: each output's own terms (and the estimates' own error) decide.
+FFT_MARGIN = 1.25
 
 
 def _candidates(kernel, dtype):
@@ -1031,7 +1036,8 @@ def _ranked_plans(geometry, dtype, shape, data, batch, settings):
     kernel = np.frombuffer(data, dtype=dtype).reshape(shape)
     plans = [(name, _cached_plan(name, geometry, dtype, shape, data, batch, dtype, settings))
              for name in _candidates(kernel, kernel.dtype)]
-    return tuple(sorted(plans, key=lambda item: item[1].ns))
+    return tuple(sorted(plans, key=lambda item: item[1].ns * (FFT_MARGIN if item[0] == "fft"
+                                                              else 1)))
 
 
 def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype, method="auto"):
