@@ -218,23 +218,30 @@ class Arena:
 
     @classmethod
     def start(cls):
-        """The calling thread's arena, emptied for a new strip, as large as the last one wanted."""
+        """The calling thread's arena, emptied for a new strip."""
         arena = getattr(cls._local, "arena", None)
         if arena is None:
             arena = cls._local.arena = cls()
-        if arena.wanted > arena.memory.nbytes:
-            arena.memory = np.empty(0, np.uint8)      # let go before taking more
-            arena.memory = np.empty(arena.wanted, np.uint8)
-            arena.address = arena.memory.ctypes.data
         arena.used = arena.wanted = 0
         return arena
 
     @classmethod
     def finish(cls):
-        """After a strip: give back a block that grew beyond twice `STRIP_BYTES` (read now)."""
+        """After a strip: grow the block to what it wanted, or give it back beyond ``2 * STRIP_BYTES``.
+
+        Growing here, once the strip's own arrays are gone, rather than when
+        the next strip starts: a strip of a later call, which may want less,
+        then does not pay for this one.
+        """
         arena = getattr(cls._local, "arena", None)
-        if arena is not None and max(arena.memory.nbytes, arena.wanted) > 2 * STRIP_BYTES:
+        if arena is None:
+            return
+        if max(arena.memory.nbytes, arena.wanted) > 2 * STRIP_BYTES:
             cls._local.arena = None
+        elif arena.wanted > arena.memory.nbytes:
+            arena.memory = np.empty(0, np.uint8)      # let go before taking more
+            arena.memory = np.empty(arena.wanted, np.uint8)
+            arena.address = arena.memory.ctypes.data
 
     def take(self, shape, dtype):
         """An uninitialised C-contiguous array, valid until the next `start`."""

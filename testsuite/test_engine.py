@@ -451,6 +451,17 @@ class TestMemory(unittest.TestCase):
     """Memory beyond input and output stays within a few strips, not copies of the input."""
 
     def peak(self, function):
+        """Bytes ``function()`` allocates beyond its result, from a cold start.
+
+        Every thread keeps its strips' memory between calls: the pool and
+        this thread's arena are dropped first, so that the call pays for all
+        the memory it uses.
+        """
+        strips.Arena._local.arena = None
+        with strips._pool_lock:
+            pool, strips._pool, strips._pool_size = strips._pool, None, 0
+        if pool is not None:
+            pool.shutdown(wait=True)
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
