@@ -27,9 +27,10 @@ from .common import HERE, assert_close, term_scale, compare_with_loops
 
 @contextlib.contextmanager
 def pretend_cores(n):
-    """The driver believes the process may run on ``n`` cores, whatever the machine and $CONVOLUTION_THREADS."""
+    """The driver believes it may run on ``n`` idle cores, whatever the machine and $CONVOLUTION_THREADS."""
     with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": str(n)}), \
-            mock.patch.object(strips, "cores", lambda: n):
+            mock.patch.object(strips, "cores", lambda: n), \
+            mock.patch.object(strips, "busy", lambda count: False):
         yield
 
 
@@ -65,6 +66,7 @@ FORCE_THREADS = """
     import numpy as np
     from convolution import conv2d, costs, strips
     strips.cores = lambda: 3
+    strips.busy = lambda count: False
     costs.HANDOFF_NS = costs.CALL_NS = 0.0
     strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 4096
     x = np.random.default_rng(0).random((300, 300))
@@ -308,12 +310,18 @@ class TestDriver(unittest.TestCase):
         strips.STRIP_BYTES, strips.MIN_STRIP_BYTES = self.saved
 
     def test_threads_never_exceed_the_cores(self):
-        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "4096"}):
+        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "4096"}), \
+                mock.patch.object(strips, "busy", lambda count: False):
             self.assertEqual(strips.threads(), strips.cores())
             with strips.limit_threads(3):
                 self.assertEqual(strips.threads(), min(3, strips.cores()))
                 with strips.limit_threads(1):
                     self.assertEqual(strips.threads(), 1)
+        # A machine with more runnable threads than cores: one thread.
+        with pretend_cores(8), mock.patch.object(strips, "busy", lambda count: True):
+            self.assertEqual(strips.threads(), 1)
+        with mock.patch.object(os, "getloadavg", lambda: (8.5, 0.0, 0.0)):
+            self.assertEqual((strips.busy(8), strips.busy(9)), (True, False))
         with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "many"}):
             with self.assertRaisesRegex(ValueError, r"CONVOLUTION_THREADS must be a positive "
                                                     r"integer, got 'many'"):
