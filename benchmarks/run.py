@@ -1,6 +1,6 @@
 """Benchmark: conv2d against every peer installed, side by side, at several thread counts.
 
-    python benchmarks/run.py                    # 1024 and 2048 pixels a side, 1 thread and all cores
+    python benchmarks/run.py                    # 1024 and 2048 a side; 1 thread and all cores
     python benchmarks/run.py --quick            # 1024 a side, fewer repeats
     python benchmarks/run.py --threads 1,2,16   # each thread count, ours and the peers'
     python benchmarks/run.py --calibrate        # the constants of convolution/costs.py
@@ -27,7 +27,8 @@ them alike. On one thread every contender runs on the calling thread, and
 its CPU time is measured (``time.thread_time``): other programs sharing the
 cores then disturb the figures far less than they disturb wall time. With
 more threads, wall time. Each line gives a peer's time divided by ours (above 1: we are
-faster), 'auto''s path and how far it is from the fastest path, and our
+faster), 'auto''s path and how far it is from the fastest path (the time of
+the path it took over the fastest path's, both timed by name), and our
 throughput in GMAC/s (useful multiply-adds, kh*kw per output cell). A
 summary checks the figures the targets are stated in.
 
@@ -333,9 +334,16 @@ PEER_ORDER = ["cv2.filter2D", "ndimage.correlate", "signal.correlate2d", "signal
 
 
 def auto_over_best(row):
-    """'auto''s time over the fastest path's (1.0: auto took the fastest), or None."""
-    paths = [t for t in row["paths"].values() if t is not None]
-    return row["ours"] / min(paths + [row["ours"]]) if paths else None
+    """The time of the path 'auto' took over the fastest path's (1.0: it took the fastest).
+
+    Both from the same rounds of the paths' own timings, so that timing the
+    same path twice (as 'auto' and by name) does not count as a difference.
+    None where the paths were not timed.
+    """
+    paths = {name: t for name, t in row["paths"].items() if t is not None}
+    if row["method"] not in paths:
+        return None
+    return paths[row["method"]] / min(paths.values())
 
 
 def format_row(row):

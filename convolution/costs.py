@@ -70,7 +70,7 @@ def constants():
 
 
 def cell_scale(dtype):
-    """The cost of one pass over a cell of ``dtype``, relative to float64: by size, integers dearer."""
+    """The cost of a pass over a cell of ``dtype``, against float64's: by size, integers dearer."""
     dtype = np.dtype(dtype)
     return dtype.itemsize / 8 + (0.5 if dtype.kind in "iub" else 0.0)
 
@@ -116,7 +116,7 @@ def separable(padded_width, row_width, kernel_shape, terms, stride, dtype):
 
 
 def products(macs, operand_bytes, dtype):
-    """ns of ``macs`` multiply-adds in matrix products whose second operand has ``operand_bytes``."""
+    """ns of ``macs`` multiply-adds in products whose second operand has ``operand_bytes``."""
     return macs * mac_scale(dtype) * MAC_NS * (1 + min(operand_bytes / CACHE_BYTES, 3))
 
 
@@ -153,7 +153,7 @@ def fft(lengths, transforms):
 
 
 def fft_tile(lengths, phases):
-    """ns of one overlap-save tile: per phase a fetch, an FFT and a product of spectra; one FFT back."""
+    """ns of one overlap-save tile: per phase a fetch, an FFT, a product; one FFT back."""
     cells = math.prod(lengths)
     return (fft(lengths, phases + 1)
             + cell_scale(np.float64) * cells * (phases * (FETCH_NS + FLAT_NS) + FETCH_NS))

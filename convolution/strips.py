@@ -27,8 +27,9 @@ import numpy as np
 
 from . import costs
 
-__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "THREAD_GAIN", "Arena", "Plan", "Work", "busy", "cores", "limit_threads",
-           "plan", "plan_tasks", "run", "single_threaded_blas", "threads"]
+__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "THREAD_GAIN", "Arena", "Plan", "Work", "busy",
+           "cores", "limit_threads", "plan", "plan_tasks", "run", "single_threaded_blas",
+           "threads"]
 
 #: Bytes of working memory (all buffers together) of one strip, at most.
 STRIP_BYTES = 2 * 2 ** 20
@@ -238,16 +239,28 @@ class Arena:
 
     @classmethod
     def start(cls):
-        """The calling thread's arena, emptied for a new strip."""
+        """The calling thread's arena, emptied for a new strip.
+
+        As large as the last strip wanted, for callers that start strip after
+        strip without `finish` between them.
+        """
         arena = getattr(cls._local, "arena", None)
         if arena is None:
             arena = cls._local.arena = cls()
+        arena._grow()
         arena.used = arena.wanted = 0
         return arena
 
+    def _grow(self):
+        """The block as large as the last strip wanted, if it was smaller."""
+        if self.wanted > self.memory.nbytes:
+            self.memory = np.empty(0, np.uint8)      # let go before taking more
+            self.memory = np.empty(self.wanted, np.uint8)
+            self.address = self.memory.ctypes.data
+
     @classmethod
     def finish(cls):
-        """After a strip: grow the block to what it wanted, or give it back beyond ``2 * STRIP_BYTES``.
+        """After a strip: grow the block to what it wanted, or drop it beyond ``2 * STRIP_BYTES``.
 
         Growing here, once the strip's own arrays are gone, rather than when
         the next strip starts: a strip of a later call, which may want less,
@@ -258,10 +271,8 @@ class Arena:
             return
         if max(arena.memory.nbytes, arena.wanted) > 2 * STRIP_BYTES:
             cls._local.arena = None
-        elif arena.wanted > arena.memory.nbytes:
-            arena.memory = np.empty(0, np.uint8)      # let go before taking more
-            arena.memory = np.empty(arena.wanted, np.uint8)
-            arena.address = arena.memory.ctypes.data
+        else:
+            arena._grow()
 
     def take(self, shape, dtype):
         """An uninitialised C-contiguous array, valid until the next `start`."""

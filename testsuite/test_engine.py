@@ -1,4 +1,4 @@
-"""The fast paths and their driver: strips, tiles, threads, memory, BLAS, and the choice 'auto' makes.
+"""The fast paths and their driver: strips, threads, memory, BLAS, and the choice 'auto' makes.
 
 Every test passes whatever the thread count ($CONVOLUTION_THREADS 1, 2, 3, 16,
 one core of affinity, BLAS at its default thread count). Where a test needs
@@ -27,7 +27,7 @@ from .common import HERE, assert_close, term_scale, compare_with_loops
 
 @contextlib.contextmanager
 def pretend_cores(n):
-    """The driver believes it may run on ``n`` idle cores, whatever the machine and $CONVOLUTION_THREADS."""
+    """The driver believes it may run on ``n`` idle cores, whatever the machine and settings."""
     with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": str(n)}), \
             mock.patch.object(strips, "cores", lambda: n), \
             mock.patch.object(strips, "busy", lambda count: False):
