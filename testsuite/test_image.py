@@ -549,6 +549,32 @@ class TestKernels(unittest.TestCase):
         # A larger sigma spreads the weight: the centre gets less.
         self.assertGreater(gaussian_kernel(5, 0.8)[2, 2], gaussian_kernel(5, 3.0)[2, 2])
 
+    def test_gaussian_tiny_and_huge_sigma(self):
+        # Any positive finite sigma gives a kernel: in the limit sigma -> 0 all the weight
+        # goes to the middle cell (odd sizes) or half to each of the two middle cells (even
+        # sizes, whose middle is between them); sigma -> infinity gives the box.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # no overflow or division warnings either
+            for sigma in (0.01, 0.02, 1e-5, 1e-160, 1e-200, 5e-324):
+                with self.subTest(sigma=sigma):
+                    np.testing.assert_array_equal(gaussian_kernel(3, sigma), identity_kernel(3))
+                    np.testing.assert_array_equal(gaussian_kernel(1, sigma), [[1.0]])
+                    np.testing.assert_array_equal(gaussian_kernel(2, sigma), np.full((2, 2), .25))
+                    np.testing.assert_array_equal(gaussian_kernel((4, 5), sigma)[:, 2],
+                                                  [0, 0.5, 0.5, 0])
+                    np.testing.assert_allclose(gaussian_kernel((4, 5), (None, sigma))[:, 2],
+                                               gaussian_kernel((4, 1))[:, 0], rtol=1e-15)
+            for sigma in (1e200, 1e308, 10 ** 300):
+                with self.subTest(sigma=sigma):
+                    np.testing.assert_allclose(gaussian_kernel((3, 4), sigma), box_kernel((3, 4)),
+                                               rtol=1e-15)
+        # Just above the limit the kernel is still the curve's samples: at sigma 0.1 the
+        # neighbours of the centre weigh exp(-50) = 1.9e-22 of it.
+        kernel = gaussian_kernel((1, 3), 0.1)
+        self.assertAlmostEqual(kernel[0, 0] / kernel[0, 1], math.exp(-50), delta=1e-30)
+        # 0.01 was all NaN for even sizes (0 / 0), 1e-200 a ZeroDivisionError.
+        self.assertTrue(np.isfinite(gaussian_kernel(2, 0.01)).all())
+
     def test_box_and_identity(self):
         np.testing.assert_array_equal(box_kernel((2, 3)), np.full((2, 3), 1 / 6))
         np.testing.assert_array_equal(box_kernel(1), [[1.0]])
@@ -621,6 +647,8 @@ class TestKernels(unittest.TestCase):
             (ValueError, r"sigma must be .*got -1.5", "gaussian", dict(sigma=-1.5)),
             (ValueError, r"sigma must be .*got nan", "gaussian", dict(sigma=float("nan"))),
             (ValueError, r"sigma must be .*got inf", "gaussian", dict(sigma=math.inf)),
+            (ValueError, r"sigma must be .*got 1000000", "gaussian", dict(sigma=10 ** 400)),
+            (ValueError, r"sigma must be .*got \(1.0, 0.0\)", "gaussian", dict(sigma=(1.0, 0.0))),
             (TypeError, r"sigma must be .*got '1'", "gaussian", dict(sigma="1")),
             (TypeError, r"sigma must be .*got True", "gaussian", dict(sigma=True)),
             (ValueError, r"sigma must be .*got 3 values", "gaussian", dict(sigma=(1, 2, 3))),
