@@ -37,7 +37,7 @@ def alpha_weighted_by_hand(image, kernel, stride=1, dilation=1, padding="same",
     weights p and negative weights n (w = p - n, sums P and N), the colour is
     P * avg_p - N * avg_n, avg_p = sum(p * a * colour) / sum(p * a) and
     avg_n likewise. A part that sees no visible pixel takes the other's
-    average; a window with none at all gives sum(w * colour).
+    average; a window with none at all keeps the colour of its centre pixel.
     """
     opaque = np.iinfo(image.dtype).max
     kernel = np.asarray(kernel, np.float64)
@@ -56,14 +56,14 @@ def alpha_weighted_by_hand(image, kernel, stride=1, dilation=1, padding="same",
             colour, a = window[..., :-1], np.clip(window[..., -1] / opaque, 0, 1)
             averages = [np.einsum("ab,abc->c", part * a, colour) / (part * a).sum()
                         if (part * a).sum() > 1e-9 else None for part in parts]
+            centre = padded[i * sh + (dh * (kh - 1)) // 2, j * sw + (dw * (kw - 1)) // 2]
             if all(average is None for average in averages):
-                out[i, j, :-1] = np.einsum("ab,abc->c", kernel, colour)
+                out[i, j, :-1] = centre[:-1]
             else:
                 p, n = (average if average is not None else other
                         for average, other in zip(averages, averages[::-1]))
                 out[i, j, :-1] = parts[0].sum() * p - parts[1].sum() * n
-            centre = padded[i * sh + (dh * (kh - 1)) // 2, j * sw + (dw * (kw - 1)) // 2, -1]
-            out[i, j, -1] = (kernel * a).sum() * opaque if filter_alpha else centre
+            out[i, j, -1] = (kernel * a).sum() * opaque if filter_alpha else centre[-1]
     return np.clip(np.rint(out), 0, opaque).astype(image.dtype)
 
 
@@ -366,8 +366,7 @@ class TestAlpha(unittest.TestCase):
                 visible = ours[..., 3] > 0
                 self.assertGreater(visible.sum(), 20)
                 np.testing.assert_array_equal(ours[visible], theirs[visible])
-                # Where nothing is visible, the colour is the plain filter's, which the
-                # hidden colours change.
+                # Where nothing is visible, the hidden colours are kept as they were.
                 self.assertTrue((ours[~visible] != theirs[~visible]).any())
 
     def test_a_flat_colour_stays_flat_whatever_the_alpha(self):
@@ -391,21 +390,32 @@ class TestAlpha(unittest.TestCase):
     def test_opaque_pictures_are_filtered_as_without_alpha(self):
         opaque = self.rgba.copy()
         opaque[..., 3] = 255
+        # One pixel barely transparent, far from the others' windows, takes the weighted
+        # form everywhere: in opaque windows it is the plain filter, up to rounding.
+        almost = opaque.copy()
+        almost[0, 0, 3] = 254
+        far = np.ones((9, 11), bool)
+        far[:3, :4] = False
         for name, kernel in self.KERNELS.items():
             with self.subTest(kernel=name):
-                np.testing.assert_array_equal(
-                    apply_filter_to_image(opaque, kernel)[..., :3],
-                    apply_filter_to_image(opaque[..., :3], kernel))
+                plain = apply_filter_to_image(opaque[..., :3], kernel)
+                np.testing.assert_array_equal(apply_filter_to_image(opaque, kernel)[..., :3],
+                                              plain)
+                weighted = apply_filter_to_image(almost, kernel)[..., :3]
+                self.assertLessEqual(np.abs(weighted[far].astype(int) - plain[far]).max(), 1)
 
-    def test_fully_transparent_windows_give_the_plain_filtered_colour(self):
+    def test_fully_transparent_windows_keep_their_colour(self):
+        # Nothing visible to average: the hidden colour stays as it was, neither blurred
+        # nor made up; with a stride or padding, it is the colour at the window's centre.
         clear = self.rgba.copy()
         clear[..., 3] = 0
         for name in ("gaussian", "sharpen", "laplacian"):
-            with self.subTest(kernel=name):
-                result = apply_filter_to_image(clear, self.KERNELS[name], filter_alpha=True)
-                np.testing.assert_array_equal(result[..., :3],
-                                              apply_filter_to_image(clear[..., :3], name))
-                np.testing.assert_array_equal(result[..., 3], 0)
+            for filter_alpha in (False, True):
+                with self.subTest(kernel=name, filter_alpha=filter_alpha):
+                    result = apply_filter_to_image(clear, name, filter_alpha=filter_alpha)
+                    np.testing.assert_array_equal(result, clear)
+        result = apply_filter_to_image(clear, "gaussian", stride=(2, 3))
+        np.testing.assert_array_equal(result, clear[0::2, 1::3])     # as alpha, see above
 
     def test_sharpen_and_laplacian_by_hand(self):
         # 3 x 3 pictures, 'valid': one output, for the centre. Neighbours colour 10, centre
