@@ -517,6 +517,8 @@ def main(argv=None):
             return args.run(args)
         except CommandError as error:
             return report(error)
+        except MemoryError as error:   # too large an image or parameters: say so, on one line
+            return report(f"out of memory: {error or 'the result does not fit'}")
         except KeyboardInterrupt:
             print(f"{PROG}: interrupted", file=sys.stderr)
             status = 130

@@ -67,6 +67,9 @@ def check_paths(source, target, force):
         raise CommandError(f"INPUT {source!r} does not exist")
     if os.path.isdir(source):
         raise CommandError(f"INPUT {source!r} is a folder, not an image file")
+    if not os.path.isfile(source):   # reading a pipe could wait for ever
+        raise CommandError(f"INPUT {source!r} is not a regular file (a pipe, a device or "
+                           f"a socket), not an image file")
     # samefile compares the files themselves (device and inode), so it sees through
     # symbolic and hard links, '..' and other spellings of the same path.
     if os.path.exists(target) and os.path.samefile(source, target):
@@ -298,6 +301,8 @@ def read_image(path):
             f"16-bit TIFF first")
     try:
         image = _read_pixels(path)
+    except MemoryError:
+        raise
     # imageio raises many types (OSError, ValueError, SyntaxError from Pillow, ...)
     # for files that are not images; all of them mean the same to the user.
     except Exception as error:

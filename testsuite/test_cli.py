@@ -147,12 +147,15 @@ class TestCommandLineErrors(CommandLineTest):
 
     def test_bad_paths(self):
         (self.folder / "sub").mkdir()
+        os.mkfifo(self.folder / "fifo")   # which a reader would wait on for ever
         (self.folder / "link.png").symlink_to("in.png")
         os.link(self.folder / "in.png", self.folder / "hard.png")
         same = r"OUTPUT '.*' is the same file as INPUT 'in.png'; write the result to another file"
         self.assert_fail(
             (r"INPUT 'nothere.png' does not exist", "filter", "nothere.png", "out.png"),
             (r"INPUT 'sub' is a folder, not an image file", "filter", "sub", "out.png"),
+            (r"INPUT 'fifo' is not a regular file \(a pipe, a device or a socket\)",
+             "filter", "fifo", "out.png"),
             (r"cannot write OUTPUT 'nofolder/out.png': folder .*nofolder' does not exist",
              "filter", "in.png", "nofolder/out.png"),
             (r"OUTPUT 'sub' is a folder; give a file name", "filter", "in.png", "sub"),
@@ -425,6 +428,17 @@ class TestCommandLineImages(CommandLineTest):
              "--fill-value=-inf"),
             (r"spans \(101, 101\) cells, more than the padded input \(20, 30\) holds",
              "--padding", "valid", "--dilation", "25")]])
+
+    def test_out_of_memory_is_one_line(self):
+        # As --dilation 100000 on a 20 x 30 picture once did (the padded input, 596 GiB).
+        error = MemoryError("Unable to allocate 596. GiB for an array with shape (1, 400020, "
+                            "400030) and data type float32")
+        with mock.patch.object(cli, "apply_filter_to_image", side_effect=error):
+            status, stdout, stderr = run_in_process("filter", self.input,
+                                                    self.folder / "out.png")
+        self.assertEqual((status, stdout), (2, ""))
+        self.assertEqual(stderr, f"convolution: error: out of memory: {error}\n")
+        self.assertEqual([p.name for p in self.folder.iterdir()], ["in.png"])
 
     def test_interrupted_write_leaves_nothing_behind(self):
         # In-process, to interrupt at the worst moment: inside imageio's write.
