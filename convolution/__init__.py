@@ -9,6 +9,10 @@ Map of the package (imports point down the list, never up):
 ``__main__.py``
     The command line: ``python -m convolution filter INPUT OUTPUT``, ``animate``
     and ``figures``.
+``files.py``
+    The command line's files: paths checked first, atomic writes that no
+    error, Ctrl-C or SIGTERM leaves half done, images read and written
+    without losing precision. Needs imageio, imported only when used.
 ``image.py``
     ``apply_filter_to_image``: filter pictures of any dtype and channel count.
 ``kernels.py``
