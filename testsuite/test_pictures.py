@@ -478,5 +478,5 @@ class TestReadmeFigures(unittest.TestCase):
             with self.subTest(name=name):
                 self.assertTrue(f"(files/{name})" in readme, f"README does not show {name}")
                 self.check_figure(str(HERE / "files" / name), arguments)
-        self.assertTrue("python -m convolution figures" in readme,
+        self.assertTrue("convolution figures" in readme,
                         "README does not say how to regenerate the figures")
