@@ -22,10 +22,10 @@ one contiguous run per channel: a matrix whose rows are the channels, read in
 place. The runs also cover the ``row_width - W_out`` cells at the end of each
 row, which hold no output; they are computed and dropped.
 
-The transposed convolution scatters instead: for each tap, one product of
-the tap's weights with the input, added onto a strided slice of the output.
-The kernel's gradient sums, for each tap, the products of the output's
-gradient with the cells the tap met.
+The transposed convolution runs as such products too: one plain
+convolution for each stride phase of its output. The kernel's gradient
+sums, for each tap, the products of the output's gradient with the cells
+the tap met.
 
 Every path runs on ``strips.py``'s driver (strips of output rows of a few
 MiB, the thread pool, each thread's scratch memory), and is tested against
@@ -40,7 +40,7 @@ import numpy as np
 
 from . import strips
 from .padding import Padded
-from .shapes import tap_phases
+from .shapes import conv_geometry, tap_phases, transpose_phases
 
 __all__ = ["conv2d", "conv_transpose2d", "kernel_gradient"]
 
@@ -69,23 +69,22 @@ def _run(work, plan):
 
 
 def _product(per_in):
-    """The product of (G, rows, per_in) weights with (N, G, per_in, cells): matmul, or a
-    broadcast multiply when ``per_in`` is 1 (the same numbers, one pass)."""
+    """How (G, C_out / G, per_in) weights multiply (N, G, per_in, cells) input cells.
+
+    A matrix product; with one input channel per group, the same numbers as
+    a broadcast multiply, in one pass.
+    """
     return np.multiply if per_in == 1 else np.matmul
 
 
-def _weights(kernel, groups, transposed=False):
-    """Per tap ``(a, b)``, the kernel's weights as C-contiguous (groups, out, in) matrices.
+def _weights(kernel, groups):
+    """Per tap ``(a, b)``, the weights as C-contiguous (groups, out, in) matrices.
 
-    ``kernel`` is (C_out, C_in / groups, kh, kw); with ``transposed`` it is
-    (C_in, C_out / groups, kh, kw) and each group's matrix is transposed, so
-    that it maps the input's channels to the output's in both cases.
+    ``kernel`` is (C_out, C_in / groups, kh, kw); the matrices of tap (a, b)
+    are ``kernel[:, :, a, b]``, group by group.
     """
-    first, second, kh, kw = kernel.shape
-    leading = first // groups
-    grouped = kernel.reshape(groups, leading, second, kh, kw)
-    if transposed:
-        grouped = grouped.transpose(0, 2, 1, 3, 4)
+    out_channels, per_in, kh, kw = kernel.shape
+    grouped = kernel.reshape(groups, out_channels // groups, per_in, kh, kw)
     return {(a, b): np.ascontiguousarray(grouped[..., a, b])
             for a, b in itertools.product(range(kh), range(kw))}
 
@@ -150,7 +149,8 @@ class _FlatStrips:
                 yield tap, grid[..., a:a + n_rows, b:b + self.width]
 
 
-def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None):
+def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None,
+           out=None):
     """A layer's forward pass: one matrix product per kernel tap and strip.
 
     Parameters
@@ -164,14 +164,18 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     dtype : dtype
         The dtype to compute in and return.
     bias : ndarray, shape (C_out,), optional
+    out : ndarray, shape (N, C_out, H_out, W_out), optional
+        Where to write the result (a strided view of a larger array will do).
 
     Returns
     -------
     ndarray, shape (N, C_out, H_out, W_out)
+        ``out``, if given.
     """
     out_channels, per_in = kernel.shape[:2]
     height, width = geometry.output_shape
-    out = np.empty((matrix.shape[0], out_channels, height, width), dtype)
+    if out is None:
+        out = np.empty((matrix.shape[0], out_channels, height, width), dtype)
     flat = _FlatStrips(matrix, kernel.shape[2:], groups, geometry, padding_mode, fill_value, dtype)
     weights, product = _weights(kernel, groups), _product(per_in)
 
@@ -199,7 +203,7 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
 
 
 def conv_transpose2d(matrix, kernel, geometry, groups, dtype, bias=None):
-    """The transposed convolution: each tap's product with the input, scattered onto the output.
+    """The transposed convolution, one plain convolution per output phase.
 
     Parameters
     ----------
@@ -216,50 +220,45 @@ def conv_transpose2d(matrix, kernel, geometry, groups, dtype, bias=None):
 
     Notes
     -----
-    A strip of output rows ``[y0, y1)`` receives copies from the input rows
-    ``i`` with ``i * sh + a * dh`` in that range for some tap ``a``. The strip
-    scatters those rows, whole, into a buffer of its own, and keeps the rows
-    it owns: input rows near a seam are spread twice, so that no two threads
-    ever add into the same cells.
+    The output cells of one stride phase (every sh-th row from q, every
+    sw-th column from r) are reached by one subset of the kernel's taps
+    (``shapes.transpose_phases``), and gather their sums as `conv2d` does
+    with those taps, reversed, at stride 1: the third face of
+    ``conv_transpose2d``, without multiplying the zeros spread between the
+    input's cells. So each phase runs through `conv2d`, writing into its
+    strided slice of the output. A gather multiplies the kernel's weights by
+    the zeros around the input too: with a weight that is infinite or NaN,
+    outputs that the scatter of ``reference.conv_transpose2d_loops`` reaches
+    only from one side can be NaN here.
     """
-    batch, in_channels, height, width = matrix.shape
+    batch, in_channels = matrix.shape[:2]
     per_out, kh, kw = kernel.shape[1:]
     out_channels, per_in = groups * per_out, in_channels // groups
-    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
-    ((top, _), (left, _)), (out_h, out_w) = geometry.padding, geometry.output_shape
-    span_h, span_w = dh * (kh - 1) + 1, dw * (kw - 1) + 1
-    buffer_w = max((width - 1) * sw + span_w, left + out_w)
-    out = np.empty((batch, out_channels, out_h, out_w), dtype)
-    source = np.ascontiguousarray(matrix, dtype).reshape(batch, groups, per_in, height * width)
-    weights, product = _weights(kernel, groups, transposed=True), _product(per_in)
-
-    def strip(arena, images, rows):
-        n = images.stop - images.start
-        y0, y1 = rows.start + top, rows.stop + top       # rows of the uncropped result
-        first = max(0, -(-(y0 - span_h + 1) // sh))      # the input rows that reach them
-        last = min(height, (y1 - 1) // sh + 1)
-        base = min(y0, first * sh)
-        buffer_h = max(y1, (last - 1) * sh + span_h) - base
-        buffer = arena.take((n, out_channels, buffer_h, buffer_w), dtype)
-        buffer[...] = 0
-        if last > first:
-            spread = arena.take((n, groups, per_out, (last - first) * width), dtype)
-            cells = source[images, ..., first * width:last * width]
-            for (a, b), weight in weights.items():
-                product(weight, cells, out=spread)
-                row, col = first * sh - base + a * dh, b * dw
-                buffer[:, :, row:row + (last - first - 1) * sh + 1:sh,
-                       col:col + (width - 1) * sw + 1:sw] += spread.reshape(
-                           n, out_channels, last - first, width)
-        result = buffer[:, :, y0 - base:y1 - base, left:left + out_w]
-        if bias is None:
-            out[images, :, rows] = result
-        else:
-            np.add(result, bias[:, np.newaxis, np.newaxis], out=out[images, :, rows])
-
-    row_bytes = out_channels * (buffer_w + -(-width // sh)) * np.dtype(dtype).itemsize
-    _run(strip, strips.plan(out, out_h, row_bytes, span_h))
+    # (C_in, C_out / groups, ...) as conv2d's (C_out, C_in / groups, ...), group by group.
+    forward = kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
+        out_channels, per_in, kh, kw)
+    out = np.empty((batch, out_channels) + geometry.output_shape, dtype)
+    out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]   # phases no tap reaches
+    rows, cols = (transpose_phases(matrix.shape[axis], kernel.shape[axis], *args)
+                  for axis, args in ((2, (geometry.stride[0], geometry.dilation[0],
+                                          geometry.padding[0][0], geometry.output_shape[0])),
+                                     (3, (geometry.stride[1], geometry.dilation[1],
+                                          geometry.padding[1][0], geometry.output_shape[1]))))
+    for row, col in itertools.product(rows, cols):
+        cells = matrix[:, :, row.input, col.input]
+        sub_kernel = forward[:, :, row.taps][:, :, :, col.taps]
+        phase_geometry = conv_geometry(cells.shape, sub_kernel.shape[2:], 1,
+                                       (row.dilation, col.dilation), (row.padding, col.padding))
+        conv2d(cells, sub_kernel, phase_geometry, groups, "zeros", 0, dtype, bias,
+               out=out[:, :, row.output, col.output])
     return out
+
+
+def _copies(grids, cells):
+    """``(tap, cells)`` with each tap's cells copied into ``cells`` and flattened."""
+    for tap, grid in grids:
+        np.copyto(cells, grid)
+        yield tap, cells.reshape(cells.shape[:3] + (-1,))
 
 
 def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding_mode,
@@ -284,12 +283,9 @@ def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding
 
     Notes
     -----
-    The tap's cells are copied out of the strip's flat phases (runs of
-    ``row_width`` cells would also meet input cells beyond the output's
-    width, and an infinity there times a zero gradient is NaN). Each thread
-    sums its strips into a kernel-sized array of its own; those are added up
-    at the end, in a fixed order, so the result does not depend on which
-    thread took which strip.
+    Each thread sums its strips into a kernel-sized array of its own; those
+    are added up at the end, in a fixed order, so the result does not depend
+    on which thread took which strip.
     """
     out_channels, per_in, kh, kw = kernel_shape
     per_out = out_channels // groups
@@ -300,15 +296,29 @@ def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding
     workers = min(workers, len(tasks))
     totals = [np.zeros((kh, kw, groups, per_out, per_in), dtype) for _ in range(workers)]
 
+    # Runs of row_width cells read in place, as the forward pass reads them, against
+    # the output's gradient laid out alike, zero beyond W_out: a zero times a finite
+    # input cell adds nothing. An infinite cell there would add NaN, so data that is
+    # not all finite takes copies of exactly the cells each tap met.
+    finite = np.dtype(dtype).kind in "biu" or (np.isfinite(fill_value)
+                                               and np.isfinite(matrix).all())
+
     def strip(arena, images, rows, total):
         blocks = flat.blocks(arena, images, rows)
         n, n_rows = images.stop - images.start, rows.stop - rows.start
-        grads = grad_output[images, :, rows].reshape(n, groups, per_out, n_rows * width)
-        cells = arena.take((n, groups, per_in, n_rows, width), dtype)
-        for (a, b), grid in flat.tap_grids(blocks, n_rows):
-            np.copyto(cells, grid)
-            total[a, b] += np.matmul(grads, cells.reshape(n, groups, per_in, -1).swapaxes(-1, -2)
-                                     ).sum(axis=0)
+        if finite:
+            grads = arena.take((n, out_channels, n_rows, flat.row_width), dtype)
+            grads[..., :width] = grad_output[images, :, rows]
+            grads[..., width:] = 0
+            length = flat.length(n_rows)
+            grads = grads.reshape(n, groups, per_out, -1)[..., :length]
+            pairs = flat.taps(blocks, length)
+        else:
+            grads = grad_output[images, :, rows].reshape(n, groups, per_out, n_rows * width)
+            pairs = _copies(flat.tap_grids(blocks, n_rows),
+                            arena.take((n, groups, per_in, n_rows, width), dtype))
+        for (a, b), cells in pairs:
+            total[a, b] += np.matmul(grads, cells.swapaxes(-1, -2)).sum(axis=0)
 
     def worker(arena, index):
         for images, rows in tasks[index::workers]:

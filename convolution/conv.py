@@ -559,13 +559,18 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
         grad_bias = grads.sum(axis=(0, 2, 3))
         # The gradient of the padded input: the transposed convolution, with the
         # output_padding that restores the rows and columns the windows never reached.
+        # A border of fill values has no gradient: cropped at once. A border of copies
+        # folds back onto the cells it copies.
         padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
         extra = tuple((size - d * (k - 1) - 1) % s for size, k, s, d in
                       zip(padded, kernel.shape[-2:], geometry.stride, geometry.dilation))
+        copies = padding_mode not in ("zeros", "constant")
         spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
-                                         geometry.dilation, 0, extra)
-        grad_padded = channels.conv_transpose2d(grads, layer_kernel, spread, groups, compute_dtype)
-        grad_matrix = pad_adjoint(grad_padded, geometry.padding, padding_mode)
+                                         geometry.dilation, 0 if copies else geometry.padding,
+                                         extra)
+        grad_matrix = channels.conv_transpose2d(grads, layer_kernel, spread, groups, compute_dtype)
+        if copies:
+            grad_matrix = pad_adjoint(grad_matrix, geometry.padding, padding_mode)
     if kernel.ndim == 2:
         grad_kernel, grad_bias = grad_kernel[0, 0], grad_bias.sum()
     return (grad_matrix.reshape(matrix.shape).astype(result_dtype, copy=False),

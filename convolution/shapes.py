@@ -15,7 +15,8 @@ from .checks import check_choice
 
 __all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "Channels", "as_pair",
            "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
-           "conv_transpose_output_shape", "channels", "window", "tap", "tap_phases"]
+           "conv_transpose_output_shape", "channels", "window", "tap", "tap_phases",
+           "TransposePhase", "transpose_phases"]
 
 PADDING_STRINGS = ("valid", "same", "full")
 
@@ -389,6 +390,66 @@ def tap_phases(kernel_shape, stride, dilation):
     for a, b in itertools.product(range(kh), range(kw)):
         phase = ((a * dh) % sh, (b * dw) % sw)
         phases.setdefault(phase, []).append(((a, b), ((a * dh) // sh, (b * dw) // sw)))
+    return phases
+
+
+class TransposePhase(NamedTuple):
+    """One phase of a transposed convolution along one axis, as a plain convolution.
+
+    ``out[output] = conv(pad(x[input], padding), kernel[taps], dilation=dilation)``
+    along this axis, with stride 1.
+    """
+    output: slice     # the output cells of the phase, every stride-th
+    input: slice      # the input cells they read
+    padding: tuple    # (before, after): zeros around them
+    taps: list        # the kernel taps that reach the phase, as the sub-kernel orders them
+    dilation: int     # the spacing of those taps in the sub-kernel
+
+
+def transpose_phases(size, kernel_size, stride, dilation, crop, output_size):
+    """A transposed convolution along one axis, as ``stride`` plain convolutions.
+
+    Input cell ``i`` reaches output cell ``y`` through tap ``a`` where
+    ``y + crop = i * stride + a * dilation`` (``crop``: the padding cropped
+    off the start). Output cells with ``(y + crop) % stride == q`` are reached
+    only by the taps with ``a * dilation % stride == q``; output cell
+    ``y = m * stride + q - crop`` reads input cell ``m - a * dilation // stride``
+    through each of them. Taken in decreasing ``a``, those input cells
+    increase, ``dilation / gcd(dilation, stride)`` apart: a correlation with
+    stride 1 of the input (cropped or padded with zeros to the cells read)
+    with the phase's taps reversed.
+
+    Returns
+    -------
+    list of TransposePhase
+        The phases that receive anything; output cells of the others are 0.
+
+    Examples
+    --------
+    Stride 2, a kernel of 4, one cell cropped: output cell 0 is cell 1 of the spread,
+    which takes taps 3 and 1 (through input cells -1 and 0); cell 1 takes taps 2 and 0.
+
+    >>> for phase in transpose_phases(3, 4, stride=2, dilation=1, crop=1, output_size=6):
+    ...     print(phase.output, phase.input, phase.padding, phase.taps)
+    slice(0, 6, 2) slice(0, 3, None) (1, 0) [3, 1]
+    slice(1, 6, 2) slice(0, 3, None) (0, 1) [2, 0]
+    """
+    step = dilation // math.gcd(dilation, stride)
+    phases = []
+    for first in range(min(stride, output_size)):
+        phase = (first + crop) % stride
+        taps = [a for a in range(kernel_size - 1, -1, -1) if a * dilation % stride == phase]
+        count = len(range(first, output_size, stride))
+        if not taps:
+            continue
+        m = (first + crop - phase) // stride          # output cell `first` is m * stride + phase
+        low = m - taps[0] * dilation // stride        # the input cells read by the first output
+        high = low + (len(taps) - 1) * step + count - 1   # ... and by the last, through the last tap
+        if high < 0 or low >= size:
+            continue
+        phases.append(TransposePhase(slice(first, output_size, stride),
+                                     slice(max(low, 0), min(high + 1, size)),
+                                     (max(-low, 0), max(high + 1 - size, 0)), taps, step))
     return phases
 
 
