@@ -72,7 +72,8 @@ def _check_matrix(matrix):
 
 def _check_groups(groups, kernel):
     """A 2-D kernel has no channels to group: ``groups`` must stay 1."""
-    if kernel.ndim == 2 and not (isinstance(groups, numbers.Integral) and groups == 1):
+    if kernel.ndim == 2 and (isinstance(groups, bool) or not isinstance(groups, numbers.Integral)
+                             or groups != 1):
         raise ValueError(f"groups must be 1 with a 2-D kernel (it splits the channels of "
                          f"a 4-D kernel), got groups={groups!r} with kernel of shape "
                          f"{kernel.shape}")
@@ -292,13 +293,12 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         return out.astype(result_dtype, copy=False)
 
     if kernel.ndim == 2:       # 'matmul' with a 2-D kernel: a layer of one channel
+        out_shape = matrix.shape[:-2] + geometry.output_shape
         images, kernel = _as_layer(matrix, kernel)
-        groups, out_shape = 1, matrix.shape[:-2] + geometry.output_shape
         bias_array = None if bias is None else bias_array.reshape(1)
     else:
-        images = matrix if layout.batched else matrix[np.newaxis]
-        out_shape = ((images.shape[0],) if layout.batched else ()) + (
-            layout.out_channels,) + geometry.output_shape
+        out_shape = matrix.shape[:-3] + (layout.out_channels,) + geometry.output_shape
+        images = matrix.reshape((-1,) + matrix.shape[-3:])
     if method == "loops":
         out = reference.conv2d_layer_loops(
             images.astype(compute_dtype, copy=False), kernel, geometry.stride, geometry.dilation,
@@ -441,11 +441,11 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     if bias is not None:
         bias_array = bias_array.astype(compute_dtype).reshape(-1)
     if kernel.ndim == 2:
-        images, kernel = _as_layer(matrix, kernel)
         out_shape = matrix.shape[:-2] + geometry.output_shape
+        images, kernel = _as_layer(matrix, kernel)
     else:
-        images = matrix if layout.batched else matrix[np.newaxis]
         out_shape = matrix.shape[:-3] + (layout.out_channels,) + geometry.output_shape
+        images = matrix.reshape((-1,) + matrix.shape[-3:])
     images = images.astype(compute_dtype, copy=False)
     if method == "loops":
         out = reference.conv_transpose2d_loops(images, kernel, geometry.stride, geometry.dilation,
@@ -504,6 +504,11 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     copy of an input cell and its gradient is added to that cell's
     (``padding.pad_adjoint``). Time: about twice `conv2d`'s.
 
+    Complex data: these are the derivatives of the sum as a holomorphic
+    function, with nothing conjugated. PyTorch's autograd follows the
+    conjugate (Wirtinger) convention, which is
+    ``conv2d_backward(grad_output, matrix.conj(), kernel.conj(), ...)``.
+
     Examples
     --------
     conv2d is linear in the kernel, so a change of one tap changes
@@ -544,7 +549,7 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     if kernel.ndim == 2:
         images, layer_kernel = _as_layer(matrix, layer_kernel)
     else:
-        images = matrix if layout.batched else matrix[np.newaxis]
+        images = matrix.reshape((-1,) + matrix.shape[-3:])
     grads = grad_output.reshape((images.shape[0], -1) + geometry.output_shape)
     images = images.astype(compute_dtype, copy=False)
     grads = grads.astype(compute_dtype, copy=False)

@@ -351,6 +351,20 @@ class TestTorchOracle(unittest.TestCase):
             checked += 1
         self.assertEqual(checked, self.CASES)
 
+    def test_complex_gradients_are_torch_conjugated(self):
+        rng = np.random.default_rng(17)
+        x = rng.standard_normal((2, 4, 7, 6)) + 1j * rng.standard_normal((2, 4, 7, 6))
+        k = rng.standard_normal((6, 2, 3, 2)) + 1j * rng.standard_normal((6, 2, 3, 2))
+        grad = rng.standard_normal((2, 6, 3, 5)) + 1j * rng.standard_normal((2, 6, 3, 5))
+        tx, tk = (torch.from_numpy(a).requires_grad_() for a in (x, k))
+        out = torch.nn.functional.conv2d(tx, tk, stride=(2, 1), groups=2)
+        assert_close(self, conv2d(x, k, stride=(2, 1), groups=2), out.detach().numpy(),
+                     scale(x, k))
+        out.backward(torch.from_numpy(grad))
+        grad_x, grad_k, _ = conv2d_backward(grad, x.conj(), k.conj(), stride=(2, 1), groups=2)
+        assert_close(self, grad_x, tx.grad.numpy(), scale(grad, k))
+        assert_close(self, grad_k, tk.grad.numpy(), scale(grad, x))
+
     def test_same_padding_and_depthwise(self):
         rng = np.random.default_rng(16)
         for channels, multiplier, (kh, kw), dilation in itertools.product(
