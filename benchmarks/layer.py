@@ -2,6 +2,7 @@
 
     python benchmarks/layer.py            # every case, 15 rounds, BLAS at 1 thread and at its default
     python benchmarks/layer.py --quick    # the issue's layer only, 7 rounds
+    python benchmarks/layer.py --threads 1 --cpu-time   # one thread each, by CPU time
 
 The cases: the layer of issue 10 (N=8, 64 -> 64 channels, 56 x 56, 3 x 3,
 padding 1, float32) forward (``conv2d``) and backward (``conv2d_backward``
@@ -12,8 +13,10 @@ stride 2). Before timing, each result is checked against PyTorch's.
 
 Timing: the contenders of a case run in rounds, interleaved, in an order
 that rotates from round to round, so that drift in the machine's speed falls
-on all of them alike; the table gives medians and the ratio ours / PyTorch
-(below 1: we are faster). Autograd's backward is timed alone: the forward
+on all of them alike; the table gives medians, their ratio ours / PyTorch
+(below 1: we are faster), and the median of the ratios within a round
+("paired": the two timed back to back, which a busy machine disturbs
+least). Autograd's backward is timed alone: the forward
 pass that builds its graph runs outside the clock.
 
 Throughput: GMAC/s counts the multiply-adds of the layer
@@ -61,7 +64,11 @@ except ImportError:
 
 
 def race(contenders, rounds):
-    """{name: median seconds}: each contender returns the seconds it took; rounds interleave."""
+    """{name: seconds of each round}: each contender returns the seconds it took.
+
+    The rounds interleave the contenders, in an order that rotates from round
+    to round.
+    """
     names = list(contenders)
     times = {name: [] for name in names}
     for name in names:              # warm-up: pools, arenas, oneDNN's kernels
@@ -69,15 +76,19 @@ def race(contenders, rounds):
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
             times[name].append(contenders[name]())
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+#: The clock: wall time, or with --cpu-time the process's CPU time.
+clock = time.perf_counter
 
 
 def clocked(function):
     """A contender that times ``function()`` whole."""
     def run():
-        start = time.perf_counter()
+        start = clock()
         function()
-        return time.perf_counter() - start
+        return clock() - start
     return run
 
 
@@ -131,9 +142,9 @@ def backward_case(x, w, b, params, unlimited):
     def torch_backward():
         leaves = [t.detach().clone().requires_grad_() for t in (tx, tw, tb)]
         out = F.conv2d(*leaves, **params)          # builds the graph, off the clock
-        start = time.perf_counter()
+        start = clock()
         out.backward(tgrad)
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         torch_backward.grads = [leaf.grad for leaf in leaves]
         return elapsed
 
@@ -202,27 +213,43 @@ def run(label, blas_limit, quick, rounds):
         peak = matmul_peak()
         print(f"\n### {label}: BLAS {', '.join(blas)} thread(s); matmul peak {peak:.1f} GMAC/s "
               f"(float32 2048^3)\n")
-        print("| case | ours (ms) | torch (ms) | ours / torch | ours GMAC/s | % of peak | "
-              "other contenders (ms) |")
-        print("|---|---|---|---|---|---|---|")
+        print("| case | ours (ms) | torch (ms) | ours / torch | paired | ours GMAC/s | "
+              "% of peak | other contenders (ms) |")
+        print("|---|---|---|---|---|---|---|---|")
         for name, contenders, macs in cases(quick, None if blas_limit else without_blas_limit):
-            medians = race(contenders, rounds)
+            times = race(contenders, rounds)
+            paired = statistics.median(a / b for a, b in zip(times["ours"], times["torch"]))
+            medians = {k: statistics.median(v) for k, v in times.items()}
             ours, theirs = medians.pop("ours"), medians.pop("torch")
             others = "; ".join(f"{k} {v * 1e3:.1f}" for k, v in medians.items())
             print(f"| {name} | {ours * 1e3:.1f} | {theirs * 1e3:.1f} | {ours / theirs:.2f} | "
-                  f"{macs / ours / 1e9:.1f} | {100 * macs / ours / 1e9 / peak:.0f} | {others} |",
-                  flush=True)
+                  f"{paired:.2f} | {macs / ours / 1e9:.1f} | {100 * macs / ours / 1e9 / peak:.0f} "
+                  f"| {others} |", flush=True)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the issue's layer only, 7 rounds")
     parser.add_argument("--rounds", type=int, help="rounds per case (default 15, --quick 7)")
+    parser.add_argument("--threads", type=int,
+                        help="threads for both (CONVOLUTION_THREADS and torch.set_num_threads); "
+                             "default: all the cores")
+    parser.add_argument("--cpu-time", action="store_true",
+                        help="time by the process's CPU time, not the wall clock: with "
+                             "--threads 1, what other processes take from a busy machine then "
+                             "counts for neither contender")
     args = parser.parse_args(argv)
     rounds = args.rounds or (7 if args.quick else 15)
+    if args.cpu_time:
+        global clock
+        clock = time.process_time
+    if args.threads:
+        os.environ["CONVOLUTION_THREADS"] = str(args.threads)
+        torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; NumPy "
           f"{np.__version__}, PyTorch {torch.__version__}; our threads {strips.threads()}, "
-          f"torch's {torch.get_num_threads()}; medians of {rounds} interleaved rounds")
+          f"torch's {torch.get_num_threads()}; medians of {rounds} interleaved rounds of "
+          f"{'CPU' if args.cpu_time else 'wall'} time")
     run("BLAS at 1 thread", True, args.quick, rounds)
     run("BLAS at its default", False, args.quick, rounds)
 
