@@ -226,10 +226,12 @@ def conv_transpose2d(matrix, kernel, geometry, groups, dtype, bias=None):
     with those taps, reversed, at stride 1: the third face of
     ``conv_transpose2d``, without multiplying the zeros spread between the
     input's cells. So each phase runs through `conv2d`, writing into its
-    strided slice of the output. A gather multiplies the kernel's weights by
-    the zeros around the input too: with a weight that is infinite or NaN,
-    outputs that the scatter of ``reference.conv_transpose2d_loops`` reaches
-    only from one side can be NaN here.
+    strided slice of the output.
+
+    A gather also multiplies weights by the zeros beyond the input's edges,
+    and an infinite or NaN weight times zero is NaN, where the scatter of
+    ``reference.conv_transpose2d_loops`` (and PyTorch) adds nothing. A kernel
+    that is not all finite is scattered, tap by tap (`_scatter`).
     """
     batch, in_channels = matrix.shape[:2]
     per_out, kh, kw = kernel.shape[1:]
@@ -239,6 +241,8 @@ def conv_transpose2d(matrix, kernel, geometry, groups, dtype, bias=None):
         out_channels, per_in, kh, kw)
     out = np.empty((batch, out_channels) + geometry.output_shape, dtype)
     out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]   # phases no tap reaches
+    if not np.isfinite(kernel).all():
+        return _scatter(matrix, forward, geometry, groups, out)
     rows, cols = (transpose_phases(matrix.shape[axis], kernel.shape[axis], *args)
                   for axis, args in ((2, (geometry.stride[0], geometry.dilation[0],
                                           geometry.padding[0][0], geometry.output_shape[0])),
@@ -252,6 +256,40 @@ def conv_transpose2d(matrix, kernel, geometry, groups, dtype, bias=None):
         conv2d(cells, sub_kernel, phase_geometry, groups, "zeros", 0, dtype, bias,
                out=out[:, :, row.output, col.output])
     return out
+
+
+def _scatter(matrix, forward, geometry, groups, out):
+    """Add to ``out`` what each input cell spreads through each tap, tap by tap.
+
+    ``forward`` is the kernel in conv2d's layout (C_out, C_in / groups, kh, kw).
+    Per tap, one product over the channels of the whole input, added onto the
+    strided slice of the output where it lands: the loops' scatter, with no
+    product for cells beyond the input's edges. Memory: one output-sized array.
+    """
+    batch, in_channels, height, width = matrix.shape
+    out_channels, per_in, kh, kw = forward.shape
+    cells = matrix.reshape(batch, groups, per_in, height * width)
+    grouped = forward.reshape(groups, out_channels // groups, per_in, kh, kw)
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    ((top, _), (left, _)), (out_h, out_w) = geometry.padding, geometry.output_shape
+    for a, b in itertools.product(range(kh), range(kw)):
+        rows = _lands(height, a * dh - top, sh, out_h)
+        cols = _lands(width, b * dw - left, sw, out_w)
+        if rows and cols:
+            spread = np.matmul(grouped[..., a, b], cells).reshape(
+                batch, out_channels, height, width)
+            out[:, :, rows[1], cols[1]] += spread[:, :, rows[0], cols[0]]
+    return out
+
+
+def _lands(size, shift, stride, out_size):
+    """(input cells, output cells): where input cell i lands, at i * stride + shift, inside."""
+    first = max(0, -(shift // stride))
+    last = min(size, (out_size - 1 - shift) // stride + 1)
+    if last <= first:
+        return None
+    return slice(first, last), slice(first * stride + shift, (last - 1) * stride + shift + 1,
+                                     stride)
 
 
 def _copies(grids, cells):

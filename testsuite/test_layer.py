@@ -351,6 +351,37 @@ class TestTorchOracle(unittest.TestCase):
             checked += 1
         self.assertEqual(checked, self.CASES)
 
+    def test_infinite_weights(self):
+        # conv2d gathers (an infinite weight times a zero of the border is NaN);
+        # conv_transpose2d and the input's gradient scatter (it is not): as PyTorch.
+        rng = np.random.default_rng(18)
+        for case, (x, k, bias, params) in enumerate(random_layers(19, 60, transposed=True)):
+            k.flat[rng.integers(k.size)] = (np.inf, -np.inf, np.nan)[case % 3]
+            (top, bottom), (left, right) = params["padding"]
+            params["padding"] = (top, left)      # torch's symmetric padding
+            try:
+                theirs = torch.nn.functional.conv_transpose2d(
+                    torch.from_numpy(x), torch.from_numpy(k), None, params["stride"], (top, left),
+                    params["output_padding"], params["groups"], params["dilation"]).numpy()
+            except RuntimeError:
+                continue
+            if 0 in theirs.shape:
+                continue
+            with self.subTest(case=case, **params), np.errstate(invalid="ignore"):
+                ours = conv_transpose2d(x, k, **params)
+                np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+                np.testing.assert_allclose(ours[~np.isnan(ours)], theirs[~np.isnan(theirs)])
+        x = np.ones((1, 1, 4, 4))
+        k = np.ones((1, 1, 2, 2))
+        k[0, 0, 0, 0] = np.inf
+        tx, tk = (torch.from_numpy(a).requires_grad_() for a in (x, k))
+        out = torch.nn.functional.conv2d(tx, tk, padding=1)
+        out.backward(torch.ones_like(out))
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(conv2d(x, k, padding=1), out.detach().numpy())
+            np.testing.assert_array_equal(conv2d_backward(np.ones((1, 1, 5, 5)), x, k,
+                                                          padding=1)[0], tx.grad.numpy())
+
     def test_complex_gradients_are_torch_conjugated(self):
         rng = np.random.default_rng(17)
         x = rng.standard_normal((2, 4, 7, 6)) + 1j * rng.standard_normal((2, 4, 7, 6))
@@ -593,6 +624,19 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
                 np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
                 finite = np.isfinite(theirs)
                 np.testing.assert_allclose(ours[finite], theirs[finite])
+
+    def test_infinite_weights_are_scattered(self):
+        # The gather the fast path uses would multiply an infinite weight by the
+        # zeros beyond the input's edges (NaN); the loops' scatter adds nothing there.
+        rng = np.random.default_rng(39)
+        for case, (x, k, bias, params) in enumerate(random_layers(40, 30, transposed=True,
+                                                                  small=True)):
+            k.flat[rng.integers(k.size)] = (np.inf, -np.inf, np.nan)[case % 3]
+            with self.subTest(case=case, **params), np.errstate(invalid="ignore"):
+                ours = conv_transpose2d(x, k, bias=bias, **params)
+                theirs = conv_transpose2d_loops(x, k, bias=bias, **params)
+                np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+                np.testing.assert_allclose(ours[~np.isnan(ours)], theirs[~np.isnan(theirs)])
 
     def test_memory_stays_within_the_output(self):
         # Beyond input and output, the layer's buffers are strips: a fraction of
