@@ -169,9 +169,11 @@ def conv2d_loops(matrix, kernel, stride=1, dilation=1, padding=0, padding_mode="
     out = np.zeros(padded.shape[:-2] + (out_h, out_w), _dtype(matrix, kernel))
     for i in range(out_h):
         for j in range(out_w):
+            total = 0      # the products of the window at (i * sh, j * sw), added up
             for a in range(kh):
                 for b in range(kw):
-                    out[..., i, j] += kernel[a, b] * padded[..., i * sh + a * dh, j * sw + b * dw]
+                    total = total + kernel[a, b] * padded[..., i * sh + a * dh, j * sw + b * dw]
+            out[..., i, j] = total
     return out
 
 
