@@ -19,7 +19,7 @@ import numpy as np
 from convolution import (conv2d, conv2d_backward, conv2d_backward_loops, conv2d_layer_loops,
                          conv2d_loops, conv2d_slices, conv_output_shape, conv_transpose2d,
                          conv_transpose2d_loops, conv_transpose_output_shape, reference, strips)
-from convolution.padding import PADDING_MODES, _source_map, pad
+from convolution.padding import PADDING_MODES, _source_map, pad, pad_adjoint
 from convolution.shapes import tap, window
 
 from .common import HERE, optional, torch
@@ -436,6 +436,22 @@ class TestIdentities(unittest.TestCase):
                 if params["padding_mode"] in ("zeros", "constant"):
                     transposed = self.transpose(y, k, x.shape, params)
                     np.testing.assert_array_equal(transposed, back)
+
+    def test_pad_adjoint(self):
+        # sum(pad(x) * g) == sum(x * pad_adjoint(g)), exactly on integers, with
+        # padding up to three times wider than the input (the pattern repeats).
+        rng = np.random.default_rng(26)
+        for _ in range(300):
+            x = rng.integers(-9, 10, size=(2,) + tuple(rng.integers(1, 5, size=2)))
+            padding = tuple(tuple(int(v) for v in rng.integers(0, 12, size=2)) for _ in range(2))
+            mode = list(PADDING_MODES)[rng.integers(len(PADDING_MODES))]
+            padded = pad(x, padding, mode, 7 if mode == "constant" else 0)
+            linear = padded - pad(np.zeros_like(x), padding, mode, 7 if mode == "constant" else 0)
+            g = rng.integers(-9, 10, size=padded.shape)
+            with self.subTest(shape=x.shape, padding=padding, mode=mode):
+                folded = pad_adjoint(g, padding, mode)
+                self.assertEqual(folded.shape, x.shape)
+                self.assertEqual(int(np.sum(linear * g)), int(np.sum(x * folded)))
 
     @staticmethod
     def transpose(y, k, shape, params):
