@@ -434,8 +434,8 @@ class TestErrors(unittest.TestCase):
                    np.array([[1, None]], dtype=object), [[1]])
 
     def test_kernel(self):
-        self.check(ValueError, r"kernel must be 2-D \(kh, kw\) and not empty, got shape \(3,\)",
-                   self.x, [1, 2, 3])
+        self.check(ValueError, r"kernel must be 2-D \(kh, kw\) or 4-D \(C_out, C_in / groups, "
+                   r"kh, kw\) and not empty, got shape \(3,\)", self.x, [1, 2, 3])
         self.check(ValueError, r"kernel must be 2-D .*got shape \(1, 3, 3\)", self.x,
                    np.ones((1, 3, 3)))
         self.check(ValueError, r"kernel must be 2-D .*got shape \(0, 3\)", self.x,
