@@ -9,6 +9,10 @@ Map of the package (imports point down the list, never up):
 ``__main__.py``
     The command line: ``python -m convolution filter INPUT OUTPUT``, ``animate``
     and ``figures``.
+``files.py``
+    The command line's files: paths checked first, atomic writes that no
+    error, Ctrl-C or SIGTERM leaves half done, images read and written
+    without losing precision. Needs imageio, imported only when used.
 ``image.py``
     ``apply_filter_to_image``: filter pictures of any dtype and channel count.
 ``kernels.py``
@@ -24,13 +28,20 @@ Map of the package (imports point down the list, never up):
     transposed convolution adds into. Drawn from the same index arithmetic
     as the loops. Need matplotlib, imported only when a picture is drawn.
 ``conv.py``
-    ``conv2d``, the public function: validate, then run the loops or a fast path.
+    ``conv2d`` (a filter, or a CNN layer with channels, groups and bias),
+    ``conv_transpose2d`` and ``conv2d_backward``, the public functions:
+    validate, then run the loops or a fast path.
 ``reference.py``
-    The tutorial: the convolution one output cell at a time, in plain loops.
-    Every fast path is tested against it.
+    The tutorial: the convolution one output cell at a time, in plain loops;
+    then a CNN layer, the transposed convolution and the gradients, the same
+    way. Every fast path is tested against it.
 ``engine.py``
-    The fast paths (direct, polyphase, banded, separable, fft), each with its
-    plan, and the choice 'auto' makes between them.
+    The fast paths for a 2-D kernel (direct, polyphase, banded, separable,
+    fft), each with its plan, and the choice 'auto' makes between them.
+``channels.py``
+    The fast paths of the CNN layer: the sums over channels as one matrix
+    product (BLAS) per kernel tap, forward, transposed and for the kernel's
+    gradient.
 ``strips.py``
     The driver the fast paths share: strips of output, threads, scratch memory.
 ``costs.py``
@@ -39,20 +50,27 @@ Map of the package (imports point down the list, never up):
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.
 ``shapes.py``
-    Parameter normalisation and the output-shape formulas (forward and
-    transposed), shared by all of the above.
+    Parameter normalisation, the output-shape formulas (forward and
+    transposed) and the channels and groups of a layer, shared by all of the
+    above.
 ``checks.py``
     The argument checks every public function shares: arrays of numbers,
     kernels, a choice from a list.
 """
 from .animation import animate_conv2d, animate_conv_transpose2d
-from .conv import METHODS, conv2d
+from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
 from .plot import plot_conv2d, plot_conv_transpose2d
-from .shapes import conv_output_shape
+from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
+                        conv_transpose2d_loops)
+from .shapes import conv_output_shape, conv_transpose_output_shape
 
-__all__ = ["conv2d", "conv_output_shape", "METHODS", "PADDING_MODES",
+__all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
+           "conv_transpose_output_shape", "METHODS", "LAYER_METHODS", "PADDING_MODES",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
-           "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d"]
+           "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
+           # the tutorial (reference.py), to read and to call
+           "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
+           "conv2d_backward_loops"]

@@ -6,34 +6,34 @@ function ``<name>_command(args)`` and one ``add_parser`` block in
 `build_parser`. Errors the user can fix are raised as `CommandError` and
 reported by `main` as one line on stderr with exit status 2, without a
 traceback; argparse's own usage errors follow the same rule. Files are
-written to a temporary file beside the target and renamed into place only
-once complete, so no error or interruption leaves a half-written file.
+written through ``files.py``: to a temporary file beside the target, renamed
+into place only once complete, so no error, Ctrl-C or SIGTERM leaves a
+half-written file.
 """
 import argparse
-import contextlib
 import functools
 import math
 import os
-import stat
+import signal
 import sys
-import tempfile
 import time
-import warnings
 
 import numpy as np
 
+from .checks import as_kernel
+from .files import (CommandError, Stopped, check_format, check_paths, read_image,
+                    stop_signals_raise, write_image)
+# The animate and figures commands call these by the names they had here.
+from .files import check_output as _check_output, write_atomically as _write_atomically
 from .image import apply_filter_to_image
 from .kernels import KERNELS, get_kernel, kernel_parameters
 from .padding import PADDING_MODES
+from .shapes import PADDING_STRINGS
 
 PROG = "convolution"
 
 #: Exit status for errors in the command line or its input, as argparse uses.
 EXIT_USAGE = 2
-
-
-class CommandError(Exception):
-    """A problem with the user's input: reported on one line, exit status 2."""
 
 
 def report(message):
@@ -52,53 +52,36 @@ class Parser(argparse.ArgumentParser):
 
 # --- Argument types: text from the command line to the library's values ---
 
-def _split(text, convert, counts):
-    """'3x5' -> (3, 5) with ``convert``: a tuple of ``counts`` values, or None."""
-    try:
-        values = tuple(convert(part) for part in text.lower().split("x"))
-    except ValueError:
-        return None
-    return values if len(values) in counts else None
+def _numbers(convert, counts, expected):
+    """An argparse type for 'A' or 'AxB...': ``counts`` values made by ``convert``.
+
+    One value comes back as itself (one value means the same for both axes),
+    several as a tuple: '5' -> 5, '3x5' -> (3, 5).
+    """
+    def parse(text):
+        try:
+            values = tuple(convert(part) for part in text.lower().split("x"))
+        except ValueError:
+            values = ()
+        if len(values) not in counts:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return values[0] if len(values) == 1 else values
+    return parse
 
 
-def _one_or_pair(values):
-    """(5,) -> 5, (3, 5) -> (3, 5): one value means the same for both axes."""
-    return values[0] if len(values) == 1 else values
-
-
-def _ints(text):
-    """'5' -> 5 and '3x5' -> (3, 5): one value for both axes, or height x width."""
-    values = _split(text, int, (1, 2))
-    if values is None:
-        raise argparse.ArgumentTypeError(f"expected N or HxW with whole numbers, got {text!r}")
-    return _one_or_pair(values)
-
-
-def _floats(text):
-    """'1.5' -> 1.5 and '1x2.5' -> (1.0, 2.5)."""
-    values = _split(text, float, (1, 2))
-    if values is None:
-        raise argparse.ArgumentTypeError(f"expected S or SHxSW with numbers, got {text!r}")
-    return _one_or_pair(values)
-
-
-def _pair(text):
-    """'3x5' -> (3, 5): exactly height x width."""
-    values = _split(text, int, (2,))
-    if values is None:
-        raise argparse.ArgumentTypeError(f"expected HxW, two whole numbers, got {text!r}")
-    return values
+_ints = _numbers(int, (1, 2), "N or HxW with whole numbers")
+_floats = _numbers(float, (1, 2), "S or SHxSW with numbers")
+_pair = _numbers(int, (2,), "HxW, two whole numbers")
+_padding_numbers = _numbers(int, (1, 2, 4), f"{', '.join(PADDING_STRINGS)}, N, HxW or "
+                                            f"TOPxBOTTOMxLEFTxRIGHT")
 
 
 def _padding(text):
-    """'same', 'valid', 'full', or padding as N, HxW or TOPxBOTTOMxLEFTxRIGHT."""
-    if text in ("same", "valid", "full"):
+    """A padding string ('valid', 'same', 'full'), or N, HxW or TOPxBOTTOMxLEFTxRIGHT."""
+    if text in PADDING_STRINGS:
         return text
-    values = _split(text, int, (1, 2, 4))
-    if values is None:
-        raise argparse.ArgumentTypeError(
-            f"expected same, valid, full, N, HxW or TOPxBOTTOMxLEFTxRIGHT, got {text!r}")
-    return (values[:2], values[2:]) if len(values) == 4 else _one_or_pair(values)
+    values = _padding_numbers(text)
+    return (values[:2], values[2:]) if isinstance(values, tuple) and len(values) == 4 else values
 
 
 def _positive(text):
@@ -137,8 +120,9 @@ FILTER_EPILOG = f"""\
 kernels (--kernel NAME):
 {_kernel_list()}
   or the path of a file: a .npy array, or text with one row of numbers a
-  line, separated by spaces, e.g. a 3 x 3 kernel in three lines of three.
-  A name wins over a file of the same name; write ./box to mean the file.
+  line, separated by spaces or commas, e.g. a 3 x 3 kernel in three lines
+  of three ('#' starts a comment). A name wins over a file of the same
+  name; write ./box to mean the file.
 
 examples:
   {PROG} filter photo.jpg blurred.jpg                      # gaussian 5 x 5
@@ -150,49 +134,86 @@ examples:
 
 what it does:
   Every channel is filtered with the same kernel (cross-correlation: the
-  kernel is not flipped). The alpha channel of grey+alpha and RGBA images is
-  kept, not filtered, unless --filter-alpha. The result keeps the image's
-  dtype: integers are rounded and clipped to their range (a sharpened white
-  pixel stays white), floats are not clipped. 1-bit images are filtered as
-  8-bit greyscale (0 and 255) and written as 8-bit. With the defaults the
-  output has the input's size; --stride 2 halves it.
+  kernel is not flipped). In grey+alpha and RGBA images colour is weighted
+  by alpha, so transparent pixels, whatever colour they hold, do not bleed
+  into visible ones; alpha itself is kept, not filtered, unless
+  --filter-alpha. The result keeps the image's dtype: integers are rounded
+  and clipped to their range (a sharpened white pixel stays white), floats
+  are not clipped. 1-bit images are filtered as 8-bit greyscale (0 and 255)
+  and written as 8-bit. With the defaults the output has the input's size;
+  --stride 2 halves it.
 
-  The format is chosen from OUTPUT's extension, by imageio. Not every format
-  holds every dtype: JPEG and PNG hold 8-bit colour (PNG also 16-bit grey),
-  so write 16-bit colour or float images as .tif. Apart from 1-bit images,
-  nothing is converted: a format that cannot hold the image is an error.
+  Files are read and written by imageio, in the format OUTPUT's extension
+  names. 16-bit colour PNGs, which imageio reads as 8-bit, are read and
+  written with OpenCV when it is installed; without it they are refused.
+  Every file written is read back: a format that cannot hold the image's
+  dtype, channels or (unless it is lossy, as JPEG, WebP and GIF are) its
+  values is an error, never a silent conversion. .tif holds every image.
 
   The result is written to a temporary file beside OUTPUT and renamed into
-  place, so an interrupted run leaves no half-written image. INPUT is never
-  changed, and OUTPUT may not be INPUT.
+  place, so an interrupted run (Ctrl-C, SIGTERM) leaves no file behind.
+  INPUT is never changed, and OUTPUT may not be INPUT.
 
 exit status: 0 on success, 2 for bad input (one line on stderr), 130 when
-interrupted."""
+interrupted by Ctrl-C, 143 when stopped by SIGTERM."""
+
+
+def _kernel_text(path):
+    """The numbers in a text file, one row of the kernel a line, as a 2-D float64 array.
+
+    Numbers are separated by spaces, commas or both; blank lines and
+    everything after a '#' are skipped.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except UnicodeDecodeError:
+        raise CommandError(f"kernel file {path!r} is not text: give a text file of numbers "
+                           f"or a .npy file") from None
+    rows = []   # (line number, its numbers)
+    for line_number, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].replace(",", " ").split()
+        if words:
+            rows.append((line_number, [_kernel_number(word, path, line_number)
+                                       for word in words]))
+    if not rows:
+        raise CommandError(f"kernel file {path!r} holds no numbers")
+    first_line, first = rows[0]
+    for line_number, row in rows:
+        if len(row) != len(first):
+            raise CommandError(f"kernel file {path!r} must have as many numbers on every "
+                               f"line: line {first_line} has {len(first)}, line {line_number} "
+                               f"has {len(row)}")
+    return np.array([row for _, row in rows])
+
+
+def _kernel_number(word, path, line_number):
+    """``float(word)``, or the line that says where the kernel file holds a non-number."""
+    try:
+        return float(word)
+    except ValueError:
+        raise CommandError(f"kernel file {path!r}, line {line_number}: {word!r} is not a "
+                           f"number") from None
 
 
 def _load_kernel_file(path):
-    """The kernel in a .npy file, or in a text file of whitespace-separated numbers."""
-    is_npy = path.lower().endswith(".npy")
+    """The kernel in a .npy file, or in a text file of numbers (see `_kernel_text`)."""
     try:
-        if is_npy:
+        if path.lower().endswith(".npy"):
             with open(path, "rb") as file:
                 magic = file.read(6)
             # np.load would take anything else for a pickle, and say so confusingly.
             if magic != b"\x93NUMPY":
                 raise CommandError(f"kernel file {path!r} is not a NumPy .npy file")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # loadtxt warns on an empty file; we refuse it
-            if is_npy:
-                kernel = np.load(path, allow_pickle=False)
-            else:
-                kernel = np.loadtxt(path, ndmin=2, dtype=np.float64)
+            kernel = np.load(path, allow_pickle=False)
+        else:
+            kernel = _kernel_text(path)
     except (OSError, ValueError, EOFError) as error:   # EOFError: a truncated .npy
         raise CommandError(f"cannot read kernel file {path!r}: {error}") from None
-    if (kernel.ndim != 2 or kernel.size == 0 or kernel.dtype.kind not in "biuf"
-            or not np.isfinite(kernel).all()):
-        raise CommandError(f"kernel file {path!r} must hold a 2-D array of finite numbers, "
-                           f"got shape {kernel.shape} and dtype {kernel.dtype}")
-    return kernel
+    try:
+        return as_kernel(kernel, f"kernel file {path!r}", kinds="biuf", finite=True)
+    except (TypeError, ValueError) as error:
+        raise CommandError(error) from None
 
 
 def _kernel(args):
@@ -213,148 +234,12 @@ def _kernel(args):
                        f"({', '.join(KERNELS)}) nor a file")
 
 
-def _check_output(target, force, extensions=None):
-    """Refuse, before any work is done, an OUTPUT that must not or cannot be written."""
-    folder = os.path.dirname(os.path.abspath(target))
-    if not os.path.isdir(folder):
-        raise CommandError(f"cannot write OUTPUT {target!r}: folder {folder!r} does not exist")
-    if os.path.isdir(target):
-        raise CommandError(f"OUTPUT {target!r} is a folder; give a file name, "
-                           f"e.g. {os.path.join(target, 'result.png')!r}")
-    extension = os.path.splitext(target)[1].lower()
-    if not extension:
-        raise CommandError(f"OUTPUT {target!r} has no extension, from which the format is "
-                           f"chosen; add one, e.g. {target + '.png'!r}")
-    if extensions is not None and extension not in extensions:
-        raise CommandError(f"OUTPUT must end in {' or '.join(extensions)}, got {target!r}")
-    if os.path.lexists(target) and not force:
-        raise CommandError(f"OUTPUT {target!r} exists; pass --force to overwrite it")
-
-
-def _check_paths(source, target, force):
-    """Refuse before any work is done: missing INPUT, OUTPUT that must not be written."""
-    if not os.path.exists(source):
-        raise CommandError(f"INPUT {source!r} does not exist")
-    if os.path.isdir(source):
-        raise CommandError(f"INPUT {source!r} is a folder, not an image file")
-    # samefile compares the files themselves (device and inode), so it sees through
-    # symbolic and hard links, '..' and other spellings of the same path.
-    if os.path.exists(target) and os.path.samefile(source, target):
-        raise CommandError(f"OUTPUT {target!r} is the same file as INPUT {source!r}; "
-                           f"write the result to another file")
-    _check_output(target, force)
-
-
-def _new_file_mode(target):
-    """Permission bits for OUTPUT: those of the file it replaces, or the umask's default."""
-    if os.path.exists(target):
-        return stat.S_IMODE(os.stat(target).st_mode)
-    umask = os.umask(0)   # reading the umask means setting it; put it straight back
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
-def _write_atomically(path, write):
-    """Call ``write(temporary)`` on a file beside ``path``, then rename it to ``path``.
-
-    The rename is atomic, so ``path`` is either untouched or the whole new
-    file, even if the run is interrupted; the temporary file is removed on
-    every way out, KeyboardInterrupt included. ``write`` gets a path with
-    ``path``'s extension, from which imageio and matplotlib pick the format.
-    """
-    folder = os.path.dirname(os.path.abspath(path))
-    stem, extension = os.path.splitext(os.path.basename(path))
-    try:
-        handle, temporary = tempfile.mkstemp(prefix=f".{stem}.", suffix=extension, dir=folder)
-    except OSError as error:
-        raise CommandError(f"cannot write OUTPUT {path!r}: {error.strerror} "
-                           f"in folder {folder!r}") from None
-    os.close(handle)
-    try:
-        write(temporary)
-        try:
-            os.chmod(temporary, _new_file_mode(path))   # mkstemp's is 0600, private
-            os.replace(temporary, path)
-        except OSError as error:
-            raise CommandError(f"cannot write OUTPUT {path!r}: {error.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):   # gone once renamed
-            os.remove(temporary)
-
-
-def _imageio():
-    """imageio's v3 API, imported here so that ``import convolution`` does not need it."""
-    try:
-        import imageio.v3
-    except ImportError:
-        raise CommandError("reading and writing images needs imageio: "
-                           "pip install imageio") from None
-    return imageio.v3
-
-
-def _read_image(path):
-    """The image in ``path``, as imageio reads it; the first axis of a one-frame batch dropped."""
-    iio = _imageio()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")   # a warning would break the one-line rule
-            image = iio.imread(path)
-    # imageio raises many types (OSError, ValueError, SyntaxError from Pillow, ...)
-    # for files that are not images; all of them mean the same to the user.
-    except Exception as error:
-        raise CommandError(f"cannot read INPUT {path!r} as an image: {error}") from None
-    if image.ndim == 4:   # GIF and other animated formats come as (frames, H, W, C)
-        if image.shape[0] != 1:
-            raise CommandError(f"INPUT {path!r} holds {image.shape[0]} frames; the filter "
-                               f"command takes a single image")
-        image = image[0]
-    if image.dtype == np.bool_:
-        # A 1-bit image has no grey levels to hold a blur: filter it as 8-bit.
-        image = image.astype(np.uint8) * np.uint8(255)
-    return image
-
-
-def _write_image(path, image):
-    """Write ``image`` to ``path`` through a temporary file (see `_write_atomically`)."""
-    iio = _imageio()
-    extension = os.path.splitext(path)[1]
-
-    def write(temporary):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                iio.imwrite(temporary, image, extension=extension.lower())
-        except Exception as error:   # as in _read_image
-            channels = image.shape[2] if image.ndim == 3 else 1
-            reason = str(error).replace(temporary, path)   # the name the user knows
-            raise CommandError(
-                f"cannot write OUTPUT {path!r}: imageio could not save a {image.dtype} image "
-                f"with {channels} channel{'s' * (channels > 1)} as {extension} ({reason}); "
-                f".tif holds every dtype") from None
-
-    _write_atomically(path, write)
-
-
-def _check_format(path):
-    """Refuse an OUTPUT extension that names no image format imageio knows.
-
-    Left to itself, imageio tries every plugin on an unknown extension, and
-    with tifffile installed it would write a TIFF named ``out.xyz``.
-    """
-    _imageio()
-    from imageio.config import known_extensions
-    extension = os.path.splitext(path)[1].lower()
-    if extension not in known_extensions:
-        raise CommandError(f"cannot write OUTPUT {path!r}: imageio knows no image format "
-                           f"{extension!r}; use e.g. .png, .jpg or .tif")
-
-
 def filter_command(args):
     """``convolution filter INPUT OUTPUT``: filter an image file into another."""
-    _check_paths(args.input, args.output, args.force)
-    _check_format(args.output)
+    check_paths(args.input, args.output, args.force)
     kernel = _kernel(args)
-    image = _read_image(args.input)
+    check_format(args.output)
+    image = read_image(args.input)
     try:
         result = apply_filter_to_image(
             image, kernel, stride=args.stride, dilation=args.dilation, padding=args.padding,
@@ -362,7 +247,7 @@ def filter_command(args):
             filter_alpha=args.filter_alpha)
     except (TypeError, ValueError) as error:
         raise CommandError(error) from None
-    _write_image(args.output, result)
+    write_image(args.output, result)
     shape = " x ".join(map(str, result.shape[:2]))
     channels = result.shape[2] if result.ndim == 3 else 1
     print(f"wrote {args.output} ({shape}, {channels} channel{'s' * (channels > 1)}, "
@@ -529,7 +414,7 @@ def build_parser():
     filter_parser.add_argument("--dilation", type=_ints, default=1, metavar="D|DHxDW",
                                help="spacing of the kernel's taps (default: 1, dense)")
     filter_parser.add_argument("--padding", type=_padding, default="same",
-                               metavar="same|valid|full|N|HxW",
+                               metavar=f"{'|'.join(PADDING_STRINGS)}|N|HxW",
                                help="border added before filtering (default: same, which "
                                     "keeps the size)")
     filter_parser.add_argument("--padding-mode", default="reflect", choices=list(PADDING_MODES),
@@ -616,15 +501,35 @@ interrupted; OUTPUT is written only once complete.""")
 
 
 def main(argv=None):
-    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    """Run the command line with ``argv`` (default: ``sys.argv[1:]``); return the exit status.
+
+    Ctrl-C gives status 130 and SIGTERM 143 (128 + the signal's number), each
+    with one line on stderr, once every temporary file has been removed. Run
+    as a program (``argv`` None), an interrupted run then ends the process at
+    once: worker threads may still be filtering strips that nobody will use,
+    and waiting for them at exit would keep a stopped process alive (or
+    hang, if the interruption landed while the main thread held a lock they
+    wait for).
+    """
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except CommandError as error:
-        return report(error)
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
+    with stop_signals_raise():
+        try:
+            return args.run(args)
+        except CommandError as error:
+            return report(error)
+        except MemoryError as error:   # too large an image or parameters: say so, on one line
+            return report(f"out of memory: {error or 'the result does not fit'}")
+        except KeyboardInterrupt:
+            print(f"{PROG}: interrupted", file=sys.stderr)
+            status = 130
+        except Stopped as stop:
+            print(f"{PROG}: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+            status = 128 + stop.signum
+    if argv is None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+    return status
 
 
 if __name__ == "__main__":

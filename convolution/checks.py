@@ -8,7 +8,7 @@ called.
 """
 import numpy as np
 
-__all__ = ["as_array", "as_kernel", "check_choice"]
+__all__ = ["as_array", "as_bias", "as_kernel", "check_choice"]
 
 
 def check_choice(name, value, choices):
@@ -59,11 +59,13 @@ def as_array(value, name, kinds="biufc"):
     return array
 
 
-def as_kernel(value, name="kernel", ndims=(2,), kinds="biufc", finite=False):
+def as_kernel(value, name="kernel", ndims=(2,), kinds="biufc", finite=False,
+              transposed=False):
     """``value`` as a kernel: an array of ``kinds`` with ``ndims`` axes, none of them empty.
 
     ``finite=True`` also refuses NaN and infinity (filters of pictures,
-    where a NaN weight could only be a mistake).
+    where a NaN weight could only be a mistake). ``transposed=True`` names
+    the 4-D layout of a transposed convolution's kernel in the message.
 
     Examples
     --------
@@ -76,9 +78,37 @@ def as_kernel(value, name="kernel", ndims=(2,), kinds="biufc", finite=False):
     """
     kernel = as_array(value, name, kinds)
     if kernel.ndim not in ndims or 0 in kernel.shape:
-        layouts = {2: "2-D (kh, kw)", 4: "4-D (C_out, C_in / groups, kh, kw)"}
+        layouts = {2: "2-D (kh, kw)", 4: "4-D (C_in, C_out / groups, kh, kw)" if transposed
+                   else "4-D (C_out, C_in / groups, kh, kw)"}
         wanted = " or ".join(layouts[n] for n in ndims)
         raise ValueError(f"{name} must be {wanted} and not empty, got shape {kernel.shape}")
     if finite and not np.isfinite(kernel).all():
         raise ValueError(f"{name} must hold finite numbers, got NaN or infinity")
     return kernel
+
+
+def as_bias(value, out_channels=None):
+    """``value`` as a bias: None, a scalar (a 2-D kernel) or one value per output channel.
+
+    ``out_channels`` is None for a 2-D kernel, whose one output takes a
+    scalar bias; else the layer's C_out, and the bias must have shape
+    ``(C_out,)``, as in PyTorch.
+
+    Examples
+    --------
+    >>> as_bias([0.5, 1.0], 2)
+    array([0.5, 1. ])
+    >>> as_bias([1, 2, 3], 2)
+    Traceback (most recent call last):
+        ...
+    ValueError: bias must have shape (2,), one value per output channel, got shape (3,)
+    """
+    if value is None:
+        return None
+    bias = as_array(value, "bias")
+    if out_channels is None and bias.ndim:
+        raise ValueError(f"bias must be a scalar with a 2-D kernel, got shape {bias.shape}")
+    if out_channels is not None and bias.shape != (out_channels,):
+        raise ValueError(f"bias must have shape ({out_channels},), one value per output "
+                         f"channel, got shape {bias.shape}")
+    return bias

@@ -87,26 +87,46 @@ def _opencv_sigma(n):
 
 
 def _check_sigma(sigma):
-    """``sigma`` as a pair of positive finite floats, or (None, None)."""
+    """``sigma`` as a pair of positive finite floats (or None for an entry), or (None, None)."""
     rule = "sigma must be None, a positive finite number or a pair of them"
     if sigma is None:
         return (None, None)
     values = (sigma, sigma) if np.ndim(sigma) == 0 else tuple(sigma)
     if len(values) != 2:
         raise ValueError(f"{rule}, got {len(values)} values: {sigma!r}")
+    checked = []
     for value in values:
-        if (value is not None and (isinstance(value, (bool, np.bool_))
-                                   or not isinstance(value, numbers.Real))):
+        if value is None:
+            checked.append(None)
+            continue
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{rule}, got {sigma!r}")
-        if value is not None and not (0 < value < math.inf):
+        try:
+            value = float(value)
+        except OverflowError:   # an int too large for a float: not finite as far as we go
+            value = math.inf
+        if not 0 < value < math.inf:
             raise ValueError(f"{rule}, got {sigma!r}")
-    return values
+        checked.append(value)
+    return tuple(checked)
 
 
 def _gaussian_1d(n, sigma):
-    """``n`` samples of a Gaussian centred on the middle sample, summing to 1."""
+    """``n`` samples of a Gaussian centred on the middle sample, summing to 1.
+
+    The exponent of each sample is taken relative to that of the samples
+    nearest the centre, ``-(x**2 - x0**2) / (2 * sigma**2)`` with ``x0`` 0
+    (odd ``n``) or 1/2 (even ``n``), so the largest weight is ``exp(0) = 1``
+    before normalising, whatever sigma is. As sigma shrinks the other
+    weights underflow to 0 (dividing by sigma twice, not by ``sigma**2``,
+    which itself underflows to 0 below about 1e-162), and the kernel reaches
+    its limit: all the weight on the middle sample, or half on each of the two
+    middle ones. Dividing before normalising would give 0 / 0 there.
+    """
     x = np.arange(n) - (n - 1) / 2
-    weights = np.exp(-0.5 / sigma**2 * x * x)
+    excess = x * x - x[(n - 1) // 2] ** 2       # >= 0, and 0 at the middle sample(s)
+    with np.errstate(over="ignore"):             # excess / sigma**2 -> inf: a weight of 0
+        weights = np.exp(-0.5 * (excess / sigma / sigma))
     return weights / weights.sum()
 
 
@@ -119,8 +139,9 @@ def gaussian_kernel(size=5, sigma=None):
         ``(kh, kw)``, each at least 1. Odd sizes keep the blur centred.
     sigma : float or (float, float) or None, default None
         The standard deviation in pixels, ``(sigma_h, sigma_w)`` or one for
-        both axes; positive and finite. None picks it from the size as OpenCV
-        does (see Notes); either entry of a pair may be None.
+        both axes; any positive finite number (see Notes for the very small
+        and very large). None picks it from the size as OpenCV does; either
+        entry of a pair may be None.
 
     Returns
     -------
@@ -154,6 +175,13 @@ def gaussian_kernel(size=5, sigma=None):
     samples it. Even sizes, which OpenCV does not document, are sampled at
     the half-integer offsets ``x = +-0.5, +-1.5, ...``.
 
+    Every positive finite sigma gives a kernel that sums to 1. As sigma goes
+    to 0 the kernel goes to its limit, which it reaches once the outer
+    weights underflow (sigma below about 0.03): all the weight on the middle
+    cell for odd sizes, the identity kernel; for even sizes, whose middle
+    lies between two cells at equal distance, half on each of them. As sigma
+    grows the kernel goes to the box kernel.
+
     Examples
     --------
     >>> k = gaussian_kernel(3, sigma=0.8)
@@ -165,6 +193,8 @@ def gaussian_kernel(size=5, sigma=None):
     True
     >>> gaussian_kernel((1, 5)).round(3)      # a horizontal blur, sigma 1.1
     array([[0.071, 0.244, 0.37 , 0.244, 0.071]])
+    >>> gaussian_kernel((1, 4), sigma=1e-200)   # the limit: the two middle cells
+    array([[0. , 0.5, 0.5, 0. ]])
     """
     kh, kw = as_pair(size, "size")
     sigma_h, sigma_w = _check_sigma(sigma)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .checks import check_choice
 
-__all__ = ["PADDING_MODES", "check_padding_mode", "pad", "Padded"]
+__all__ = ["PADDING_MODES", "check_padding_mode", "pad", "pad_adjoint", "Padded"]
 
 #: Border mode -> np.pad mode. The same border in other libraries:
 #:
@@ -72,6 +72,65 @@ def pad(matrix, padding, padding_mode="zeros", fill_value=0):
     if np_mode == "constant":
         return np.pad(matrix, widths, mode="constant", constant_values=fill_value)
     return np.pad(matrix, widths, mode=np_mode)
+
+
+def pad_adjoint(grad, padding, padding_mode="zeros"):
+    """The adjoint of `pad`: fold a gradient of the padded array back onto the input.
+
+    Every cell of the padded array is a copy of one input cell, or the fill
+    value. So the gradient of an input cell is the sum of the gradients of
+    every padded cell that copies it: its own cell inside, plus the border
+    cells that repeat it (none with 'zeros' and 'constant', whose border is
+    the fill value; one or more with the other modes). Only the last two axes
+    were padded.
+
+    Parameters
+    ----------
+    grad : ndarray, shape (..., Hp, Wp)
+        The gradient with respect to ``pad(matrix, padding, padding_mode)``.
+    padding : ((top, bottom), (left, right))
+        The padding `pad` added.
+    padding_mode : str
+        The border mode `pad` used.
+
+    Returns
+    -------
+    ndarray, shape (..., Hp - top - bottom, Wp - left - right)
+        A new array, the dtype of ``grad``.
+
+    Notes
+    -----
+    For each padded axis, ``_source_map`` (``np.pad`` of ``arange``, the very
+    call `pad` makes) says which input cell each padded cell copies; the fold
+    is a scatter-add along that axis (``np.add.at``), one axis after the
+    other. In formulas, with ``P`` the padding as a 0/1 matrix along an axis,
+    ``pad(x) = P x`` and this is ``P^T g``, so that
+    ``sum(pad(x) * g) == sum(x * pad_adjoint(g))``.
+
+    Examples
+    --------
+    >>> pad(np.array([["x0", "x1", "x2"]]), ((0, 0), (2, 1)), "reflect")
+    array([['x2', 'x1', 'x0', 'x1', 'x2', 'x1']], dtype='<U2')
+    >>> g = np.array([[1, 10, 100, 1000, 10000, 100000]])   # the gradient of those six cells
+    >>> for mode in ("zeros", "reflect", "symmetric", "replicate", "circular"):
+    ...     print(f"{mode:>9}", pad_adjoint(g, ((0, 0), (2, 1)), mode))
+        zeros [[  100  1000 10000]]
+      reflect [[   100 101010  10001]]
+    symmetric [[   110   1001 110000]]
+    replicate [[   111   1000 110000]]
+     circular [[100100   1001  10010]]
+    """
+    for axis, (before, after) in zip((-2, -1), padding):
+        size = grad.shape[axis] - before - after
+        source = _source_map(size, before, after, padding_mode)
+        folded = np.take(grad, np.arange(before, before + size), axis=axis)  # the input's own cells
+        border = np.flatnonzero(source >= 0)
+        border = border[(border < before) | (border >= before + size)]   # the copies
+        if len(border):
+            index = (Ellipsis, source[border]) + (slice(None),) * (-1 - axis)
+            np.add.at(folded, index, np.take(grad, border, axis=axis))
+        grad = folded
+    return grad
 
 
 @functools.lru_cache(maxsize=256)

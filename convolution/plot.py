@@ -31,7 +31,7 @@ import operator
 import numpy as np
 
 from .checks import as_array
-from .conv import conv2d
+from .conv import conv2d, conv_transpose2d
 from .padding import PADDING_MODES, check_padding_mode, pad
 from .shapes import (conv_geometry, conv_transpose_geometry, conv_transpose_output_shape,
                      spread, window)
@@ -338,29 +338,6 @@ class Conv2dPicture(_Picture):
                   f" · sum of weight × value over the blue cells = {_format(self.sums[i, j])}")
         self.ax.set_title(f"{self.header}\noutput cell ({i}, {j}) of "
                           f"{g.output_shape[0]}×{g.output_shape[1]}{result}", fontsize=9)
-
-
-def _scatter(matrix, kernel, stride=1, dilation=1, padding=0, output_padding=0):
-    """A stand-in for ``conv.conv_transpose2d`` (2-D case) until it lands on main.
-
-    Each input cell adds ``value * kernel`` into the output cells `spread`
-    gives; those outside the output are dropped.
-    """
-    g = conv_transpose_geometry(matrix.shape, kernel.shape, stride, dilation, padding,
-                                output_padding)
-    exact = matrix.dtype.kind in "biu" and kernel.dtype.kind in "biu"
-    out = np.zeros(g.output_shape, np.int64 if exact else np.result_type(matrix, kernel))
-    for (i, j), value in np.ndenumerate(matrix):
-        rows, cols = spread(i, j, g.kernel_shape, g.stride, g.dilation, g.padding)
-        for (a, r), (b, c) in itertools.product(enumerate(rows), enumerate(cols)):
-            if 0 <= r < g.output_shape[0] and 0 <= c < g.output_shape[1]:
-                out[r, c] += value * kernel[a, b]
-    return out
-
-
-#: The transposed convolution whose sums the pictures show. Once conv.py has it, this line
-#: becomes ``from .conv import conv_transpose2d`` (and `_scatter` goes).
-conv_transpose2d = _scatter
 
 
 def _taps(geometry, offset, i, j):

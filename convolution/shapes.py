@@ -13,9 +13,10 @@ from typing import NamedTuple
 
 from .checks import check_choice
 
-__all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "as_pair", "conv_geometry",
-           "conv_output_shape", "conv_transpose_geometry", "conv_transpose_output_shape",
-           "window", "tap", "spread"]
+__all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "Channels", "as_pair",
+           "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
+           "conv_transpose_output_shape", "channels", "window", "tap", "tap_phases",
+           "TransposePhase", "transpose_phases", "spread"]
 
 PADDING_STRINGS = ("valid", "same", "full")
 
@@ -403,3 +404,172 @@ def spread(i, j, kernel_shape, stride, dilation, padding):
     (kh, kw), (sh, sw), (dh, dw), ((top, _), (left, _)) = kernel_shape, stride, dilation, padding
     return (range(i * sh - top, i * sh - top + _span(kh, dh) + 1, dh),
             range(j * sw - left, j * sw - left + _span(kw, dw) + 1, dw))
+
+
+def tap_phases(kernel_shape, stride, dilation):
+    """The kernel's taps grouped by the stride phase of the padded input they read.
+
+    Tap ``(a, b)`` of output cell ``(i, j)`` reads padded row
+    ``i*sh + a*dh = sh * (i + a*dh // sh) + a*dh % sh``: always a row of phase
+    ``q = a*dh % sh`` (the rows ``q, q + sh, q + 2*sh, ...``), at row
+    ``i + a*dh // sh`` of that phase. Likewise for the columns. So once the
+    padded input is split into its ``sh * sw`` phases, every tap reads one
+    phase at a fixed offset, with stride 1.
+
+    Returns
+    -------
+    dict
+        ``{(q, r): [((a, b), (a*dh // sh, b*dw // sw)), ...]}``, phases in the
+        order their first tap comes in the kernel, taps in row-major order.
+
+    Examples
+    --------
+    >>> for phase, taps in tap_phases((2, 3), stride=(2, 2), dilation=(1, 1)).items():
+    ...     print(phase, taps)
+    (0, 0) [((0, 0), (0, 0)), ((0, 2), (0, 1))]
+    (0, 1) [((0, 1), (0, 0))]
+    (1, 0) [((1, 0), (0, 0)), ((1, 2), (0, 1))]
+    (1, 1) [((1, 1), (0, 0))]
+    """
+    (kh, kw), (sh, sw), (dh, dw) = kernel_shape, stride, dilation
+    phases = {}
+    for a, b in itertools.product(range(kh), range(kw)):
+        phase = ((a * dh) % sh, (b * dw) % sw)
+        phases.setdefault(phase, []).append(((a, b), ((a * dh) // sh, (b * dw) // sw)))
+    return phases
+
+
+class TransposePhase(NamedTuple):
+    """One phase of a transposed convolution along one axis, as a plain convolution.
+
+    ``out[output] = conv(pad(x[input], padding), kernel[taps], dilation=dilation)``
+    along this axis, with stride 1.
+    """
+    output: slice     # the output cells of the phase, every stride-th
+    input: slice      # the input cells they read
+    padding: tuple    # (before, after): zeros around them
+    taps: list        # the kernel taps that reach the phase, as the sub-kernel orders them
+    dilation: int     # the spacing of those taps in the sub-kernel
+
+
+def transpose_phases(size, kernel_size, stride, dilation, crop, output_size):
+    """A transposed convolution along one axis, as ``stride`` plain convolutions.
+
+    Input cell ``i`` reaches output cell ``y`` through tap ``a`` where
+    ``y + crop = i * stride + a * dilation`` (``crop``: the padding cropped
+    off the start). Output cells with ``(y + crop) % stride == q`` are reached
+    only by the taps with ``a * dilation % stride == q``; output cell
+    ``y = m * stride + q - crop`` reads input cell ``m - a * dilation // stride``
+    through each of them. Taken in decreasing ``a``, those input cells
+    increase, ``dilation / gcd(dilation, stride)`` apart: a correlation with
+    stride 1 of the input (cropped or padded with zeros to the cells read)
+    with the phase's taps reversed.
+
+    Returns
+    -------
+    list of TransposePhase
+        The phases that receive anything; output cells of the others are 0.
+
+    Examples
+    --------
+    Stride 2, a kernel of 4, one cell cropped: output cell 0 is cell 1 of the spread,
+    which takes taps 3 and 1 (through input cells -1 and 0); cell 1 takes taps 2 and 0.
+
+    >>> for phase in transpose_phases(3, 4, stride=2, dilation=1, crop=1, output_size=6):
+    ...     print(phase.output, phase.input, phase.padding, phase.taps)
+    slice(0, 6, 2) slice(0, 3, None) (1, 0) [3, 1]
+    slice(1, 6, 2) slice(0, 3, None) (0, 1) [2, 0]
+    """
+    step = dilation // math.gcd(dilation, stride)
+    phases = []
+    for first in range(min(stride, output_size)):
+        phase = (first + crop) % stride
+        taps = [a for a in range(kernel_size - 1, -1, -1) if a * dilation % stride == phase]
+        count = len(range(first, output_size, stride))
+        if not taps:
+            continue
+        m = (first + crop - phase) // stride          # output cell `first` is m * stride + phase
+        low = m - taps[0] * dilation // stride        # the input cells read by the first output
+        high = low + (len(taps) - 1) * step + count - 1   # ... and by the last, through the last tap
+        if high < 0 or low >= size:
+            continue
+        phases.append(TransposePhase(slice(first, output_size, stride),
+                                     slice(max(low, 0), min(high + 1, size)),
+                                     (max(-low, 0), max(high + 1 - size, 0)), taps, step))
+    return phases
+
+
+class Channels(NamedTuple):
+    """The channel layout of one CNN layer: batch size, channels in and out, groups."""
+    batch: int          # N; 1 when the matrix had no batch axis
+    batched: bool       # whether the matrix had one (the result then has one too)
+    in_channels: int    # C_in
+    out_channels: int   # C_out
+    groups: int
+
+
+def channels(matrix_shape, kernel_shape, groups=1, transposed=False):
+    """Check the channels of a layer with a 4-D kernel; return them as `Channels`.
+
+    Parameters
+    ----------
+    matrix_shape : tuple of int, (N, C_in, H, W) or (C_in, H, W)
+    kernel_shape : tuple of int
+        ``(C_out, C_in / groups, kh, kw)`` for `conv2d`;
+        ``(C_in, C_out / groups, kh, kw)`` for ``conv_transpose2d``
+        (``transposed=True``), as in PyTorch.
+    groups : int
+        Splits the input channels and the output channels into ``groups``
+        groups; output channels of group ``g`` read only input channels of
+        group ``g``. ``groups == C_in`` is depthwise convolution.
+
+    Raises
+    ------
+    TypeError
+        ``groups`` not an int.
+    ValueError
+        A matrix that is not 3-D or 4-D, ``groups`` below 1 or not dividing
+        the channels, channels of matrix and kernel that do not match.
+
+    Examples
+    --------
+    >>> channels((8, 6, 32, 32), (12, 3, 3, 3), groups=2)
+    Channels(batch=8, batched=True, in_channels=6, out_channels=12, groups=2)
+    >>> channels((6, 32, 32), (12, 3, 3, 3))   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+        ...
+    ValueError: matrix has 6 channels (axis -3 of shape (6, 32, 32)), but kernel ... = 3
+    """
+    groups = _as_int(groups, "groups must be an int >= 1", groups)
+    if groups < 1:
+        raise ValueError(f"groups must be an int >= 1, got {groups!r}")
+    if len(matrix_shape) not in (3, 4):
+        raise ValueError(f"matrix must be 4-D (N, C_in, H, W) or 3-D (C_in, H, W) with a 4-D "
+                         f"kernel, got shape {tuple(matrix_shape)}")
+    in_channels = matrix_shape[-3]
+    per_group = kernel_shape[1]
+    if transposed:
+        # (C_in, C_out / groups, kh, kw): the input channels lead.
+        if kernel_shape[0] != in_channels:
+            raise ValueError(f"matrix has {in_channels} channels (axis -3 of shape "
+                             f"{tuple(matrix_shape)}), but kernel of shape {tuple(kernel_shape)} "
+                             f"expects kernel.shape[0] = {kernel_shape[0]} (C_in, C_out / groups, "
+                             f"kh, kw)")
+        if in_channels % groups:
+            raise ValueError(f"groups={groups} must divide the input channels, "
+                             f"C_in = kernel.shape[0] = {in_channels}")
+        out_channels = groups * per_group
+    else:
+        out_channels = kernel_shape[0]
+        if out_channels % groups:
+            raise ValueError(f"groups={groups} must divide the output channels, "
+                             f"C_out = kernel.shape[0] = {out_channels} (kernel of shape "
+                             f"{tuple(kernel_shape)})")
+        if in_channels != groups * per_group:
+            raise ValueError(f"matrix has {in_channels} channels (axis -3 of shape "
+                             f"{tuple(matrix_shape)}), but kernel of shape {tuple(kernel_shape)} "
+                             f"with groups={groups} expects groups * kernel.shape[1] = "
+                             f"{groups * per_group}")
+    batched = len(matrix_shape) == 4
+    return Channels(matrix_shape[0] if batched else 1, batched, in_channels, out_channels,
+                    groups)

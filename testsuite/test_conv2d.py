@@ -435,8 +435,8 @@ class TestErrors(unittest.TestCase):
                    np.array([[1, None]], dtype=object), [[1]])
 
     def test_kernel(self):
-        self.check(ValueError, r"kernel must be 2-D \(kh, kw\) and not empty, got shape \(3,\)",
-                   self.x, [1, 2, 3])
+        self.check(ValueError, r"kernel must be 2-D \(kh, kw\) or 4-D \(C_out, C_in / groups, "
+                   r"kh, kw\) and not empty, got shape \(3,\)", self.x, [1, 2, 3])
         self.check(ValueError, r"kernel must be 2-D .*got shape \(1, 3, 3\)", self.x,
                    np.ones((1, 3, 3)))
         self.check(ValueError, r"kernel must be 2-D .*got shape \(0, 3\)", self.x,
@@ -448,14 +448,18 @@ class TestErrors(unittest.TestCase):
                    r"holds; the output shape would be \(2, 0\)", self.x, self.k, dilation=(2, 3))
         self.check(ValueError, r"output shape would be \(0, 6\)", np.ones((2, 8)), np.ones((3, 3)))
 
-    def test_no_assertion_or_index_errors_on_random_bad_parameters(self):
+    def test_bad_parameters_are_refused_by_name(self):
+        # Every value must be refused with an error that names the parameter; a value
+        # accepted, or refused by an AssertionError or IndexError, fails the test.
         rng = np.random.default_rng(0)
-        bad = [0, -1, 2.5, "x", None, (1,), (1, 2, 3), ((1,), 1), True, [[1, 2], [3, 4]],
-               np.array([1, 2, 3]), ((1, 2), (3, -4))]
-        for name in ("stride", "dilation", "padding"):
-            for value in bad:
-                with self.subTest(name=name, value=value):
-                    try:
-                        conv2d(rng.random((7, 7)), np.ones((2, 2)), **{name: value})
-                    except (ValueError, TypeError) as error:
-                        self.assertIn(name, str(error))
+        bad = [-1, 2.5, "x", None, (1,), (1, 2, 3), ((1,), 1), True, np.array([1, 2, 3]),
+               ((1, 2), (3, -4))]
+        cases = [(name, value) for name in ("stride", "dilation", "padding") for value in bad]
+        # 0 and a pair of pairs are padding, but no stride or dilation.
+        cases += [(name, value) for name in ("stride", "dilation")
+                  for value in (0, [[1, 2], [3, 4]])]
+        for name, value in cases:
+            with self.subTest(name=name, value=value):
+                with self.assertRaises((ValueError, TypeError)) as caught:
+                    conv2d(rng.random((7, 7)), np.ones((2, 2)), **{name: value})
+                self.assertIn(name, str(caught.exception))

@@ -5,7 +5,6 @@ one core of affinity, BLAS at its default thread count). Where a test needs
 several threads it asks for them the one way that works on any machine:
 it makes the driver believe it has the cores (`forced_threads`).
 """
-import contextlib
 import os
 import subprocess
 import sys
@@ -22,29 +21,8 @@ from convolution.engine import METHODS as FAST_METHODS, choose_method
 from convolution.padding import PADDING_MODES, Padded, pad
 from convolution.shapes import conv_geometry
 
-from .common import HERE, assert_close, term_scale, compare_with_loops
-
-
-@contextlib.contextmanager
-def pretend_cores(n):
-    """The driver believes it may run on ``n`` idle cores, whatever the machine and settings."""
-    with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": str(n)}), \
-            mock.patch.object(strips, "cores", lambda: n), \
-            mock.patch.object(strips, "busy", lambda count: False):
-        yield
-
-
-@contextlib.contextmanager
-def forced_threads(n):
-    """`pretend_cores`, and handing work to another thread costs nothing.
-
-    So the driver uses ``n`` threads wherever there are ``n`` tasks: the
-    tests of seams between strips and of the thread pool run the same on
-    every machine.
-    """
-    with pretend_cores(n), mock.patch.object(costs, "HANDOFF_NS", 0.0), \
-            mock.patch.object(costs, "CALL_NS", 0.0):
-        yield
+from .common import (HERE, assert_close, compare_with_loops, forced_threads, pretend_cores,
+                     term_scale)
 
 
 def run_python(*code, timeout=120):

@@ -1,14 +1,18 @@
 """apply_filter_to_image, the kernel library and agreement with OpenCV."""
 import math
+import re
 import unittest
+import warnings
 
 import numpy as np
 
 from convolution import (apply_filter_to_image, box_kernel, conv2d, conv_output_shape,
                          gaussian_kernel, get_kernel)
 from convolution.kernels import KERNELS, identity_kernel, motion_blur_kernel
+from convolution.padding import PADDING_MODES
+from convolution.shapes import conv_geometry
 
-from .common import cv2, SAMPLE_PHOTO
+from .common import cv2, iio, matplotlib, SAMPLE_PHOTO
 
 
 def filter_by_hand(image, kernel, **params):
@@ -22,6 +26,51 @@ def filter_by_hand(image, kernel, **params):
     values = conv2d(np.asarray(image, np.float64), np.asarray(kernel, np.float64), **params)
     info = np.iinfo(image.dtype)
     return np.clip(np.rint(values), info.min, info.max).astype(image.dtype)
+
+
+def alpha_weighted_by_hand(image, kernel, stride=1, dilation=1, padding="same",
+                           padding_mode="reflect", fill_value=0, filter_alpha=False):
+    """What apply_filter_to_image must return for an integer (H, W, C) image with alpha last.
+
+    A second witness, one output cell at a time in float64, from the rule in
+    the docstring: with a = alpha / max, the kernel split into its positive
+    weights p and negative weights n (w = p - n, sums P and N), the colour is
+    P * avg_p - N * avg_n, avg_p = sum(p * a * colour) / sum(p * a) and
+    avg_n likewise. A part that sees no visible pixel takes the other's
+    average; a window with none at all keeps the colour of its centre pixel.
+    """
+    opaque = np.iinfo(image.dtype).max
+    kernel = np.asarray(kernel, np.float64)
+    g = conv_geometry(image.shape[:2], kernel.shape, stride, dilation, padding)
+    (kh, kw), (sh, sw), (dh, dw) = g.kernel_shape, g.stride, g.dilation
+    widths = tuple(g.padding) + ((0, 0),)
+    mode = PADDING_MODES[padding_mode]
+    extra = dict(constant_values=fill_value) if mode == "constant" else {}
+    padded = np.pad(image.astype(np.float64), widths, mode=mode, **extra)
+    parts = [np.maximum(kernel, 0), np.maximum(-kernel, 0)]
+    out = np.zeros(g.output_shape + image.shape[2:])
+    for i in range(g.output_shape[0]):
+        for j in range(g.output_shape[1]):
+            window = padded[i * sh:i * sh + dh * (kh - 1) + 1:dh,
+                            j * sw:j * sw + dw * (kw - 1) + 1:dw]      # (kh, kw, C)
+            colour, a = window[..., :-1], np.clip(window[..., -1] / opaque, 0, 1)
+            averages = [np.einsum("ab,abc->c", part * a, colour) / (part * a).sum()
+                        if (part * a).sum() > 1e-9 else None for part in parts]
+            centre = padded[i * sh + (dh * (kh - 1)) // 2, j * sw + (dw * (kw - 1)) // 2]
+            if all(average is None for average in averages):
+                out[i, j, :-1] = centre[:-1]
+            else:
+                p, n = (average if average is not None else other
+                        for average, other in zip(averages, averages[::-1]))
+                out[i, j, :-1] = parts[0].sum() * p - parts[1].sum() * n
+            out[i, j, -1] = (kernel * a).sum() * opaque if filter_alpha else centre[-1]
+    return np.clip(np.rint(out), 0, opaque).astype(image.dtype)
+
+
+def assert_within_one_level(test, ours, expected):
+    """Same shape and dtype, every value within 1 of the other."""
+    test.assertEqual((ours.shape, ours.dtype), (expected.shape, expected.dtype))
+    test.assertLessEqual(np.abs(ours.astype(np.int64) - expected).max(), 1)
 
 
 class TestApplyFilter(unittest.TestCase):
@@ -109,22 +158,15 @@ class TestApplyFilter(unittest.TestCase):
         np.testing.assert_array_equal(
             result, np.moveaxis(filter_by_hand(np.moveaxis(image, -1, 0), box_kernel()), 0, -1))
 
-    def test_rgba_keeps_alpha(self):
+    def test_rgba_keeps_alpha_or_filters_it(self):
         result = apply_filter_to_image(self.rgba, self.kernel)
         np.testing.assert_array_equal(result[..., 3], self.rgba[..., 3])
-        np.testing.assert_array_equal(result[..., :3],
-                                      apply_filter_to_image(self.rgba[..., :3], self.kernel))
         filtered = apply_filter_to_image(self.rgba, self.kernel, filter_alpha=True)
         np.testing.assert_array_equal(filtered[..., 3],
                                       filter_by_hand(self.rgba[..., 3], self.kernel))
         self.assertFalse((filtered[..., 3] == self.rgba[..., 3]).all())
-
-    def test_grey_and_alpha_keeps_alpha(self):
-        image = self.rgba[..., 2:]
-        result = apply_filter_to_image(image, "gaussian")
-        np.testing.assert_array_equal(result[..., 1], image[..., 1])
-        np.testing.assert_array_equal(result[..., 0],
-                                      apply_filter_to_image(image[..., 0], "gaussian"))
+        # filter_alpha decides alpha only: the colour is the same either way.
+        np.testing.assert_array_equal(filtered[..., :3], result[..., :3])
 
     def test_alpha_follows_stride_and_padding(self):
         image = np.random.default_rng(5).integers(0, 256, size=(7, 9, 4), dtype=np.uint8)
@@ -134,8 +176,8 @@ class TestApplyFilter(unittest.TestCase):
         # 2 cells in, so output (i, j) sits on input row 2i + 2 - 2, column 3j + 2 - 1.
         result = apply_filter_to_image(image, "gaussian", stride=(2, 3))
         np.testing.assert_array_equal(result[..., 3], alpha[0::2, 1::3])
-        np.testing.assert_array_equal(
-            result[..., :3], apply_filter_to_image(image[..., :3], "gaussian", stride=(2, 3)))
+        assert_within_one_level(self, result, alpha_weighted_by_hand(image, get_kernel("gaussian"),
+                                                                     stride=(2, 3)))
         # 'valid' drops a 2-cell frame, and stride 2 keeps every other centre.
         result = apply_filter_to_image(image, "gaussian", stride=2, padding="valid")
         np.testing.assert_array_equal(result[..., 3], alpha[2:-2:2, 2:-2:2])
@@ -209,6 +251,41 @@ class TestApplyFilter(unittest.TestCase):
             np.testing.assert_array_equal(kernel, self.kernel)
             self.assertFalse(np.shares_memory(result, image))
 
+    def test_fill_value_must_be_a_value_of_the_dtype(self):
+        # Pictures are computed in float, so conv2d would take any number; the border is
+        # made of pixels, alpha included, and must hold values the picture can.
+        constant = dict(padding_mode="constant", padding="full")
+        refused = [(np.uint8, v) for v in (np.nan, np.inf, -np.inf, -1, 256, 300, 2.5, 1e20,
+                                           2 ** 64, 1j, np.float64(255.5))]
+        refused += [(np.uint16, 70000), (np.int8, -129), (np.int16, 2 ** 15),
+                    (np.uint64, 2 ** 64), (np.float16, 1e6), (np.float32, 1e39),
+                    (np.float32, 10 ** 400), (np.float64, 1j)]
+        for dtype, value in refused:
+            for channels in ((), (4,)):
+                with self.subTest(dtype=dtype, value=value, channels=channels):
+                    image = np.full((3, 3) + channels, 100, dtype)
+                    with self.assertRaisesRegex(ValueError, r"fill_value must be .* got "
+                                                            + re.escape(repr(value))):
+                        apply_filter_to_image(image, "box", fill_value=value, **constant)
+        with self.assertRaisesRegex(ValueError, r"fill_value must be a whole number from 0 to "
+                                                r"255 for an image of dtype uint8, got nan"):
+            apply_filter_to_image(self.rgba, "box", fill_value=np.nan, **constant)
+        accepted = [(np.uint8, 255), (np.uint8, 255.0), (np.uint8, np.uint8(7)), (np.int8, -128),
+                    (np.uint16, 65535), (np.uint64, 2 ** 53), (np.float16, 65504.0),
+                    (np.float32, np.nan), (np.float64, -np.inf)]
+        # The largest uint64 is accepted too, though float64 arithmetic rounds it.
+        apply_filter_to_image(np.ones((2, 2), np.uint64), "box", fill_value=2 ** 64 - 1,
+                              **constant)
+        for dtype, value in accepted:
+            with self.subTest(dtype=dtype, value=value):
+                image = np.full((3, 3, 4), 1, dtype)
+                # A 1 x 1 identity with a border of one: the border is the fill value in every
+                # channel, alpha included, and the picture is unchanged.
+                result = apply_filter_to_image(image, [[1.0]], fill_value=value,
+                                               padding_mode="constant", padding=1)
+                np.testing.assert_array_equal(result[1:-1, 1:-1], image)
+                np.testing.assert_array_equal(result[0, 0], np.array([value] * 4, dtype))
+
     def test_errors(self):
         cases = [
             (TypeError, r"image of dtype bool has no levels .* image.astype\(np.uint8\) \* 255",
@@ -225,7 +302,7 @@ class TestApplyFilter(unittest.TestCase):
             (ValueError, r"kernel must be 2-D \(kh, kw\) and not empty, got shape \(3,\)",
              self.rgb, [1, 2, 3], {}),
             (ValueError, r"kernel must hold finite numbers", self.rgb, [[1, np.nan]], {}),
-            (TypeError, r"kernel must be a kernel name or an array of real numbers, got dtype "
+            (TypeError, r"kernel must hold numbers \(bool, integer or float\), got dtype "
                         r"complex128", self.rgb, [[1j]], {}),
             (TypeError, r"filter_alpha must be True or False, got 1", self.rgba, "box",
              dict(filter_alpha=1)),
@@ -240,6 +317,207 @@ class TestApplyFilter(unittest.TestCase):
             with self.subTest(message=message):
                 with self.assertRaisesRegex(error, message):
                     apply_filter_to_image(image, kernel, **params)
+
+
+class TestAlpha(unittest.TestCase):
+    """Grey + alpha and RGBA: colour weighted by alpha, so that what is invisible does not bleed."""
+
+    KERNELS = {"gaussian": get_kernel("gaussian"), "box 2x3": box_kernel((2, 3)),
+               "sharpen": get_kernel("sharpen"), "emboss": get_kernel("emboss"),
+               "laplacian": get_kernel("laplacian"), "sobel_x": get_kernel("sobel_x"),
+               "ones 3x3 (sum 9)": np.ones((3, 3)), "minus box (sum -1)": -box_kernel(3),
+               "random": np.random.default_rng(11).normal(size=(3, 4))}
+
+    def setUp(self):
+        rng = np.random.default_rng(12)
+        self.rgba = rng.integers(0, 256, size=(9, 11, 4), dtype=np.uint8)
+        # Some transparent and some opaque pixels among the partly transparent ones.
+        self.rgba[..., 3] = np.where(rng.random((9, 11)) < 0.3, 0, self.rgba[..., 3])
+        self.rgba[..., 3] = np.where(rng.random((9, 11)) < 0.2, 255, self.rgba[..., 3])
+
+    def test_against_the_rules_one_cell_at_a_time(self):
+        cases = [{}, dict(filter_alpha=True), dict(stride=2, dilation=(1, 2)),
+                 dict(padding="full", padding_mode="zeros"),
+                 dict(padding="valid", padding_mode="constant", fill_value=255),
+                 dict(padding=((2, 0), (1, 3)), padding_mode="constant", fill_value=90,
+                      filter_alpha=True),
+                 dict(padding_mode="circular"), dict(padding_mode="symmetric", stride=(1, 3))]
+        for name, kernel in self.KERNELS.items():
+            for params in cases:
+                with self.subTest(kernel=name, **params):
+                    for image in (self.rgba, self.rgba.astype(np.uint16) * 257):
+                        assert_within_one_level(
+                            self, apply_filter_to_image(image, kernel, **params),
+                            alpha_weighted_by_hand(image, kernel, **params))
+
+    def test_invisible_colour_counts_for_nothing(self):
+        # Whatever colour the transparent pixels hold, every pixel with something visible
+        # in its window comes out the same: blur and sharpen alike.
+        image = self.rgba.copy()
+        image[:5, :5, 3] = 0             # with some fully transparent windows
+        other = image.copy()
+        transparent = image[..., 3] == 0
+        other[transparent, :3] = 255 - image[transparent, :3]
+        for name in ("gaussian", "sharpen", "box 2x3", "random"):
+            with self.subTest(kernel=name):
+                kernel = self.KERNELS[name]
+                ours = apply_filter_to_image(image, kernel, filter_alpha=True)
+                theirs = apply_filter_to_image(other, kernel, filter_alpha=True)
+                visible = ours[..., 3] > 0
+                self.assertGreater(visible.sum(), 20)
+                np.testing.assert_array_equal(ours[visible], theirs[visible])
+                # Where nothing is visible, the hidden colours are kept as they were.
+                self.assertTrue((ours[~visible] != theirs[~visible]).any())
+
+    def test_a_flat_colour_stays_flat_whatever_the_alpha(self):
+        # The dark rim: a flat colour next to transparent black must not darken. The
+        # plain filter would mix in the black; weighting by alpha leaves the colour, times
+        # the sum of the kernel's weights (0 for differences, 9 for a 3 x 3 of ones).
+        image = self.rgba.copy()
+        image[..., :3] = (37, 100, 135)
+        image[image[..., 3] == 0, :3] = 0
+        for name, kernel in self.KERNELS.items():
+            # Filtered alpha is 0 everywhere for kernels whose weights do not sum above 0.
+            for filter_alpha in (False, True) if kernel.sum() > 0 else (False,):
+                with self.subTest(kernel=name, filter_alpha=filter_alpha):
+                    result = apply_filter_to_image(image, kernel, filter_alpha=filter_alpha)
+                    expected = np.clip(np.rint(np.array([37, 100, 135]) * kernel.sum()), 0, 255)
+                    visible = result[..., 3] > 0 if filter_alpha else image[..., 3] > 0
+                    self.assertGreater(visible.sum(), 20)
+                    np.testing.assert_array_equal(result[visible][:, :3],
+                                                  np.broadcast_to(expected, (visible.sum(), 3)))
+
+    def test_opaque_pictures_are_filtered_as_without_alpha(self):
+        opaque = self.rgba.copy()
+        opaque[..., 3] = 255
+        # One pixel barely transparent, far from the others' windows, takes the weighted
+        # form everywhere: in opaque windows it is the plain filter, up to rounding.
+        almost = opaque.copy()
+        almost[0, 0, 3] = 254
+        far = np.ones((9, 11), bool)
+        far[:3, :4] = False
+        for name, kernel in self.KERNELS.items():
+            with self.subTest(kernel=name):
+                plain = apply_filter_to_image(opaque[..., :3], kernel)
+                np.testing.assert_array_equal(apply_filter_to_image(opaque, kernel)[..., :3],
+                                              plain)
+                weighted = apply_filter_to_image(almost, kernel)[..., :3]
+                self.assertLessEqual(np.abs(weighted[far].astype(int) - plain[far]).max(), 1)
+
+    def test_fully_transparent_windows_keep_their_colour(self):
+        # Nothing visible to average: the hidden colour stays as it was, neither blurred
+        # nor made up; with a stride or padding, it is the colour at the window's centre.
+        clear = self.rgba.copy()
+        clear[..., 3] = 0
+        for name in ("gaussian", "sharpen", "laplacian"):
+            for filter_alpha in (False, True):
+                with self.subTest(kernel=name, filter_alpha=filter_alpha):
+                    result = apply_filter_to_image(clear, name, filter_alpha=filter_alpha)
+                    np.testing.assert_array_equal(result, clear)
+        result = apply_filter_to_image(clear, "gaussian", stride=(2, 3))
+        np.testing.assert_array_equal(result, clear[0::2, 1::3])     # as alpha, see above
+
+    def test_sharpen_and_laplacian_by_hand(self):
+        # 3 x 3 pictures, 'valid': one output, for the centre. Neighbours colour 10, centre
+        # 20, all opaque unless said. The plain sharpen is 5 * 20 - 4 * 10 = 60.
+        def centre(alphas, kernel, black=()):
+            image = np.full((3, 3, 4), 10, np.uint8)
+            image[1, 1, :3] = 20
+            image[..., 3] = alphas
+            for cell in black:
+                image[cell][:3] = 0        # transparent black, as logo2.png holds
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")     # no division by 0, no overflow
+                return apply_filter_to_image(image, kernel, padding="valid")[0, 0].tolist()
+
+        opaque = np.full((3, 3), 255)
+        # A nearly transparent centre: sum(w * a) = 5 * 5/255 - 4 = -3.9 would be a divisor
+        # near 0 or below it; each sign's weights average the colour under them instead:
+        # 5 * 20 - 4 * 10 = 60, whatever the centre's alpha.
+        for alpha in (1, 5, 205, 255):
+            with self.subTest(centre_alpha=alpha):
+                alphas = opaque.copy()
+                alphas[1, 1] = alpha
+                self.assertEqual(centre(alphas, "sharpen"), [60, 60, 60, alpha])
+        # A transparent black neighbour: the plain filter gives 100 - 30 - 0 = 70 (a bright
+        # rim); the visible neighbours average 10: 5 * 20 - 4 * 10 = 60.
+        alphas = opaque.copy()
+        alphas[0, 1] = 0
+        self.assertEqual(centre(alphas, "sharpen", black=[(0, 1)]), [60, 60, 60, 255])
+        # A transparent centre takes the colour of the visible pixels around it:
+        # 5 * 10 - 4 * 10 = 10 (the plain filter: 5 * 0 - 40 -> 0).
+        alphas = opaque.copy()
+        alphas[1, 1] = 0
+        self.assertEqual(centre(alphas, "sharpen", black=[(1, 1)]), [10, 10, 10, 0])
+        # The laplacian, weights summing to 0: 4 * (average of the visible neighbours) -
+        # 4 * centre = 4 * 10 - 4 * 20 < 0 -> 0; with centre 10 and neighbours 20 (one of
+        # them transparent black): 4 * 20 - 4 * 10 = 40, where the plain filter gives 20.
+        self.assertEqual(centre(opaque, "laplacian"), [0, 0, 0, 255])
+        image = np.full((3, 3, 4), 20, np.uint8)
+        image[1, 1, :3] = 10
+        image[..., 3] = 255
+        image[0, 1] = 0
+        self.assertEqual(apply_filter_to_image(image, "laplacian", padding="valid")[0, 0].tolist(),
+                         [40, 40, 40, 255])
+
+    def test_grey_and_alpha_follows_the_same_rules(self):
+        grey_alpha = self.rgba[..., 2:]
+        as_rgba = grey_alpha[..., [0, 0, 0, 1]]
+        for name in ("gaussian", "sharpen", "laplacian"):
+            for filter_alpha in (False, True):
+                with self.subTest(kernel=name, filter_alpha=filter_alpha):
+                    result = apply_filter_to_image(grey_alpha, name, filter_alpha=filter_alpha)
+                    np.testing.assert_array_equal(
+                        result, apply_filter_to_image(as_rgba, name,
+                                                      filter_alpha=filter_alpha)[..., 2:])
+
+    def test_zero_padding_is_transparent(self):
+        # Outside an RGBA picture, zero padding is transparent black: a blur fades the edge
+        # out (with filter_alpha) instead of darkening it.
+        image = np.zeros((6, 6, 4), np.uint8)
+        image[...] = (200, 100, 50, 255)
+        result = apply_filter_to_image(image, "box", padding_mode="zeros", filter_alpha=True)
+        np.testing.assert_array_equal(result[..., :3], np.broadcast_to((200, 100, 50), (6, 6, 3)))
+        self.assertEqual(result[0, 0, 3], 113)           # 4 of 9 cells: 255 * 4 / 9 = 113.3
+        self.assertEqual(result[0, 2, 3], 170)           # 6 of 9
+        self.assertEqual(result[2, 2, 3], 255)
+
+    def test_constant_padding_fills_every_channel_alike(self):
+        # RGBA filled with 100, 'full' 3 x 3 box, border 255 in every channel, alpha
+        # included. The corner window holds 1 pixel (100, alpha 100/255) and 8 border
+        # pixels (255, opaque): alpha (100 + 8 * 255) / 9 = 237.8 -> 238, colour
+        # (100 * 100/255 + 8 * 255) / (100/255 + 8) = 247.8 -> 248.
+        image = np.full((4, 4, 4), 100, np.uint8)
+        params = dict(padding="full", padding_mode="constant", fill_value=255)
+        result = apply_filter_to_image(image, "box", filter_alpha=True, **params)
+        np.testing.assert_array_equal(result[0, 0], [248, 248, 248, 238])
+        kept = apply_filter_to_image(image, "box", **params)
+        np.testing.assert_array_equal(kept[0, 0], [248, 248, 248, 255])   # the border's own
+        np.testing.assert_array_equal(kept[2:-2, 2:-2, 3], 100)
+
+    @unittest.skipIf(matplotlib is None or iio is None, "matplotlib or imageio is not installed")
+    def test_matplotlib_logo_has_no_dark_rim(self):
+        # logo2.png: transparent pixels are RGB 0. Blurred with a 9 x 9 Gaussian (sigma 3),
+        # the opaque pixels within 2 px of transparency went from mean RGB (29, 94, 131) to
+        # (20, 66, 93) when colour was filtered as it is.
+        from matplotlib import cbook
+        from scipy import ndimage
+        logo = iio.imread(cbook.get_sample_data("logo2.png", asfileobj=False))
+        alpha = logo[..., 3]
+        transparent = alpha == 0
+        self.assertTrue((logo[transparent, :3] == 0).all())
+        rim = (alpha == 255) & ndimage.binary_dilation(transparent, iterations=2)
+        before = logo[rim, :3].mean(0)
+        kernel = gaussian_kernel(9, 3)
+        for filter_alpha in (False, True):
+            with self.subTest(filter_alpha=filter_alpha):
+                blurred = apply_filter_to_image(logo, kernel, filter_alpha=filter_alpha)
+                self.assertLess(np.abs(blurred[rim, :3].mean(0) - before).max(), 3)
+        # The new soft edge, where alpha was 0 and is now partly opaque, takes the colour
+        # of the edge it comes from, not a darker one.
+        soft = transparent & (blurred[..., 3] > 0) & (blurred[..., 3] < 255)
+        self.assertGreater(soft.sum(), 5000)
+        self.assertLess(np.abs(blurred[soft, :3].mean(0) - before).max(), 8)
 
 
 class TestKernels(unittest.TestCase):
@@ -280,6 +558,32 @@ class TestKernels(unittest.TestCase):
                                  ((kernel.shape[0] - 1) // 2, (kernel.shape[1] - 1) // 2))
         # A larger sigma spreads the weight: the centre gets less.
         self.assertGreater(gaussian_kernel(5, 0.8)[2, 2], gaussian_kernel(5, 3.0)[2, 2])
+
+    def test_gaussian_tiny_and_huge_sigma(self):
+        # Any positive finite sigma gives a kernel: in the limit sigma -> 0 all the weight
+        # goes to the middle cell (odd sizes) or half to each of the two middle cells (even
+        # sizes, whose middle is between them); sigma -> infinity gives the box.
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")      # no overflow or division warnings either
+            for sigma in (0.01, 0.02, 1e-5, 1e-160, 1e-200, 5e-324):
+                with self.subTest(sigma=sigma):
+                    np.testing.assert_array_equal(gaussian_kernel(3, sigma), identity_kernel(3))
+                    np.testing.assert_array_equal(gaussian_kernel(1, sigma), [[1.0]])
+                    np.testing.assert_array_equal(gaussian_kernel(2, sigma), np.full((2, 2), .25))
+                    np.testing.assert_array_equal(gaussian_kernel((4, 5), sigma)[:, 2],
+                                                  [0, 0.5, 0.5, 0])
+                    np.testing.assert_allclose(gaussian_kernel((4, 5), (None, sigma))[:, 2],
+                                               gaussian_kernel((4, 1))[:, 0], rtol=1e-15)
+            for sigma in (1e200, 1e308, 10 ** 300):
+                with self.subTest(sigma=sigma):
+                    np.testing.assert_allclose(gaussian_kernel((3, 4), sigma), box_kernel((3, 4)),
+                                               rtol=1e-15)
+        # Just above the limit the kernel is still the curve's samples: at sigma 0.1 the
+        # neighbours of the centre weigh exp(-50) = 1.9e-22 of it.
+        kernel = gaussian_kernel((1, 3), 0.1)
+        self.assertAlmostEqual(kernel[0, 0] / kernel[0, 1], math.exp(-50), delta=1e-30)
+        # 0.01 was all NaN for even sizes (0 / 0), 1e-200 a ZeroDivisionError.
+        self.assertTrue(np.isfinite(gaussian_kernel(2, 0.01)).all())
 
     def test_box_and_identity(self):
         np.testing.assert_array_equal(box_kernel((2, 3)), np.full((2, 3), 1 / 6))
@@ -353,6 +657,8 @@ class TestKernels(unittest.TestCase):
             (ValueError, r"sigma must be .*got -1.5", "gaussian", dict(sigma=-1.5)),
             (ValueError, r"sigma must be .*got nan", "gaussian", dict(sigma=float("nan"))),
             (ValueError, r"sigma must be .*got inf", "gaussian", dict(sigma=math.inf)),
+            (ValueError, r"sigma must be .*got 1000000", "gaussian", dict(sigma=10 ** 400)),
+            (ValueError, r"sigma must be .*got \(1.0, 0.0\)", "gaussian", dict(sigma=(1.0, 0.0))),
             (TypeError, r"sigma must be .*got '1'", "gaussian", dict(sigma="1")),
             (TypeError, r"sigma must be .*got True", "gaussian", dict(sigma=True)),
             (ValueError, r"sigma must be .*got 3 values", "gaussian", dict(sigma=(1, 2, 3))),

@@ -785,7 +785,7 @@ class TestAnimateCommandLine(unittest.TestCase):
                  (["--dilation", "2.5"], "argument --dilation: expected N or HxW with whole numbers, got "
                                           "'2.5'"),
                  (["--padding", "-1"], "padding must be non-negative, got -1"),
-                 (["--padding", "1x2x3"], "argument --padding: expected same, valid, full, N, HxW or "
+                 (["--padding", "1x2x3"], "argument --padding: expected valid, same, full, N, HxW or "
                                           "TOPxBOTTOMxLEFTxRIGHT, got '1x2x3'"),
                  (["--padding", "middle"], "argument --padding: expected"),
                  (["--padding-mode", "mirror"], "argument --padding-mode: invalid choice: 'mirror'"),

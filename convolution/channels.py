@@ -1,0 +1,370 @@
+"""The CNN layer's fast paths: the sums over channels as matrix products, through BLAS.
+
+Output channel ``o`` of a layer is a sum over input channels ``c`` and kernel
+taps ``(a, b)`` (see ``reference.conv2d_layer_loops``). Fix the tap, and the
+sums over channels, for every output cell at once, are one matrix product::
+
+    out[:, cells] += kernel[:, :, a, b] @ padded[:, cells the tap meets]
+      (C_out, cells)      (C_out, C_in)          (C_in, cells)
+
+So a layer is kh * kw matrix products, each as long as a strip of output
+rows, and BLAS does the multiply-adds at close to the machine's peak. Groups
+are a batch of smaller products, one per group (``np.matmul`` loops over
+them in C); with one input channel per group (depthwise convolution) the
+product is a broadcast multiply.
+
+The cells a tap meets are a strided slice of the padded input (``shapes.tap``).
+To hand BLAS a plain matrix without copying it, each strip of the padded
+input is split into its stride phases (``shapes.tap_phases``: a tap reads one
+phase, at a fixed offset) and laid out flat, ``row_width`` cells a row. Tap
+``(a', b')`` of a phase then meets the cells ``a' * row_width + b'`` onwards,
+one contiguous run per channel: a matrix whose rows are the channels, read in
+place. The runs also cover the ``row_width - W_out`` cells at the end of each
+row, which hold no output; they are computed and dropped.
+
+The transposed convolution runs as such products too: one plain
+convolution for each stride phase of its output. The kernel's gradient
+sums, for each tap, the products of the output's gradient with the cells
+the tap met.
+
+Every path runs on ``strips.py``'s driver (strips of output rows of a few
+MiB, the thread pool, each thread's scratch memory), and is tested against
+``reference.py``. Integers run through the same products in int64: exact,
+but NumPy's own loops rather than BLAS.
+"""
+import functools
+import itertools
+
+import numpy as np
+
+from . import costs, strips
+from .padding import Padded
+from .shapes import conv_geometry, tap_phases, transpose_phases
+
+__all__ = ["conv2d", "conv_transpose2d", "kernel_gradient"]
+
+
+def _run(work, plan):
+    """`strips.run`, with BLAS on one thread while it runs: the strips are the threads.
+
+    BLAS's own threads on top of ours would oversubscribe the cores, and many
+    short products split over threads are slow even alone (measured: 820 ms
+    instead of 52 for the benchmark's layer with OpenBLAS on two threads).
+    """
+    with strips.single_threaded_blas():
+        strips.run(work, plan)
+
+
+def _product(per_in):
+    """How (G, C_out / G, per_in) weights multiply (N, G, per_in, cells) input cells.
+
+    A matrix product; with one input channel per group, the same numbers as
+    a broadcast multiply, in one pass.
+    """
+    return np.multiply if per_in == 1 else np.matmul
+
+
+def _weights(kernel, groups):
+    """Per tap ``(a, b)``, the weights as C-contiguous (groups, out, in) matrices.
+
+    ``kernel`` is (C_out, C_in / groups, kh, kw); the matrices of tap (a, b)
+    are ``kernel[:, :, a, b]``, group by group.
+    """
+    out_channels, per_in, kh, kw = kernel.shape
+    grouped = kernel.reshape(groups, out_channels // groups, per_in, kh, kw)
+    return {(a, b): np.ascontiguousarray(grouped[..., a, b])
+            for a, b in itertools.product(range(kh), range(kw))}
+
+
+class _FlatStrips:
+    """The padded input's stride phases, fetched strip by strip and laid out flat.
+
+    For the output rows of a strip, `blocks` returns, for each phase a tap
+    reads, the phase's rows as one (N, groups, C_in / groups, cells) array,
+    ``row_width`` cells a row: tap ``(a', b')`` of the phase meets cells
+    ``a' * row_width + b'`` to that plus `length`.
+    """
+
+    def __init__(self, matrix, kernel_shape, groups, geometry, padding_mode, fill_value, dtype):
+        batch, self.in_channels = matrix.shape[:2]
+        self.groups, self.dtype = groups, dtype
+        images = matrix.reshape((batch * self.in_channels,) + matrix.shape[2:])
+        self.source = Padded(images, geometry.padding, padding_mode, fill_value)
+        self.stride = geometry.stride
+        self.phases = tap_phases(kernel_shape, geometry.stride, geometry.dilation)
+        offsets = [offset for taps in self.phases.values() for _, offset in taps]
+        self.reach_h = max(a for a, _ in offsets)     # rows below the strip that taps read
+        self.reach_w = max(b for _, b in offsets)
+        self.width = geometry.output_shape[1]
+        self.row_width = self.width + self.reach_w
+
+    def row_bytes(self, out_channels):
+        """Bytes of buffers per output row: the phases, an accumulator and its scratch."""
+        cells = self.row_width * np.dtype(self.dtype).itemsize
+        return (len(self.phases) * self.in_channels + 2 * out_channels) * cells
+
+    def work(self, out_channels):
+        """What a strip costs, for the driver's plan (`strips.Work`).
+
+        Per output row: the phases fetched, and per tap a product over the
+        channels and an addition, priced by `costs.py`.
+        """
+        taps = sum(map(len, self.phases.values()))
+        per_in, cells = self.in_channels // self.groups, self.row_width
+        row_ns = (costs.cell_scale(self.dtype) * cells
+                  * (len(self.phases) * self.in_channels * costs.FETCH_NS
+                     + taps * out_channels * costs.FLAT_NS)
+                  + costs.products(taps * out_channels * per_in * cells,
+                                   per_in * cells * np.dtype(self.dtype).itemsize, self.dtype))
+        return strips.Work(row_bytes=self.row_bytes(out_channels), extra_rows=self.reach_h,
+                           row_ns=row_ns, calls=2 * taps + 4 * len(self.phases))
+
+    def length(self, n_rows):
+        """The cells a tap's run covers: up to the last output of the strip's last row."""
+        return n_rows * self.row_width - self.reach_w
+
+    def blocks(self, arena, images, rows):
+        n = images.stop - images.start
+        (sh, sw), c = self.stride, self.in_channels
+        block_rows = rows.stop - rows.start + self.reach_h
+        blocks = {}
+        for q, r in self.phases:
+            first = rows.start * sh + q
+            block = self.source.region(
+                slice(images.start * c, images.stop * c), range(first, first + sh * block_rows, sh),
+                range(r, r + sw * self.row_width, sw), self.dtype,
+                out=arena.take((n * c, block_rows, self.row_width), self.dtype))
+            blocks[q, r] = block.reshape(n, self.groups, c // self.groups, -1)
+        return blocks
+
+    def taps(self, blocks, length):
+        """``(tap, run)`` for every tap: the (N, groups, C_in / groups, length) cells it meets."""
+        for phase, taps in self.phases.items():
+            for tap, (a, b) in taps:
+                offset = a * self.row_width + b
+                yield tap, blocks[phase][..., offset:offset + length]
+
+    def tap_grids(self, blocks, n_rows):
+        """``(tap, cells)``: the (N, groups, C_in / groups, n_rows, W_out) cells each tap meets."""
+        for phase, taps in self.phases.items():
+            grid = blocks[phase].reshape(blocks[phase].shape[:3] + (-1, self.row_width))
+            for tap, (a, b) in taps:
+                yield tap, grid[..., a:a + n_rows, b:b + self.width]
+
+
+def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None,
+           out=None):
+    """A layer's forward pass: one matrix product per kernel tap and strip.
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (N, C_in, H, W)
+    kernel : ndarray, shape (C_out, C_in / groups, kh, kw), of ``dtype``
+    geometry : shapes.ConvGeometry
+    groups : int
+    padding_mode, fill_value
+        As for ``conv2d``.
+    dtype : dtype
+        The dtype to compute in and return.
+    bias : ndarray, shape (C_out,), optional
+    out : ndarray, shape (N, C_out, H_out, W_out), optional
+        Where to write the result (a strided view of a larger array will do).
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, H_out, W_out)
+        ``out``, if given.
+    """
+    out_channels, per_in = kernel.shape[:2]
+    height, width = geometry.output_shape
+    if out is None:
+        out = np.empty((matrix.shape[0], out_channels, height, width), dtype)
+    flat = _FlatStrips(matrix, kernel.shape[2:], groups, geometry, padding_mode, fill_value, dtype)
+    weights, product = _weights(kernel, groups), _product(per_in)
+
+    def strip(arena, images, rows):
+        blocks = flat.blocks(arena, images, rows)
+        n, n_rows = images.stop - images.start, rows.stop - rows.start
+        shape = (n, groups, out_channels // groups, n_rows * flat.row_width)
+        acc, scratch = arena.take(shape, dtype), arena.take(shape, dtype)
+        length = flat.length(n_rows)
+        acc_run, scratch_run = acc[..., :length], scratch[..., :length]
+        for k, (tap, run) in enumerate(flat.taps(blocks, length)):
+            if k == 0:
+                product(weights[tap], run, out=acc_run)
+            else:
+                product(weights[tap], run, out=scratch_run)
+                acc_run += scratch_run
+        result = acc.reshape(n, out_channels, n_rows, flat.row_width)[..., :width]
+        if bias is None:
+            out[images, :, rows] = result
+        else:
+            np.add(result, bias[:, np.newaxis, np.newaxis], out=out[images, :, rows])
+
+    _run(strip, strips.plan(out.shape[0], height, out.nbytes, flat.work(out_channels)))
+    return out
+
+
+def conv_transpose2d(matrix, kernel, geometry, groups, dtype, bias=None):
+    """The transposed convolution, one plain convolution per output phase.
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (N, C_in, H, W)
+    kernel : ndarray, shape (C_in, C_out / groups, kh, kw), of ``dtype``
+    geometry : shapes.TransposeGeometry
+    groups : int
+    dtype : dtype
+    bias : ndarray, shape (C_out,), optional
+
+    Returns
+    -------
+    ndarray, shape (N, C_out, H_out, W_out)
+
+    Notes
+    -----
+    The output cells of one stride phase (every sh-th row from q, every
+    sw-th column from r) are reached by one subset of the kernel's taps
+    (``shapes.transpose_phases``), and gather their sums as `conv2d` does
+    with those taps, reversed, at stride 1: the third face of
+    ``conv_transpose2d``, without multiplying the zeros spread between the
+    input's cells. So each phase runs through `conv2d`, writing into its
+    strided slice of the output.
+
+    A gather also multiplies weights by the zeros beyond the input's edges,
+    and an infinite or NaN weight times zero is NaN, where the scatter of
+    ``reference.conv_transpose2d_loops`` (and PyTorch) adds nothing. A kernel
+    that is not all finite is scattered, tap by tap (`_scatter`).
+    """
+    batch, in_channels = matrix.shape[:2]
+    per_out, kh, kw = kernel.shape[1:]
+    out_channels, per_in = groups * per_out, in_channels // groups
+    # (C_in, C_out / groups, ...) as conv2d's (C_out, C_in / groups, ...), group by group.
+    forward = kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
+        out_channels, per_in, kh, kw)
+    out = np.empty((batch, out_channels) + geometry.output_shape, dtype)
+    out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]   # phases no tap reaches
+    if not np.isfinite(kernel).all():
+        return _scatter(matrix, forward, geometry, groups, out)
+    rows, cols = (transpose_phases(matrix.shape[axis], kernel.shape[axis], *args)
+                  for axis, args in ((2, (geometry.stride[0], geometry.dilation[0],
+                                          geometry.padding[0][0], geometry.output_shape[0])),
+                                     (3, (geometry.stride[1], geometry.dilation[1],
+                                          geometry.padding[1][0], geometry.output_shape[1]))))
+    for row, col in itertools.product(rows, cols):
+        cells = matrix[:, :, row.input, col.input]
+        sub_kernel = forward[:, :, row.taps][:, :, :, col.taps]
+        phase_geometry = conv_geometry(cells.shape, sub_kernel.shape[2:], 1,
+                                       (row.dilation, col.dilation), (row.padding, col.padding))
+        conv2d(cells, sub_kernel, phase_geometry, groups, "zeros", 0, dtype, bias,
+               out=out[:, :, row.output, col.output])
+    return out
+
+
+def _scatter(matrix, forward, geometry, groups, out):
+    """Add to ``out`` what each input cell spreads through each tap, tap by tap.
+
+    ``forward`` is the kernel in conv2d's layout (C_out, C_in / groups, kh, kw).
+    Per tap, one product over the channels of the whole input, added onto the
+    strided slice of the output where it lands: the loops' scatter, with no
+    product for cells beyond the input's edges. Memory: one output-sized array.
+    """
+    batch, in_channels, height, width = matrix.shape
+    out_channels, per_in, kh, kw = forward.shape
+    cells = matrix.reshape(batch, groups, per_in, height * width)
+    grouped = forward.reshape(groups, out_channels // groups, per_in, kh, kw)
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    ((top, _), (left, _)), (out_h, out_w) = geometry.padding, geometry.output_shape
+    for a, b in itertools.product(range(kh), range(kw)):
+        rows = _lands(height, a * dh - top, sh, out_h)
+        cols = _lands(width, b * dw - left, sw, out_w)
+        if rows and cols:
+            spread = np.matmul(grouped[..., a, b], cells).reshape(
+                batch, out_channels, height, width)
+            out[:, :, rows[1], cols[1]] += spread[:, :, rows[0], cols[0]]
+    return out
+
+
+def _lands(size, shift, stride, out_size):
+    """(input cells, output cells): where input cell i lands, at i * stride + shift, inside."""
+    first = max(0, -(shift // stride))
+    last = min(size, (out_size - 1 - shift) // stride + 1)
+    if last <= first:
+        return None
+    return slice(first, last), slice(first * stride + shift, (last - 1) * stride + shift + 1,
+                                     stride)
+
+
+def _copies(grids, cells):
+    """``(tap, cells)`` with each tap's cells copied into ``cells`` and flattened."""
+    for tap, grid in grids:
+        np.copyto(cells, grid)
+        yield tap, cells.reshape(cells.shape[:3] + (-1,))
+
+
+def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding_mode,
+                    fill_value, dtype):
+    """The gradient of ``sum(grad_output * conv2d(matrix, kernel))`` with respect to the kernel.
+
+    ``grad[o, c, a, b]`` sums ``grad_output[n, o, i, j]`` times the cell tap
+    ``(a, b)`` met for output ``(i, j)``: per tap and strip, one product of
+    the output's gradient, (C_out, cells), with the tap's cells, (cells, C_in).
+
+    Parameters
+    ----------
+    grad_output : ndarray, shape (N, C_out, H_out, W_out)
+    matrix : ndarray, shape (N, C_in, H, W)
+    kernel_shape : (C_out, C_in / groups, kh, kw)
+    geometry, groups, padding_mode, fill_value, dtype
+        As for `conv2d`.
+
+    Returns
+    -------
+    ndarray, shape ``kernel_shape``
+
+    Notes
+    -----
+    Each thread sums its strips into a kernel-sized array of its own; those
+    are added up at the end, in a fixed order, so the result does not depend
+    on which thread took which strip.
+    """
+    out_channels, per_in, kh, kw = kernel_shape
+    per_out = out_channels // groups
+    height, width = geometry.output_shape
+    flat = _FlatStrips(matrix, (kh, kw), groups, geometry, padding_mode, fill_value, dtype)
+    grad_output = np.ascontiguousarray(grad_output, dtype)
+    plan = strips.plan(grad_output.shape[0], height, grad_output.nbytes, flat.work(out_channels))
+    tasks, workers = plan.tasks, min(plan.threads, len(plan.tasks))
+    totals = [np.zeros((kh, kw, groups, per_out, per_in), dtype) for _ in range(workers)]
+
+    # Runs of row_width cells read in place, as the forward pass reads them, against
+    # the output's gradient laid out alike, zero beyond W_out: a zero times a finite
+    # input cell adds nothing. An infinite cell there would add NaN, so data that is
+    # not all finite takes copies of exactly the cells each tap met.
+    finite = np.dtype(dtype).kind in "biu" or (np.isfinite(fill_value)
+                                               and np.isfinite(matrix).all())
+
+    def strip(arena, images, rows, total):
+        blocks = flat.blocks(arena, images, rows)
+        n, n_rows = images.stop - images.start, rows.stop - rows.start
+        if finite:
+            grads = arena.take((n, out_channels, n_rows, flat.row_width), dtype)
+            grads[..., :width] = grad_output[images, :, rows]
+            grads[..., width:] = 0
+            length = flat.length(n_rows)
+            grads = grads.reshape(n, groups, per_out, -1)[..., :length]
+            pairs = flat.taps(blocks, length)
+        else:
+            grads = grad_output[images, :, rows].reshape(n, groups, per_out, n_rows * width)
+            pairs = _copies(flat.tap_grids(blocks, n_rows),
+                            arena.take((n, groups, per_in, n_rows, width), dtype))
+        for (a, b), cells in pairs:
+            total[a, b] += np.matmul(grads, cells.swapaxes(-1, -2)).sum(axis=0)
+
+    def worker(arena, index):
+        for images, rows in tasks[index::workers]:
+            strip(strips.Arena.start(), images, rows, totals[index])
+
+    _run(worker, strips.Plan([(index,) for index in range(workers)], workers, plan.ns))
+    total = functools.reduce(np.add, totals)      # (kh, kw, groups, per_out, per_in)
+    return total.transpose(2, 3, 4, 0, 1).reshape(kernel_shape)
