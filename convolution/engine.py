@@ -274,11 +274,11 @@ class _Band(NamedTuple):
 def _band(kernel, geometry):
     """The `_Band` of ``kernel`` for this geometry (cached on the kernel's bytes)."""
     return _cached_band(kernel.dtype.str, kernel.shape, kernel.tobytes(), geometry.stride,
-                        geometry.dilation)
+                        geometry.dilation, BAND_ROWS)
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_band(dtype, shape, data, stride, dilation, rows=BAND_ROWS, sparse=True):
+def _cached_band(dtype, shape, data, stride, dilation, rows, sparse=True):
     """See `_band`. ``sparse``: leave out the kernel's rows and columns of zeros.
 
     They add nothing to finite sums; the separable path keeps them, so that
@@ -558,37 +558,38 @@ class _Passes(NamedTuple):
     (``bands[t]``, all reading ``phases`` and ``reach`` rows below a group of
     ``rows``); it covers ``width`` columns of the padded input, enough for
     every one of the row pass's ``blocks``. The row pass of block j multiplies
-    ``depth`` columns of the column pass, from ``j * SEPARABLE_BLOCK * sw``
-    on, by ``toeplitz[t]`` (depth x SEPARABLE_BLOCK), whose column c holds
-    ``v_t`` on the cells ``c * sw + b * dw``.
+    ``depth`` columns of the column pass, from ``j * block * sw`` on, by
+    ``toeplitz[t]`` (depth x block), whose column c holds ``v_t`` on the
+    cells ``c * sw + b * dw``: ``block`` output columns.
     """
     bands: tuple
     toeplitz: tuple
     phases: tuple
     reach: int
     rows: int
+    block: int
     blocks: int
     width: int
     depth: int
 
 
 def _passes(kernel, geometry):
-    """The `_Passes` of a float kernel (cached on its bytes)."""
+    """The `_Passes` of a float kernel (cached on its bytes, and on the sizes read now)."""
     return _cached_passes(kernel.dtype.str, kernel.shape, kernel.tobytes(), geometry.stride,
-                          geometry.dilation, geometry.output_shape[1])
+                          geometry.dilation, geometry.output_shape[1], BAND_ROWS,
+                          SEPARABLE_BLOCK)
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_passes(dtype, shape, data, stride, dilation, width):
+def _cached_passes(dtype, shape, data, stride, dilation, width, rows, block):
     kernel = np.frombuffer(data, dtype=dtype).reshape(shape)
     (sh, sw), (dh, dw) = stride, dilation
-    block = SEPARABLE_BLOCK
     blocks = -(-width // block)
     depth = (block - 1) * sw + dw * (shape[1] - 1) + 1
     columns = (blocks * block - 1) * sw + dw * (shape[1] - 1) + 1
     bands, toeplitz = [], []
     for u, v in _rank_terms(kernel):
-        bands.append(_cached_band(dtype, (shape[0], 1), u.tobytes(), (sh, 1), (dh, 1),
+        bands.append(_cached_band(dtype, (shape[0], 1), u.tobytes(), (sh, 1), (dh, 1), rows,
                                   sparse=False))
         row = np.zeros((depth, block), kernel.dtype)
         for b in range(shape[1]):
@@ -596,7 +597,7 @@ def _cached_passes(dtype, shape, data, stride, dilation, width):
         row.flags.writeable = False
         toeplitz.append(row)
     return _Passes(tuple(band.matrix for band in bands), tuple(toeplitz), bands[0].phases,
-                   bands[0].reach, BAND_ROWS, blocks, columns, depth)
+                   bands[0].reach, rows, block, blocks, columns, depth)
 
 
 def plan_separable(geometry, kernel, batch, dtype):
@@ -647,7 +648,7 @@ def _separable_products_strip(source, kernel, geometry, out):
     sh, sw = geometry.stride
     width, dtype = out.shape[2], out.dtype
     itemsize = dtype.itemsize
-    phases, rows_, block = len(passes.phases), passes.rows, SEPARABLE_BLOCK
+    phases, rows_, block = len(passes.phases), passes.rows, passes.block
     depth = passes.bands[0].shape[1]
     whole_blocks = width // block
     check = _may_hold_nonfinite(source)
