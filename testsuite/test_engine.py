@@ -362,8 +362,9 @@ class TestDriver(unittest.TestCase):
         if not hasattr(os, "fork"):
             self.skipTest("no os.fork on this platform")
         status, out, err = run_python(FORCE_THREADS, """
-            import os
+            import os, time
             assert np.allclose(conv2d(x, k), expected)       # the parent's pool starts
+            time.sleep(0.2)                                  # ... and its threads wait for work
             pid = os.fork()
             if pid == 0:
                 os._exit(0 if np.allclose(conv2d(x, k), expected) else 1)
@@ -376,13 +377,14 @@ class TestDriver(unittest.TestCase):
         if not hasattr(os, "fork"):
             self.skipTest("no os.fork on this platform")
         status, out, err = run_python(FORCE_THREADS, """
-            import multiprocessing
+            import multiprocessing, time
 
             def check(seed):
                 return bool(np.allclose(conv2d(x, k), expected))
 
             if __name__ == "__main__":
                 conv2d(x, k)
+                time.sleep(0.2)       # the pool's threads wait for work when the children fork
                 with multiprocessing.get_context("fork").Pool(2) as pool:
                     print(pool.map(check, range(4)))
         """, timeout=60)
