@@ -677,9 +677,9 @@ def _separable_products_strip(source, kernel, geometry, out):
                               (column_pass.strides[0], block * sw * itemsize,
                                passes.width * itemsize, itemsize))
         target = out[batch, rows]
-        blocks_view = np.ndarray((n, whole_blocks, count, block), dtype, target, 0,
-                                 (target.strides[0], block * itemsize, target.strides[1],
-                                  itemsize)) if whole_blocks else None
+        # The output's whole blocks of columns, as (n, blocks, rows, block): a view.
+        blocks_view = target[..., :whole_blocks * block].reshape(
+            n, count, whole_blocks, block).transpose(0, 2, 1, 3)
         partial = arena.take((n, 1, count, block), dtype) if width % block else None
         summed = (arena.take((n, whole_blocks, count, block), dtype)
                   if len(passes.bands) > 1 and whole_blocks else None)
