@@ -720,6 +720,14 @@ def unittest_mock_nullcontext(module, name):
         setattr(module, name, saved)
 
 
+def load_average():
+    """The machine's load averages (1, 5, 15 minutes), or '?' where the OS gives none."""
+    try:
+        return " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except (AttributeError, OSError):
+        return "?"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -757,7 +765,8 @@ def main(argv=None):
           f"NumPy {np.__version__}"
           + "".join(f", {m.__name__.split('.')[0]} {getattr(m, '__version__', '')}"
                     for m in (cv2, torch) if m is not None)
-          + f"; threads {','.join(map(str, thread_counts))}", flush=True)
+          + f"; threads {','.join(map(str, thread_counts))}; load average "
+          + load_average(), flush=True)
     rows = []
     run_loops(rows)
     for case in cases(sizes):
@@ -767,6 +776,8 @@ def main(argv=None):
     print(ratio_table(rows))
     print()
     print(summary(rows))
+    print(f"load average at the end: {load_average()} (above the cores, the library takes one "
+          f"thread whatever it may use: strips.busy)")
     if args.markdown:
         Path(args.markdown).write_text(markdown(rows) + "\n\n" + ratio_table(rows) + "\n\n"
                                        + summary(rows) + "\n")
