@@ -20,6 +20,7 @@ import contextlib
 import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -27,8 +28,8 @@ import numpy as np
 
 from . import costs
 
-__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "THREAD_GAIN", "Arena", "Plan", "Work", "busy",
-           "cores", "limit_threads", "plan", "plan_tasks", "run", "single_threaded_blas",
+__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "THREAD_GAIN", "Arena", "Plan", "Work", "cores",
+           "idle", "limit_threads", "plan", "plan_tasks", "run", "single_threaded_blas",
            "threads"]
 
 #: Bytes of working memory (all buffers together) of one strip, at most.
@@ -55,9 +56,9 @@ def threads():
     """The most threads a call may use: the cores, fewer if asked or if the machine is busy.
 
     ``$CONVOLUTION_THREADS`` and a `limit_threads` block around the call
-    lower it; nothing raises it above `cores`. And one thread while the
-    machine has more work than cores (`busy`): a second thread would only
-    wait for a core.
+    lower it; nothing raises it above `cores`, nor above the cores other
+    programs leave idle (`idle`): a thread beyond those would only wait for
+    a core, or take turns on one with another program.
     """
     count = cores()
     value = os.environ.get("CONVOLUTION_THREADS")
@@ -72,23 +73,45 @@ def threads():
     limit = getattr(_limit, "threads", None)
     if limit is not None:
         count = max(1, min(count, limit))
-    return 1 if count > 1 and busy(count) else count
+    return idle(count) if count > 1 else 1
 
 
-def busy(count):
-    """Whether the machine has had more runnable threads than ``count`` cores (the last minute).
+def idle(count):
+    """How many of ``count`` cores other programs leave free, at least one.
 
-    The load average counts every runnable thread, this process's own
-    included: above the cores, they all wait for one, and threads of ours
-    would take turns with the rest rather than run beside each other
-    (measured here: 20 to 40% slower on two threads than on one while
-    another program kept one of the two cores busy). libgomp's dynamic
-    threads read the load average too. False where the OS gives none.
+    The machine's load average (the last minute's runnable threads) less
+    this process's own share of it (`_own_load`) is what the others keep
+    busy; a core counts as free unless more than half of it is taken.
+    Measured here: with another program keeping one of the two cores busy,
+    two threads were 20 to 40% slower than one. libgomp's dynamic threads
+    read the load average too. All ``count`` where the OS gives none.
     """
     try:
-        return os.getloadavg()[0] > count
+        load = os.getloadavg()[0]
     except (AttributeError, OSError):
-        return False
+        return count
+    others = max(0.0, load - _own_load())
+    return max(1, min(count, int(count - others + 0.5)))
+
+
+_own = {"time": time.monotonic(), "cpu": time.process_time(), "load": 0.0}
+_own_lock = threading.Lock()
+
+
+def _own_load():
+    """This process's running threads, on average over about the last minute.
+
+    Its CPU time over wall time, smoothed as the kernel smooths its load
+    average (a one-minute exponential), sampled at most once a second.
+    """
+    now, cpu = time.monotonic(), time.process_time()
+    with _own_lock:
+        elapsed = now - _own["time"]
+        if elapsed >= 1.0:
+            weight = math.exp(-elapsed / 60.0)
+            rate = max(0.0, cpu - _own["cpu"]) / elapsed
+            _own.update(time=now, cpu=cpu, load=weight * _own["load"] + (1 - weight) * rate)
+        return _own["load"]
 
 
 @contextlib.contextmanager
@@ -413,10 +436,12 @@ def _after_fork_in_child():
     The pool's threads do not exist in the child; a task given to them
     would wait forever. The next call that wants threads starts a new pool.
     """
-    global _pool, _pool_size, _pool_lock, _blas_lock, _blas_users
+    global _pool, _pool_size, _pool_lock, _blas_lock, _blas_users, _own_lock
     _pool, _pool_size = None, 0
     _pool_lock = threading.Lock()
     _blas_lock = threading.Lock()
+    _own_lock = threading.Lock()
+    _own.update(time=time.monotonic(), cpu=time.process_time(), load=0.0)
     if _blas_users:      # another thread of the parent was inside single_threaded_blas
         _set_blas_threads(_blas_saved, single=False)
         _blas_users = 0

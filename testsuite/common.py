@@ -194,7 +194,7 @@ def pretend_cores(n):
     """The driver believes it may run on ``n`` idle cores, whatever the machine and settings."""
     with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": str(n)}), \
             mock.patch.object(strips, "cores", lambda: n), \
-            mock.patch.object(strips, "busy", lambda count: False):
+            mock.patch.object(strips, "idle", lambda count: count):
         yield
 
 

@@ -44,7 +44,7 @@ FORCE_THREADS = """
     import numpy as np
     from convolution import conv2d, costs, strips
     strips.cores = lambda: 3
-    strips.busy = lambda count: False
+    strips.idle = lambda count: count
     costs.HANDOFF_NS = costs.CALL_NS = 0.0
     strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 4096
     x = np.random.default_rng(0).random((300, 300))
@@ -289,17 +289,19 @@ class TestDriver(unittest.TestCase):
 
     def test_threads_never_exceed_the_cores(self):
         with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "4096"}), \
-                mock.patch.object(strips, "busy", lambda count: False):
+                mock.patch.object(strips, "idle", lambda count: count):
             self.assertEqual(strips.threads(), strips.cores())
             with strips.limit_threads(3):
                 self.assertEqual(strips.threads(), min(3, strips.cores()))
                 with strips.limit_threads(1):
                     self.assertEqual(strips.threads(), 1)
-        # A machine with more runnable threads than cores: one thread.
-        with pretend_cores(8), mock.patch.object(strips, "busy", lambda count: True):
-            self.assertEqual(strips.threads(), 1)
-        with mock.patch.object(os, "getloadavg", lambda: (8.5, 0.0, 0.0)):
-            self.assertEqual((strips.busy(8), strips.busy(9)), (True, False))
+        # Cores other programs keep busy (the load average less this process's
+        # own share of it) are not counted, unless less than half busy.
+        with pretend_cores(8), mock.patch.object(strips, "idle", lambda count: 3):
+            self.assertEqual(strips.threads(), 3)
+        with mock.patch.object(os, "getloadavg", lambda: (6.7, 0.0, 0.0)), \
+                mock.patch.object(strips, "_own_load", lambda: 1.0):
+            self.assertEqual([strips.idle(n) for n in (16, 8, 6, 4)], [10, 2, 1, 1])
         with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "many"}):
             with self.assertRaisesRegex(ValueError, r"CONVOLUTION_THREADS must be a positive "
                                                     r"integer, got 'many'"):
