@@ -813,8 +813,8 @@ def main(argv=None):
     print(ratio_table(rows))
     print()
     print(summary(rows))
-    print(f"load average at the end: {load_average()} (above the cores, the library takes one "
-          f"thread whatever it may use: strips.busy)")
+    print(f"load average at the end: {load_average()} (other programs' threads take turns "
+          f"with ours on the same cores: figures from a busy machine are not comparable)")
     if args.markdown:
         Path(args.markdown).write_text(markdown(rows) + "\n\n" + ratio_table(rows) + "\n\n"
                                        + summary(rows) + "\n")

@@ -30,8 +30,9 @@ import math
 
 import numpy as np
 
-__all__ = ["CALL_NS", "HANDOFF_NS", "constants", "cell_scale", "mac_scale", "wall_ns", "direct",
-           "polyphase", "separable", "products", "separable_products", "banded", "fft", "fft_tile"]
+__all__ = ["CALL_NS", "HANDOFF_NS", "THREAD_NS", "constants", "cell_scale", "mac_scale",
+           "wall_ns", "direct", "polyphase", "separable", "products", "separable_products",
+           "banded", "fft", "fft_tile"]
 
 #: Python's cost of one NumPy call inside a path, holding the GIL (dispatch,
 #: views, bookkeeping).
@@ -40,6 +41,11 @@ CALL_NS = 1500.0
 #: the thread that gets it next. Measured as the time two threads lose per
 #: call against one thread making the same calls.
 HANDOFF_NS = 8000.0
+#: The least work worth a thread of its own: a thread that starts on a
+#: strip finds its caches cold, and the memory a path streams is shared by
+#: all cores. Measured here: jobs of 1 to 3 ms ran 20 to 35% slower on two
+#: threads than on one, jobs of 4 ms and more 20 to 40% faster.
+THREAD_NS = 2e6
 #: One pass over one cell: a multiply-add over a flat contiguous run
 #: (polyphase, separable) ...
 FLAT_NS = 0.5
@@ -65,8 +71,8 @@ FFT_CALL_NS = 55000.0
 
 def constants():
     """The constants above, as they are now (plans are cached on them)."""
-    return (CALL_NS, HANDOFF_NS, FLAT_NS, STRIDED_NS, FETCH_NS, COPY_NS, MAC_NS, CACHE_BYTES,
-            FFT_NS, FFT_CALL_NS)
+    return (CALL_NS, HANDOFF_NS, THREAD_NS, FLAT_NS, STRIDED_NS, FETCH_NS, COPY_NS, MAC_NS,
+            CACHE_BYTES, FFT_NS, FFT_CALL_NS)
 
 
 def cell_scale(dtype):

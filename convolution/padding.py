@@ -239,7 +239,7 @@ class Padded:
                 yield lo - first, hi - lo, source if source < 0 else source + step * (lo - start), step
 
     def _columns(self, cols):
-        """``list(self._window(1, cols))``, kept: every strip of a call asks for the same columns."""
+        """``list(self._window(1, cols))``, kept: the strips of a call ask for the same columns."""
         key = (cols.start, cols.stop, cols.step)
         runs = self._windows.get(key)
         if runs is None:

@@ -20,7 +20,6 @@ import contextlib
 import math
 import os
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -28,9 +27,9 @@ import numpy as np
 
 from . import costs
 
-__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "THREAD_GAIN", "Arena", "Plan", "Work", "cores",
-           "idle", "limit_threads", "plan", "plan_tasks", "run", "single_threaded_blas",
-           "threads"]
+__all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "KEEP_BYTES", "THREAD_GAIN", "Arena", "Plan",
+           "Work", "cores", "limit_threads", "plan", "plan_tasks", "run",
+           "single_threaded_blas", "threads"]
 
 #: Bytes of working memory (all buffers together) of one strip, at most.
 STRIP_BYTES = 2 * 2 ** 20
@@ -40,6 +39,9 @@ STRIP_BYTES = 2 * 2 ** 20
 #: output), but never below this: on small images it is the fixed costs
 #: that matter. Fewer threads are used rather than smaller strips.
 MIN_STRIP_BYTES = 2 ** 18
+#: A thread keeps its strips' memory between calls up to this many bytes (a
+#: strip and a matrix product's rows of the largest kind), and gives back more.
+KEEP_BYTES = 8 * 2 ** 20
 
 
 def cores():
@@ -53,12 +55,12 @@ _limit = threading.local()
 
 
 def threads():
-    """The most threads a call may use: the cores, fewer if asked or if the machine is busy.
+    """The most threads a call may use: the cores, fewer if asked.
 
     ``$CONVOLUTION_THREADS`` and a `limit_threads` block around the call
-    lower it; nothing raises it above `cores`, nor above the cores other
-    programs leave idle (`idle`): a thread beyond those would only wait for
-    a core, or take turns on one with another program.
+    lower it; nothing raises it above `cores`. How many of these a call
+    takes comes from its work (`plan`), not from what else the machine is
+    doing at the moment: the same call plans the same way every time.
     """
     count = cores()
     value = os.environ.get("CONVOLUTION_THREADS")
@@ -73,45 +75,7 @@ def threads():
     limit = getattr(_limit, "threads", None)
     if limit is not None:
         count = max(1, min(count, limit))
-    return idle(count) if count > 1 else 1
-
-
-def idle(count):
-    """How many of ``count`` cores other programs leave free, at least one.
-
-    The machine's load average (the last minute's runnable threads) less
-    this process's own share of it (`_own_load`) is what the others keep
-    busy; a core counts as free unless more than half of it is taken.
-    Measured here: with another program keeping one of the two cores busy,
-    two threads were 20 to 40% slower than one. libgomp's dynamic threads
-    read the load average too. All ``count`` where the OS gives none.
-    """
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return count
-    others = max(0.0, load - _own_load())
-    return max(1, min(count, int(count - others + 0.5)))
-
-
-_own = {"time": time.monotonic(), "cpu": time.process_time(), "load": 0.0}
-_own_lock = threading.Lock()
-
-
-def _own_load():
-    """This process's running threads, on average over about the last minute.
-
-    Its CPU time over wall time, smoothed as the kernel smooths its load
-    average (a one-minute exponential), sampled at most once a second.
-    """
-    now, cpu = time.monotonic(), time.process_time()
-    with _own_lock:
-        elapsed = now - _own["time"]
-        if elapsed >= 1.0:
-            weight = math.exp(-elapsed / 60.0)
-            rate = max(0.0, cpu - _own["cpu"]) / elapsed
-            _own.update(time=now, cpu=cpu, load=weight * _own["load"] + (1 - weight) * rate)
-        return _own["load"]
+    return count
 
 
 @contextlib.contextmanager
@@ -194,12 +158,19 @@ def _best(estimates):
     return next(option for option in options if option[1] <= 1.05 * fastest[1])
 
 
+def _worth(work_ns):
+    """The threads ``work_ns`` of work is worth: one per `costs.THREAD_NS` of it, at least one."""
+    if costs.THREAD_NS <= 0:
+        return 2 ** 31
+    return max(1, int(work_ns // costs.THREAD_NS))
+
+
 def plan_tasks(tasks, work_ns, calls_per_task, fixed_ns=0.0):
     """A `Plan` for tasks already cut: how many threads share them.
 
     ``work_ns`` is the estimated time of all their loops on one thread.
     """
-    most = min(threads(), len(tasks))
+    most = min(threads(), len(tasks), _worth(work_ns))
     n, ns = _best((n, costs.wall_ns(work_ns, len(tasks) * calls_per_task, n))
                   for n in _candidates(most))
     return Plan(tasks, n, ns + fixed_ns)
@@ -229,7 +200,8 @@ def plan(batch, rows, out_bytes, work):
     by `costs.wall_ns` wins. No more threads than strips of
     `MIN_STRIP_BYTES` fit in the output.
     """
-    most = max(1, min(threads(), out_bytes // MIN_STRIP_BYTES))
+    most = max(1, min(threads(), out_bytes // MIN_STRIP_BYTES,
+                      _worth(batch * rows * work.row_ns)))
     work_ns = batch * rows * work.row_ns
 
     def estimate(n):
@@ -251,7 +223,7 @@ class Arena:
     program that does anything else between convolutions, that was a third
     of the time of a 1024 x 1024 call, measured. So each thread carves its
     strips' buffers out of one block that it keeps: about one strip's worth
-    per thread, given back when a strip needed more than ``2 * STRIP_BYTES``.
+    per thread, given back when a strip needed more than `KEEP_BYTES`.
     """
     _local = threading.local()
 
@@ -283,7 +255,7 @@ class Arena:
 
     @classmethod
     def finish(cls):
-        """After a strip: grow the block to what it wanted, or drop it beyond ``2 * STRIP_BYTES``.
+        """After a strip: grow the block to what it wanted, or drop it beyond `KEEP_BYTES`.
 
         Growing here, once the strip's own arrays are gone, rather than when
         the next strip starts: a strip of a later call, which may want less,
@@ -292,7 +264,7 @@ class Arena:
         arena = getattr(cls._local, "arena", None)
         if arena is None:
             return
-        if max(arena.memory.nbytes, arena.wanted) > 2 * STRIP_BYTES:
+        if max(arena.memory.nbytes, arena.wanted) > KEEP_BYTES:
             cls._local.arena = None
         else:
             arena._grow()
@@ -436,12 +408,10 @@ def _after_fork_in_child():
     The pool's threads do not exist in the child; a task given to them
     would wait forever. The next call that wants threads starts a new pool.
     """
-    global _pool, _pool_size, _pool_lock, _blas_lock, _blas_users, _own_lock
+    global _pool, _pool_size, _pool_lock, _blas_lock, _blas_users
     _pool, _pool_size = None, 0
     _pool_lock = threading.Lock()
     _blas_lock = threading.Lock()
-    _own_lock = threading.Lock()
-    _own.update(time=time.monotonic(), cpu=time.process_time(), load=0.0)
     if _blas_users:      # another thread of the parent was inside single_threaded_blas
         _set_blas_threads(_blas_saved, single=False)
         _blas_users = 0

@@ -44,8 +44,7 @@ FORCE_THREADS = """
     import numpy as np
     from convolution import conv2d, costs, strips
     strips.cores = lambda: 3
-    strips.idle = lambda count: count
-    costs.HANDOFF_NS = costs.CALL_NS = 0.0
+    costs.HANDOFF_NS = costs.CALL_NS = costs.THREAD_NS = 0.0
     strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 4096
     x = np.random.default_rng(0).random((300, 300))
     k = np.random.default_rng(1).random((3, 3))
@@ -282,26 +281,22 @@ class TestDriver(unittest.TestCase):
     """Threads, the pool, configuration and BLAS: the driver under conditions users meet."""
 
     def setUp(self):
-        self.saved = (strips.STRIP_BYTES, strips.MIN_STRIP_BYTES)
+        self.saved = (strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, strips.KEEP_BYTES)
 
     def tearDown(self):
-        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES = self.saved
+        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, strips.KEEP_BYTES = self.saved
 
     def test_threads_never_exceed_the_cores(self):
-        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "4096"}), \
-                mock.patch.object(strips, "idle", lambda count: count):
+        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "4096"}):
             self.assertEqual(strips.threads(), strips.cores())
             with strips.limit_threads(3):
                 self.assertEqual(strips.threads(), min(3, strips.cores()))
                 with strips.limit_threads(1):
                     self.assertEqual(strips.threads(), 1)
-        # Cores other programs keep busy (the load average less this process's
-        # own share of it) are not counted, unless less than half busy.
-        with pretend_cores(8), mock.patch.object(strips, "idle", lambda count: 3):
-            self.assertEqual(strips.threads(), 3)
-        with mock.patch.object(os, "getloadavg", lambda: (6.7, 0.0, 0.0)), \
-                mock.patch.object(strips, "_own_load", lambda: 1.0):
-            self.assertEqual([strips.idle(n) for n in (16, 8, 6, 4)], [10, 2, 1, 1])
+        # The plan does not read the machine's load: the same call plans
+        # the same way however busy the machine is.
+        with pretend_cores(8), mock.patch.object(os, "getloadavg", lambda: (64.0, 64.0, 64.0)):
+            self.assertEqual(strips.threads(), 8)
         with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "many"}):
             with self.assertRaisesRegex(ValueError, r"CONVOLUTION_THREADS must be a positive "
                                                     r"integer, got 'many'"):
@@ -323,12 +318,12 @@ class TestDriver(unittest.TestCase):
         self.assertAlmostEqual(few[2] * 16 / few[0], 1, delta=0.05)
 
     def test_configuration_is_read_at_every_call(self):
-        # An arena that wanted 128 KiB is kept while STRIP_BYTES is 1 MiB,
-        # given back once it is 64 KiB (twice that is the most kept).
+        # An arena that wanted 128 KiB is kept while KEEP_BYTES is 1 MiB,
+        # given back once it is 64 KiB.
         strips.Arena._local.arena = None
         kept = []
-        for strip_bytes in (2 ** 20, 2 ** 16):
-            strips.STRIP_BYTES = strip_bytes
+        for keep_bytes in (2 ** 20, 2 ** 16):
+            strips.KEEP_BYTES = keep_bytes
             arena = strips.Arena.start()
             arena.take((2 ** 17,), np.uint8)
             strips.Arena.finish()
@@ -338,6 +333,7 @@ class TestDriver(unittest.TestCase):
         work = strips.Work(row_bytes=2 ** 10, extra_rows=0, row_ns=1.0, calls=1)
         strips.MIN_STRIP_BYTES = 2 ** 10
         with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "1"}):
+            strips.STRIP_BYTES = 2 ** 16
             self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 16)
             strips.STRIP_BYTES = 2 ** 18
             self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 4)
