@@ -1,29 +1,31 @@
 """Arrays larger than memory: a convolution of a Dask array, computed chunk by chunk.
 
 `conv2d` and `apply_filter_to_image` hand a ``dask.array.Array`` to
-`convolve`, which returns a lazy Dask array whose chunks are computed by the
-same in-memory function on blocks of the input that carry the halo their
-windows need. The result equals the in-memory one: each output cell is the
-same sum over the same cells (integers exactly; floats to rounding, as the
-per-chunk choice of fast path may differ from the whole image's).
+`convolve`, which returns a lazy Dask array. Each of its chunks is the same
+in-memory function applied to the cells that chunk's windows read, gathered
+from the input's chunks, so the result equals the in-memory one: each output
+cell is the same sum over the same cells (integers exactly; floats to
+rounding, as each chunk's fast path is chosen for that chunk).
 
-How it works, along each of the two spatial axes:
+How, along each of the two spatial axes:
 
-1. The border is resolved for the whole image, as in memory: ``padding`` and
-   its 'same' or 'full' form by `conv_geometry`, the cells each border cell
-   copies by `padding._source_map`. The padded axis is assembled lazily from
-   slices of the input (a reflection is a reversed slice, a circular border
-   a slice of the far side), so a chunk at the edge holds exactly the cells
-   ``np.pad`` would put there. In the 'zeros' and 'constant' modes the border
-   is a placeholder that each chunk strips and hands back to the in-memory
-   function as padding: the fill then lives in the dtype that function
-   computes in, as in memory (a fill of 300 on a uint8 image stays 300).
-2. The padded axis keeps the input's chunks; `plan_axis` picks which of
-   their boundaries the output keeps (see `plan_axis` for the rule and for
-   the chunks of the result). Each chunk receives from its neighbours, by
-   ``dask.array.map_overlap``, the rows its windows reach into them, trims
-   what it does not need, and is convolved with the in-memory function with
-   no padding of its own: its first window starts on the stride grid.
+1. The border is resolved for the whole image, as in memory: ``padding``
+   and its 'same' or 'full' forms by `conv_geometry`, the input cell that
+   each border cell copies by ``padding._source_map`` (built from ``np.pad``
+   itself). A reflection is then a reversed run of input cells, a circular
+   border a run from the far side, a replicated edge one cell repeated.
+2. `plan_axis` cuts the output into chunks that follow the input's (see it
+   for the rule, which is also the chunks of the result).
+3. Each output chunk's windows span a range of the padded axis. Its cells
+   are gathered by one small task per input chunk they come from (the halo
+   of a neighbour, or the far side of the image for a circular border), each
+   a copy, so that an input chunk leaves memory as soon as its own output
+   chunk is computed; ``dask.array.map_overlap`` keeps views instead, which
+   hold their whole chunk (measured on a LocalCluster: about twice the
+   memory). In the 'zeros' and 'constant' modes the fill is not gathered
+   but handed to the in-memory function as padding, so it lives in the dtype
+   that function computes in, as in memory (a fill of 300 on a uint8 image
+   stays 300).
 
 Every other axis keeps its chunks (a batch), except channels, which are made
 one chunk: the last axis of an (H, W, C) image, and the axis before (H, W)
@@ -39,6 +41,7 @@ smaller instead. ``dask.distributed`` also starts its worker processes with
 Nothing here imports Dask at import time; `is_dask_array` recognises a Dask
 array without importing it, so NumPy callers never pay for it.
 """
+import functools
 import itertools
 import sys
 
@@ -62,7 +65,7 @@ def is_dask_array(value):
 
 
 def plan_axis(chunks, kernel_size, stride, dilation, padding, output_size, fill):
-    """The chunks of one spatial axis: of the padded input, of the output, and the halo.
+    """Where the output chunks start along one spatial axis.
 
     Parameters
     ----------
@@ -79,12 +82,9 @@ def plan_axis(chunks, kernel_size, stride, dilation, padding, output_size, fill)
 
     Returns
     -------
-    padded_chunks, output_starts, halo
-        ``padded_chunks`` chunk the padded axis (``H + top + bottom`` cells);
-        output chunk ``k`` holds outputs ``output_starts[k]`` up to
-        ``output_starts[k + 1]`` (the last entry is ``H_out``) and is computed
-        from padded chunk ``k`` with ``halo = (before, after)`` cells of its
-        neighbours.
+    tuple of int
+        Output chunk ``k`` holds outputs ``starts[k]`` up to ``starts[k + 1]``;
+        the last entry is ``H_out``.
 
     Notes
     -----
@@ -96,38 +96,36 @@ def plan_axis(chunks, kernel_size, stride, dilation, padding, output_size, fill)
 
         o = ceil((b + top - (span - 1)//2) / sh)
 
-    and the padded chunks break at ``top + b``. With 'same' padding at stride
-    1 the output is chunked exactly like the input; with a stride the
-    boundaries are divided by it, rounded up. A padded chunk then reaches
-    about ``(span - 1)//2`` cells into the chunk before and the rest of the
-    span into the chunk after.
+    With 'same' padding at stride 1 the output is chunked exactly like the
+    input; with a stride the boundaries are divided by it, rounded up. An
+    output chunk then reads about ``(span - 1)//2`` cells into the input
+    chunk before it and the rest of the span into the chunk after: its halo.
 
-    Boundaries are dropped (their two chunks merged) where a chunk would be
-    smaller than the halo it lends to its neighbours (Dask takes a halo
-    from the adjacent chunk only), where they would leave an output chunk
-    empty or lie outside the output, and, for fill borders, where all the
-    windows of the next chunk would start in the fill after the input. A
-    kernel larger than the chunks thus gives fewer, larger chunks; never an
-    error.
+    Boundaries are dropped (their two chunks merged) where an input chunk
+    would be smaller than the halo it lends to its neighbours, so that an
+    output chunk reads from its neighbours only; where they would leave an
+    output chunk empty or lie outside the output; and, for fill borders,
+    where all the windows of the next chunk would start in the fill after
+    the input. A kernel larger than the chunks thus gives fewer, larger
+    chunks; never an error.
 
     Examples
     --------
-    A 3-tap kernel with 'same' padding keeps the chunks, with one cell of
-    halo on each side:
+    A 3-tap kernel with 'same' padding keeps the chunks:
 
     >>> plan_axis((4, 4, 4), 3, 1, 1, (1, 1), 12, fill=False)
-    ((5, 4, 5), (0, 4, 8, 12), (1, 1))
+    (0, 4, 8, 12)
 
     At stride 2 ('same' pads 0 on top and 1 below) the output chunks halve:
 
     >>> plan_axis((4, 4, 4), 3, 2, 1, (0, 1), 6, fill=False)
-    ((4, 4, 5), (0, 2, 4, 6), (0, 1))
+    (0, 2, 4, 6)
 
     Chunks of 1 are too small for a halo of 4 (a 5-tap kernel dilated by 2
     spans 9 cells) and merge into chunks of at least 4:
 
     >>> plan_axis((1,) * 12, 5, 1, 2, (4, 4), 12, fill=False)
-    ((5, 4, 4, 7), (0, 1, 5, 9, 12), (4, 4))
+    (0, 1, 5, 9, 12)
     """
     top, bottom = padding
     size = sum(chunks)
@@ -158,65 +156,69 @@ def plan_axis(chunks, kernel_size, stride, dilation, padding, output_size, fill)
             kept.append((padded, start))
     while kept and padded_size - kept[-1][0] < least:
         kept.pop()
-    padded_bounds = [0] + [c for c, _ in kept] + [padded_size]
-    padded_chunks = tuple(b - a for a, b in zip(padded_bounds, padded_bounds[1:]))
-    output_starts = (0,) + tuple(o for _, o in kept) + (output_size,)
-    return padded_chunks, output_starts, halo(kept)
+    return (0,) + tuple(o for _, o in kept) + (output_size,)
 
 
-def _pad_axis(array, axis, before, after, padding_mode):
-    """``array`` lazily extended along ``axis`` as `padding.pad` would, by slices of itself.
+def _axis_blocks(chunks, kernel_size, stride, dilation, padding, output_size, padding_mode):
+    """What each output chunk along one spatial axis reads.
 
-    Fill cells ('zeros', 'constant') are zeros here, placeholders that
-    `_convolve_block` strips: the in-memory function adds the real fill.
+    Returns, for each output chunk, ``(count, fill, runs)``: its number of
+    outputs; ``(before, after)``, the fill cells at its ends (nonzero only
+    in the 'zeros' and 'constant' modes, at the image's border), which the
+    in-memory function adds as padding; and the runs of input cells between
+    them, in order, each within one input chunk: ``(chunk, cells, repeat)``,
+    the chunk's index, a slice of it (step -1 for a reflection), and how
+    many times its one cell is repeated for a replicated edge (else 1).
     """
-    import dask.array as da
+    size = sum(chunks)
+    fill = PADDING_MODES[padding_mode] == "constant"
+    top, bottom = padding
+    inside = (top, top + size) if fill else (0, size + top + bottom)
+    span = dilation * (kernel_size - 1) + 1
+    starts = plan_axis(chunks, kernel_size, stride, dilation, padding, output_size, fill)
+    source = _source_map(size, top, bottom, padding_mode)
+    bounds = np.cumsum((0,) + tuple(chunks))
+    blocks = []
+    for first, stop in zip(starts, starts[1:]):
+        begin = first * stride                          # the chunk's first window starts here
+        # ... and its last ends here; a chunk of pure fill reads on to the first input
+        # cell, so that there are data to convolve (its extra outputs are dropped).
+        end = max((stop - 1) * stride + span, inside[0] + 1)
+        before, after = max(inside[0] - begin, 0), max(end - inside[1], 0)
+        runs = []
+        for _, length, cell, step in _runs(source[begin + before:end - after]):
+            cells = cell + step * np.arange(length)
+            owner = np.searchsorted(bounds, cells, side="right") - 1
+            for part in np.split(np.arange(length), np.flatnonzero(np.diff(owner)) + 1):
+                chunk = int(owner[part[0]])
+                local = _slice(int(cells[part[0]] - bounds[chunk]), len(part), step)
+                runs.append((chunk, local, len(part) if step == 0 else 1))
+        blocks.append((stop - first, (before, after), runs))
+    return blocks
 
-    if before == after == 0:
-        return array
-    pieces = []
-    for _, length, first, step in _runs(_source_map(array.shape[axis], before, after,
-                                                     padding_mode)):
-        index = [slice(None)] * array.ndim
-        if first < 0:
-            shape = array.shape[:axis] + (length,) + array.shape[axis + 1:]
-            chunks = array.chunks[:axis] + ((length,),) + array.chunks[axis + 1:]
-            pieces.append(da.zeros(shape, dtype=array.dtype, chunks=chunks))
-        elif step == 0:     # a replicated edge: one cell, repeated
-            index[axis] = slice(first, first + 1)
-            pieces.append(da.repeat(array[tuple(index)], length, axis=axis))
-        else:
-            index[axis] = _slice(first, length, step)
-            pieces.append(array[tuple(index)])
-    return da.concatenate(pieces, axis=axis)
 
+def _gather(chunk, region, repeats):
+    """The cells of ``chunk`` that an output chunk reads, as a copy.
 
-def _convolve_block(block, in_memory, kernel, plans, params, options, block_id=None):
-    """One output chunk: the ``in_memory`` function on one padded chunk and its halo.
-
-    ``plans`` holds, for each spatial axis, ``(axis, starts, outputs, before,
-    inside, stride, span)``: where the padded chunks start, the output chunks'
-    bounds, the halo taken from the chunk before, the padded cells that hold
-    the input (the others are fill), and the axis's stride and kernel span.
+    A view would keep the whole input chunk in memory for as long as the
+    output chunk waits for its other inputs. ``repeats`` holds ``(axis,
+    count)`` for the axes along which one cell is repeated.
     """
-    index = [slice(None)] * block.ndim
-    keep = [slice(None)] * block.ndim
-    padding = []
-    for axis, starts, outputs, before, inside, stride, span in plans:
-        k = block_id[axis]
-        received = starts[k] - before if k else 0      # the padded cell at block index 0
-        first, count = outputs[k], outputs[k + 1] - outputs[k]
-        begin = first * stride                          # where the chunk's first window starts
-        # Where its last window ends; a chunk of pure fill reads on to the first input
-        # cell, so that there are data to convolve (the extra outputs are dropped below).
-        end = max((first + count - 1) * stride + span, inside[0] + 1)
-        fill_before, fill_after = max(inside[0] - begin, 0), max(end - inside[1], 0)
-        index[axis] = slice(begin + fill_before - received, end - fill_after - received)
-        keep[axis] = slice(count)
-        padding.append((fill_before, fill_after))
+    cells = chunk[region]
+    for axis, count in repeats:
+        cells = np.repeat(cells, count, axis=axis)
+    return cells.copy() if cells.base is not None else cells
+
+
+def _convolve_block(pieces, padding, counts, in_memory, kernel, axes, params, options):
+    """One output chunk: ``pieces`` (a 2-D nested list) joined, convolved in memory with
+    ``padding`` (the fill at the border), and cut to ``counts`` outputs along ``axes``."""
+    cells = np.concatenate([np.concatenate(row, axis=axes[1]) for row in pieces], axis=axes[0])
     with limit_threads(1):
-        out = in_memory(block[tuple(index)], kernel, padding=tuple(padding), **params,
-                        **options)
+        out = in_memory(cells, kernel, padding=padding, **params, **options)
+    keep = [slice(None)] * out.ndim
+    for axis, count in zip(axes, counts):
+        keep[axis] = slice(count)
     return out[tuple(keep)]
 
 
@@ -253,6 +255,8 @@ def convolve(func, array, kernel, stride, dilation, padding, padding_mode, fill_
         (at stride 1 with 'same' padding, exactly the input's).
     """
     import dask.array as da
+    from dask.base import tokenize
+    from dask.highlevelgraph import HighLevelGraph
 
     params = dict(stride=stride, dilation=dilation, padding_mode=padding_mode,
                   fill_value=fill_value)
@@ -272,26 +276,40 @@ def convolve(func, array, kernel, stride, dilation, padding, padding_mode, fill_
                            array.dtype), kernel, padding="same", **params, **options)
     geometry = conv_geometry(tuple(shape[axis] for axis in axes), np.shape(kernel)[-2:],
                              stride, dilation, padding)
-
-    fill = PADDING_MODES[padding_mode] == "constant"
-    padded, plans, depth = array, [], {}
-    chunks = {axis: -1 for axis in whole}          # of the padded array
+    array = array.rechunk({axis: -1 for axis in whole})
+    blocks = [_axis_blocks(array.chunks[axis], *parameters, padding_mode)
+              for axis, *parameters in zip(axes, geometry.kernel_shape, geometry.stride,
+                                           geometry.dilation, geometry.padding,
+                                           geometry.output_shape)]
     out_chunks = list(array.chunks)
-    for axis, size, n_out, k, s, d, pads in zip(axes, geometry.input_shape,
-                                               geometry.output_shape, geometry.kernel_shape,
-                                               geometry.stride, geometry.dilation,
-                                               geometry.padding):
-        padded = _pad_axis(padded, axis, *pads, padding_mode)
-        chunks[axis], outputs, depth[axis] = plan_axis(array.chunks[axis], k, s, d, pads,
-                                                       n_out, fill)
-        starts = tuple(itertools.accumulate((0,) + chunks[axis][:-1]))
-        inside = (pads[0], pads[0] + size) if fill else (0, size + sum(pads))
-        plans.append((axis, starts, outputs, depth[axis][0], inside, s, d * (k - 1) + 1))
-        out_chunks[axis] = tuple(b - a for a, b in zip(outputs, outputs[1:]))
+    for axis, axis_blocks in zip(axes, blocks):
+        out_chunks[axis] = tuple(count for count, _, _ in axis_blocks)
     for axis in whole:
         out_chunks[axis] = (sample.shape[axis],)
-    return da.map_overlap(_convolve_block, padded.rechunk(chunks), depth=depth,
-                          boundary="none", trim=False, chunks=tuple(out_chunks),
-                          dtype=sample.dtype, meta=np.empty((0,) * array.ndim, sample.dtype),
-                          in_memory=func, kernel=kernel, plans=tuple(plans), params=params,
-                          options=options)
+
+    convolve_block = functools.partial(_convolve_block, in_memory=func, kernel=kernel,
+                                       axes=axes, params=params, options=options)
+    token = tokenize(array, kernel, func, params, options, padding, channels_last)
+    name, gather_name = f"convolve-{token}", f"convolve-gather-{token}"
+    graph = {}
+    for index in itertools.product(*(range(len(c)) for c in out_chunks)):
+        (rows, row_fill, row_runs), (cols, col_fill, col_runs) = (
+            blocks[0][index[axes[0]]], blocks[1][index[axes[1]]])
+        pieces = [[None] * len(col_runs) for _ in row_runs]
+        for (r, row_run), (c, col_run) in itertools.product(enumerate(row_runs),
+                                                            enumerate(col_runs)):
+            source, region, repeats = list(index), [slice(None)] * array.ndim, []
+            for axis, (chunk, cells, repeat) in zip(axes, (row_run, col_run)):
+                source[axis], region[axis] = chunk, cells
+                if repeat > 1:
+                    repeats.append((axis, repeat))
+            key = (array.name, *source)
+            if repeats or any(region[axis] != slice(0, array.chunks[axis][source[axis]], 1)
+                              for axis in axes):            # not the whole chunk: gather
+                graph[(gather_name, *index, r, c)] = (_gather, key, tuple(region), repeats)
+                key = (gather_name, *index, r, c)
+            pieces[r][c] = key
+        graph[(name, *index)] = (convolve_block, pieces, (row_fill, col_fill), (rows, cols))
+    layer = HighLevelGraph.from_collections(name, graph, dependencies=[array])
+    return da.Array(layer, name, tuple(out_chunks),
+                    meta=np.empty((0,) * array.ndim, sample.dtype))

@@ -1,0 +1,303 @@
+"""conv2d and apply_filter_to_image on Dask arrays: lazy, chunk by chunk, equal to the in-memory result.
+
+The witness is the in-memory function on the whole array (itself tested
+against the reference loops, SciPy, PyTorch and OpenCV in the other modules):
+integers and images of integers must match exactly, floats to rounding. Every
+result is also checked block by block against the chunks it declares.
+"""
+import itertools
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+from convolution import PADDING_MODES, apply_filter_to_image, chunked, conv2d, strips
+
+from .common import HERE, assert_close, optional, term_scale
+
+dask = optional("dask")
+da = optional("dask.array")
+distributed = optional("distributed")
+
+# Chunkings of a 13 x 17 input: regular, ragged, and smaller than every kernel below.
+CHUNKINGS = ((5, 6), ((3, 1, 5, 4), (9, 8)), (1, 2), (13, 17))
+PADDINGS = ("same", "full", ((0, 3), (4, 1)), 20, "valid")
+
+
+def computed(test, result):
+    """``result`` computed, after checking that each block has the shape ``.chunks`` declares."""
+    blocks = result.to_delayed()
+    values = iter(dask.compute(*blocks.ravel(), scheduler="sync"))
+    computed_blocks = np.empty(blocks.shape, dtype=object)
+    for index in np.ndindex(blocks.shape):
+        block = computed_blocks[index] = next(values)
+        test.assertEqual(block.shape, tuple(c[i] for c, i in zip(result.chunks, index)), index)
+    return np.block(computed_blocks.tolist()) if result.ndim else computed_blocks[()]
+
+
+def check(test, func, array, chunks, kernel, **params):
+    """``func`` on ``array`` cut into ``chunks`` against ``func`` on ``array``; the lazy result."""
+    expected = func(array, kernel, **params)
+    result = func(da.from_array(array, chunks=chunks), kernel, **params)
+    test.assertIsInstance(result, da.Array)
+    test.assertEqual((result.shape, result.dtype), (expected.shape, expected.dtype))
+    actual = computed(test, result)
+    if expected.dtype.kind == "f" and func is conv2d:
+        assert_close(test, actual, expected, term_scale(array, kernel, params.get("fill_value", 0)))
+    else:
+        np.testing.assert_array_equal(actual, expected)
+        test.assertEqual(actual.dtype, expected.dtype)
+    return result
+
+
+@unittest.skipIf(da is None, "dask is not installed")
+class TestConv2d(unittest.TestCase):
+    """conv2d on a Dask array equals conv2d on the NumPy array."""
+
+    def test_every_mode_padding_and_chunking(self):
+        rng = np.random.default_rng(11)
+        matrix = rng.integers(-50, 50, (13, 17))
+        kernel = rng.integers(-5, 6, (3, 4))
+        for mode, padding, chunks in itertools.product(PADDING_MODES, PADDINGS, CHUNKINGS):
+            fill = -7 if mode == "constant" else 0
+            with self.subTest(mode=mode, padding=padding, chunks=chunks):
+                check(self, conv2d, matrix, chunks, kernel, stride=(2, 1), dilation=(1, 2),
+                      padding=padding, padding_mode=mode, fill_value=fill)
+
+    def test_random_cases(self):
+        # Strides and dilations per axis, 'same' with stride and even kernels, padding wider
+        # than the input, batch axes, kernels larger than the chunks, flipped kernels.
+        rng = np.random.default_rng(12)
+        checked = 0
+        while checked < 60:
+            kh, kw, dh, dw = (int(v) for v in rng.integers(1, 6, 4) // (1, 1, 2, 2) + (0, 0, 1, 1))
+            stride = tuple(int(v) for v in rng.integers(1, 5, 2))
+            padding = ("valid", "same", "full", tuple(int(v) for v in rng.integers(0, 4, 2)),
+                       tuple(tuple(int(v) for v in p) for p in rng.integers(0, 30, (2, 2))),
+                       )[rng.integers(5)]
+            mode = list(PADDING_MODES)[rng.integers(len(PADDING_MODES))]
+            batch = tuple(int(v) for v in rng.integers(1, 4, rng.integers(0, 3)))
+            shape = batch + tuple(int(v) for v in rng.integers(1, 25, 2))
+            matrix = rng.integers(-99, 99, shape).astype(rng.choice([np.int8, np.int32, np.uint8]))
+            kernel = rng.integers(-5, 6, (kh, kw))
+            params = dict(stride=stride, dilation=(dh, dw), padding=padding, padding_mode=mode,
+                          fill_value=int(rng.integers(-9, 9)) if mode == "constant" else 0,
+                          flip=bool(rng.integers(2)))
+            try:
+                conv2d(np.zeros(shape), kernel, **params)
+            except ValueError:
+                continue    # the kernel does not fit
+            chunks = tuple(int(rng.integers(1, n + 1)) for n in shape)
+            with self.subTest(shape=shape, chunks=chunks, kernel=kernel.shape, **params):
+                check(self, conv2d, matrix, chunks, kernel, **params)
+            checked += 1
+
+    def test_floats_to_rounding(self):
+        rng = np.random.default_rng(13)
+        for dtype, mode, padding in itertools.product((np.float32, np.float64),
+                                                      ("reflect", "constant"), ("same", 4)):
+            matrix = rng.standard_normal((2, 40, 33)).astype(dtype)
+            kernel = rng.standard_normal((5, 4)).astype(dtype)
+            with self.subTest(dtype=dtype, mode=mode, padding=padding):
+                check(self, conv2d, matrix, (1, 9, 7), kernel, stride=(1, 2), padding=padding,
+                      padding_mode=mode, fill_value=0.5 if mode == "constant" else 0)
+
+    def test_dtypes_as_in_memory(self):
+        # Integers and bools accumulate in int64; float32 stays float32.
+        for dtype in (np.bool_, np.uint8, np.int16, np.float32):
+            result = conv2d(da.ones((6, 6), dtype=dtype, chunks=3), np.ones((2, 2), np.int8))
+            self.assertEqual(result.dtype, conv2d(np.ones((6, 6), dtype), np.ones((2, 2), np.int8)).dtype)
+            self.assertEqual(result.compute().dtype, result.dtype)
+
+    def test_result_chunks(self):
+        matrix = da.zeros((3, 12, 12), dtype=int, chunks=(1, 4, 6))
+        same = conv2d(matrix, np.ones((3, 3), int), padding="same")
+        self.assertEqual(same.chunks, matrix.chunks)    # 'same' at stride 1: the input's chunks
+        strided = conv2d(matrix, np.ones((3, 3), int), stride=(2, 3), padding="same")
+        self.assertEqual(strided.chunks, ((1, 1, 1), (2, 2, 2), (2, 2)))
+        # A kernel wider than the chunks: they merge until each holds the halo.
+        merged = conv2d(da.zeros((12, 12), dtype=int, chunks=1), np.ones((5, 5), int),
+                        dilation=2, padding="same")
+        self.assertEqual(merged.chunks, ((1, 4, 4, 3),) * 2)
+
+    def test_one_output_cell(self):
+        rng = np.random.default_rng(14)
+        matrix, kernel = rng.integers(0, 9, (5, 6)), rng.integers(0, 9, (5, 6))
+        for chunks in ((1, 1), (2, 3), (5, 6)):
+            result = check(self, conv2d, matrix, chunks, kernel)
+            self.assertEqual(result.chunks, ((1,), (1,)))
+        # Fill only: the one window lies in the padding above the input.
+        check(self, conv2d, matrix[:1, :1], 1, kernel[:1, :1], stride=9, padding=((3, 0), (0, 0)),
+              padding_mode="constant", fill_value=4)
+
+    def test_lazy(self):
+        reads = []
+
+        def source(block_info=None):
+            reads.append(block_info[None]["chunk-location"])
+            return np.ones([stop - start for start, stop in block_info[None]["array-location"]])
+
+        matrix = da.map_blocks(source, chunks=((4, 4), (5, 5)), dtype=float,
+                               meta=np.empty((0, 0)))
+        result = conv2d(matrix, np.ones((3, 3)), padding="same", padding_mode="circular")
+        image = apply_filter_to_image(matrix, "gaussian", padding_mode="symmetric")
+        self.assertEqual(reads, [])
+        self.assertEqual(result.compute(scheduler="sync").sum(), 9 * 80)
+        self.assertEqual(sorted(set(reads)), [(0, 0), (0, 1), (1, 0), (1, 1)])
+        np.testing.assert_allclose(image.compute(scheduler="sync"), 1)
+
+    def test_errors_at_call_time_as_in_memory(self):
+        lazy, eager = da.zeros((2, 6, 7), chunks=3), np.zeros((2, 6, 7))
+        for kernel, params in [(np.ones((2, 2)), dict(stride=0)),
+                               (np.ones((2, 2)), dict(padding="half")),
+                               (np.ones((2, 2)), dict(padding_mode="wrap")),
+                               (np.ones((2, 2)), dict(fill_value=1)),
+                               (np.ones((2, 2)), dict(method="fastest")),
+                               (np.ones((9, 2)), {}),
+                               ([[1, 2], [3]], {}),
+                               (np.ones(3), {})]:
+            with self.subTest(params=params):
+                with self.assertRaises((TypeError, ValueError)) as in_memory:
+                    conv2d(eager, kernel, **params)
+                with self.assertRaises(type(in_memory.exception)) as chunked_error:
+                    conv2d(lazy, kernel, **params)
+                self.assertEqual(str(chunked_error.exception), str(in_memory.exception))
+        for array in (da.zeros(5), da.zeros((0, 4))):
+            with self.subTest(shape=array.shape), self.assertRaisesRegex(
+                    ValueError, rf"matrix must have at least 2 dimensions .* got shape "
+                                rf"{re.escape(str(array.shape))}"):
+                conv2d(array, np.ones((1, 1)))
+
+    def test_each_chunk_on_one_thread(self):
+        seen = []
+
+        def record(block, kernel, **params):
+            seen.append(strips.threads())
+            return conv2d(block, kernel, **params)
+
+        outside = strips.threads()
+        matrix = da.ones((40, 40), chunks=10)
+        result = chunked.convolve(record, matrix, np.ones((3, 3)), 1, 1, "same", "zeros", 0)
+        self.assertEqual(seen, [outside])      # the one-cell check at call time, outside Dask
+        seen.clear()
+        result.compute(scheduler="threads")
+        self.assertEqual(seen, [1] * 16)
+        self.assertEqual(strips.threads(), outside)
+
+    def test_four_dimensional_kernels(self):
+        try:
+            conv2d(np.zeros((1, 2, 3, 3)), np.zeros((4, 2, 1, 1)))
+        except ValueError:
+            self.skipTest("conv2d does not take 4-D kernels (C_out, C_in, kh, kw) yet")
+        rng = np.random.default_rng(15)
+        matrix = rng.integers(-9, 9, (3, 4, 20, 18))
+        kernel = rng.integers(-3, 4, (6, 2, 3, 2))
+        for batch in ((matrix, (2, 1, 7, 5)), (matrix[0], (1, 6, 18))):
+            with self.subTest(shape=batch[0].shape):
+                result = check(self, conv2d, batch[0], batch[1], kernel, stride=(2, 1),
+                               padding="same", padding_mode="reflect", groups=2)
+                self.assertEqual(result.chunks[-3], (6,))    # channels in one chunk
+
+
+@unittest.skipIf(da is None, "dask is not installed")
+class TestImages(unittest.TestCase):
+    """apply_filter_to_image on a Dask image equals it on the NumPy image."""
+
+    def setUp(self):
+        self.rng = np.random.default_rng(16)
+
+    def test_rgb_uint8(self):
+        image = self.rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)
+        for kernel, params in [("gaussian", {}), ("sharpen", {}),    # sharpen saturates
+                               ("box", dict(stride=2, padding_mode="circular")),
+                               (self.rng.standard_normal((4, 3)), dict(padding="full"))]:
+            for chunks in ((10, 9, 1), (3, 45, 2), (37, 45, 3)):
+                with self.subTest(kernel=kernel, chunks=chunks, **params):
+                    result = check(self, apply_filter_to_image, image, chunks, kernel, **params)
+                    self.assertEqual(result.chunks[2], (3,))    # channels never split
+
+    def test_rgba_and_grey(self):
+        rgba = self.rng.integers(0, 256, (24, 31, 4), dtype=np.uint8)
+        for filter_alpha, mode, stride in itertools.product((False, True), PADDING_MODES, (1, 3)):
+            fill = 200 if mode == "constant" else 0
+            with self.subTest(filter_alpha=filter_alpha, mode=mode, stride=stride):
+                check(self, apply_filter_to_image, rgba, (7, 8, 3), "gaussian", stride=stride,
+                      padding_mode=mode, fill_value=fill, filter_alpha=filter_alpha)
+        grey = self.rng.integers(0, 2 ** 16, (30, 20), dtype=np.uint16)
+        check(self, apply_filter_to_image, grey, (4, 6), "laplacian", dilation=(2, 1))
+        floats = self.rng.random((30, 20, 2)).astype(np.float32)
+        check(self, apply_filter_to_image, floats, 8, "emboss")
+
+    def test_fill_outside_the_dtype(self):
+        # A fill of 300 on uint8 is 300 in the float arithmetic, in memory and per chunk.
+        image = self.rng.integers(0, 256, (20, 20), dtype=np.uint8)
+        result = check(self, apply_filter_to_image, image, 5, np.full((3, 3), -1 / 9),
+                       padding=2, padding_mode="constant", fill_value=300)
+        self.assertEqual(result.compute()[0, 0], 0)
+
+
+@unittest.skipIf(da is None or distributed is None, "dask.distributed is not installed")
+class TestLocalCluster(unittest.TestCase):
+    """The same results from two worker processes of a real scheduler."""
+
+    def test_two_worker_processes(self):
+        rng = np.random.default_rng(17)
+        matrix = rng.integers(-99, 99, (2, 64, 48))
+        image = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                      dashboard_address=None) as cluster, \
+                distributed.Client(cluster) as client:
+            lazy = conv2d(da.from_array(matrix, chunks=(1, 16, 16)), np.arange(9).reshape(3, 3),
+                          stride=(1, 2), padding="same", padding_mode="reflect")
+            picture = apply_filter_to_image(da.from_array(image, chunks=(20, 20, 1)), "sharpen")
+            result, filtered = client.compute([lazy, picture], sync=True)
+            workers = client.run(os.getpid)
+        np.testing.assert_array_equal(result, conv2d(matrix, np.arange(9).reshape(3, 3),
+                                                     stride=(1, 2), padding="same",
+                                                     padding_mode="reflect"))
+        np.testing.assert_array_equal(filtered, apply_filter_to_image(image, "sharpen"))
+        self.assertEqual(len(set(workers.values()) - {os.getpid()}), 2)
+
+
+class TestImportCost(unittest.TestCase):
+
+    def test_numpy_callers_never_import_dask(self):
+        code = ("import sys, numpy as np\n"
+                "from convolution import conv2d, apply_filter_to_image\n"
+                "conv2d(np.ones((5, 5)), np.ones((2, 2)))\n"
+                "apply_filter_to_image(np.ones((5, 5, 3), np.uint8), 'gaussian')\n"
+                "print(sorted({m.split('.')[0] for m in sys.modules} & {'dask', 'distributed'}))")
+        result = subprocess.run([sys.executable, "-c", code], cwd=HERE, capture_output=True,
+                                text=True, timeout=120)
+        self.assertEqual(result.stdout, "[]\n", result.stderr)
+
+
+@unittest.skipIf(da is None or distributed is None, "dask.distributed is not installed")
+class TestLargeImageExample(unittest.TestCase):
+    """examples/large_image.py, small: its output is right and nothing else is left behind."""
+
+    def test_small_run(self):
+        with tempfile.TemporaryDirectory() as work, tempfile.TemporaryDirectory() as tmp:
+            output = Path(work) / "blurred.npy"
+            env = dict(os.environ, TMPDIR=tmp, PYTHONPATH=str(HERE))
+            result = subprocess.run(
+                [sys.executable, str(HERE / "examples" / "large_image.py"), "--size", "1000x900",
+                 "--chunk", "256", "--memory-limit", "300MB", "--output", str(output)],
+                cwd=work, env=env, capture_output=True, text=True, timeout=300)
+            self.assertEqual(result.returncode, 0, result.stderr)
+            self.assertRegex(result.stdout, r"peak worker memory")
+            self.assertEqual(os.listdir(work), ["blurred.npy"])
+            self.assertEqual(os.listdir(tmp), [])
+            sys.path.insert(0, str(HERE / "examples"))
+            try:
+                import large_image
+            finally:
+                sys.path.remove(str(HERE / "examples"))
+            rows, cols = np.mgrid[:1000, :900]
+            expected = apply_filter_to_image(large_image.picture(rows, cols), large_image.KERNEL)
+            np.testing.assert_allclose(np.load(output), expected, rtol=0, atol=1e-5)
