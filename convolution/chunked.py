@@ -261,6 +261,10 @@ def convolve(func, array, kernel, stride, dilation, padding, padding_mode, fill_
     params = dict(stride=stride, dilation=dilation, padding_mode=padding_mode,
                   fill_value=fill_value)
     shape = array.shape
+    if any(map(np.isnan, shape)):
+        raise ValueError(f"{'image' if channels_last else 'matrix'} must have known chunk "
+                         f"sizes, got a Dask array of shape {shape}; call its "
+                         f"compute_chunk_sizes() first")
     if (array.ndim < 2 or 0 in shape or (channels_last and array.ndim > 3)
             or (np.ndim(kernel) == 4 and array.ndim not in (3, 4))):
         # A shape the in-memory function refuses: let it say so, in its own words, on a

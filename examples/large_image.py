@@ -12,14 +12,15 @@ whole in any process's memory. The script prints Dask's progress bars, the
 time of each step, and the peak memory (resident set size) of the workers.
 
 Everything is written into a temporary folder that is removed at the end,
-except the blurred image when ``--output`` names a file for it.
+even when the run is interrupted; the blurred image is moved out of it to
+``--output`` when that names a file for it.
 
 On a cluster, the one change is the client: ``Client("scheduler-address:8786")``
 instead of a `LocalCluster` (the .npy files must then be on storage that all
 the workers see).
 """
 import argparse
-import os
+import shutil
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))   # run from a checkout
-from convolution import apply_filter_to_image, get_kernel   # noqa: E402
+from convolution import apply_filter_to_image, get_kernel  # noqa: E402
 
 #: The blur: a 9 x 9 Gaussian, sigma 2 pixels.
 KERNEL = get_kernel("gaussian", size=9, sigma=2.0)
@@ -122,8 +123,7 @@ def run(args, work):
 
         # 2. The blur: a Dask array in, a Dask array out; then chunk by chunk to disk.
         blurred = apply_filter_to_image(source.as_dask_array(chunks), KERNEL)
-        target = NpyFile(Path(args.output) if args.output else work / "blurred.npy",
-                         blurred.shape, blurred.dtype)
+        target = NpyFile(work / "blurred.npy", blurred.shape, blurred.dtype)
         start = time.perf_counter()
         written = client.compute(store(blurred, target, lock=False, compute=False))
         progress(written)
@@ -131,6 +131,8 @@ def run(args, work):
         seconds = time.perf_counter() - start
         peaks = client.run(_peak_rss).values()
         limit = next(iter(client.scheduler_info()["workers"].values()))["memory_limit"]
+    if args.output:      # moved only once complete: an interrupted run leaves nothing
+        shutil.move(target.path, args.output)
     print(f"\nblurred in {seconds:.1f} s")
     if None not in peaks:
         print(f"peak worker memory: {max(peaks) / 2 ** 20:.0f} MiB (resident set size of the "

@@ -1,4 +1,4 @@
-"""conv2d and apply_filter_to_image on Dask arrays: lazy, chunk by chunk, equal to the in-memory result.
+"""conv2d and apply_filter_to_image on Dask arrays: lazy, chunk by chunk, equal to in memory.
 
 The witness is the in-memory function on the whole array (itself tested
 against the reference loops, SciPy, PyTorch and OpenCV in the other modules):
@@ -13,10 +13,11 @@ import sys
 import tempfile
 import unittest
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
-from convolution import PADDING_MODES, apply_filter_to_image, chunked, conv2d, strips
+from convolution import PADDING_MODES, apply_filter_to_image, chunked, conv2d, get_kernel, strips
 
 from .common import HERE, assert_close, optional, term_scale
 
@@ -37,7 +38,7 @@ def computed(test, result):
     for index in np.ndindex(blocks.shape):
         block = computed_blocks[index] = next(values)
         test.assertEqual(block.shape, tuple(c[i] for c, i in zip(result.chunks, index)), index)
-    return np.block(computed_blocks.tolist()) if result.ndim else computed_blocks[()]
+    return np.block(computed_blocks.tolist())
 
 
 def check(test, func, array, chunks, kernel, **params):
@@ -47,11 +48,8 @@ def check(test, func, array, chunks, kernel, **params):
     test.assertIsInstance(result, da.Array)
     test.assertEqual((result.shape, result.dtype), (expected.shape, expected.dtype))
     actual = computed(test, result)
-    if expected.dtype.kind == "f" and func is conv2d:
-        assert_close(test, actual, expected, term_scale(array, kernel, params.get("fill_value", 0)))
-    else:
-        np.testing.assert_array_equal(actual, expected)
-        test.assertEqual(actual.dtype, expected.dtype)
+    weights = get_kernel(kernel) if isinstance(kernel, str) else np.asarray(kernel)
+    assert_close(test, actual, expected, term_scale(array, weights, params.get("fill_value", 0)))
     return result
 
 
@@ -75,7 +73,8 @@ class TestConv2d(unittest.TestCase):
         rng = np.random.default_rng(12)
         checked = 0
         while checked < 60:
-            kh, kw, dh, dw = (int(v) for v in rng.integers(1, 6, 4) // (1, 1, 2, 2) + (0, 0, 1, 1))
+            kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+            dilation = tuple(int(v) for v in rng.integers(1, 3, 2))
             stride = tuple(int(v) for v in rng.integers(1, 5, 2))
             padding = ("valid", "same", "full", tuple(int(v) for v in rng.integers(0, 4, 2)),
                        tuple(tuple(int(v) for v in p) for p in rng.integers(0, 30, (2, 2))),
@@ -85,7 +84,7 @@ class TestConv2d(unittest.TestCase):
             shape = batch + tuple(int(v) for v in rng.integers(1, 25, 2))
             matrix = rng.integers(-99, 99, shape).astype(rng.choice([np.int8, np.int32, np.uint8]))
             kernel = rng.integers(-5, 6, (kh, kw))
-            params = dict(stride=stride, dilation=(dh, dw), padding=padding, padding_mode=mode,
+            params = dict(stride=stride, dilation=dilation, padding=padding, padding_mode=mode,
                           fill_value=int(rng.integers(-9, 9)) if mode == "constant" else 0,
                           flip=bool(rng.integers(2)))
             try:
@@ -110,8 +109,9 @@ class TestConv2d(unittest.TestCase):
     def test_dtypes_as_in_memory(self):
         # Integers and bools accumulate in int64; float32 stays float32.
         for dtype in (np.bool_, np.uint8, np.int16, np.float32):
-            result = conv2d(da.ones((6, 6), dtype=dtype, chunks=3), np.ones((2, 2), np.int8))
-            self.assertEqual(result.dtype, conv2d(np.ones((6, 6), dtype), np.ones((2, 2), np.int8)).dtype)
+            kernel = np.ones((2, 2), np.int8)
+            result = conv2d(da.ones((6, 6), dtype=dtype, chunks=3), kernel)
+            self.assertEqual(result.dtype, conv2d(np.ones((6, 6), dtype), kernel).dtype)
             self.assertEqual(result.compute().dtype, result.dtype)
 
     def test_result_chunks(self):
@@ -146,6 +146,8 @@ class TestConv2d(unittest.TestCase):
                                meta=np.empty((0, 0)))
         result = conv2d(matrix, np.ones((3, 3)), padding="same", padding_mode="circular")
         image = apply_filter_to_image(matrix, "gaussian", padding_mode="symmetric")
+        self.assertIsInstance(result, da.Array)
+        self.assertIsInstance(image, da.Array)
         self.assertEqual(reads, [])
         self.assertEqual(result.compute(scheduler="sync").sum(), 9 * 80)
         self.assertEqual(sorted(set(reads)), [(0, 0), (0, 1), (1, 0), (1, 1)])
@@ -172,6 +174,13 @@ class TestConv2d(unittest.TestCase):
                     ValueError, rf"matrix must have at least 2 dimensions .* got shape "
                                 rf"{re.escape(str(array.shape))}"):
                 conv2d(array, np.ones((1, 1)))
+        unknown = lazy[0][lazy[0, :, 0] == 0]     # rows chosen by value: sizes unknown
+        with self.assertRaisesRegex(ValueError, r"matrix must have known chunk sizes, got a "
+                                                r"Dask array of shape \(nan, 7\)"):
+            conv2d(unknown, np.ones((2, 2)))
+        with self.assertRaisesRegex(ValueError, "image must have shape .* got shape "
+                                                r"\(6, 7, 2, 2\)"):
+            apply_filter_to_image(da.zeros((6, 7, 2, 2)), "box")
 
     def test_each_chunk_on_one_thread(self):
         seen = []
@@ -180,14 +189,14 @@ class TestConv2d(unittest.TestCase):
             seen.append(strips.threads())
             return conv2d(block, kernel, **params)
 
-        outside = strips.threads()
-        matrix = da.ones((40, 40), chunks=10)
-        result = chunked.convolve(record, matrix, np.ones((3, 3)), 1, 1, "same", "zeros", 0)
-        self.assertEqual(seen, [outside])      # the one-cell check at call time, outside Dask
-        seen.clear()
-        result.compute(scheduler="threads")
-        self.assertEqual(seen, [1] * 16)
-        self.assertEqual(strips.threads(), outside)
+        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "8"}):
+            matrix = da.ones((40, 40), chunks=10)
+            result = chunked.convolve(record, matrix, np.ones((3, 3)), 1, 1, "same", "zeros", 0)
+            self.assertEqual(seen, [8])      # the one-cell check at call time, outside Dask
+            seen.clear()
+            result.compute(scheduler="threads")
+            self.assertEqual(seen, [1] * 16)
+            self.assertEqual(strips.threads(), 8)
 
     def test_four_dimensional_kernels(self):
         try:
@@ -234,11 +243,14 @@ class TestImages(unittest.TestCase):
         check(self, apply_filter_to_image, floats, 8, "emboss")
 
     def test_fill_outside_the_dtype(self):
-        # A fill of 300 on uint8 is 300 in the float arithmetic, in memory and per chunk.
+        # A fill of 300 on uint8 is 300 in the float arithmetic, in memory and per chunk; had
+        # the chunks padded in uint8, it would have wrapped round to 44.
         image = self.rng.integers(0, 256, (20, 20), dtype=np.uint8)
-        result = check(self, apply_filter_to_image, image, 5, np.full((3, 3), -1 / 9),
-                       padding=2, padding_mode="constant", fill_value=300)
-        self.assertEqual(result.compute()[0, 0], 0)
+        params = dict(padding=2, padding_mode="constant")
+        check(self, apply_filter_to_image, image, 5, "sharpen", fill_value=300, **params)
+        self.assertFalse(np.array_equal(
+            apply_filter_to_image(image, "sharpen", fill_value=300, **params),
+            apply_filter_to_image(image, "sharpen", fill_value=44, **params)))
 
 
 @unittest.skipIf(da is None or distributed is None, "dask.distributed is not installed")
@@ -249,8 +261,10 @@ class TestLocalCluster(unittest.TestCase):
         rng = np.random.default_rng(17)
         matrix = rng.integers(-99, 99, (2, 64, 48))
         image = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cluster, \
+        with tempfile.TemporaryDirectory() as scratch, \
+                dask.config.set({"temporary-directory": scratch}), \
+                distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                         dashboard_address=None) as cluster, \
                 distributed.Client(cluster) as client:
             lazy = conv2d(da.from_array(matrix, chunks=(1, 16, 16)), np.arange(9).reshape(3, 3),
                           stride=(1, 2), padding="same", padding_mode="reflect")
@@ -301,3 +315,15 @@ class TestLargeImageExample(unittest.TestCase):
             rows, cols = np.mgrid[:1000, :900]
             expected = apply_filter_to_image(large_image.picture(rows, cols), large_image.KERNEL)
             np.testing.assert_allclose(np.load(output), expected, rtol=0, atol=1e-5)
+
+
+@unittest.skipIf(da is None, "dask is not installed")
+class TestDocsPage(unittest.TestCase):
+    """The Python blocks of docs/large-images.md run (its ``diff`` block is not Python)."""
+
+    def test_examples_run(self):
+        page = (HERE / "docs" / "large-images.md").read_text()
+        blocks = re.findall(r"```python\n(.*?)```", page, flags=re.DOTALL)
+        self.assertTrue(blocks)
+        for block in blocks:
+            exec(compile(block, "docs/large-images.md", "exec"), {})
