@@ -265,19 +265,20 @@ def convolve(func, array, kernel, stride, dilation, padding, padding_mode, fill_
         raise ValueError(f"{'image' if channels_last else 'matrix'} must have known chunk "
                          f"sizes, got a Dask array of shape {shape}; call its "
                          f"compute_chunk_sizes() first")
-    if (array.ndim < 2 or 0 in shape or (channels_last and array.ndim > 3)
-            or (np.ndim(kernel) == 4 and array.ndim not in (3, 4))):
-        # A shape the in-memory function refuses: let it say so, in its own words, on a
-        # stand-in of this shape that holds one value (broadcast, so it costs nothing).
-        func(np.broadcast_to(np.zeros((), array.dtype), shape), kernel, padding=padding,
-             **params, **options)
     axes = (0, 1) if channels_last else (array.ndim - 2, array.ndim - 1)
     whole = tuple(range(2, array.ndim)) if channels_last else (
-        (array.ndim - 3,) if np.ndim(kernel) == 4 else ())
-    # One output cell computed in memory checks every other argument as func does, and
-    # tells the result's dtype and channels ('same' fits any kernel on a 1 x 1 input).
-    sample = func(np.zeros([n if axis in whole else 1 for axis, n in enumerate(shape)],
-                           array.dtype), kernel, padding="same", **params, **options)
+        (array.ndim - 3,) if np.ndim(kernel) == 4 and array.ndim >= 3 else ())
+    # One output cell computed in memory checks every argument as func does, and tells
+    # the result's dtype and channels ('same' fits any kernel on a 1 x 1 input).
+    try:
+        sample = func(np.zeros([n if axis in whole else min(n, 1) for axis, n in enumerate(shape)],
+                               array.dtype), kernel, padding="same", **params, **options)
+    except (TypeError, ValueError):
+        # func's message may show the shape: raise it again on a stand-in of the real
+        # shape, broadcast from one value so that it costs nothing (func checks first).
+        func(np.broadcast_to(np.zeros((), array.dtype), shape), kernel, padding=padding,
+             **params, **options)
+        raise
     geometry = conv_geometry(tuple(shape[axis] for axis in axes), np.shape(kernel)[-2:],
                              stride, dilation, padding)
     array = array.rechunk({axis: -1 for axis in whole})

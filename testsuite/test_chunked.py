@@ -126,6 +126,17 @@ class TestConv2d(unittest.TestCase):
                         dilation=2, padding="same")
         self.assertEqual(merged.chunks, ((1, 4, 4, 3),) * 2)
 
+    def test_fill_outside_the_input_dtype(self):
+        # conv2d adds a fill of 1000 to int8 data in int64, in memory and per chunk; had the
+        # chunks been padded in int8, it would have wrapped round to -24.
+        matrix = np.random.default_rng(18).integers(-128, 128, (20, 20)).astype(np.int8)
+        params = dict(padding=2, padding_mode="constant")
+        check(self, conv2d, matrix, 5, np.ones((3, 3), int), fill_value=1000, **params)
+        self.assertFalse(np.array_equal(conv2d(matrix, np.ones((3, 3), int), fill_value=1000,
+                                               **params),
+                                        conv2d(matrix, np.ones((3, 3), int), fill_value=-24,
+                                               **params)))
+
     def test_halos_are_copies(self):
         # A view would keep its whole input chunk in memory until the output chunk runs.
         chunk = np.arange(30).reshape(5, 6)
@@ -174,18 +185,25 @@ class TestConv2d(unittest.TestCase):
                                (np.ones((2, 2)), dict(method="fastest")),
                                (np.ones((9, 2)), {}),
                                ([[1, 2], [3]], {}),
-                               (np.ones(3), {})]:
+                               (np.ones(3), {}),
+                               (np.ones((4, 3, 2, 2)), {}),            # C_in is 2, not 3
+                               (np.ones((4, 2, 2, 2)), dict(groups=2)),
+                               (np.ones((4, 2, 2, 2)), dict(bias=np.ones(3)))]:
             with self.subTest(params=params):
                 with self.assertRaises((TypeError, ValueError)) as in_memory:
                     conv2d(eager, kernel, **params)
                 with self.assertRaises(type(in_memory.exception)) as chunked_error:
                     conv2d(lazy, kernel, **params)
                 self.assertEqual(str(chunked_error.exception), str(in_memory.exception))
-        for array in (da.zeros(5), da.zeros((0, 4))):
-            with self.subTest(shape=array.shape), self.assertRaisesRegex(
-                    ValueError, rf"matrix must have at least 2 dimensions .* got shape "
-                                rf"{re.escape(str(array.shape))}"):
-                conv2d(array, np.ones((1, 1)))
+        for array, kernel in ((da.zeros(5), np.ones((1, 1))), (da.zeros((0, 4)), np.ones((1, 1))),
+                              (da.zeros((6, 7)), np.ones((4, 2, 1, 1)))):
+            with self.subTest(shape=array.shape, kernel=kernel.shape):
+                with self.assertRaises(ValueError) as in_memory:
+                    conv2d(np.zeros(array.shape), kernel)
+                with self.assertRaises(ValueError) as chunked_error:
+                    conv2d(array, kernel)
+                self.assertEqual(str(chunked_error.exception), str(in_memory.exception))
+                self.assertIn(str(array.shape), str(in_memory.exception))
         unknown = lazy[0][lazy[0, :, 0] == 0]     # rows chosen by value: sizes unknown
         with self.assertRaisesRegex(ValueError, r"matrix must have known chunk sizes, got a "
                                                 r"Dask array of shape \(nan, 7\)"):
@@ -210,40 +228,26 @@ class TestConv2d(unittest.TestCase):
             self.assertEqual(seen, [1] * 16)
             self.assertEqual(strips.threads(), 8)
 
-    def test_channels_kept_whole_for_four_dimensional_kernels(self):
-        # A stand-in for conv2d with a 4-D kernel (C_out, C_in, kh, kw), built from 2-D calls:
-        # the chunked path must keep the input channels in one chunk and give C_out.
-        def channels(matrix, kernel, **params):
-            return np.stack([sum(conv2d(matrix[..., c, :, :], kernel[o, c], **params)
-                                 for c in range(kernel.shape[1]))
-                             for o in range(kernel.shape[0])], axis=-3)
-
-        rng = np.random.default_rng(15)
-        matrix = rng.integers(-9, 9, (2, 3, 20, 18))
-        kernel = rng.integers(-3, 4, (4, 3, 3, 2))
-        params = dict(stride=(2, 1), dilation=1, padding="same", padding_mode="reflect",
-                      fill_value=0)
-        for array, chunks in ((matrix, (1, 1, 7, 5)), (matrix[0], (2, 6, 18))):
-            with self.subTest(shape=array.shape):
-                result = chunked.convolve(channels, da.from_array(array, chunks=chunks), kernel,
-                                          **params)
-                self.assertEqual(result.chunks[-3], (4,))
-                np.testing.assert_array_equal(computed(self, result), channels(array, kernel,
-                                                                               **params))
-
-    def test_four_dimensional_kernels(self):
-        try:
-            conv2d(np.zeros((1, 2, 3, 3)), np.zeros((4, 2, 1, 1)))
-        except ValueError:
-            self.skipTest("conv2d does not take 4-D kernels (C_out, C_in, kh, kw) yet")
+    def test_layers(self):
+        # 4-D kernels (C_out, C_in / groups, kh, kw) with bias and groups: the input channels
+        # are made one chunk, the output has C_out in one chunk, the batch keeps its chunks.
         rng = np.random.default_rng(15)
         matrix = rng.integers(-9, 9, (3, 4, 20, 18))
-        kernel = rng.integers(-3, 4, (6, 2, 3, 2))
-        for batch in ((matrix, (2, 1, 7, 5)), (matrix[0], (1, 6, 18))):
-            with self.subTest(shape=batch[0].shape):
-                result = check(self, conv2d, batch[0], batch[1], kernel, stride=(2, 1),
-                               padding="same", padding_mode="reflect", groups=2)
-                self.assertEqual(result.chunks[-3], (6,))    # channels in one chunk
+        for kernel, params in [(rng.integers(-3, 4, (6, 2, 3, 2)),
+                                dict(stride=(2, 1), padding="same", padding_mode="reflect",
+                                     groups=2, bias=np.arange(6))),
+                               (rng.integers(-3, 4, (5, 4, 2, 3)),
+                                dict(dilation=(2, 1), padding="full", padding_mode="circular")),
+                               (rng.integers(-3, 4, (4, 1, 3, 3)),
+                                dict(padding=((0, 3), (2, 1)), groups=4))]:
+            for array, chunks in ((matrix, (2, 1, 7, 5)), (matrix[0], (3, 6, 18))):
+                with self.subTest(shape=array.shape, kernel=kernel.shape, **params):
+                    result = check(self, conv2d, array, chunks, kernel, **params)
+                    self.assertEqual(result.chunks[-3], (kernel.shape[0],))
+                    self.assertEqual(result.chunks[:-3], ((2, 1),) if array.ndim == 4 else ())
+        floats = rng.standard_normal((2, 3, 30, 25)).astype(np.float32)
+        check(self, conv2d, floats, (1, 1, 8, 8), rng.standard_normal((4, 3, 3, 3)).astype(
+            np.float32), padding="same", bias=np.ones(4, np.float32))
 
 
 @unittest.skipIf(da is None, "dask is not installed")
@@ -294,15 +298,12 @@ class TestImages(unittest.TestCase):
                 self.assertLessEqual(difference.max(), 1)
                 self.assertLess(np.count_nonzero(difference), difference.size / 1000)
 
-    def test_fill_outside_the_dtype(self):
-        # A fill of 300 on uint8 is 300 in the float arithmetic, in memory and per chunk; had
-        # the chunks padded in uint8, it would have wrapped round to 44.
-        image = self.rng.integers(0, 256, (20, 20), dtype=np.uint8)
-        params = dict(padding=2, padding_mode="constant", method="direct")
-        check(self, apply_filter_to_image, image, 5, "sharpen", fill_value=300, **params)
-        self.assertFalse(np.array_equal(
-            apply_filter_to_image(image, "sharpen", fill_value=300, **params),
-            apply_filter_to_image(image, "sharpen", fill_value=44, **params)))
+    def test_fill_the_dtype_cannot_hold(self):
+        # Refused at call time, as in memory.
+        image = da.zeros((20, 20), dtype=np.uint8, chunks=5)
+        with self.assertRaisesRegex(ValueError, "fill_value must be a whole number from 0 to "
+                                                "255 for an image of dtype uint8, got 300"):
+            apply_filter_to_image(image, "box", padding_mode="constant", fill_value=300)
 
 
 @unittest.skipIf(da is None or distributed is None, "dask.distributed is not installed")
