@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from . import channels, engine, reference
+from . import channels, chunked, engine, reference
 from .checks import as_array, as_bias, as_kernel, check_choice
 from .padding import check_padding_mode, pad_adjoint
 from .shapes import channels as channel_layout, conv_geometry, conv_transpose_geometry
@@ -262,6 +262,10 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     array([18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18.,
            18., 18., 18.])
     """
+    if chunked.is_dask_array(matrix):    # lazily, chunk by chunk: see chunked.py
+        return chunked.convolve(conv2d, matrix, as_array(kernel, "kernel"), stride, dilation,
+                                padding, padding_mode, fill_value, flip=flip, bias=bias,
+                                groups=groups, method=method)
     check_choice("method", method, METHODS)
     check_padding_mode(padding_mode, fill_value)
     if not isinstance(flip, (bool, np.bool_)):

@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from . import chunked
 from .checks import as_kernel
 from .conv import conv2d
 from .kernels import get_kernel
@@ -399,6 +400,10 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
     >>> apply_filter_to_image(rgba, "box", stride=2).shape
     (2, 3, 4)
     """
+    if chunked.is_dask_array(image):     # lazily, chunk by chunk: see chunked.py
+        return chunked.convolve(apply_filter_to_image, image, _as_kernel(kernel), stride,
+                                dilation, padding, padding_mode, fill_value, channels_last=True,
+                                filter_alpha=filter_alpha, method=method)
     image = _as_image(image)
     kernel = _as_kernel(kernel)
     if not isinstance(filter_alpha, (bool, np.bool_)):
