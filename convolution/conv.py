@@ -114,6 +114,8 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         The input. With a 2-D kernel, leading axes are a batch: each (H, W)
         matrix in it is convolved with the same kernel. With a 4-D kernel, a
         batch of N images of C_in channels, or one image. Lists of lists work.
+        A Dask array gives a lazy Dask array, computed chunk by chunk with
+        the same result (``chunked.py``; docs/large-images.md).
     kernel : array_like, shape (kh, kw) or (C_out, C_in / groups, kh, kw)
         Any size from 1 x 1, odd or even, square or not. A 4-D kernel holds
         one (kh, kw) kernel per pair of output and input channel, in

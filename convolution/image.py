@@ -260,7 +260,8 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
     image : array_like, shape (H, W) or (H, W, C)
         Greyscale, or any number of channels (RGB, RGBA, ...). Integer
         (uint8, uint16, int16, ...) or float; bool is refused (see Raises).
-        Not modified.
+        Not modified. A Dask array gives a lazy Dask array, filtered chunk
+        by chunk with the same result (``chunked.py``; docs/large-images.md).
     kernel : str or array_like, shape (kh, kw)
         A name from the kernel library (`get_kernel`, with its default
         parameters: 'gaussian' is 5 x 5) or a 2-D array of real numbers. Use
