@@ -31,6 +31,10 @@ Map of the package (imports point down the list, never up):
     ``conv2d`` (a filter, or a CNN layer with channels, groups and bias),
     ``conv_transpose2d`` and ``conv2d_backward``, the public functions:
     validate, then run the loops or a fast path.
+``chunked.py``
+    Dask arrays (images larger than memory): ``conv2d`` and
+    ``apply_filter_to_image`` hand them here, to be computed lazily, chunk by
+    chunk, with the halos the kernel needs. Dask is imported only then.
 ``reference.py``
     The tutorial: the convolution one output cell at a time, in plain loops;
     then a CNN layer, the transposed convolution and the gradients, the same

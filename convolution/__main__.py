@@ -16,6 +16,7 @@ import math
 import os
 import signal
 import sys
+import warnings
 import time
 
 import numpy as np
@@ -512,19 +513,32 @@ def main(argv=None):
     wait for).
     """
     args = build_parser().parse_args(argv)
-    with stop_signals_raise():
+    # Warnings wait for the end of the run: an interruption can make a library warn
+    # about what it then failed to do (matplotlib: "Unable to import Axes3D"), which
+    # would only bury the one line that says the run was interrupted.
+    with stop_signals_raise() as signals, warnings.catch_warnings(record=True) as caught:
         try:
             return args.run(args)
-        except CommandError as error:
-            return report(error)
-        except MemoryError as error:   # too large an image or parameters: say so, on one line
-            return report(f"out of memory: {error or 'the result does not fit'}")
-        except KeyboardInterrupt:
-            print(f"{PROG}: interrupted", file=sys.stderr)
-            status = 130
-        except Stopped as stop:
-            print(f"{PROG}: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
-            status = 128 + stop.signum
+        except BaseException as error:
+            # Once a signal has come, the run was interrupted, whatever the exception on
+            # the way out: a library may have wrapped the KeyboardInterrupt in its own.
+            if isinstance(error, (KeyboardInterrupt, Stopped)) and not signals.received:
+                signals.received.append(getattr(error, "signum", signal.SIGINT))
+            if not signals.received:
+                if isinstance(error, CommandError):
+                    return report(error)
+                if isinstance(error, MemoryError):   # too large an image or parameters
+                    return report(f"out of memory: {error or 'the result does not fit'}")
+                raise
+        finally:
+            if not signals.received:
+                for warning in caught:
+                    warnings.showwarning(warning.message, warning.category, warning.filename,
+                                         warning.lineno)
+    signum = signals.received[0]
+    print(f"{PROG}: interrupted" if signum == signal.SIGINT
+          else f"{PROG}: stopped by {signal.Signals(signum).name}", file=sys.stderr)
+    status = 128 + signum
     if argv is None:
         sys.stdout.flush()
         sys.stderr.flush()

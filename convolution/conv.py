@@ -7,7 +7,7 @@ import numbers
 
 import numpy as np
 
-from . import channels, engine, reference
+from . import channels, chunked, engine, reference
 from .checks import as_array, as_bias, as_kernel, check_choice
 from .padding import check_padding_mode, pad_adjoint
 from .shapes import channels as channel_layout, conv_geometry, conv_transpose_geometry
@@ -114,6 +114,8 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         The input. With a 2-D kernel, leading axes are a batch: each (H, W)
         matrix in it is convolved with the same kernel. With a 4-D kernel, a
         batch of N images of C_in channels, or one image. Lists of lists work.
+        A Dask array gives a lazy Dask array, computed chunk by chunk with
+        the same result (``chunked.py``; docs/large-images.md).
     kernel : array_like, shape (kh, kw) or (C_out, C_in / groups, kh, kw)
         Any size from 1 x 1, odd or even, square or not. A 4-D kernel holds
         one (kh, kw) kernel per pair of output and input channel, in
@@ -266,6 +268,10 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     array([18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18.,
            18., 18., 18.])
     """
+    if chunked.is_dask_array(matrix):    # lazily, chunk by chunk: see chunked.py
+        return chunked.convolve(conv2d, matrix, as_array(kernel, "kernel"), stride, dilation,
+                                padding, padding_mode, fill_value, flip=flip, bias=bias,
+                                groups=groups, method=method)
     check_choice("method", method, METHODS)
     check_padding_mode(padding_mode, fill_value)
     if not isinstance(flip, (bool, np.bool_)):

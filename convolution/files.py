@@ -33,7 +33,8 @@ import warnings
 
 import numpy as np
 
-__all__ = ["CommandError", "Stopped", "STOP_SIGNALS", "stop_signals_raise", "check_output",
+__all__ = ["CommandError", "Signals", "Stopped", "STOP_SIGNALS", "stop_signals_raise",
+           "check_output",
            "check_paths", "write_atomically", "check_format", "read_image", "write_image"]
 
 
@@ -98,29 +99,63 @@ class Stopped(BaseException):
         self.signum = signum
 
 
+class Signals:
+    """The signals a `stop_signals_raise` block has received, first first."""
+
+    def __init__(self):
+        self.received = []
+
+    def check(self):
+        """Raise again for a signal received earlier, in case something swallowed its exception."""
+        if self.received:
+            raise _exception(self.received[0])
+
+
+def _exception(signum):
+    """What a signal raises: KeyboardInterrupt for Ctrl-C, `Stopped` for the others."""
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
+#: The `Signals` of the `stop_signals_raise` block running, if any.
+_active = None
+
+
 @contextlib.contextmanager
 def stop_signals_raise():
-    """Within the block, `STOP_SIGNALS` raise `Stopped` in the main thread.
+    """Within the block, Ctrl-C and `STOP_SIGNALS` raise in the main thread, and are remembered.
 
-    Outside the main thread, where Python cannot handle signals, this does
-    nothing. A signal the process was told to ignore (``nohup`` ignores
-    SIGHUP) stays ignored. The previous handlers come back at the end.
+    Ctrl-C raises KeyboardInterrupt, as it does by default, and the others
+    `Stopped`. Each is also recorded in the `Signals` the block yields: a
+    library may catch the exception and carry on, or turn it into an error
+    of its own (Python 3.11 wraps one raised while a class is being created
+    in a RuntimeError, and matplotlib's first import creates many classes),
+    but the record stays, so the command line still reports the
+    interruption, and `write_atomically` never renames a file into place
+    after one. Outside the main thread, where Python cannot handle signals,
+    nothing changes. A signal the process was told to ignore (``nohup``
+    ignores SIGHUP) stays ignored. The previous handlers come back at the end.
     """
-    def stop(signum, frame):
-        raise Stopped(signum)
+    global _active
+    signals = Signals()
+
+    def handler(signum, frame):
+        signals.received.append(signum)
+        raise _exception(signum)
 
     previous = {}
     try:
-        for signum in STOP_SIGNALS:
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                previous[signum] = signal.signal(signum, stop)
+        for signum in (signal.SIGINT, *STOP_SIGNALS):
+            if signal.getsignal(signum) not in (signal.SIG_IGN, None):
+                previous[signum] = signal.signal(signum, handler)
     except ValueError:   # not the main thread
         pass
+    saved, _active = _active, signals
     try:
-        yield
+        yield signals
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        _active = saved
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 @contextlib.contextmanager
@@ -172,6 +207,8 @@ def write_atomically(path, write):
                                f"in folder {folder!r}") from None
         os.close(handle)
         write(temporary)
+        if _active is not None:
+            _active.check()   # an interruption that the writing swallowed still stops it
         try:
             os.chmod(temporary, _new_file_mode(path))   # mkstemp's is 0600, private
             os.replace(temporary, path)

@@ -23,6 +23,7 @@ import numbers
 
 import numpy as np
 
+from . import chunked
 from .checks import as_kernel
 from .conv import conv2d
 from .kernels import get_kernel
@@ -259,7 +260,8 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
     image : array_like, shape (H, W) or (H, W, C)
         Greyscale, or any number of channels (RGB, RGBA, ...). Integer
         (uint8, uint16, int16, ...) or float; bool is refused (see Raises).
-        Not modified.
+        Not modified. A Dask array gives a lazy Dask array, filtered chunk
+        by chunk with the same result (``chunked.py``; docs/large-images.md).
     kernel : str or array_like, shape (kh, kw)
         A name from the kernel library (`get_kernel`, with its default
         parameters: 'gaussian' is 5 x 5) or a 2-D array of real numbers. Use
@@ -399,6 +401,10 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
     >>> apply_filter_to_image(rgba, "box", stride=2).shape
     (2, 3, 4)
     """
+    if chunked.is_dask_array(image):     # lazily, chunk by chunk: see chunked.py
+        return chunked.convolve(apply_filter_to_image, image, _as_kernel(kernel), stride,
+                                dilation, padding, padding_mode, fill_value, channels_last=True,
+                                filter_alpha=filter_alpha, method=method)
     image = _as_image(image)
     kernel = _as_kernel(kernel)
     if not isinstance(filter_alpha, (bool, np.bool_)):

@@ -472,6 +472,33 @@ class TestCommandLineImages(CommandLineTest):
                 self.assertEqual([p.name for p in self.folder.iterdir()], ["in.png"])
                 self.assertEqual(signal.getsignal(signum), before)   # put back afterwards
 
+    def test_an_interruption_a_library_swallows_or_wraps_still_stops(self):
+        # Python 3.11 turns a KeyboardInterrupt raised while a class is created into a
+        # RuntimeError (seen when Ctrl-C lands in matplotlib's first import); other code
+        # catches it and carries on. Either way the run is interrupted, and says so.
+        def wrapped(path, *args, **kwargs):
+            Path(path).write_bytes(b"half an image")
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt as error:
+                raise RuntimeError("Error calling __set_name__") from error
+
+        def swallowed(path, *args, **kwargs):
+            try:
+                signal.raise_signal(signal.SIGINT)
+            except KeyboardInterrupt:
+                pass
+            Path(path).write_bytes(png_bytes(np.zeros((2, 2), np.uint8)))
+
+        for write in (wrapped, swallowed):
+            with self.subTest(write=write.__name__):
+                with mock.patch("imageio.v3.imwrite", side_effect=write):
+                    status, _, stderr = run_in_process("filter", self.input,
+                                                       self.folder / "out.png")
+                self.assertEqual((status, stderr), (130, "convolution: interrupted\n"))
+                self.assertEqual([p.name for p in self.folder.iterdir()], ["in.png"])
+                self.assertIs(signal.getsignal(signal.SIGINT), signal.default_int_handler)
+
     @unittest.skipUnless(hasattr(signal, "SIGTERM") and os.name == "posix", "POSIX signals")
     def test_sigterm_mid_write_leaves_nothing_behind(self):
         # A real process, killed while its temporary file exists: random pixels make a PNG
