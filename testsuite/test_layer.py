@@ -13,12 +13,14 @@ import sys
 import tracemalloc
 import unittest
 import warnings
+from unittest import mock
 
 import numpy as np
 
-from convolution import (conv2d, conv2d_backward, conv2d_backward_loops, conv2d_layer_loops,
-                         conv2d_loops, conv2d_slices, conv_output_shape, conv_transpose2d,
-                         conv_transpose2d_loops, conv_transpose_output_shape, reference, strips)
+from convolution import (channels, conv2d, conv2d_backward, conv2d_backward_loops,
+                         conv2d_layer_loops, conv2d_loops, conv2d_slices, conv_output_shape,
+                         conv_transpose2d, conv_transpose2d_loops, conv_transpose_output_shape,
+                         reference, strips)
 from convolution.padding import PADDING_MODES, _source_map, pad, pad_adjoint
 from convolution.shapes import tap, window
 
@@ -398,18 +400,18 @@ class TestTorchOracle(unittest.TestCase):
 
     def test_same_padding_and_depthwise(self):
         rng = np.random.default_rng(16)
-        for channels, multiplier, (kh, kw), dilation in itertools.product(
+        for count, multiplier, (kh, kw), dilation in itertools.product(
                 (1, 3, 8), (1, 2), ((3, 3), (2, 5)), (1, 2)):
-            x = rng.standard_normal((2, channels, 11, 9))
-            k = rng.standard_normal((channels * multiplier, 1, kh, kw))
+            x = rng.standard_normal((2, count, 11, 9))
+            k = rng.standard_normal((count * multiplier, 1, kh, kw))
             with warnings.catch_warnings():   # torch warns that it copies for even kernels
                 warnings.simplefilter("ignore", UserWarning)
                 theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(k),
                                                     dilation=dilation, padding="same",
-                                                    groups=channels).numpy()
-            with self.subTest(channels=channels, multiplier=multiplier, kernel=(kh, kw)):
+                                                    groups=count).numpy()
+            with self.subTest(channels=count, multiplier=multiplier, kernel=(kh, kw)):
                 assert_close(self, conv2d(x, k, dilation=dilation, padding="same",
-                                          groups=channels), theirs, scale(x, k))
+                                          groups=count), theirs, scale(x, k))
 
 
 class TestIdentities(unittest.TestCase):
@@ -581,6 +583,15 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
         strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 512
         with forced_threads(3):
             self.check_all(34, 40, ("auto",))
+
+    def test_stacks_of_taps(self):
+        # Taps stacked into one product a few at a time (several products, some of a
+        # single tap read in place, others copied one above the other), all in one,
+        # and every tap a product of its own.
+        for depth, channels_alone in ((3, 256), (5, 256), (2 ** 20, 256), (1024, 2)):
+            with mock.patch.object(channels, "STACK_DEPTH", depth), \
+                    mock.patch.object(channels, "STACK_CHANNELS", channels_alone):
+                self.check_all(36, 12, ("auto",))
 
     def test_integers_are_exact(self):
         rng = np.random.default_rng(36)
