@@ -1,23 +1,44 @@
-"""Benchmark: conv2d's default path against every peer installed, side by side.
+"""Benchmark: conv2d against every peer installed, side by side, at several thread counts.
 
-    python benchmarks/run.py            # every case: 1024, 2048 and 4096 pixels a side
-    python benchmarks/run.py --quick    # 1024 a side only, fewer repeats: under a minute
+    python benchmarks/run.py                    # 1024 and 2048 a side; 1 thread and all cores
+    python benchmarks/run.py --quick            # 1024 a side, fewer repeats
+    python benchmarks/run.py --threads 1,2,16   # each thread count, ours and the peers'
+    python benchmarks/run.py --calibrate        # the constants of convolution/costs.py
+    python benchmarks/run.py --designs          # the banded path's designs, sizes, BLAS threads
 
-Every case runs in this one process, on the same data, for ``conv2d`` (method
-'auto') and each installed peer: ``scipy.ndimage.correlate``,
-``scipy.signal.correlate2d`` (and ``oaconvolve`` for large kernels),
-``cv2.filter2D`` and ``torch.nn.functional.conv2d`` on the CPU. Peers get the
-same semantics: zero borders of ``span // 2`` cells, a dilated kernel with
-zeros inserted between its taps, and the full result subsampled for stride
-(PyTorch takes stride and dilation natively). Before timing, each peer's
-result is checked against ours. Times are medians of several runs; the table
-gives the peer's time divided by ours (above 1: we are faster) and our
-throughput in GMAC/s (useful multiply-adds, kh*kw per output cell).
+Every case runs in this one process, on the same data, for ``conv2d``
+(method 'auto', and each of its paths) and each installed peer:
+``cv2.filter2D``, ``scipy.ndimage.correlate``, ``scipy.signal.correlate2d``
+(and ``oaconvolve`` for large kernels) and ``torch.nn.functional.conv2d``
+on the CPU. Peers get the same semantics: zero borders of ``span // 2``
+cells, a dilated kernel with zeros inserted between its taps, and the full
+result subsampled for stride (PyTorch takes stride and dilation natively).
+Before timing, each result is checked against ours.
 
-The table goes to stdout (and ``--markdown FILE``); the plot to
-``files/benchmark.png``.
+Thread counts: ours through ``CONVOLUTION_THREADS`` (which never exceeds
+the cores: the library caps it), OpenCV's through ``cv2.setNumThreads``,
+PyTorch's through ``torch.set_num_threads``, and every BLAS in the process
+through threadpoolctl. ndimage, correlate2d and oaconvolve run on one
+thread whatever the count, and are timed once.
+
+Times are medians of several rounds in which the contenders take turns, in
+an order that rotates, so that drift in the machine's speed falls on all of
+them alike. On one thread every contender runs on the calling thread, and
+its CPU time is measured (``time.thread_time``): other programs sharing the
+cores then disturb the figures far less than they disturb wall time. With
+more threads, wall time. Each line gives a peer's time divided by ours (above 1: we are
+faster), 'auto''s path and how far it is from the fastest path (the time of
+the path it took over the fastest path's, both timed by name), and our
+throughput in GMAC/s (useful multiply-adds, kh*kw per output cell). With
+several thread counts, ours are also timed taking turns in the same rounds
+(wall time), for the comparison between thread counts. A
+summary checks the figures the targets are stated in.
+
+Nothing is written unless asked: ``--markdown FILE`` writes the tables,
+``--plot FILE`` a plot of the ratios.
 """
 import argparse
+import contextlib
 import math
 import os
 
@@ -37,15 +58,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from convolution import conv2d  # noqa: E402  (the path above must come first)
-from convolution.engine import choose_method  # noqa: E402
-from convolution.strips import threads  # noqa: E402
+from convolution import apply_filter_to_image, conv2d, engine, strips  # noqa: E402
 from convolution.shapes import conv_geometry  # noqa: E402
 
-#: Peers slower than this on one run are timed once, not several times.
+#: Contenders slower than this on one run are timed once, not several times.
 SLOW_SECONDS = 2.0
-#: Peers whose estimated time exceeds this are not run at all (shown as "-", as are failures).
-SKIP_SECONDS = 60.0
+#: Contenders whose estimated time exceeds this are not run at all (shown as "-").
+SKIP_SECONDS = 20.0
 
 
 def optional(name):
@@ -59,44 +78,73 @@ cv2 = optional("cv2")
 ndimage = optional("scipy.ndimage")
 signal = optional("scipy.signal")
 torch = optional("torch")
+threadpoolctl = optional("threadpoolctl")
+imageio = optional("imageio.v3")
 
 
-def timed(function, repeats):
-    """Median wall time of ``function()`` over ``repeats`` runs, after one warm-up run."""
-    return race({"": function}, repeats)[""]
+@contextlib.contextmanager
+def thread_count(n):
+    """Everyone's threads set to ``n``: ours, OpenCV's, PyTorch's and every BLAS's."""
+    saved = os.environ.get("CONVOLUTION_THREADS")
+    os.environ["CONVOLUTION_THREADS"] = str(n)
+    if cv2 is not None:
+        cv2.setNumThreads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    limits = (threadpoolctl.threadpool_limits(n, user_api="blas") if threadpoolctl is not None
+              else contextlib.nullcontext())
+    try:
+        with limits:
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop("CONVOLUTION_THREADS", None)
+        else:
+            os.environ["CONVOLUTION_THREADS"] = saved
 
 
-def race(contenders, repeats):
+def race(contenders, repeats, clock=time.perf_counter, walls=None):
     """{name: (median seconds, result)} for functions timed side by side.
 
     Each function runs once to warm up (and to give its result); then the
-    rounds interleave them, in an order that rotates from round to round, so
-    that drift in the machine's speed falls on all of them alike. A function
-    slower than SLOW_SECONDS is not run again: its first time stands.
+    rounds interleave them, in an order that rotates from round to round. A
+    function slower than SLOW_SECONDS is not run again: its first time
+    stands. A function that raises (PyTorch's im2col can ask for GBs) gets
+    the exception as its result and no time. ``clock``: wall time, or
+    ``time.thread_time`` for work on the calling thread alone, which other
+    processes sharing the cores disturb less. ``walls``, a dict, receives
+    the median wall times too, whatever ``clock`` is.
     """
-    first, results, times = {}, {}, {}
+    first, results = {}, {}
+    times, wall = {name: [] for name in contenders}, {name: [] for name in contenders}
     for name, function in contenders.items():
-        start = time.perf_counter()
+        start, start_wall = clock(), time.perf_counter()
         try:
             results[name] = function()
-        except (MemoryError, RuntimeError) as error:   # PyTorch's im2col can ask for GBs
-            if name == "ours":
-                raise
+        except (MemoryError, RuntimeError, ValueError) as error:
             results[name] = error
-        first[name] = time.perf_counter() - start
-        times[name] = []
+        first[name] = (clock() - start, time.perf_counter() - start_wall)
     again = [name for name in contenders
-             if first[name] <= SLOW_SECONDS and not isinstance(results[name], Exception)]
+             if first[name][0] <= SLOW_SECONDS and not isinstance(results[name], Exception)]
     for round_ in range(repeats):
         for k in range(len(again)):
             name = again[(k + round_) % len(again)]
-            start = time.perf_counter()
+            start, start_wall = clock(), time.perf_counter()
             contenders[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
+            wall[name].append(time.perf_counter() - start_wall)
+    if walls is not None:
+        walls.update((name, statistics.median(wall[name]) if wall[name] else first[name][1])
+                     for name in contenders if not isinstance(results[name], Exception))
     return {name: (None if isinstance(results[name], Exception)
-                   else statistics.median(times[name]) if times[name] else first[name],
+                   else statistics.median(times[name]) if times[name] else first[name][0],
                    results[name])
             for name in contenders}
+
+
+def clock(threads):
+    """The clock for ``threads``: CPU time of the calling thread alone for one, else wall time."""
+    return time.thread_time if threads == 1 else time.perf_counter
 
 
 def dilated(kernel, dilation):
@@ -112,6 +160,10 @@ def gaussian(size, dtype):
     sigma = 0.3 * ((size - 1) * 0.5 - 1) + 0.8
     g = np.exp(-0.5 * ((np.arange(size) - (size - 1) / 2) / sigma) ** 2)
     return np.outer(g, g).astype(dtype) / np.outer(g, g).sum().astype(dtype)
+
+
+#: Peers whose thread count the benchmark sets; the others run on one thread.
+THREADED_PEERS = ("cv2.filter2D", "torch.conv2d")
 
 
 def peers(image, kernel, stride, dilation):
@@ -154,14 +206,17 @@ def cases(sizes):
                        2, 2)
 
 
-def estimate(name, image, kernel, stride, dilation):
-    """A rough time, in seconds, for the peers that can take minutes, so as to skip them.
+def estimate(name, image, kernel, stride, dilation, geometry):
+    """A rough time, in seconds, for the contenders that can take minutes, so as to skip them.
 
-    The direct peers cost a multiply-add per tap of the dilated kernel (zeros
-    included) per pixel; PyTorch's float64 CPU path unfolds the image into a
-    matrix kh*kw times its size (im2col) and runs far slower than its float32.
+    Our paths: their own cost model. The direct peers cost a multiply-add
+    per tap of the dilated kernel (zeros included) per pixel; PyTorch's
+    float64 CPU path unfolds the image into a matrix kh*kw times its size
+    (im2col) and runs far slower than its float32.
     """
     taps = dilated(kernel, dilation).size
+    if name in engine.METHODS:
+        return engine.plan(name, geometry, kernel).ns * 1e-9
     if name in ("ndimage.correlate", "signal.correlate2d"):
         return image.size * taps / 1.5e9
     if name == "torch.conv2d" and image.dtype == np.float64:
@@ -172,86 +227,146 @@ def estimate(name, image, kernel, stride, dilation):
     return 0.0
 
 
-def run_case(label, size, dtype, kernel, stride, dilation, repeats, rows):
+def run_case(label, size, dtype, kernel, stride, dilation, thread_counts, repeats, rows,
+             with_paths):
     rng = np.random.default_rng(size)
     image = rng.random((size, size)).astype(dtype)
     found, padding = peers(image, kernel, stride, dilation)
     geometry = conv_geometry(image.shape, kernel.shape, stride, dilation, padding)
-    method = choose_method(tuple(n + 2 * padding for n in image.shape), kernel, geometry)
-    skipped = [name for name in found
-               if estimate(name, image, kernel, stride, dilation) > SKIP_SECONDS]
-    contenders = {"ours": lambda: conv2d(image, kernel, stride, dilation, padding)}
-    contenders.update((name, f) for name, f in found.items() if name not in skipped)
-    timings = race(contenders, repeats)
-    our_time, expected = timings.pop("ours")
-    scale = float(np.abs(kernel).sum() * np.abs(image).max())
-    tolerance = 64 * np.finfo(dtype).eps * scale
-    for name, (_, result) in timings.items():
-        if isinstance(result, Exception):
-            print(f"  {name} failed on {label} {size}: {str(result).splitlines()[0][:120]}")
-            continue
-        error = float(np.max(np.abs(np.asarray(result, dtype=np.float64) - expected)))
-        if result.shape != expected.shape or error > tolerance:
-            raise SystemExit(f"{name} disagrees with conv2d on {label} {size} "
-                             f"{np.dtype(dtype).name}: shape {result.shape} vs "
-                             f"{expected.shape}, max error {error:.3g}")
-    row = {"case": label, "size": size, "dtype": np.dtype(dtype).name, "method": method,
-           "ours": our_time, "gmacs": expected.size * kernel.size / our_time / 1e9,
-           "peers": {name: timings[name][0] if name in timings else None for name in found}}
-    rows.append(row)
-    print(format_row(row), flush=True)
+    ours = {"auto": lambda: conv2d(image, kernel, stride, dilation, padding)}
+    if with_paths:
+        for method in engine.cost_estimates(kernel, geometry):
+            ours[method] = (lambda method=method: conv2d(image, kernel, stride, dilation,
+                                                         padding, method=method))
+    contenders = {**ours, **found}
+    skipped = {name for name in contenders
+               if estimate(name, image, kernel, stride, dilation, geometry) > SKIP_SECONDS}
+    single = {}      # peers that ignore the thread count: timed once
+    for n in thread_counts:
+        with thread_count(n):
+            chosen = engine.choose_method(kernel, geometry, images=image[None])[0]
+            timed = {name: f for name, f in contenders.items() if name not in skipped
+                     and (name in ours or name in THREADED_PEERS or name not in single)}
+            walls = {}
+            timings = race(timed, repeats, clock(n), walls)
+        expected = timings["auto"][1]
+        scale = float(np.abs(kernel).sum() * np.abs(image).max())
+        for name, (_, result) in timings.items():
+            if isinstance(result, Exception):
+                print(f"  {name} failed on {label} {size}: {str(result).splitlines()[0][:120]}")
+                continue
+            error = float(np.max(np.abs(np.asarray(result, dtype=np.float64) - expected)))
+            if result.shape != expected.shape or error > 64 * np.finfo(dtype).eps * scale:
+                raise SystemExit(f"{name} disagrees with conv2d on {label} {size} "
+                                 f"{np.dtype(dtype).name}: shape {result.shape} vs "
+                                 f"{expected.shape}, max error {error:.3g}")
+            if name in found and name not in THREADED_PEERS:
+                single.setdefault(name, timings[name][0])
+        times = {name: timings[name][0] if name in timings else None for name in contenders}
+        times.update({name: t for name, t in single.items() if name not in timings})
+        row = {"case": label, "size": size, "dtype": np.dtype(dtype).name, "threads": n,
+               "method": chosen, "ours": times["auto"], "wall": walls["auto"],
+               "gmacs": expected.size * kernel.size / times["auto"] / 1e9,
+               "paths": {m: times[m] for m in ours if m != "auto"},
+               "peers": {name: times[name] for name in found}}
+        rows.append(row)
+        print(format_row(row), flush=True)
+    scaling(rows[-len(thread_counts):], ours["auto"], thread_counts, repeats)
 
 
-def run_photo(repeats, rows):
-    """A 1920x1080 uint8 RGB photo through apply_filter_to_image, 9x9 Gaussian."""
+def scaling(case_rows, function, thread_counts, repeats):
+    """Our wall time at each thread count, all timed in the same rounds, into each row's "scaling".
+
+    The per-count races above run one after the other, so that a burst of
+    other work on the machine can fall on one count and not the others; here
+    the counts take turns, as the contenders of a race do.
+    """
+    if len(thread_counts) < 2:
+        return
+
+    def at(n):
+        def call():
+            os.environ["CONVOLUTION_THREADS"] = str(n)
+            return function()
+        return call
+
+    saved = os.environ.get("CONVOLUTION_THREADS")
     try:
-        from convolution import apply_filter_to_image
-    except ImportError:
-        return
+        timings = race({n: at(n) for n in thread_counts}, repeats)
+    finally:
+        if saved is None:
+            os.environ.pop("CONVOLUTION_THREADS", None)
+        else:
+            os.environ["CONVOLUTION_THREADS"] = saved
+    for row in case_rows:
+        row["scaling"] = timings[row["threads"]][0]
+    print("  ours in turns, wall: " + ", ".join(
+        f"{n} threads {timings[n][0] * 1e3:.2f} ms" for n in thread_counts), flush=True)
+
+
+def photo_image():
+    """A 1920x1080 uint8 RGB photo: the sample picture enlarged, nearest neighbour."""
     photo = HERE.parent / "files" / "grace_hopper.jpg"
-    imageio = optional("imageio.v3")
     if imageio is None or not photo.exists():
-        return
+        return None
     small = imageio.imread(photo)[..., :3]
-    # Nearest-neighbour enlargement to full HD: a photo's content at a photo's size.
     rows_index = np.arange(1080) * small.shape[0] // 1080
     cols_index = np.arange(1920) * small.shape[1] // 1920
-    image = np.ascontiguousarray(small[rows_index][:, cols_index])
+    return np.ascontiguousarray(small[rows_index][:, cols_index])
+
+
+def run_photo(thread_counts, repeats, rows):
+    """The photo through apply_filter_to_image with a 9x9 Gaussian, against OpenCV and ndimage."""
+    image = photo_image()
+    if image is None:
+        return
     kernel = gaussian(9, np.float64)
-    contenders = {"ours": lambda: apply_filter_to_image(image, kernel)}
+    contenders = {"auto": lambda: apply_filter_to_image(image, kernel)}
     if cv2 is not None:
         contenders["cv2.filter2D"] = lambda: cv2.filter2D(image, -1, kernel,
                                                           borderType=cv2.BORDER_REFLECT_101)
     if ndimage is not None:
         def ndimage_photo():
-            channels = [ndimage.correlate(image[..., c].astype(np.float64), kernel,
-                                          mode="mirror") for c in range(3)]
+            channels = [ndimage.correlate(image[..., c].astype(np.float32),
+                                          kernel.astype(np.float32), mode="mirror")
+                        for c in range(3)]
             return np.clip(np.rint(np.stack(channels, -1)), 0, 255).astype(np.uint8)
         contenders["ndimage.correlate"] = ndimage_photo
-    timings = race(contenders, repeats)
-    our_time, expected = timings.pop("ours")
-    for name, (_, result) in timings.items():
-        if np.max(np.abs(result.astype(int) - expected.astype(int))) > 1:
-            raise SystemExit(f"{name} disagrees with apply_filter_to_image on the photo")
-    row = {"case": "photo 1920x1080 RGB, gaussian 9x9", "size": 1920, "dtype": "uint8",
-           "method": "auto", "ours": our_time,
-           "gmacs": expected.size * kernel.size / our_time / 1e9,
-           "peers": {name: t for name, (t, _) in timings.items()}}
-    rows.append(row)
-    print(format_row(row), flush=True)
+    single = {}
+    for n in thread_counts:
+        with thread_count(n):
+            walls = {}
+            timings = race({name: f for name, f in contenders.items() if name not in single},
+                           repeats, clock(n), walls)
+        expected = timings["auto"][1]
+        for name, (_, result) in timings.items():
+            if np.max(np.abs(result.astype(int) - expected.astype(int))) > 1:
+                raise SystemExit(f"{name} disagrees with apply_filter_to_image on the photo")
+        if "ndimage.correlate" in timings:
+            single["ndimage.correlate"] = timings["ndimage.correlate"]
+        timings.update(single)
+        row = {"case": "photo 1920x1080 RGB, gaussian 9x9", "size": 1920, "dtype": "uint8",
+               "threads": n, "method": "auto", "ours": timings["auto"][0],
+               "wall": walls["auto"],
+               "gmacs": expected.size * kernel.size / timings["auto"][0] / 1e9, "paths": {},
+               "peers": {name: t for name, (t, _) in timings.items() if name != "auto"}}
+        rows.append(row)
+        print(format_row(row), flush=True)
+    scaling(rows[-len(thread_counts):], contenders["auto"], thread_counts, repeats)
 
 
 def run_loops(rows):
     """The reference loops against 'auto' on the case issue 2 names: 256x256, 5x5, float64."""
     rng = np.random.default_rng(1)
     image, kernel = rng.random((256, 256)), rng.random((5, 5))
-    timings = race({"ours": lambda: conv2d(image, kernel, padding="same"),
+    timings = race({"auto": lambda: conv2d(image, kernel, padding="same"),
                     "method='loops'": lambda: conv2d(image, kernel, padding="same",
                                                      method="loops")}, 3)
-    (ours, result), (loops, expected) = timings["ours"], timings["method='loops'"]
+    (ours, result), (loops, expected) = timings["auto"], timings["method='loops'"]
     np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
     row = {"case": "random 5x5 (vs method='loops')", "size": 256, "dtype": "float64",
-           "method": "auto", "ours": ours, "gmacs": expected.size * 25 / ours / 1e9,
+           "threads": strips.threads(), "method": "auto", "ours": ours,
+           "gmacs": expected.size * 25 / ours / 1e9, "paths": {},
            "peers": {"method='loops'": loops}}
     rows.append(row)
     print(format_row(row), flush=True)
@@ -261,9 +376,27 @@ PEER_ORDER = ["cv2.filter2D", "ndimage.correlate", "signal.correlate2d", "signal
               "torch.conv2d", "method='loops'"]
 
 
+def auto_over_best(row):
+    """The time of the path 'auto' took over the fastest path's (1.0: it took the fastest).
+
+    Both from the same rounds of the paths' own timings, so that timing the
+    same path twice (as 'auto' and by name) does not count as a difference.
+    None where the paths were not timed.
+    """
+    paths = {name: t for name, t in row["paths"].items() if t is not None}
+    if row["method"] not in paths:
+        return None
+    return paths[row["method"]] / min(paths.values())
+
+
 def format_row(row):
-    cells = [f"{row['case']:<36}", f"{row['size']:>5}", f"{row['dtype']:<8}",
-             f"{row['method']:<10}", f"{row['ours'] * 1e3:9.2f} ms", f"{row['gmacs']:6.2f}"]
+    cells = [f"{row['case']:<34}", f"{row['size']:>5}", f"{row['dtype']:<8}",
+             f"{row['threads']:>2}t", f"{row['method']:<9}", f"{row['ours'] * 1e3:8.2f} ms",
+             f"{row['gmacs']:6.2f}"]
+    ratio = auto_over_best(row)
+    if ratio is not None:
+        best = min((t, m) for m, t in row["paths"].items() if t is not None)[1]
+        cells.append(f"auto/best {ratio:4.2f} ({best})")
     for name in PEER_ORDER:
         if name in row["peers"]:
             t = row["peers"][name]
@@ -272,38 +405,97 @@ def format_row(row):
 
 
 def markdown(rows):
+    """The rows as a Markdown table: our times, each peer's over ours, our paths' times."""
     names = [n for n in PEER_ORDER if any(n in r["peers"] for r in rows)]
-    lines = ["| case | size | dtype | path | ours (ms) | GMAC/s | " + " | ".join(names) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(names)]
+    paths = [m for m in engine.METHODS if any(m in r["paths"] for r in rows)]
+    header = (["case", "size", "dtype", "threads", "path", "ours (ms)", "wall (ms)",
+               "in turns (ms)", "GMAC/s", "auto/best"] + names + [f"{m} (ms)" for m in paths])
+
+    def shown(value, form):
+        return "" if value == "" else "-" if value is None else form(value)
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        ratios = []
-        for n in names:
-            t = r["peers"].get(n, "")
-            ratios.append("" if t == "" else "-" if t is None else f"{t / r['ours']:.2f}")
-        lines.append(f"| {r['case']} | {r['size']} | {r['dtype']} | {r['method']} | "
-                     f"{r['ours'] * 1e3:.2f} | {r['gmacs']:.2f} | " + " | ".join(ratios) + " |")
+        ratio = auto_over_best(r)
+        cells = ([r["case"], r["size"], r["dtype"], r["threads"], r["method"],
+                  f"{r['ours'] * 1e3:.2f}", shown(r.get("wall", ""), lambda t: f"{t * 1e3:.2f}"),
+                  shown(r.get("scaling", ""), lambda t: f"{t * 1e3:.2f}"),
+                  f"{r['gmacs']:.2f}", "" if ratio is None else f"{ratio:.2f}"]
+                 + [shown(r["peers"].get(n, ""), lambda t: f"{t / r['ours']:.2f}") for n in names]
+                 + [shown(r["paths"].get(m, ""), lambda t: f"{t * 1e3:.2f}") for m in paths])
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
+    return "\n".join(lines)
+
+
+def ratio_table(rows):
+    """Per thread count and peer: min, median and max of peer time / our time."""
+    lines = ["| threads | peer | cases | min | median | max |", "|---|---|---|---|---|---|"]
+    for n in sorted({r["threads"] for r in rows if "loops" not in r["case"]}):
+        sel = [r for r in rows if r["threads"] == n and "loops" not in r["case"]]
+        for name in PEER_ORDER[:-1]:
+            ratios = [r["peers"][name] / r["ours"] for r in sel if r["peers"].get(name)]
+            if ratios:
+                lines.append(f"| {n} | {name} | {len(ratios)} | {min(ratios):.2f} | "
+                             f"{statistics.median(ratios):.2f} | {max(ratios):.2f} |")
     return "\n".join(lines)
 
 
 def summary(rows):
-    """The figures the targets are stated in."""
+    """The figures the targets are stated in, each with whether it holds."""
     lines = []
     single = [r for r in rows if r["dtype"] != "uint8" and "loops" not in r["case"]]
-    for name in ("ndimage.correlate", "signal.correlate2d", "torch.conv2d", "cv2.filter2D"):
-        ratios = [r["peers"][name] / r["ours"] for r in single if r["peers"].get(name)]
-        if ratios:
-            lines.append(f"{name}: peer/ours min {min(ratios):.2f}, median "
-                         f"{statistics.median(ratios):.2f}, max {max(ratios):.2f} "
-                         f"over {len(ratios)} cases")
-    cv_f32 = [r["peers"]["cv2.filter2D"] / r["ours"] for r in single
-              if r["dtype"] == "float32" and r["peers"].get("cv2.filter2D")]
-    if cv_f32:
-        lines.append(f"cv2.filter2D, float32 cases: median ratio {statistics.median(cv_f32):.2f} "
-                     f"(OpenCV is {1 / statistics.median(cv_f32):.2f}x faster than us in the median)")
-    strided = [r for r in single if "s2 d2" in r["case"]]
-    if strided:
-        worst = min(min(t / r["ours"] for t in r["peers"].values() if t) for r in strided)
-        lines.append(f"stride 2 / dilation 2 cases: slowest peer ratio {worst:.2f}")
+
+    def check(text, holds):
+        lines.append(f"[{'ok' if holds else 'NO'}] {text}")
+
+    for n in sorted({r["threads"] for r in single}):
+        at = [r for r in single if r["threads"] == n]
+        for name in ("ndimage.correlate", "signal.correlate2d", "torch.conv2d"):
+            ratios = [r["peers"][name] / r["ours"] for r in at if r["peers"].get(name)]
+            if ratios:
+                worst = min(ratios)
+                check(f"{n} thread(s): faster than {name} on every case "
+                      f"(lowest ratio {worst:.2f} over {len(ratios)} cases)", worst > 1)
+        cv = {(r["case"], r["size"], r["dtype"]): r["peers"]["cv2.filter2D"] / r["ours"]
+              for r in at if r["peers"].get("cv2.filter2D")}
+        if cv:
+            dense = [v for (case, _, dtype), v in cv.items()
+                     if dtype == "float32" and case in ("random 3x3", "random 5x5")]
+            strided = [v for (case, _, _), v in cv.items() if "s2 d2" in case]
+            f32 = [v for (_, _, dtype), v in cv.items() if dtype == "float32"]
+            if dense:
+                check(f"{n} thread(s): dense float32 3x3 and 5x5 within 1.5x of OpenCV "
+                      f"(OpenCV up to {1 / min(dense):.2f}x faster)", min(dense) >= 1 / 1.5)
+            if strided:
+                check(f"{n} thread(s): faster than OpenCV on every stride 2 / dilation 2 case "
+                      f"(lowest ratio {min(strided):.2f})", min(strided) > 1)
+            if f32:
+                med = statistics.median(f32)
+                check(f"{n} thread(s): float32 median against OpenCV at most 1.5x "
+                      f"(OpenCV {1 / med:.2f}x faster in the median)", med >= 1 / 1.5)
+        autos = [(auto_over_best(r), r) for r in at if auto_over_best(r) is not None]
+        if autos:
+            worst, r = max(autos, key=lambda item: item[0])
+            check(f"{n} thread(s): 'auto' within 1.3x of the fastest path on every case "
+                  f"(worst {worst:.2f}: {r['case']} {r['size']} {r['dtype']})", worst <= 1.3)
+    photos = [r for r in rows if r["dtype"] == "uint8" and r["peers"].get("cv2.filter2D")]
+    for r in photos:
+        ratio = r["ours"] / r["peers"]["cv2.filter2D"]
+        check(f"{r['threads']} thread(s): the 1920x1080 photo within 1.5x of OpenCV "
+              f"({ratio:.2f}x its time)", ratio <= 1.5)
+    counts = sorted({r["threads"] for r in single})
+    if 1 in counts and 2 in counts and len(counts) > 2:
+        top = counts[-1]
+        by_case = {}
+        for r in rows:      # in wall time, the counts timed in the same rounds
+            if "scaling" in r:
+                by_case.setdefault((r["case"], r["size"], r["dtype"]), {})[r["threads"]] = (
+                    r["scaling"])
+        worst = max((t[top] / min(t[1], t[2]), case) for case, t in by_case.items()
+                    if {1, 2, top} <= set(t))
+        check(f"{top} threads take at most 1.15x the best of 1 and 2 threads on every case, "
+              f"wall time, the counts in turns (worst {worst[0]:.2f}: "
+              f"{' '.join(map(str, worst[1]))})", worst[0] <= 1.15)
     return "\n".join(lines)
 
 
@@ -313,12 +505,13 @@ def plot(rows, path):
     import matplotlib.pyplot as plt
 
     single = [r for r in rows if r["dtype"] != "uint8" and "loops" not in r["case"]]
-    sizes = sorted({r["size"] for r in single})
-    fig, axes = plt.subplots(len(sizes), 2, figsize=(13, 3.2 * len(sizes) + 0.8), squeeze=False)
-    for row_axes, size in zip(axes, sizes):
+    keys = sorted({(r["size"], r["threads"]) for r in single})
+    fig, axes = plt.subplots(len(keys), 2, figsize=(13, 3.2 * len(keys) + 0.8), squeeze=False)
+    for row_axes, (size, n) in zip(axes, keys):
         for ax, dtype in zip(row_axes, ("float32", "float64")):
-            sel = [r for r in single if r["size"] == size and r["dtype"] == dtype]
-            names = [n for n in PEER_ORDER if any(r["peers"].get(n) for r in sel)]
+            sel = [r for r in single if r["size"] == size and r["dtype"] == dtype
+                   and r["threads"] == n]
+            names = [m for m in PEER_ORDER if any(r["peers"].get(m) for r in sel)]
             x = np.arange(len(sel))
             width = 0.8 / max(len(names), 1)
             for k, name in enumerate(names):
@@ -329,7 +522,7 @@ def plot(rows, path):
             ax.set_yscale("log")
             ax.set_xticks(x, [r["case"].replace("random ", "r").replace("gaussian ", "g")
                               for r in sel], rotation=30, ha="right", fontsize=8)
-            ax.set_title(f"{size}x{size} {dtype}", fontsize=10)
+            ax.set_title(f"{size}x{size} {dtype}, {n} thread(s)", fontsize=10)
             ax.set_ylabel("peer time / our time")
     axes[0][0].legend(fontsize=8)
     fig.suptitle("conv2d(method='auto') against peers: above 1, conv2d is faster", fontsize=11)
@@ -338,93 +531,293 @@ def plot(rows, path):
     plt.close(fig)
 
 
-def calibrate(repeats):
-    """Measure the constants of engine.py's cost model on this machine.
+#: The constants of convolution/costs.py that `calibrate` fits.
+FITTED = ("CALL_NS", "FLAT_NS", "STRIDED_NS", "FETCH_NS", "COPY_NS", "MAC_NS", "FFT_NS",
+          "FFT_CALL_NS")
 
-    Per-cell and per-call costs on one thread, then what each path gains from
-    the other threads.
 
-    Each constant is a slope between two runs that differ in one thing only,
-    so that what the two runs share (fetching, Python overhead) cancels out.
-    """
-    from convolution import engine
-    os.environ["CONVOLUTION_THREADS"] = "1"
+def calibration_cases():
+    """(label, image, kernel, stride, dilation, method) on which `calibrate` times our paths."""
     rng = np.random.default_rng(2)
-    image = rng.random((1024, 1024))
-    small, large = rng.random((3, 3)), rng.random((9, 9))
+    for dtype in (np.float64, np.float32):
+        for size in (256, 1024):
+            image = rng.random((size, size)).astype(dtype)
+            kernels = [rng.random(shape).astype(dtype) for shape in
+                       ((1, 1), (3, 3), (5, 5), (9, 9), (11, 11), (3, 1), (35, 1), (1, 9),
+                        (31, 31))] + [gaussian(9, dtype), gaussian(31, dtype)]
+            for kernel in kernels:
+                for stride, dilation in ((1, 1), (2, 2)):
+                    geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
+                    for method in engine.cost_estimates(kernel, geometry):
+                        yield (f"{np.dtype(dtype).name} {size} {kernel.shape} s{stride} "
+                               f"d{dilation} {method}", image, kernel, stride, dilation, method)
 
-    def seconds(method, kernel, x=image, **params):
-        return timed(lambda: conv2d(x, kernel, method=method, **params), repeats)[0]
 
-    cells = 1024 * 1024 * 1e-9      # in units that give nanoseconds per cell
-    flat = (seconds("polyphase", large) - seconds("polyphase", small)) / (81 - 9) / cells
-    strided = (seconds("direct", large) - seconds("direct", small)) / (81 - 9) / cells
-    # Fetching: a 1 x 1 kernel is one fetch of the input and one multiply.
-    fetch = max(seconds("polyphase", rng.random((1, 1))) / cells - flat, 0.0)
-    tiny = rng.random((4, 4))
-    call = (seconds("polyphase", large, tiny, padding=4)
-            - seconds("polyphase", small, tiny, padding=1)) / (2 * (81 - 9)) * 1e9
-    fft_plan = engine._fft_plan((1024, 1024), engine._phases(engine._taps(large), (1, 1), (1, 1)))
-    (length_h, tile_h, _), (length_w, tile_w, _) = fft_plan
-    tiles = math.ceil(1024 / tile_h) * math.ceil(1024 / tile_w)
-    n = length_h * length_w
-    fft = seconds("fft", large, padding=4) * 1e9 / (tiles * n * math.log2(n))
-    eight = rng.random((8, 8))
-    spectrum = np.fft.rfft2(eight)
-    fft_call = timed(lambda: (np.fft.rfft2(eight), np.fft.irfft2(spectrum, s=(8, 8))),
-                     repeats * 20)[0] / 2 * 1e9
-    # Parallel efficiency: the same large case on one thread and on all of them.
-    efficiency = {}
-    workers = os.cpu_count() or 1
-    big = rng.random((2048, 2048))
-    for method, kernel in (("direct", small), ("polyphase", large), ("separable",
-                           np.outer(np.hanning(9), np.hanning(9))), ("fft", large)):
-        times = []
-        for n in (1, workers):
-            os.environ["CONVOLUTION_THREADS"] = str(n)
-            times.append(seconds(method, kernel, big, padding=kernel.shape[0] // 2))
-        efficiency[method] = round((times[0] / times[1] - 1) / max(workers - 1, 1), 2)
+def calibrate(repeats):
+    """Fit the constants of convolution/costs.py to this machine, one thread.
+
+    Each of our paths is timed on many cases (CPU time of the calling
+    thread, the least of ``repeats`` runs: the run least disturbed by other
+    programs). On one thread every estimate is a sum of the constants, each
+    times what the case does of it (cells fetched, multiply-adds, calls...),
+    so the constants follow by least squares, non-negative, on the relative
+    errors. The handoff is measured apart: what a second thread adds to each
+    call of many short ones, in wall time.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+    from convolution import costs
     os.environ["CONVOLUTION_THREADS"] = "1"
-    print("# Cost model constants measured on this machine, for engine.py:")
-    for name, value in (("COST_FLAT", flat), ("COST_STRIDED", strided), ("COST_FETCH", fetch),
-                        ("COST_FFT", fft), ("COST_CALL", call), ("COST_FFT_CALL", fft_call)):
+    saved = {name: getattr(costs, name) for name in FITTED}
+    rows, times, labels = [], [], []
+    for label, image, kernel, stride, dilation, method in calibration_cases():
+        geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
+        if engine.plan(method, geometry, kernel).ns > 0.5e9:
+            continue
+        features = []
+        for name in FITTED:
+            for other in FITTED:
+                setattr(costs, other, float(other == name))
+            features.append(engine.plan(method, geometry, kernel).ns)
+        for name, value in saved.items():
+            setattr(costs, name, value)
+        run = lambda: conv2d(image, kernel, stride, dilation, method=method)  # noqa: E731
+        run()
+        samples = []
+        for _ in range(repeats):
+            start = time.thread_time()
+            run()
+            samples.append(time.thread_time() - start)
+        rows.append(features + [1.0])      # and what every call costs, whatever its path
+        times.append(min(samples) * 1e9)
+        labels.append(label)
+    a, t = np.array(rows), np.array(times)
+    weighted = a / t[:, None]        # relative errors
+    free = list(range(len(FITTED) + 1))
+    while True:                      # least squares, dropping constants that come out negative
+        fit = np.zeros(len(FITTED) + 1)
+        fit[free] = np.linalg.lstsq(weighted[:, free], np.ones(len(t)), rcond=None)[0]
+        if (fit[free] >= 0).all():
+            break
+        free = [k for k in free if fit[k] > 0]
+    error = a @ fit / t - 1
+    worst = np.argsort(-np.abs(error))[:5]
+    short = [rng_short.random(8192) for rng_short in [np.random.default_rng(3)] * 2]
+    calls = 4000
+
+    def loop(a):
+        for _ in range(calls // 2):
+            np.multiply(a, 1.0, out=a)
+
+    pool = ThreadPoolExecutor(2)
+    both = race({"one": lambda: [loop(a) for a in short],
+                 "two": lambda: list(pool.map(loop, short))}, repeats)
+    handoff = max(2 * both["two"][0] - both["one"][0], 0.0) / calls * 1e9
+    print(f"# Cost model constants fitted on {len(t)} cases, for convolution/costs.py "
+          f"(relative error: median {np.median(np.abs(error)):.2f}, "
+          f"largest {np.abs(error).max():.2f}):")
+    for name, value in zip(FITTED, fit):
         print(f"{name} = {value:.3g}")
-    print(f"PARALLEL_EFFICIENCY = {efficiency}")
+    print(f"HANDOFF_NS = {handoff:.3g}")
+    print(f"# and {fit[-1] / 1e3:.0f} us a conv2d call on every path (validation, "
+          f"planning), which ranks none above another")
+    print("# Worst fitted cases (estimate / measured):")
+    for k in worst:
+        print(f"#   {labels[k]}: {a[k] @ fit / 1e6:.2f} ms / {t[k] / 1e6:.2f} ms")
+
+
+def design_by_column(padded, kernel, rows, strip_rows, out):
+    """Banded design A: per kernel column b, a band of the column's weights times the padded
+    rows shifted by b, as a strided view (no copy); kw products and kw - 1 additions a strip."""
+    (kh, kw), (height, width) = kernel.shape, out.shape
+    depth, item = rows + kh - 1, padded.itemsize
+    bands = []
+    for b in range(kw):
+        band = np.zeros((rows, depth), kernel.dtype)
+        for i in range(rows):
+            band[i, i:i + kh] = kernel[:, b]
+        bands.append(band)
+    scratch = np.empty((strip_rows // rows, rows, width), out.dtype)
+    for top in range(0, height, strip_rows):
+        groups = min(strip_rows, height - top) // rows
+        target = out[top:top + groups * rows].reshape(groups, rows, width)
+        for b in range(kw):
+            view = np.ndarray((groups, depth, width), padded.dtype, padded,
+                              (top * padded.shape[1] + b) * item,
+                              (rows * padded.strides[0], padded.strides[0], item))
+            np.matmul(bands[b], view, out=target if b == 0 else scratch[:groups])
+            if b:
+                target += scratch[:groups]
+    return out
+
+
+def design_by_shift(padded, kernel, rows, strip_rows, out):
+    """Banded design B (the library's): per strip, each padded row laid out kw times, shifted
+    by each kernel column (one copy); then one product of the band (all weights) a strip."""
+    (kh, kw), (height, width) = kernel.shape, out.shape
+    depth, item = (rows + kh - 1) * kw, padded.itemsize
+    band = np.zeros((rows, rows + kh - 1, kw), kernel.dtype)
+    for i in range(rows):
+        band[i, i:i + kh] = kernel
+    band = band.reshape(rows, depth)
+    shifted = np.empty((strip_rows + kh - 1, kw, width), out.dtype)
+    for top in range(0, height, strip_rows):
+        groups = min(strip_rows, height - top) // rows
+        count = groups * rows + kh - 1
+        shifted[:count] = np.ndarray((count, kw, width), padded.dtype, padded,
+                                     top * padded.strides[0], (padded.strides[0], item, item))
+        view = np.ndarray((groups, depth, width), out.dtype, shifted, 0,
+                          (rows * kw * width * item, width * item, item))
+        np.matmul(band, view, out=out[top:top + groups * rows].reshape(groups, rows, width))
+    return out
+
+
+def designs(repeats):
+    """The banded path's two designs, its rows per group and strip sizes, and BLAS's threads.
+
+    Designs A and B run on the same padded image (padded once, outside the
+    timing), one thread, CPU time; then the library's path (which fetches
+    and checks its strips itself) with other BAND_ROWS and STRIP_BYTES;
+    then the library's path with BLAS left at its own thread count instead
+    of one, on one and on all of our threads (wall time).
+    """
+    from convolution import costs  # noqa: F401  (the settings below are read per call)
+    rng = np.random.default_rng(4)
+    os.environ["CONVOLUTION_THREADS"] = "1"
+    limits = (threadpoolctl.threadpool_limits(1, user_api="blas") if threadpoolctl is not None
+              else contextlib.nullcontext())
+    print("# Designs, one thread, CPU time (ms): A = band per kernel column, kw products and "
+          "adds; B = rows shifted once per kernel column, one product")
+    for dtype in (np.float32, np.float64):
+        for k in (3, 5):
+            image = rng.random((1024, 1024)).astype(dtype)
+            kernel = rng.random((k, k)).astype(dtype)
+            padded = np.pad(image, k // 2)
+            out = np.empty_like(image)
+            contenders = {}
+            for rows in (4, 8):
+                for strip_rows in (32, 64, 128):
+                    contenders[f"A R={rows} rows={strip_rows}"] = (
+                        lambda r=rows, s=strip_rows: design_by_column(padded, kernel, r, s, out))
+                    contenders[f"B R={rows} rows={strip_rows}"] = (
+                        lambda r=rows, s=strip_rows: design_by_shift(padded, kernel, r, s, out))
+            if cv2 is not None:
+                cv2.setNumThreads(1)
+                contenders["cv2.filter2D"] = lambda: cv2.filter2D(image, -1, kernel)
+            expected = conv2d(image, kernel, padding=k // 2, method="direct")
+            with limits:
+                timings = race(contenders, repeats, time.thread_time)
+            for name, (_, result) in timings.items():
+                if not name.startswith("cv2"):
+                    np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
+            print(f"{np.dtype(dtype).name} {k}x{k}: " + ", ".join(
+                f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
+    print("# The library's banded path: BAND_ROWS x STRIP_BYTES, one thread, CPU time (ms)")
+    saved = engine.BAND_ROWS, strips.STRIP_BYTES
+    for dtype in (np.float32, np.float64):
+        for k, size in ((3, 1024), (5, 1024), (3, 4096), (5, 4096)):
+            image = rng.random((size, size)).astype(dtype)
+            kernel = rng.random((k, k)).astype(dtype)
+            contenders = {}
+            for rows in (4, 8):
+                for mib in (1, 2, 4):
+                    def run(rows=rows, mib=mib):
+                        engine.BAND_ROWS, strips.STRIP_BYTES = rows, mib * 2 ** 20
+                        return conv2d(image, kernel, padding=k // 2, method="banded")
+                    contenders[f"R={rows} {mib} MiB"] = run
+            timings = race(contenders, repeats, time.thread_time)
+            print(f"{np.dtype(dtype).name} {size} {k}x{k}: " + ", ".join(
+                f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
+    engine.BAND_ROWS, strips.STRIP_BYTES = saved
+    print("# BLAS threads inside the banded path: one (the driver's choice) or BLAS's own "
+          "count, wall time (ms)")
+    blas = [lib.num_threads for lib in strips._blas_libraries()]
+    print(f"BLAS libraries found: {len(blas)}, threads now {blas}")
+    for size in (1024, 4096):
+        image = rng.random((size, size)).astype(np.float32)
+        kernel = rng.random((3, 3)).astype(np.float32)
+        for n in sorted({1, strips.cores()}):
+            os.environ["CONVOLUTION_THREADS"] = str(n)
+            run = lambda: conv2d(image, kernel, padding=1, method="banded")  # noqa: E731
+            owned = race({"": run}, repeats)[""][0]
+            with unittest_mock_nullcontext(strips, "single_threaded_blas"):
+                left = race({"": run}, repeats)[""][0]
+            print(f"float32 {size} 3x3, {n} of our threads: BLAS on one thread {owned * 1e3:.2f}, "
+                  f"BLAS on its own {blas} {left * 1e3:.2f}", flush=True)
+    os.environ["CONVOLUTION_THREADS"] = "1"
+
+
+@contextlib.contextmanager
+def unittest_mock_nullcontext(module, name):
+    """``module.name`` replaced by a context manager that does nothing, within the block."""
+    saved = getattr(module, name)
+    setattr(module, name, contextlib.nullcontext)
+    try:
+        yield
+    finally:
+        setattr(module, name, saved)
+
+
+def load_average():
+    """The machine's load averages (1, 5, 15 minutes), or '?' where the OS gives none."""
+    try:
+        return " ".join(f"{value:.1f}" for value in os.getloadavg())
+    except (AttributeError, OSError):
+        return "?"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true",
-                        help="1024x1024 only and fewer repeats (under a minute)")
-    parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default 1024 2048 4096)")
-    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 5)")
-    parser.add_argument("--plot", default=str(HERE.parent / "files" / "benchmark.png"),
-                        help="where to write the plot ('' for none)")
-    parser.add_argument("--markdown", help="also write the table as Markdown to this file")
+                        help="1024x1024 only and fewer repeats")
+    parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default 1024 2048)")
+    parser.add_argument("--threads", default=f"1,{strips.cores()}",
+                        help="comma-separated thread counts (default: 1 and the cores)")
+    parser.add_argument("--repeats", type=int, help="timed rounds per measurement (default 7)")
+    parser.add_argument("--no-paths", action="store_true",
+                        help="time 'auto' only, not each of our paths")
+    parser.add_argument("--plot", help="write a plot of the ratios to this file")
+    parser.add_argument("--markdown", help="write the tables as Markdown to this file")
     parser.add_argument("--calibrate", action="store_true",
                         help="measure the constants of the cost model 'auto' uses, and stop")
+    parser.add_argument("--designs", action="store_true",
+                        help="time the banded path's designs, sizes and BLAS threads, and stop")
     args = parser.parse_args(argv)
     if args.calibrate:
         calibrate(args.repeats or 5)
         return
-    sizes = args.sizes or ([1024] if args.quick else [1024, 2048, 4096])
-    repeats = args.repeats or (3 if args.quick else 5)
-    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"{threads()} threads; Python {platform.python_version()}, NumPy {np.__version__}"
+    if args.designs:
+        designs(args.repeats or 7)
+        return
+    try:
+        thread_counts = sorted({int(n) for n in args.threads.split(",")})
+    except ValueError:
+        parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
+    if min(thread_counts) < 1:
+        parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
+    sizes = args.sizes or ([1024] if args.quick else [1024, 2048])
+    repeats = args.repeats or (5 if args.quick else 7)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+          f"({strips.cores()} usable); Python {platform.python_version()}, "
+          f"NumPy {np.__version__}"
           + "".join(f", {m.__name__.split('.')[0]} {getattr(m, '__version__', '')}"
-                    for m in (cv2, torch) if m is not None), flush=True)
-    if torch is not None:
-        torch.set_num_threads(os.cpu_count())
+                    for m in (cv2, torch) if m is not None)
+          + f"; threads {','.join(map(str, thread_counts))}; load average "
+          + load_average(), flush=True)
     rows = []
     run_loops(rows)
     for case in cases(sizes):
-        run_case(*case, repeats, rows)
-    run_photo(repeats, rows)
+        run_case(*case, thread_counts, repeats, rows, not args.no_paths)
+    run_photo(thread_counts, repeats, rows)
+    print()
+    print(ratio_table(rows))
     print()
     print(summary(rows))
+    print(f"load average at the end: {load_average()} (other programs' threads take turns "
+          f"with ours on the same cores: figures from a busy machine are not comparable)")
     if args.markdown:
-        Path(args.markdown).write_text(markdown(rows) + "\n\n" + summary(rows) + "\n")
+        Path(args.markdown).write_text(markdown(rows) + "\n\n" + ratio_table(rows) + "\n\n"
+                                       + summary(rows) + "\n")
     if args.plot:
         plot(rows, args.plot)
         print(f"plot written to {args.plot}")

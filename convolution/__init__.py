@@ -40,14 +40,16 @@ Map of the package (imports point down the list, never up):
     then a CNN layer, the transposed convolution and the gradients, the same
     way. Every fast path is tested against it.
 ``engine.py``
-    The fast paths for a 2-D kernel (direct, polyphase, separable, fft) and
-    the cost model with which 'auto' chooses between them.
+    The fast paths for a 2-D kernel (direct, polyphase, banded, separable,
+    fft), each with its plan, and the choice 'auto' makes between them.
 ``channels.py``
     The fast paths of the CNN layer: the sums over channels as one matrix
     product (BLAS) per kernel tap, forward, transposed and for the kernel's
     gradient.
 ``strips.py``
     The driver the fast paths share: strips of output, threads, scratch memory.
+``costs.py``
+    The cost model: estimated times, and the threads that pay.
 ``padding.py``
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.

@@ -167,11 +167,14 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         kernels. The paths of ``engine.py`` convolve one (H, W) matrix with
         one (kh, kw) kernel, and with a 4-D kernel run once per pair of
         channels: 'direct' and 'polyphase' loop over the kernel's taps,
-        'separable' applies a low-rank kernel as column and row filters, 'fft'
-        multiplies spectra. 'fft' refuses integers (not exact); 'separable'
+        'banded' does the sums as matrix products, 'separable' applies a
+        low-rank kernel as column and row filters, 'fft' multiplies spectra.
+        'fft' refuses integer data and results (not exact); 'separable'
         refuses integer kernels that do not factor into integer vectors.
-        'auto' takes those two only for finite data, since they would spread
-        a NaN or infinity beyond the outputs whose window holds it.
+        'auto' takes 'fft' only for finite float data without a large
+        dynamic range (its error is relative to the largest value in a
+        tile); NaN and infinity reach exactly the outputs whose window holds
+        them on every path but 'fft'.
 
     Returns
     -------
@@ -230,13 +233,14 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     (an infinite input under a zero weight gives NaN).
 
     Cost: time O(H_out * W_out * kh * kw) multiply-adds for the tap loops
-    (times C_out * C_in / groups with a 4-D kernel, at close to the matrix
-    product's speed), O(r * (kh + kw)) per output for a separable kernel of
-    rank r, and O(log(tile)) per output for the FFT. Memory beyond input and
-    output: the fast paths work in strips of a few MiB per thread, together
-    at most the output's size (or 256 KiB a thread for small images), and
-    never pad the whole input; no im2col copy is made. The FFT's tiles take a
-    few tens of MiB. 'loops' pads the whole input.
+    and the matrix products (times C_out * C_in / groups with a 4-D kernel,
+    at close to the matrix product's speed), O(r * (kh + kw)) per output for
+    a separable kernel of rank r, and O(log(tile)) per output for the FFT.
+    Memory beyond input and output: the fast paths work in strips of a few
+    MiB per thread, together at most the output's size (or 256 KiB a thread
+    for small images), and never pad the whole input; no im2col copy is
+    made. The FFT's tiles take a few tens of MiB. 'loops' pads the whole
+    input.
 
     Examples
     --------

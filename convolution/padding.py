@@ -223,6 +223,7 @@ class Padded:
         self.fill_value = fill_value
         self.shape = (height + top + bottom, width + left + right)
         self._axes = ((height, top, bottom, padding_mode), (width, left, right, padding_mode))
+        self._windows = {}    # the columns every strip asks for, worked out once
 
     def _window(self, axis, cells):
         """The runs of ``cells`` (a range along ``axis``), relative to its start.
@@ -237,6 +238,14 @@ class Padded:
             if lo < hi:
                 yield lo - first, hi - lo, source if source < 0 else source + step * (lo - start), step
 
+    def _columns(self, cols):
+        """``list(self._window(1, cols))``, kept: the strips of a call ask for the same columns."""
+        key = (cols.start, cols.stop, cols.step)
+        runs = self._windows.get(key)
+        if runs is None:
+            runs = self._windows[key] = list(self._window(1, cols))
+        return runs
+
     def region(self, batch, rows, cols, dtype, out=None):
         """``padded[batch, rows, cols]`` as a C-contiguous array of ``dtype``.
 
@@ -248,11 +257,13 @@ class Padded:
         if out is None:
             batch_size = len(range(*batch.indices(self.matrix.shape[0])))
             out = np.empty((batch_size, len(rows), len(cols)), dtype=dtype)
-        row_runs, col_runs = list(self._window(0, rows)), list(self._window(1, cols))
+        row_runs, col_runs = list(self._window(0, rows)), self._columns(cols)
         inside_rows = sum(length for _, length, _, _ in row_runs)
         inside_cols = sum(length for _, length, _, _ in col_runs)
-        out[:, inside_rows:, :] = 0
-        out[:, :, inside_cols:] = 0
+        if inside_rows < len(rows):
+            out[:, inside_rows:, :] = 0
+        if inside_cols < len(cols):
+            out[:, :, inside_cols:] = 0
         for r0, rn, rfirst, rstep in row_runs:
             for c0, cn, cfirst, cstep in col_runs:
                 target = out[:, r0:r0 + rn, c0:c0 + cn]

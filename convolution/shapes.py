@@ -121,13 +121,21 @@ def _padding_pairs(padding):
 def _same_padding(size, kernel_size, stride, dilation):
     """TensorFlow's 'same': ceil(size / stride) outputs, the odd cell at the end."""
     out = math.ceil(size / stride)
-    total = max((out - 1) * stride + dilation * (kernel_size - 1) + 1 - size, 0)
+    total = max((out - 1) * stride + _span(kernel_size, dilation) + 1 - size, 0)
     return (total // 2, total - total // 2)
+
+
+def _span(kernel_size, dilation):
+    """Cells between a dilated kernel's first and last tap, along one axis: ``d * (k - 1)``.
+
+    The window then covers ``span + 1`` cells. The only place this is written.
+    """
+    return dilation * (kernel_size - 1)
 
 
 def _output_size(size, kernel_size, stride, dilation, before, after):
     """The output-shape formula, for one axis. The only place it is written."""
-    return (size + before + after - dilation * (kernel_size - 1) - 1) // stride + 1
+    return (size + before + after - _span(kernel_size, dilation) - 1) // stride + 1
 
 
 class ConvGeometry(NamedTuple):
@@ -138,6 +146,20 @@ class ConvGeometry(NamedTuple):
     dilation: tuple
     padding: tuple   # ((top, bottom), (left, right))
     output_shape: tuple
+
+    @property
+    def span(self):
+        """``(dh * (kh - 1), dw * (kw - 1))``: cells from the kernel's first tap to its last.
+
+        The rows (columns) of the padded input one output cell reads reach
+        this far beyond its first one: its window covers ``span + 1`` cells.
+
+        Examples
+        --------
+        >>> conv_geometry((9, 14), (5, 5), stride=(2, 1), dilation=(1, 2)).span
+        (4, 8)
+        """
+        return tuple(_span(k, d) for k, d in zip(self.kernel_shape, self.dilation))
 
 
 def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
@@ -178,7 +200,7 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
         check_choice("padding", padding, PADDING_STRINGS)
         pads = tuple(
             (0, 0) if padding == "valid"
-            else (d * (k - 1), d * (k - 1)) if padding == "full"
+            else (_span(k, d), _span(k, d)) if padding == "full"
             else _same_padding(n, k, s, d)
             for n, k, s, d in zip(input_hw, kernel_hw, stride, dilation))
     else:
@@ -187,7 +209,7 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
                       in zip(input_hw, kernel_hw, stride, dilation, pads))
     if min(output_hw) < 1:
         padded = tuple(n + sum(p) for n, p in zip(input_hw, pads))
-        span = tuple(d * (k - 1) + 1 for k, d in zip(kernel_hw, dilation))
+        span = tuple(_span(k, d) + 1 for k, d in zip(kernel_hw, dilation))
         raise ValueError(
             f"kernel of shape {kernel_hw} with dilation {dilation} spans {span} cells, "
             f"more than the padded input {padded} holds; the output shape would be "
@@ -222,9 +244,10 @@ def conv_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0
 
         H_out = floor((H + top + bottom - dh * (kh - 1) - 1) / sh) + 1
 
-    and likewise for the width. ``dh * (kh - 1) + 1`` is the span of the
-    dilated kernel: the number of rows between its first and last tap,
-    inclusive. The string paddings resolve to: 'valid', no padding; 'full',
+    and likewise for the width. ``dh * (kh - 1)`` is the span of the dilated
+    kernel (`ConvGeometry.span`): the rows from its first tap to its last,
+    so that its window covers ``dh * (kh - 1) + 1`` rows. The string
+    paddings resolve to: 'valid', no padding; 'full',
     ``dh * (kh - 1)`` on both sides; 'same', TensorFlow's rule,
     ``H_out = ceil(H / sh)`` with ``total = max((H_out - 1) * sh + dh * (kh - 1) + 1 - H, 0)``
     rows split as ``top = total // 2`` and ``bottom = total - top``.
@@ -249,7 +272,7 @@ def _transpose_output_size(size, kernel_size, stride, dilation, before, after, e
     less the padding cropped off both ends, plus ``extra`` (output_padding)
     cells that no forward window would otherwise have reached.
     """
-    return (size - 1) * stride - before - after + dilation * (kernel_size - 1) + extra + 1
+    return (size - 1) * stride - before - after + _span(kernel_size, dilation) + extra + 1
 
 
 class TransposeGeometry(NamedTuple):
@@ -339,8 +362,8 @@ def window(i, j, kernel_shape, stride, dilation):
     (slice(2, 5, 1), slice(4, 9, 2))
     """
     (kh, kw), (sh, sw), (dh, dw) = kernel_shape, stride, dilation
-    return (slice(i * sh, i * sh + dh * (kh - 1) + 1, dh),
-            slice(j * sw, j * sw + dw * (kw - 1) + 1, dw))
+    return (slice(i * sh, i * sh + _span(kh, dh) + 1, dh),
+            slice(j * sw, j * sw + _span(kw, dw) + 1, dw))
 
 
 def tap(a, b, output_shape, stride, dilation):
@@ -379,8 +402,8 @@ def spread(i, j, kernel_shape, stride, dilation, padding):
     (range(-1, 1), range(-1, 1))
     """
     (kh, kw), (sh, sw), (dh, dw), ((top, _), (left, _)) = kernel_shape, stride, dilation, padding
-    return (range(i * sh - top, i * sh - top + dh * (kh - 1) + 1, dh),
-            range(j * sw - left, j * sw - left + dw * (kw - 1) + 1, dw))
+    return (range(i * sh - top, i * sh - top + _span(kh, dh) + 1, dh),
+            range(j * sw - left, j * sw - left + _span(kw, dw) + 1, dw))
 
 
 def tap_phases(kernel_shape, stride, dilation):

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 
-from convolution import conv2d, conv_output_shape
+from convolution import conv2d, conv_output_shape, costs, strips
 from convolution.__main__ import main
 from convolution.engine import METHODS as FAST_METHODS
 from convolution.padding import PADDING_MODES
@@ -186,3 +187,24 @@ def run_command(*args, cwd):
 
 
 SAMPLE_PHOTO = HERE / "files" / "grace_hopper.jpg"
+
+
+@contextlib.contextmanager
+def pretend_cores(n):
+    """The driver believes it may run on ``n`` cores, whatever the machine and settings."""
+    with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": str(n)}), \
+            mock.patch.object(strips, "cores", lambda: n):
+        yield
+
+
+@contextlib.contextmanager
+def forced_threads(n):
+    """`pretend_cores`, and handing work to another thread costs nothing, however little.
+
+    So the driver uses ``n`` threads wherever there are ``n`` tasks: the
+    tests of seams between strips and of the thread pool run the same on
+    every machine.
+    """
+    with pretend_cores(n), mock.patch.object(costs, "HANDOFF_NS", 0.0), \
+            mock.patch.object(costs, "CALL_NS", 0.0), mock.patch.object(costs, "THREAD_NS", 0.0):
+        yield

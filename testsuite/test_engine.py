@@ -1,40 +1,77 @@
-"""The fast paths and their driver: strips, tiles, threads, memory and the choice 'auto' makes."""
+"""The fast paths and their driver: strips, threads, memory, BLAS, and the choice 'auto' makes.
+
+Every test passes whatever the thread count ($CONVOLUTION_THREADS 1, 2, 3, 16,
+one core of affinity, BLAS at its default thread count). Where a test needs
+several threads it asks for them the one way that works on any machine:
+it makes the driver believe it has the cores (`forced_threads`).
+"""
 import os
 import subprocess
 import sys
+import textwrap
+import threading
 import tracemalloc
 import unittest
+from unittest import mock
 
 import numpy as np
 
-from convolution import conv2d, engine, strips
+from convolution import conv2d, costs, engine, strips
 from convolution.engine import METHODS as FAST_METHODS, choose_method
 from convolution.padding import PADDING_MODES, Padded, pad
 from convolution.shapes import conv_geometry
 
-from .common import HERE, assert_close, term_scale, compare_with_loops
+from .common import (HERE, assert_close, compare_with_loops, forced_threads, pretend_cores,
+                     term_scale)
 
 
-class TestFastPaths(unittest.TestCase):
-    """The engine's machinery: strips, tiles and threads, paths, and the choice 'auto' makes."""
+def run_python(*code, timeout=120):
+    """The pieces of ``code`` in a fresh interpreter with this checkout importable.
+
+    Returns (exit status, stdout, stderr).
+    """
+    env = dict(os.environ, PYTHONPATH=str(HERE))
+    result = subprocess.run([sys.executable, "-c", "".join(map(textwrap.dedent, code))],
+                            capture_output=True, text=True, env=env, timeout=timeout,
+                            cwd=str(HERE))
+    return result.returncode, result.stdout, result.stderr
+
+
+#: Code that makes the driver of a fresh interpreter use 3 threads (see `forced_threads`).
+FORCE_THREADS = """
+    import os
+    os.environ["CONVOLUTION_THREADS"] = "3"
+    import numpy as np
+    from convolution import conv2d, costs, strips
+    strips.cores = lambda: 3
+    costs.HANDOFF_NS = costs.CALL_NS = costs.THREAD_NS = 0.0
+    strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 4096
+    x = np.random.default_rng(0).random((300, 300))
+    k = np.random.default_rng(1).random((3, 3))
+    expected = conv2d(x, k, method="loops")
+"""
+
+
+class TestPaths(unittest.TestCase):
+    """Every path against the reference loops, cut into many strips and shared by threads."""
 
     def setUp(self):
-        self.saved = (strips.STRIP_BYTES, engine.FFT_TILE, strips.PARALLEL_BYTES,
-                      os.environ.get("CONVOLUTION_THREADS"))
+        self.saved = (strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, engine.FFT_TILE)
 
     def tearDown(self):
-        strips.STRIP_BYTES, engine.FFT_TILE, strips.PARALLEL_BYTES, threads = self.saved
-        if threads is None:
-            os.environ.pop("CONVOLUTION_THREADS", None)
-        else:
-            os.environ["CONVOLUTION_THREADS"] = threads
+        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, engine.FFT_TILE = self.saved
 
     def test_many_strips_tiles_and_threads(self):
         # Tiny strips and FFT tiles cut even the small random cases into many
         # pieces, shared by 3 threads: every seam must be invisible.
-        strips.STRIP_BYTES, engine.FFT_TILE, strips.PARALLEL_BYTES = 256, 8, 0
-        os.environ["CONVOLUTION_THREADS"] = "3"
-        compare_with_loops(self, 99, 150, methods=tuple(FAST_METHODS))
+        strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 256
+        engine.FFT_TILE = 8
+        with forced_threads(3):
+            geometry = conv_geometry((40, 40), (3, 3))
+            for method in FAST_METHODS:
+                with self.subTest(method=method):
+                    self.assertEqual(engine.plan(method, geometry, np.ones((3, 3))).threads, 3)
+            compare_with_loops(self, 99, 150, methods=tuple(FAST_METHODS))
 
     def test_large_image_in_strips(self):
         rng = np.random.default_rng(8)
@@ -49,6 +86,40 @@ class TestFastPaths(unittest.TestCase):
                     result = conv2d(x, k, method=method, **params)
                     self.assertEqual(result.dtype, np.float32)
                     assert_close(self, result, expected.astype(np.float32), term_scale(x, k), 8)
+
+    def test_banded_every_stride_phase_and_sparse_kernel(self):
+        # Row phases that taps skip, kernel rows and columns of zeros (left
+        # out of the band), columns unevenly spaced once those are gone.
+        rng = np.random.default_rng(14)
+        x = rng.standard_normal((3, 37, 41))
+        kernel = rng.standard_normal((5, 6))
+        kernel[1] = 0
+        kernel[:, [1, 2, 4]] = 0
+        for stride in ((1, 1), (2, 3), (3, 2), (4, 1)):
+            for dilation in ((1, 1), (2, 1), (1, 3)):
+                with self.subTest(stride=stride, dilation=dilation):
+                    expected = conv2d(x, kernel, stride, dilation, padding=2, method="loops")
+                    result = conv2d(x, kernel, stride, dilation, padding=2, method="banded")
+                    assert_close(self, result, expected, term_scale(x, kernel))
+
+    def test_banded_keeps_nan_and_infinity_local(self):
+        # A strip whose input holds NaN or infinity is done tap by tap: the
+        # band's zeros (0 * inf is NaN) must not spread them.
+        x = np.random.default_rng(15).random((64, 64))
+        x[20, 30] = np.nan
+        x[50, 5] = np.inf
+        kernel = np.random.default_rng(16).random((3, 5))
+        kernel[1, 2] = 0.0
+        with np.errstate(invalid="ignore"):
+            expected = conv2d(x, kernel, padding=1, method="loops")
+            for method in ("banded", "auto"):
+                with self.subTest(method=method):
+                    result = conv2d(x, kernel, padding=1, method=method)
+                    np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+                    np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))
+                    finite = np.isfinite(expected)
+                    assert_close(self, np.where(finite, result, 0), np.where(finite, expected, 0),
+                                 term_scale(np.nan_to_num(x, posinf=1), kernel))
 
     def test_padded_region_equals_np_pad(self):
         rng = np.random.default_rng(9)
@@ -70,35 +141,6 @@ class TestFastPaths(unittest.TestCase):
             with self.subTest(shape=x.shape, padding=pads, mode=mode, rows=rows, cols=cols):
                 np.testing.assert_array_equal(region, expected)
 
-    def test_rank_terms(self):
-        sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
-        (u, v), = engine._rank_terms(sobel)
-        np.testing.assert_array_equal(np.outer(u, v), sobel)
-        self.assertEqual(u.dtype.kind, "i")
-        self.assertIsNone(engine._rank_terms(np.array([[1, 2], [3, 4]])))
-        g = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 1]) / 64
-        self.assertEqual(len(engine._rank_terms(g)), 1)
-        rng = np.random.default_rng(10)
-        k = rng.standard_normal((5, 4))
-        terms = engine._rank_terms(k)
-        self.assertEqual(len(terms), 4)
-        np.testing.assert_allclose(sum(np.outer(u, v) for u, v in terms), k, atol=1e-14)
-
-    def test_auto_choices(self):
-        rng = np.random.default_rng(11)
-        def choice(shape, kernel, **params):
-            return choose_method(shape, kernel, conv_geometry(shape, kernel.shape, **params))
-        gaussian = np.outer(np.hanning(11), np.hanning(11))
-        self.assertEqual(choice((1024, 1024), rng.random((3, 3))), "polyphase")
-        self.assertEqual(choice((1024, 1024), gaussian), "separable")
-        self.assertEqual(choice((1024, 1024), rng.random((31, 31))), "fft")
-        self.assertEqual(choice((1024, 1024), rng.random((3, 3)), stride=2, dilation=2),
-                         "polyphase")
-        # Integers: never the FFT, and separable only when exact.
-        self.assertNotEqual(choice((1024, 1024), rng.integers(-5, 5, (31, 31))), "fft")
-        self.assertEqual(choice((1024, 1024), np.outer(np.arange(1, 12), np.arange(1, 12))),
-                         "separable")
-
     def test_integer_separable_is_exact(self):
         x = np.full((40, 50), 2 ** 40, dtype=np.int64)
         x[::3] += 1
@@ -113,10 +155,299 @@ class TestFastPaths(unittest.TestCase):
                 np.testing.assert_array_equal(result, np.zeros((4, 4)))
 
 
+class TestSeparable(unittest.TestCase):
+    """The kernel's rank-1 terms: exact where they can be, accurate or refused elsewhere."""
+
+    def test_rank_terms(self):
+        sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
+        (u, v), = engine._rank_terms(sobel)
+        np.testing.assert_array_equal(np.outer(u, v), sobel)
+        self.assertEqual(u.dtype.kind, "i")
+        self.assertIsNone(engine._rank_terms(np.array([[1, 2], [3, 4]])))
+        g = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 1]) / 64
+        self.assertEqual(len(engine._rank_terms(g)), 1)
+        rng = np.random.default_rng(10)
+        k = rng.standard_normal((5, 4))
+        terms = engine._rank_terms(k)
+        self.assertEqual(len(terms), 4)
+        np.testing.assert_allclose(sum(np.outer(u, v) for u, v in terms), k, atol=1e-14)
+
+    def test_huge_float32_kernel_stays_accurate(self):
+        # Scaled by 1e38, a float32 kernel's singular values overflow inside a
+        # float32 SVD; the terms are found on the kernel divided by its
+        # largest entry, in float64, and split evenly between u and v.
+        rng = np.random.default_rng(17)
+        kernel = (rng.random((3, 3)) * 1e38).astype(np.float32)
+        x = (rng.random((30, 30)) * 1e-10).astype(np.float32)
+        expected = conv2d(x.astype(np.float64), kernel.astype(np.float64), method="loops")
+        for method in ("separable", "auto"):
+            with self.subTest(method=method):
+                result = conv2d(x, kernel, method=method)
+                self.assertTrue(np.isfinite(result).all())
+                assert_close(self, result, expected.astype(np.float32),
+                             term_scale(x.astype(np.float64), kernel.astype(np.float64)))
+
+    def test_kernels_it_refuses(self):
+        nan = np.ones((3, 3))
+        nan[1, 1] = np.nan
+        with self.assertRaisesRegex(ValueError, r"method='separable' could not factor .* NaN"):
+            conv2d(np.ones((5, 5)), nan, method="separable")
+        if np.finfo(np.longdouble).eps < np.finfo(np.float64).eps:
+            with self.assertRaisesRegex(ValueError, r"LAPACK, which does not take"):
+                conv2d(np.ones((5, 5), np.longdouble), np.ones((3, 3)), method="separable")
+
+
+class TestAuto(unittest.TestCase):
+    """What 'auto' chooses: what holds on every machine, at every thread count."""
+
+    def choice(self, shape, kernel, **params):
+        return choose_method(kernel, conv_geometry(shape, kernel.shape, **params))[0]
+
+    def test_choices_that_hold_at_any_thread_count(self):
+        # On one thread and on 16 (pretended): a 9x9 Gaussian never goes to the
+        # tap loops (on 16 cores it once took 'polyphase', 12x slower than
+        # 'separable'); a 31x31 kernel takes the FFT; small float kernels a
+        # matrix product, strided or not.
+        rng = np.random.default_rng(11)
+        gaussian = np.outer(np.hanning(11), np.hanning(11))[1:-1, 1:-1]
+        for n in (1, 16):
+            with self.subTest(threads=n), pretend_cores(n):
+                for dtype in (np.float32, np.float64):
+                    self.assertIn(self.choice((1024, 1024), gaussian.astype(dtype)),
+                                  ("separable", "banded"))
+                    self.assertEqual(self.choice((1024, 1024), rng.random((31, 31)).astype(dtype)),
+                                     "fft")
+                    self.assertEqual(self.choice((1024, 1024), rng.random((3, 3)).astype(dtype)),
+                                     "banded")
+                    self.assertEqual(self.choice((1024, 1024), rng.random((3, 3)).astype(dtype),
+                                                 stride=2, dilation=2), "banded")
+
+    def test_integers_keep_exact_paths(self):
+        rng = np.random.default_rng(18)
+        self.assertIn(self.choice((1024, 1024), rng.integers(-5, 5, (31, 31))),
+                      ("direct", "polyphase"))
+        self.assertEqual(self.choice((1024, 1024), np.outer(np.arange(1, 12), np.arange(1, 12))),
+                         "separable")
+        # Integer data with a float kernel: never the FFT, whose error is
+        # relative to the largest value in a tile (here 2**63 swamps the 1).
+        x = np.zeros((300, 300), np.uint64)
+        x[0, 0], x[200, 200] = 2 ** 63 + 2 ** 62, 1
+        kernel = np.zeros((31, 31))
+        kernel[15, 15] = 1.0
+        self.assertEqual(conv2d(x, kernel, padding="same")[200, 200], 1.0)
+        with self.assertRaisesRegex(ValueError, r"method='fft' does not take integer data"):
+            conv2d(x, kernel, method="fft")
+
+    def test_kernel_checked_before_anything_is_computed_from_it(self):
+        # A NaN in the kernel once raised LinAlgError from an SVD 'auto' ran
+        # first; longdouble, TypeError. Both now give what 'direct' gives.
+        x = np.random.default_rng(19).random((40, 40))
+        nan = np.ones((3, 3))
+        nan[0, 2] = np.nan
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(conv2d(x, nan), conv2d(x, nan, method="direct"))
+        long = x.astype(np.longdouble)
+        np.testing.assert_array_equal(conv2d(long, np.ones((3, 3))),
+                                      conv2d(long, np.ones((3, 3)), method="direct"))
+
+    def test_fft_kept_from_data_with_a_large_dynamic_range(self):
+        # Half the columns scaled by 1e8: the FFT's error (relative to each
+        # tile's largest terms) would reach the outputs that see only values
+        # below 1 at 1e-8 relative. 'auto' goes elsewhere; on even data it
+        # takes the FFT.
+        rng = np.random.default_rng(20)
+        x = rng.random((600, 600))
+        kernel = rng.random((31, 31))
+        geometry = conv_geometry(x.shape, kernel.shape)
+        self.assertEqual(choose_method(kernel, geometry, images=x[None])[0], "fft")
+        x[:, 300:] *= 1e8
+        self.assertNotEqual(choose_method(kernel, geometry, images=x[None])[0], "fft")
+        small = conv2d(x, kernel)[:, :260]      # windows over columns below 300 only
+        expected = conv2d(x[:, :290], kernel, method="loops")[:, :260]
+        assert_close(self, small, expected, term_scale(x[:, :290], kernel))
+
+    def test_auto_runs_the_plan_it_chose(self):
+        kernel = np.random.default_rng(21).random((5, 5)).astype(np.float32)
+        geometry = conv_geometry((512, 512), kernel.shape, padding="same")
+        method, chosen = choose_method(kernel, geometry)
+        self.assertEqual(chosen, engine.plan(method, geometry, kernel))
+        calls = []
+        with mock.patch.dict(engine.METHODS, {method: lambda *args: calls.append(args[-1])}):
+            conv2d(np.ones((512, 512), np.float32), kernel, padding="same")
+        self.assertEqual(calls, [chosen])
+
+
+class TestDriver(unittest.TestCase):
+    """Threads, the pool, configuration and BLAS: the driver under conditions users meet."""
+
+    def setUp(self):
+        self.saved = (strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, strips.KEEP_BYTES)
+
+    def tearDown(self):
+        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, strips.KEEP_BYTES = self.saved
+
+    def test_threads_never_exceed_the_cores(self):
+        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "4096"}):
+            self.assertEqual(strips.threads(), strips.cores())
+            with strips.limit_threads(3):
+                self.assertEqual(strips.threads(), min(3, strips.cores()))
+                with strips.limit_threads(1):
+                    self.assertEqual(strips.threads(), 1)
+        # The plan does not read the machine's load: the same call plans
+        # the same way however busy the machine is.
+        with pretend_cores(8), mock.patch.object(os, "getloadavg", lambda: (64.0, 64.0, 64.0)):
+            self.assertEqual(strips.threads(), 8)
+        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "many"}):
+            with self.assertRaisesRegex(ValueError, r"CONVOLUTION_THREADS must be a positive "
+                                                    r"integer, got 'many'"):
+                strips.threads()
+
+    def test_threads_follow_the_length_of_the_calls(self):
+        # 16 cores: calls of a few microseconds stay on one thread (the GIL
+        # would pass between threads more often than it saves), calls of a
+        # millisecond take every core.
+        with pretend_cores(16):
+            short = strips.Work(row_bytes=4096, extra_rows=2, row_ns=2000.0, calls=200)
+            long = strips.Work(row_bytes=4096, extra_rows=2, row_ns=2e6, calls=4)
+            self.assertEqual(strips.plan(1, 1024, 2 ** 24, short).threads, 1)
+            self.assertEqual(strips.plan(1, 1024, 2 ** 24, long).threads, 16)
+        # The model itself: 10 ms of work in 10,000 calls of 1 us each gains
+        # nothing from threads; in 10 calls of 1 ms, 16 threads take 1/16.
+        many, few = [[costs.wall_ns(1e7, calls, n) for n in (1, 2, 16)] for calls in (1e4, 10)]
+        self.assertGreater(min(many[1:]), many[0])
+        self.assertAlmostEqual(few[2] * 16 / few[0], 1, delta=0.05)
+
+    def test_configuration_is_read_at_every_call(self):
+        # An arena that wanted 128 KiB is kept while KEEP_BYTES is 1 MiB,
+        # given back once it is 64 KiB.
+        strips.Arena._local.arena = None
+        kept = []
+        for keep_bytes in (2 ** 20, 2 ** 16):
+            strips.KEEP_BYTES = keep_bytes
+            arena = strips.Arena.start()
+            arena.take((2 ** 17,), np.uint8)
+            strips.Arena.finish()
+            kept.append(strips.Arena.start() is arena)
+            strips.Arena.finish()
+        self.assertEqual(kept, [True, False])
+        work = strips.Work(row_bytes=2 ** 10, extra_rows=0, row_ns=1.0, calls=1)
+        strips.MIN_STRIP_BYTES = 2 ** 10
+        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "1"}):
+            strips.STRIP_BYTES = 2 ** 16
+            self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 16)
+            strips.STRIP_BYTES = 2 ** 18
+            self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 4)
+
+    def test_a_grown_pool_shuts_the_old_one_down(self):
+        old = strips._get_pool(1)
+        self.assertIs(strips._get_pool(1), old)
+        new = strips._get_pool(strips._pool_size + 1)
+        self.assertIsNot(new, old)
+        with self.assertRaisesRegex(RuntimeError, "shutdown"):
+            old.submit(int)
+
+    def test_errors_in_strips_reach_the_caller(self):
+        def work(arena, n):
+            if n == 5:
+                raise ZeroDivisionError("strip 5")
+        with forced_threads(3):
+            with self.assertRaisesRegex(ZeroDivisionError, "strip 5"):
+                strips.run(work, strips.Plan([(n,) for n in range(12)], 3, 0.0))
+
+    def test_a_forked_child_does_not_hang(self):
+        # The pool's threads do not exist in a child of os.fork(): the child
+        # starts its own pool instead of waiting on them forever.
+        if not hasattr(os, "fork"):
+            self.skipTest("no os.fork on this platform")
+        status, out, err = run_python(FORCE_THREADS, """
+            import os, time
+            assert np.allclose(conv2d(x, k), expected)       # the parent's pool starts
+            time.sleep(0.2)                                  # ... and its threads wait for work
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0 if np.allclose(conv2d(x, k), expected) else 1)
+            _, status = os.waitpid(pid, 0)
+            print("child", os.waitstatus_to_exitcode(status))
+        """, timeout=60)
+        self.assertEqual((status, out.strip()), (0, "child 0"), err)
+
+    def test_multiprocessing_with_fork_does_not_hang(self):
+        if not hasattr(os, "fork"):
+            self.skipTest("no os.fork on this platform")
+        status, out, err = run_python(FORCE_THREADS, """
+            import multiprocessing, time
+
+            def check(seed):
+                return bool(np.allclose(conv2d(x, k), expected))
+
+            if __name__ == "__main__":
+                conv2d(x, k)
+                time.sleep(0.2)       # the pool's threads wait for work when the children fork
+                with multiprocessing.get_context("fork").Pool(2) as pool:
+                    print(pool.map(check, range(4)))
+        """, timeout=60)
+        self.assertEqual((status, out.strip()), (0, "[True, True, True, True]"), err)
+
+    def test_calls_from_an_atexit_handler(self):
+        # During interpreter shutdown the pool takes no new work: the calling
+        # thread does it all.
+        status, out, err = run_python(FORCE_THREADS, """
+            import atexit
+
+            @atexit.register
+            def at_exit():
+                print(np.allclose(conv2d(x, k), expected))
+        """)
+        self.assertEqual((status, out.strip()), (0, "True"), err)
+
+    def test_blas_single_threaded_inside_and_restored_after(self):
+        libraries = [lib for lib in strips._blas_libraries() if lib.num_threads is not None]
+        if not libraries:
+            self.skipTest("threadpoolctl finds no BLAS whose threads it can set")
+        import threadpoolctl
+        inside = []
+        entered, release = threading.Barrier(2), threading.Event()
+        before = [lib.num_threads for lib in libraries]
+
+        def call(wait):
+            with strips.single_threaded_blas():
+                inside.append([lib.num_threads for lib in libraries])
+                entered.wait(10)
+                if wait:
+                    release.wait(10)
+
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            outside = [lib.num_threads for lib in libraries]
+            if outside == [1] * len(libraries):
+                self.skipTest("this BLAS keeps one thread here")
+            # Two calls overlap; the one that started first ends first.
+            second = threading.Thread(target=call, args=(True,))
+            with strips.single_threaded_blas():
+                second.start()
+                call(False)
+            self.assertEqual([lib.num_threads for lib in libraries], [1] * len(libraries))
+            release.set()
+            second.join(10)
+            self.assertEqual([lib.num_threads for lib in libraries], outside)
+        self.assertEqual(inside, [[1] * len(libraries)] * 2)
+        self.assertEqual([lib.num_threads for lib in libraries], before)
+
+
 class TestMemory(unittest.TestCase):
     """Memory beyond input and output stays within a few strips, not copies of the input."""
 
     def peak(self, function):
+        """Bytes ``function()`` allocates beyond its result, from a cold start.
+
+        Every thread keeps its strips' memory between calls: the pool and
+        this thread's arena are dropped first, so that the call pays for all
+        the memory it uses.
+        """
+        strips.Arena._local.arena = None
+        with strips._pool_lock:
+            pool, strips._pool, strips._pool_size = strips._pool, None, 0
+        if pool is not None:
+            pool.shutdown(wait=True)
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
@@ -127,13 +458,16 @@ class TestMemory(unittest.TestCase):
             tracemalloc.stop()
 
     def test_non_fft_paths_stay_within_three_outputs(self):
+        # Whatever the thread count: all threads' strips together stay within
+        # the output's size (or 256 KiB a thread on small outputs).
         rng = np.random.default_rng(12)
         x = rng.random((1024, 1024)).astype(np.float32)
         gaussian = np.outer(np.hanning(11), np.hanning(11)).astype(np.float32)
         for method, kernel in (("direct", x[:3, :3]), ("polyphase", x[:11, :11]),
-                               ("separable", gaussian)):
+                               ("separable", gaussian), ("banded", x[:3, :3]),
+                               ("banded", x[:11, :11])):
             for stride in (1, 2):
-                with self.subTest(method=method, stride=stride):
+                with self.subTest(method=method, kernel=kernel.shape, stride=stride):
                     extra = self.peak(lambda: conv2d(x, kernel, stride, padding="same",
                                                      padding_mode="reflect", method=method))
                     output = (1024 // stride) ** 2 * 4
@@ -141,25 +475,38 @@ class TestMemory(unittest.TestCase):
 
     def test_8192_square_float32_with_11x11_kernel_under_1_gb(self):
         # The whole process, input and output included, in a fresh interpreter.
-        code = ("import resource, numpy as np, convolution\n"
-                "x = np.random.default_rng(0).random((8192, 8192), dtype=np.float32)\n"
-                "k = np.random.default_rng(1).random((11, 11)).astype(np.float32)\n"
-                "out = convolution.conv2d(x, k, padding='same')\n"
-                "print(out.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
         if sys.platform != "linux":
             self.skipTest("ru_maxrss is in kilobytes on Linux only")
-        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                                env=dict(os.environ, PYTHONPATH=str(HERE)), timeout=300)
-        shape, kilobytes = result.stdout.rsplit(")", 1)
-        self.assertEqual(shape + ")", "(8192, 8192)", result.stderr)
+        status, out, err = run_python("""
+            import resource, numpy as np, convolution
+            x = np.random.default_rng(0).random((8192, 8192), dtype=np.float32)
+            k = np.random.default_rng(1).random((11, 11)).astype(np.float32)
+            out = convolution.conv2d(x, k, padding='same')
+            print(out.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        """, timeout=300)
+        shape, kilobytes = out.rsplit(")", 1)
+        self.assertEqual(shape + ")", "(8192, 8192)", err)
         self.assertLess(int(kilobytes) * 1024, 2 ** 30)
 
     def test_fft_memory_does_not_grow_with_the_image(self):
-        # Overlap-save: the FFT's buffers are a few tiles, whatever the image size.
+        # Overlap-save: the FFT's buffers are a few tiles, whatever the image
+        # size. On one thread, so that the peak is one tile's buffers (with
+        # several, it is as many tiles as happen to be in flight at once).
         rng = np.random.default_rng(13)
         kernel = rng.random((31, 31)).astype(np.float32)
         extra = []
-        for n in (1024, 2048):
-            x = rng.random((n, n)).astype(np.float32)
-            extra.append(self.peak(lambda: conv2d(x, kernel, padding="same", method="fft")))
-        self.assertLess(extra[1], 1.25 * extra[0] + 2 ** 20)
+        with strips.limit_threads(1):
+            for n in (1024, 2048):
+                x = rng.random((n, n)).astype(np.float32)
+                extra.append(self.peak(lambda: conv2d(x, kernel, padding="same", method="fft")))
+        self.assertLess(extra[1], 1.1 * extra[0])
+
+    def test_fft_memory_grows_at_most_with_the_threads(self):
+        rng = np.random.default_rng(13)
+        kernel = rng.random((31, 31)).astype(np.float32)
+        x = rng.random((1024, 1024)).astype(np.float32)
+        with strips.limit_threads(1):
+            one = self.peak(lambda: conv2d(x, kernel, padding="same", method="fft"))
+        with forced_threads(3):
+            three = self.peak(lambda: conv2d(x, kernel, padding="same", method="fft"))
+        self.assertLess(three, 3 * one)

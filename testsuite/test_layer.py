@@ -13,16 +13,18 @@ import sys
 import tracemalloc
 import unittest
 import warnings
+from unittest import mock
 
 import numpy as np
 
-from convolution import (conv2d, conv2d_backward, conv2d_backward_loops, conv2d_layer_loops,
-                         conv2d_loops, conv2d_slices, conv_output_shape, conv_transpose2d,
-                         conv_transpose2d_loops, conv_transpose_output_shape, reference, strips)
+from convolution import (channels, conv2d, conv2d_backward, conv2d_backward_loops,
+                         conv2d_layer_loops, conv2d_loops, conv2d_slices, conv_output_shape,
+                         conv_transpose2d, conv_transpose2d_loops, conv_transpose_output_shape,
+                         reference, strips)
 from convolution.padding import PADDING_MODES, _source_map, pad, pad_adjoint
 from convolution.shapes import tap, window
 
-from .common import HERE, optional, torch
+from .common import HERE, forced_threads, optional, torch
 
 sklearn = optional("sklearn")
 
@@ -398,18 +400,18 @@ class TestTorchOracle(unittest.TestCase):
 
     def test_same_padding_and_depthwise(self):
         rng = np.random.default_rng(16)
-        for channels, multiplier, (kh, kw), dilation in itertools.product(
+        for count, multiplier, (kh, kw), dilation in itertools.product(
                 (1, 3, 8), (1, 2), ((3, 3), (2, 5)), (1, 2)):
-            x = rng.standard_normal((2, channels, 11, 9))
-            k = rng.standard_normal((channels * multiplier, 1, kh, kw))
+            x = rng.standard_normal((2, count, 11, 9))
+            k = rng.standard_normal((count * multiplier, 1, kh, kw))
             with warnings.catch_warnings():   # torch warns that it copies for even kernels
                 warnings.simplefilter("ignore", UserWarning)
                 theirs = torch.nn.functional.conv2d(torch.from_numpy(x), torch.from_numpy(k),
                                                     dilation=dilation, padding="same",
-                                                    groups=channels).numpy()
-            with self.subTest(channels=channels, multiplier=multiplier, kernel=(kh, kw)):
+                                                    groups=count).numpy()
+            with self.subTest(channels=count, multiplier=multiplier, kernel=(kh, kw)):
                 assert_close(self, conv2d(x, k, dilation=dilation, padding="same",
-                                          groups=channels), theirs, scale(x, k))
+                                          groups=count), theirs, scale(x, k))
 
 
 class TestIdentities(unittest.TestCase):
@@ -538,15 +540,10 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
     """Every fast path of the layer against the tutorial's loops."""
 
     def setUp(self):
-        self.saved = (strips.STRIP_BYTES, strips.PARALLEL_BYTES,
-                      os.environ.get("CONVOLUTION_THREADS"))
+        self.saved = strips.STRIP_BYTES, strips.MIN_STRIP_BYTES
 
     def tearDown(self):
-        strips.STRIP_BYTES, strips.PARALLEL_BYTES, threads = self.saved
-        if threads is None:
-            os.environ.pop("CONVOLUTION_THREADS", None)
-        else:
-            os.environ["CONVOLUTION_THREADS"] = threads
+        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES = self.saved
 
     def check_all(self, seed, count, methods):
         rng = np.random.default_rng(seed)
@@ -583,9 +580,18 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
     def test_many_strips_and_threads(self):
         # Tiny strips cut even small layers into many pieces, shared by 3 threads:
         # every seam must be invisible, the scatter's and the kernel gradient's too.
-        strips.STRIP_BYTES, strips.PARALLEL_BYTES = 512, 0
-        os.environ["CONVOLUTION_THREADS"] = "3"
-        self.check_all(34, 40, ("auto",))
+        strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 512
+        with forced_threads(3):
+            self.check_all(34, 40, ("auto",))
+
+    def test_stacks_of_taps(self):
+        # Taps stacked into one product a few at a time (several products, some of a
+        # single tap read in place, others copied one above the other), all in one,
+        # and every tap a product of its own.
+        for depth, channels_alone in ((3, 256), (5, 256), (2 ** 20, 256), (1024, 2)):
+            with mock.patch.object(channels, "STACK_DEPTH", depth), \
+                    mock.patch.object(channels, "STACK_CHANNELS", channels_alone):
+                self.check_all(36, 12, ("auto",))
 
     def test_integers_are_exact(self):
         rng = np.random.default_rng(36)
@@ -614,14 +620,14 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
                          2 ** 52 + 1)
 
     def test_kernel_gradient_does_not_depend_on_the_threads_schedule(self):
-        strips.STRIP_BYTES, strips.PARALLEL_BYTES = 4096, 0
-        os.environ["CONVOLUTION_THREADS"] = "3"
+        strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 4096
         rng = np.random.default_rng(38)
         x, k = rng.standard_normal((3, 8, 40, 40)), rng.standard_normal((8, 8, 3, 3))
         grad = rng.standard_normal((3, 8, 38, 38))
-        first = conv2d_backward(grad, x, k)[1]
-        for _ in range(5):
-            np.testing.assert_array_equal(conv2d_backward(grad, x, k)[1], first)
+        with forced_threads(3):
+            first = conv2d_backward(grad, x, k)[1]
+            for _ in range(5):
+                np.testing.assert_array_equal(conv2d_backward(grad, x, k)[1], first)
 
     def test_nan_and_inf_stay_where_they_belong(self):
         # An infinite input cell read by no window with a nonzero weight... is read
