@@ -25,11 +25,11 @@ set against the machine's measured peak: the GMAC/s of one large float32
 ``np.matmul`` (2048 x 2048), under the same BLAS thread setting.
 
 Threads: ours use ``strips.threads()`` Python threads, each running BLAS on
-one thread (``channels.py`` asks threadpoolctl for that); PyTorch uses
+one thread (``strips.single_threaded_blas``, through threadpoolctl); PyTorch uses
 ``torch.get_num_threads()``. Everything runs twice: once with BLAS limited to
 one thread for the whole process (``threadpoolctl.threadpool_limits(1)``),
 once at BLAS's default; the second run adds "ours, BLAS threads not limited",
-with the limit in ``channels.py`` switched off, to show why it is there.
+with the driver's limit switched off, to show why it is there.
 """
 import argparse
 import os
@@ -49,7 +49,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from convolution import (channels, conv2d, conv2d_backward,  # noqa: E402
+from convolution import (conv2d, conv2d_backward,  # noqa: E402
                          conv_transpose2d, strips)
 
 try:
@@ -177,14 +177,14 @@ def transposed_case(unlimited):
 
 
 def without_blas_limit(contender):
-    """The contender with channels.py's BLAS limit switched off for its runs."""
+    """The contender with the driver's BLAS limit (strips.single_threaded_blas) off for its runs."""
     def run():
-        saved = channels._blas_controller
-        channels._blas_controller = lambda: None
+        saved = strips._blas_libraries
+        strips._blas_libraries = lambda: ()
         try:
             return contender()
         finally:
-            channels._blas_controller = saved
+            strips._blas_libraries = saved
     return run
 
 
