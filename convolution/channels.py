@@ -8,7 +8,10 @@ sums over channels, for every output cell at once, are one matrix product::
       (C_out, cells)      (C_out, C_in)          (C_in, cells)
 
 So a layer is kh * kw matrix products, each as long as a strip of output
-rows, and BLAS does the multiply-adds at close to the machine's peak. Groups
+rows, and BLAS does the multiply-adds at close to the machine's peak. With
+few input channels, those products are shallow; the taps' cells are then
+stacked one above the other (an im2col of the strip, `_stacks`) and
+multiplied in one deeper product. Groups
 are a batch of smaller products, one per group (``np.matmul`` loops over
 them in C); with one input channel per group (depthwise convolution) the
 product is a broadcast multiply.
