@@ -3,6 +3,7 @@ import contextlib
 import importlib
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -187,6 +188,44 @@ def run_command(*args, cwd):
 
 
 SAMPLE_PHOTO = HERE / "files" / "grace_hopper.jpg"
+
+#: The signals the tests send to a command, to stop it.
+SENT_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
+
+
+def default_signals():
+    """In a child process before it starts (``preexec_fn``): the sent signals at their defaults.
+
+    A suite started under ``nohup``, or in the background of a script
+    without job control, inherits SIGHUP or SIGINT ignored, and the command
+    rightly leaves an ignored signal ignored (as ``nohup`` means it to). The
+    tests of what a signal does need it as a terminal leaves it.
+    """
+    for signum in SENT_SIGNALS:
+        signal.signal(signum, signal.SIG_DFL)
+
+
+#: Keyword arguments for subprocess that start the child with `default_signals`.
+CHILD_SIGNALS = {"preexec_fn": default_signals} if os.name == "posix" else {}
+
+
+@contextlib.contextmanager
+def terminal_signals():
+    """In this process: SIGINT raises KeyboardInterrupt, SIGTERM and SIGHUP at their defaults.
+
+    For the in-process tests of signals, whatever the suite inherited (see
+    `default_signals`); what was there is put back afterwards.
+    """
+    saved = {signum: signal.getsignal(signum) for signum in SENT_SIGNALS}
+    for signum in SENT_SIGNALS:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                      else signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
 
 
 @contextlib.contextmanager

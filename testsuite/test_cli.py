@@ -26,7 +26,7 @@ from convolution.files import STOP_SIGNALS
 from convolution.kernels import KERNELS
 from convolution.shapes import PADDING_STRINGS
 
-from .common import cv2, HERE, iio, SAMPLE_PHOTO
+from .common import CHILD_SIGNALS, cv2, HERE, iio, SAMPLE_PHOTO, terminal_signals
 
 
 def png_bytes(image):
@@ -69,6 +69,9 @@ class CommandLineTest(unittest.TestCase):
     def setUp(self):
         self.folder = Path(tempfile.mkdtemp())
         self.addCleanup(shutil.rmtree, self.folder)
+        signals = terminal_signals()       # whatever signals the suite inherited ignored
+        signals.__enter__()
+        self.addCleanup(signals.__exit__, None, None, None)
         rng = np.random.default_rng(10)
         self.rgb = rng.integers(0, 256, size=(20, 30, 3), dtype=np.uint8)
         self.input = self.folder / "in.png"
@@ -510,7 +513,7 @@ class TestCommandLineImages(CommandLineTest):
         process = subprocess.Popen(
             [sys.executable, "-m", "convolution", "filter", "big.png", "out.png", "--kernel",
              "identity"], cwd=self.folder, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
+            stderr=subprocess.PIPE, text=True, **CHILD_SIGNALS)
         deadline = time.monotonic() + 60
         temporary = []
         while not temporary and process.poll() is None and time.monotonic() < deadline:

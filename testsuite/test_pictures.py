@@ -20,8 +20,8 @@ from convolution.animation import frame_steps, write_animation
 from convolution.figures import FIGURES, conv_beside_transpose
 from convolution.shapes import (conv_geometry, conv_transpose_geometry, spread, window)
 
-from .common import (HERE, iio, matplotlib, torch, README_MATRIX, README_KERNEL, README_MAP,
-                     run_main, run_command)
+from .common import (CHILD_SIGNALS, HERE, iio, matplotlib, torch, README_MATRIX, README_KERNEL,
+                     README_MAP, run_main, run_command)
 
 
 # Unusual parameters: each picture must show exactly the cells conv2d reads.
@@ -860,7 +860,7 @@ class TestAnimateCommandLine(unittest.TestCase):
         process = subprocess.Popen(
             [sys.executable, "-m", "convolution", "animate", "out.gif", "--input", "12x12",
              "--kernel", "3x3", "--padding", "same", *extra], cwd=folder, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **CHILD_SIGNALS)
         return process, process.stdout.readline()
 
     def test_ctrl_c_at_any_time(self):
