@@ -195,7 +195,7 @@ class _FlatStrips:
                 yield tap, blocks[phase][..., offset:offset + length]
 
     def stacked(self, blocks, length, buffer):
-        """``(stack, cells)`` for every stack of taps: the cells its taps meet, one above the other.
+        """For every stack of taps, in order: the cells its taps meet, one above the other.
 
         A stack of one tap is its run, read in place; a longer one is copied
         into ``buffer`` (N, groups, `depth`, length), each tap's channels
@@ -205,13 +205,13 @@ class _FlatStrips:
         for stack in self.stacks:
             if len(stack) == 1:
                 _, phase, offset = stack[0]
-                yield stack, blocks[phase][..., offset:offset + length]
+                yield blocks[phase][..., offset:offset + length]
                 continue
             cells = buffer[:, :, :len(stack) * per_in]
             for k, (_, phase, offset) in enumerate(stack):
                 np.copyto(cells[:, :, k * per_in:(k + 1) * per_in],
                           blocks[phase][..., offset:offset + length])
-            yield stack, cells
+            yield cells
 
     def tap_grids(self, blocks, n_rows):
         """``(tap, cells)``: the (N, groups, C_in / groups, n_rows, W_out) cells each tap meets."""
@@ -251,8 +251,8 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     flat = _FlatStrips(matrix, kernel.shape[2:], groups, geometry, padding_mode, fill_value, dtype)
     weights, product = _weights(kernel, groups), _product(per_in)
     # A stack's weights side by side, in the order its cells are stacked.
-    stacked = {id(stack): np.concatenate([weights[tap] for tap, _, _ in stack], axis=-1)
-               for stack in flat.stacks}
+    stacked = [np.concatenate([weights[tap] for tap, _, _ in stack], axis=-1)
+               for stack in flat.stacks]
 
     def strip(arena, images, rows):
         blocks = flat.blocks(arena, images, rows)
@@ -262,11 +262,11 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
         length = flat.length(n_rows)
         buffer = arena.take((n, groups, flat.depth, length), dtype) if flat.depth else None
         acc_run, scratch_run = acc[..., :length], scratch[..., :length]
-        for k, (stack, cells) in enumerate(flat.stacked(blocks, length, buffer)):
+        for k, cells in enumerate(flat.stacked(blocks, length, buffer)):
             if k == 0:
-                product(stacked[id(stack)], cells, out=acc_run)
+                product(stacked[k], cells, out=acc_run)
             else:
-                product(stacked[id(stack)], cells, out=scratch_run)
+                product(stacked[k], cells, out=scratch_run)
                 acc_run += scratch_run
         result = acc.reshape(n, out_channels, n_rows, flat.row_width)[..., :width]
         if bias is None:
