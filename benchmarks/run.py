@@ -3,7 +3,7 @@
     python benchmarks/run.py                    # 1024 and 2048 a side; 1 thread and all cores
     python benchmarks/run.py --quick            # 1024 a side, fewer repeats
     python benchmarks/run.py --threads 1,2,16   # each thread count, ours and the peers'
-    python benchmarks/run.py --calibrate        # the constants of convolution/costs.py
+    python benchmarks/run.py --calibrate        # the cost model's prices (convolution/settings.py)
     python benchmarks/run.py --designs          # the banded path's designs, sizes, BLAS threads
 
 Every case runs in this one process, on the same data, for ``conv2d``
@@ -58,7 +58,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from convolution import apply_filter_to_image, conv2d, engine, strips  # noqa: E402
+from convolution import apply_filter_to_image, conv2d, driver, fast, settings  # noqa: E402
 from convolution.shapes import conv_geometry  # noqa: E402
 
 #: Contenders slower than this on one run are timed once, not several times.
@@ -215,8 +215,8 @@ def estimate(name, image, kernel, stride, dilation, geometry):
     (im2col) and runs far slower than its float32.
     """
     taps = dilated(kernel, dilation).size
-    if name in engine.METHODS:
-        return engine.plan(name, geometry, kernel).ns * 1e-9
+    if name in fast.METHODS:
+        return fast.plan(name, geometry, kernel).ns * 1e-9
     if name in ("ndimage.correlate", "signal.correlate2d"):
         return image.size * taps / 1.5e9
     if name == "torch.conv2d" and image.dtype == np.float64:
@@ -235,7 +235,7 @@ def run_case(label, size, dtype, kernel, stride, dilation, thread_counts, repeat
     geometry = conv_geometry(image.shape, kernel.shape, stride, dilation, padding)
     ours = {"auto": lambda: conv2d(image, kernel, stride, dilation, padding)}
     if with_paths:
-        for method in engine.cost_estimates(kernel, geometry):
+        for method in fast.cost_estimates(kernel, geometry):
             ours[method] = (lambda method=method: conv2d(image, kernel, stride, dilation,
                                                          padding, method=method))
     contenders = {**ours, **found}
@@ -244,7 +244,7 @@ def run_case(label, size, dtype, kernel, stride, dilation, thread_counts, repeat
     single = {}      # peers that ignore the thread count: timed once
     for n in thread_counts:
         with thread_count(n):
-            chosen = engine.choose_method(kernel, geometry, images=image[None])[0]
+            chosen = fast.choose_method(kernel, geometry, images=image[None])[0]
             timed = {name: f for name, f in contenders.items() if name not in skipped
                      and (name in ours or name in THREADED_PEERS or name not in single)}
             walls = {}
@@ -365,7 +365,7 @@ def run_loops(rows):
     (ours, result), (loops, expected) = timings["auto"], timings["method='loops'"]
     np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
     row = {"case": "random 5x5 (vs method='loops')", "size": 256, "dtype": "float64",
-           "threads": strips.threads(), "method": "auto", "ours": ours,
+           "threads": driver.threads(), "method": "auto", "ours": ours,
            "gmacs": expected.size * 25 / ours / 1e9, "paths": {},
            "peers": {"method='loops'": loops}}
     rows.append(row)
@@ -407,7 +407,7 @@ def format_row(row):
 def markdown(rows):
     """The rows as a Markdown table: our times, each peer's over ours, our paths' times."""
     names = [n for n in PEER_ORDER if any(n in r["peers"] for r in rows)]
-    paths = [m for m in engine.METHODS if any(m in r["paths"] for r in rows)]
+    paths = [m for m in fast.METHODS if any(m in r["paths"] for r in rows)]
     header = (["case", "size", "dtype", "threads", "path", "ours (ms)", "wall (ms)",
                "in turns (ms)", "GMAC/s", "auto/best"] + names + [f"{m} (ms)" for m in paths])
 
@@ -531,9 +531,9 @@ def plot(rows, path):
     plt.close(fig)
 
 
-#: The constants of convolution/costs.py that `calibrate` fits.
-FITTED = ("CALL_NS", "FLAT_NS", "STRIDED_NS", "FETCH_NS", "COPY_NS", "MAC_NS", "FFT_NS",
-          "FFT_CALL_NS")
+#: The prices of the cost model (fields of convolution.settings.Settings) that `calibrate` fits.
+FITTED = ("call_ns", "flat_ns", "strided_ns", "fetch_ns", "copy_ns", "mac_ns", "fft_ns",
+          "fft_call_ns")
 
 
 def calibration_cases():
@@ -548,13 +548,13 @@ def calibration_cases():
             for kernel in kernels:
                 for stride, dilation in ((1, 1), (2, 2)):
                     geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
-                    for method in engine.cost_estimates(kernel, geometry):
+                    for method in fast.cost_estimates(kernel, geometry):
                         yield (f"{np.dtype(dtype).name} {size} {kernel.shape} s{stride} "
                                f"d{dilation} {method}", image, kernel, stride, dilation, method)
 
 
 def calibrate(repeats):
-    """Fit the constants of convolution/costs.py to this machine, one thread.
+    """Fit the cost model's prices (``convolution.settings``) to this machine, one thread.
 
     Each of our paths is timed on many cases (CPU time of the calling
     thread, the least of ``repeats`` runs: the run least disturbed by other
@@ -565,21 +565,16 @@ def calibrate(repeats):
     call of many short ones, in wall time.
     """
     from concurrent.futures import ThreadPoolExecutor
-    from convolution import costs
     os.environ["CONVOLUTION_THREADS"] = "1"
-    saved = {name: getattr(costs, name) for name in FITTED}
     rows, times, labels = [], [], []
     for label, image, kernel, stride, dilation, method in calibration_cases():
         geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
-        if engine.plan(method, geometry, kernel).ns > 0.5e9:
+        if fast.plan(method, geometry, kernel).ns > 0.5e9:
             continue
         features = []
         for name in FITTED:
-            for other in FITTED:
-                setattr(costs, other, float(other == name))
-            features.append(engine.plan(method, geometry, kernel).ns)
-        for name, value in saved.items():
-            setattr(costs, name, value)
+            with settings.using(**{other: float(other == name) for other in FITTED}):
+                features.append(fast.plan(method, geometry, kernel).ns)
         run = lambda: conv2d(image, kernel, stride, dilation, method=method)  # noqa: E731
         run()
         samples = []
@@ -612,12 +607,12 @@ def calibrate(repeats):
     both = race({"one": lambda: [loop(a) for a in short],
                  "two": lambda: list(pool.map(loop, short))}, repeats)
     handoff = max(2 * both["two"][0] - both["one"][0], 0.0) / calls * 1e9
-    print(f"# Cost model constants fitted on {len(t)} cases, for convolution/costs.py "
+    print(f"# Cost model prices fitted on {len(t)} cases, for convolution/settings.py "
           f"(relative error: median {np.median(np.abs(error)):.2f}, "
           f"largest {np.abs(error).max():.2f}):")
     for name, value in zip(FITTED, fit):
         print(f"{name} = {value:.3g}")
-    print(f"HANDOFF_NS = {handoff:.3g}")
+    print(f"handoff_ns = {handoff:.3g}")
     print(f"# and {fit[-1] / 1e3:.0f} us a conv2d call on every path (validation, "
           f"planning), which ranks none above another")
     print("# Worst fitted cases (estimate / measured):")
@@ -676,11 +671,10 @@ def designs(repeats):
 
     Designs A and B run on the same padded image (padded once, outside the
     timing), one thread, CPU time; then the library's path (which fetches
-    and checks its strips itself) with other BAND_ROWS and STRIP_BYTES;
+    and checks its strips itself) with other band_rows and strip_bytes;
     then the library's path with BLAS left at its own thread count instead
     of one, on one and on all of our threads (wall time).
     """
-    from convolution import costs  # noqa: F401  (the settings below are read per call)
     rng = np.random.default_rng(4)
     os.environ["CONVOLUTION_THREADS"] = "1"
     limits = (threadpoolctl.threadpool_limits(1, user_api="blas") if threadpoolctl is not None
@@ -711,8 +705,7 @@ def designs(repeats):
                     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
             print(f"{np.dtype(dtype).name} {k}x{k}: " + ", ".join(
                 f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
-    print("# The library's banded path: BAND_ROWS x STRIP_BYTES, one thread, CPU time (ms)")
-    saved = engine.BAND_ROWS, strips.STRIP_BYTES
+    print("# The library's banded path: band_rows x strip_bytes, one thread, CPU time (ms)")
     for dtype in (np.float32, np.float64):
         for k, size in ((3, 1024), (5, 1024), (3, 4096), (5, 4096)):
             image = rng.random((size, size)).astype(dtype)
@@ -721,40 +714,28 @@ def designs(repeats):
             for rows in (4, 8):
                 for mib in (1, 2, 4):
                     def run(rows=rows, mib=mib):
-                        engine.BAND_ROWS, strips.STRIP_BYTES = rows, mib * 2 ** 20
-                        return conv2d(image, kernel, padding=k // 2, method="banded")
+                        with settings.using(band_rows=rows, strip_bytes=mib * 2 ** 20):
+                            return conv2d(image, kernel, padding=k // 2, method="banded")
                     contenders[f"R={rows} {mib} MiB"] = run
             timings = race(contenders, repeats, time.thread_time)
             print(f"{np.dtype(dtype).name} {size} {k}x{k}: " + ", ".join(
                 f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
-    engine.BAND_ROWS, strips.STRIP_BYTES = saved
     print("# BLAS threads inside the banded path: one (the driver's choice) or BLAS's own "
           "count, wall time (ms)")
-    blas = [lib.num_threads for lib in strips._blas_libraries()]
+    blas = [lib.num_threads for lib in driver.blas.libraries()]
     print(f"BLAS libraries found: {len(blas)}, threads now {blas}")
     for size in (1024, 4096):
         image = rng.random((size, size)).astype(np.float32)
         kernel = rng.random((3, 3)).astype(np.float32)
-        for n in sorted({1, strips.cores()}):
+        for n in sorted({1, driver.cores()}):
             os.environ["CONVOLUTION_THREADS"] = str(n)
             run = lambda: conv2d(image, kernel, padding=1, method="banded")  # noqa: E731
             owned = race({"": run}, repeats)[""][0]
-            with unittest_mock_nullcontext(strips, "single_threaded_blas"):
+            with settings.using(limit_blas=False):
                 left = race({"": run}, repeats)[""][0]
             print(f"float32 {size} 3x3, {n} of our threads: BLAS on one thread {owned * 1e3:.2f}, "
                   f"BLAS on its own {blas} {left * 1e3:.2f}", flush=True)
     os.environ["CONVOLUTION_THREADS"] = "1"
-
-
-@contextlib.contextmanager
-def unittest_mock_nullcontext(module, name):
-    """``module.name`` replaced by a context manager that does nothing, within the block."""
-    saved = getattr(module, name)
-    setattr(module, name, contextlib.nullcontext)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
 
 
 def load_average():
@@ -771,7 +752,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="1024x1024 only and fewer repeats")
     parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default 1024 2048)")
-    parser.add_argument("--threads", default=f"1,{strips.cores()}",
+    parser.add_argument("--threads", default=f"1,{driver.cores()}",
                         help="comma-separated thread counts (default: 1 and the cores)")
     parser.add_argument("--repeats", type=int, help="timed rounds per measurement (default 7)")
     parser.add_argument("--no-paths", action="store_true",
@@ -798,7 +779,7 @@ def main(argv=None):
     sizes = args.sizes or ([1024] if args.quick else [1024, 2048])
     repeats = args.repeats or (5 if args.quick else 7)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-          f"({strips.cores()} usable); Python {platform.python_version()}, "
+          f"({driver.cores()} usable); Python {platform.python_version()}, "
           f"NumPy {np.__version__}"
           + "".join(f", {m.__name__.split('.')[0]} {getattr(m, '__version__', '')}"
                     for m in (cv2, torch) if m is not None)

@@ -7,58 +7,20 @@ import numbers
 
 import numpy as np
 
-from . import channels, chunked, engine, reference
+from . import chunked, fast, reference
 from .checks import as_array, as_bias, as_kernel, check_choice
-from .padding import check_padding_mode, pad_adjoint
+from .dtypes import compute_dtype as _compute_dtype
+from .fast import layer
+from .padding import check_padding_mode, fill_docstring, pad_adjoint
 from .shapes import channels as channel_layout, conv_geometry, conv_transpose_geometry
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "METHODS", "LAYER_METHODS"]
 
 #: Every value ``conv2d``'s ``method`` accepts: 'auto', the reference loops,
-#: the fast paths of ``engine.py`` and the channel sums of ``channels.py``.
-METHODS = ("auto", "loops") + tuple(engine.METHODS) + ("matmul",)
+#: the fast paths of ``fast/`` (``fast.METHODS``) and the layer's stacked products.
+METHODS = ("auto", "loops") + fast.METHODS + ("matmul",)
 #: What ``conv_transpose2d`` and ``conv2d_backward`` accept.
 LAYER_METHODS = ("auto", "loops")
-
-
-def _is_int64(value):
-    """Whether ``value`` is a whole number (not NaN, not inf) that int64 holds."""
-    if isinstance(value, numbers.Integral):
-        return -2 ** 63 <= int(value) < 2 ** 63
-    if np.iscomplexobj(value) or not np.isfinite(value):
-        return False
-    return value == int(value) and -2 ** 63 <= int(value) < 2 ** 63
-
-
-def _compute_dtype(arrays, fill_value=0, bias=None):
-    """The dtype the paths compute in, and the dtype of the result.
-
-    ``arrays`` maps names to arrays (matrix and kernel; for the gradients,
-    grad_output too). Integers (and bools) accumulate exactly in int64.
-    Everything else follows NumPy's promotion, except that float16 is
-    accumulated in float32 and rounded once at the end. A bias promotes the
-    result as adding it afterwards would (a Python float keeps float32).
-    """
-    if all(array.dtype.kind in "biu" for array in arrays.values()):
-        for name, array in arrays.items():
-            if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
-                raise ValueError(f"{name} holds values above 2**63 - 1, which int64 "
-                                 f"accumulation cannot represent; convert it to float")
-        if not _is_int64(fill_value):
-            raise ValueError(f"fill_value must be an integer within int64's range when "
-                             f"matrix and kernel are integers, got {fill_value!r}")
-        result = np.dtype(np.int64)
-        if bias is None or np.asarray(bias).dtype.kind in "biu":
-            return result, result
-    else:
-        result = np.result_type(*arrays.values())
-        if result.kind != "c" and isinstance(fill_value, numbers.Complex) and np.imag(fill_value):
-            raise ValueError(f"fill_value must be real when matrix and kernel are real, "
-                             f"got {fill_value!r}")
-    if bias is not None:
-        weak = isinstance(bias, (int, float, complex)) and not isinstance(bias, bool)
-        result = np.result_type(result, bias if weak else np.asarray(bias))
-    return np.promote_types(result, np.float32), result
 
 
 def _check_matrix(matrix):
@@ -85,9 +47,9 @@ def _as_layer(matrix, kernel):
 
 
 def _per_pair(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, method):
-    """A 4-D kernel as 2-D convolutions through the engine, one per pair of channels, summed.
+    """A 4-D kernel as 2-D convolutions through a fast path, one per pair of channels, summed.
 
-    C_out * C_in / groups calls of ``engine.convolve`` with ``method``: the
+    C_out * C_in / groups calls of ``fast.convolve`` with ``method``: the
     FFT's path for kernels far larger than 3 x 3 with few channels.
     """
     out_channels, per_in = kernel.shape[:2]
@@ -95,11 +57,12 @@ def _per_pair(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype,
     out = np.zeros((matrix.shape[0], out_channels) + geometry.output_shape, dtype)
     for o in range(out_channels):
         for c in range(per_in):
-            out[:, o] += engine.convolve(matrix[:, (o // per_out) * per_in + c], kernel[o, c],
+            out[:, o] += fast.convolve(matrix[:, (o // per_out) * per_in + c], kernel[o, c],
                                          geometry, padding_mode, fill_value, dtype, method)
     return out
 
 
+@fill_docstring
 def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
            padding_mode="zeros", fill_value=0, flip=False, bias=None, groups=1, method="auto"):
     """Generalized 2-D convolution (cross-correlation) with stride, dilation and padding.
@@ -130,24 +93,7 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         ``((top, bottom), (left, right))``, or 'valid' (none), 'full'
         (``dh * (kh - 1)`` rows on top and bottom, likewise for the width:
         every overlap of kernel and input) or 'same' (see Notes).
-    padding_mode : str, default 'zeros'
-        What the added cells hold. For the row ``a b c d``:
-
-        ==========  ===============  ===========  ==================  ==============
-        mode        left border      np.pad       OpenCV              scipy.ndimage
-        ==========  ===============  ===========  ==================  ==============
-        zeros       ``0 0 0 | a b``  constant     BORDER_CONSTANT     constant
-        constant    ``v v v | a b``  constant     BORDER_CONSTANT     constant
-        reflect     ``d c b | a b``  reflect      BORDER_REFLECT_101  mirror
-        symmetric   ``c b a | a b``  symmetric    BORDER_REFLECT      reflect
-        replicate   ``a a a | a b``  edge         BORDER_REPLICATE    nearest
-        circular    ``b c d | a b``  wrap         BORDER_WRAP         grid-wrap
-        ==========  ===============  ===========  ==================  ==============
-
-        Padding wider than the input repeats the pattern, as ``np.pad`` does.
-    fill_value : number, default 0
-        The value of the added cells with ``padding_mode='constant'``; any
-        other mode refuses a nonzero fill value, as ``np.pad`` does.
+    {padding_mode}
     flip : bool, default False
         True computes true convolution: the kernel rotated by 180 degrees
         (each (kh, kw) kernel of a 4-D one).
@@ -162,9 +108,9 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     method : str, default 'auto'
         'auto' picks the fastest path for the arguments; 'loops' runs the
         tutorial's loops of ``reference.py`` (slow, for reading and testing).
-        'matmul' (``channels.py``) does the sums over channels as one matrix
+        'matmul' (``fast/layer.py``) does the sums over channels as one matrix
         product per kernel tap, through BLAS: the path 'auto' takes for 4-D
-        kernels. The paths of ``engine.py`` convolve one (H, W) matrix with
+        kernels. The paths of ``fast/`` convolve one (H, W) matrix with
         one (kh, kw) kernel, and with a 4-D kernel run once per pair of
         channels: 'direct' and 'polyphase' loop over the kernel's taps,
         'banded' does the sums as matrix products, 'separable' applies a
@@ -296,7 +242,7 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
                                          geometry.stride, geometry.dilation, geometry.padding,
                                          padding_mode, fill_value)
         else:
-            out = engine.convolve(matrix, kernel, geometry, padding_mode, fill_value,
+            out = fast.convolve(matrix, kernel, geometry, padding_mode, fill_value,
                                   compute_dtype, method)
         if bias is not None:
             out += bias_array
@@ -314,7 +260,7 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
             images.astype(compute_dtype, copy=False), kernel, geometry.stride, geometry.dilation,
             geometry.padding, padding_mode, fill_value, bias_array, groups)
     elif method in ("auto", "matmul"):
-        out = channels.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
+        out = layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
                               compute_dtype, bias_array)
     else:
         out = _per_pair(images, kernel, geometry, groups, padding_mode, fill_value,
@@ -462,7 +408,7 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
                                                geometry.padding, geometry.output_padding,
                                                bias_array, groups)
     else:
-        out = channels.conv_transpose2d(images, kernel, geometry, groups, compute_dtype,
+        out = layer.conv_transpose2d(images, kernel, geometry, groups, compute_dtype,
                                         bias_array)
     return out.reshape(out_shape).astype(result_dtype, copy=False)
 
@@ -569,7 +515,7 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
             grads, images, layer_kernel, geometry.stride, geometry.dilation, geometry.padding,
             padding_mode, fill_value, groups)
     else:
-        grad_kernel = channels.kernel_gradient(grads, images, layer_kernel.shape, geometry,
+        grad_kernel = layer.kernel_gradient(grads, images, layer_kernel.shape, geometry,
                                                groups, padding_mode, fill_value, compute_dtype)
         grad_bias = grads.sum(axis=(0, 2, 3))
         # The gradient of the padded input: the transposed convolution, with the
@@ -583,7 +529,7 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
         spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
                                          geometry.dilation, 0 if copies else geometry.padding,
                                          extra)
-        grad_matrix = channels.conv_transpose2d(grads, layer_kernel, spread, groups, compute_dtype)
+        grad_matrix = layer.conv_transpose2d(grads, layer_kernel, spread, groups, compute_dtype)
         if copies:
             grad_matrix = pad_adjoint(grad_matrix, geometry.padding, padding_mode)
     if kernel.ndim == 2:

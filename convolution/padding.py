@@ -12,17 +12,11 @@ import numpy as np
 
 from .checks import check_choice
 
-__all__ = ["PADDING_MODES", "check_padding_mode", "pad", "pad_adjoint", "Padded"]
+__all__ = ["PADDING_MODES", "PADDING_MODE_DOC", "check_padding_mode", "fill_docstring", "pad",
+           "pad_adjoint", "Padded"]
 
-#: Border mode -> np.pad mode. The same border in other libraries:
-#:
-#:   mode        left border of a b c d   OpenCV                scipy.ndimage
-#:   zeros       0 0 0 | a b c d          BORDER_CONSTANT       'constant'
-#:   constant    v v v | a b c d          BORDER_CONSTANT       'constant', cval=v
-#:   reflect     d c b | a b c d          BORDER_REFLECT_101    'mirror'
-#:   symmetric   c b a | a b c d          BORDER_REFLECT        'reflect'
-#:   replicate   a a a | a b c d          BORDER_REPLICATE      'nearest'
-#:   circular    b c d | a b c d          BORDER_WRAP           'grid-wrap'
+#: Border mode -> np.pad mode (`PADDING_MODE_DOC` gives the table of the
+#: same borders in OpenCV and scipy.ndimage).
 PADDING_MODES = {
     "zeros": "constant",
     "constant": "constant",
@@ -31,6 +25,48 @@ PADDING_MODES = {
     "replicate": "edge",
     "circular": "wrap",
 }
+
+
+#: The border modes as the docstrings of the public functions describe them,
+#: filled in by `fill_docstring` where a docstring says ``{padding_mode}``.
+PADDING_MODE_DOC = """\
+padding_mode : str, default 'zeros'
+    What the added cells hold. For the row ``a b c d``:
+
+    ==========  ===============  ===========  ==================  ==============
+    mode        left border      np.pad       OpenCV              scipy.ndimage
+    ==========  ===============  ===========  ==================  ==============
+    zeros       ``0 0 0 | a b``  constant     BORDER_CONSTANT     constant
+    constant    ``v v v | a b``  constant     BORDER_CONSTANT     constant
+    reflect     ``d c b | a b``  reflect      BORDER_REFLECT_101  mirror
+    symmetric   ``c b a | a b``  symmetric    BORDER_REFLECT      reflect
+    replicate   ``a a a | a b``  edge         BORDER_REPLICATE    nearest
+    circular    ``b c d | a b``  wrap         BORDER_WRAP         grid-wrap
+    ==========  ===============  ===========  ==================  ==============
+
+    Padding wider than the input repeats the pattern, as ``np.pad`` does.
+fill_value : number, default 0
+    The value of the added cells with ``padding_mode='constant'``; any
+    other mode refuses a nonzero fill value, as ``np.pad`` does."""
+
+
+def fill_docstring(function):
+    """Put `PADDING_MODE_DOC` where ``function``'s docstring has a line ``{padding_mode}``.
+
+    Indented as that line is, so one table serves every public function.
+    """
+    doc = function.__doc__
+    if doc:
+        lines = []
+        for line in doc.splitlines():
+            if line.strip() == "{padding_mode}":
+                indent = line[:len(line) - len(line.lstrip())]
+                lines.extend(indent + text if text else "" for text in
+                             PADDING_MODE_DOC.splitlines())
+            else:
+                lines.append(line)
+        function.__doc__ = "\n".join(lines)
+    return function
 
 
 def check_padding_mode(padding_mode, fill_value=0):

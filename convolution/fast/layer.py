@@ -30,7 +30,7 @@ convolution for each stride phase of its output. The kernel's gradient
 sums, for each tap, the products of the output's gradient with the cells
 the tap met.
 
-Every path runs on ``strips.py``'s driver (strips of output rows of a few
+Every path runs on the driver (``driver/``: (strips of output rows of a few
 MiB, the thread pool, each thread's scratch memory), and is tested against
 ``reference.py``. Integers run through the same products in int64: exact,
 but NumPy's own loops rather than BLAS.
@@ -40,22 +40,23 @@ import itertools
 
 import numpy as np
 
-from . import costs, strips
-from .padding import Padded
-from .shapes import conv_geometry, tap_phases, transpose_phases
+from .. import driver, settings as _settings
+from ..padding import Padded
+from ..shapes import conv_geometry, tap_phases, transpose_phases
+from .costs import cell_scale, products
 
 __all__ = ["conv2d", "conv_transpose2d", "kernel_gradient"]
 
 
 def _run(work, plan):
-    """`strips.run`, with BLAS on one thread while it runs: the strips are the threads.
+    """`driver.run`, with BLAS on one thread while it runs: the strips are the threads.
 
     BLAS's own threads on top of ours would oversubscribe the cores, and many
     short products split over threads are slow even alone (measured: 820 ms
     instead of 52 for the benchmark's layer with OpenBLAS on two threads).
     """
-    with strips.single_threaded_blas():
-        strips.run(work, plan)
+    with driver.single_threaded_blas(plan.settings.limit_blas):
+        driver.run(work, plan)
 
 
 def _product(per_in):
@@ -79,14 +80,7 @@ def _weights(kernel, groups):
             for a, b in itertools.product(range(kh), range(kw))}
 
 
-#: The taps of one matrix product are stacked until its inner dimension
-#: (taps times input channels per group) would pass this.
-STACK_DEPTH = 1024
-#: Input channels per group from which each tap is a product of its own.
-STACK_CHANNELS = 256
-
-
-def _stacks(taps, per_in, dtype):
+def _stacks(taps, per_in, dtype, s):
     """The taps cut into runs, each run one matrix product over its taps' channels stacked.
 
     A product over 64 input channels keeps BLAS's multiply-adds busy less
@@ -108,9 +102,9 @@ def _stacks(taps, per_in, dtype):
     the flat runs and their one copy at the end (25.9 against 24.5 ms).
     """
     taps = list(taps)
-    if not 1 < per_in < STACK_CHANNELS or np.dtype(dtype) not in (np.float32, np.float64):
+    if not 1 < per_in < s.stack_channels or np.dtype(dtype) not in (np.float32, np.float64):
         return [taps[i:i + 1] for i in range(len(taps))]
-    count = -(-len(taps) * per_in // STACK_DEPTH)
+    count = -(-len(taps) * per_in // s.stack_depth)
     size = -(-len(taps) // count)
     return [taps[i:i + size] for i in range(0, len(taps), size)]
 
@@ -124,7 +118,9 @@ class _FlatStrips:
     ``a' * row_width + b'`` to that plus `length`.
     """
 
-    def __init__(self, matrix, kernel_shape, groups, geometry, padding_mode, fill_value, dtype):
+    def __init__(self, matrix, kernel_shape, groups, geometry, padding_mode, fill_value, dtype,
+                 s):
+        self.settings = s
         batch, self.in_channels = matrix.shape[:2]
         self.groups, self.dtype = groups, dtype
         images = matrix.reshape((batch * self.in_channels,) + matrix.shape[2:])
@@ -139,7 +135,7 @@ class _FlatStrips:
         per_in = self.in_channels // groups
         self.stacks = _stacks(((tap, phase, a * self.row_width + b)
                                for phase, taps in self.phases.items() for tap, (a, b) in taps),
-                              per_in, dtype)
+                              per_in, dtype, s)
         #: Rows of the buffer a stack of taps is copied into (0: every tap read in place).
         self.depth = max(len(stack) for stack in self.stacks) * per_in
         if max(map(len, self.stacks)) == 1:
@@ -152,7 +148,7 @@ class _FlatStrips:
                 + self.groups * self.depth) * cells
 
     def work(self, out_channels):
-        """What a strip costs, for the driver's plan (`strips.Work`).
+        """What a strip costs, for the driver's plan (`driver.Work`).
 
         Per output row: the phases fetched, the stacks of taps copied, and
         per stack a product over the channels and an addition, priced by
@@ -161,12 +157,13 @@ class _FlatStrips:
         taps = sum(map(len, self.phases.values()))
         per_in, cells = self.in_channels // self.groups, self.row_width
         copied = sum(len(stack) for stack in self.stacks if len(stack) > 1) * self.in_channels
-        row_ns = (costs.cell_scale(self.dtype) * cells
-                  * (len(self.phases) * self.in_channels * costs.FETCH_NS
-                     + copied * costs.COPY_NS + len(self.stacks) * out_channels * costs.FLAT_NS)
-                  + costs.products(taps * out_channels * per_in * cells,
-                                   per_in * cells * np.dtype(self.dtype).itemsize, self.dtype))
-        return strips.Work(row_bytes=self.row_bytes(out_channels), extra_rows=self.reach_h,
+        s = self.settings
+        row_ns = (cell_scale(self.dtype) * cells
+                  * (len(self.phases) * self.in_channels * s.fetch_ns
+                     + copied * s.copy_ns + len(self.stacks) * out_channels * s.flat_ns)
+                  + products(taps * out_channels * per_in * cells,
+                             per_in * cells * np.dtype(self.dtype).itemsize, self.dtype, s))
+        return driver.Work(row_bytes=self.row_bytes(out_channels), extra_rows=self.reach_h,
                            row_ns=row_ns, calls=2 * len(self.stacks) + taps + 4 * len(self.phases))
 
     def length(self, n_rows):
@@ -248,7 +245,9 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     height, width = geometry.output_shape
     if out is None:
         out = np.empty((matrix.shape[0], out_channels, height, width), dtype)
-    flat = _FlatStrips(matrix, kernel.shape[2:], groups, geometry, padding_mode, fill_value, dtype)
+    s = _settings.current()
+    flat = _FlatStrips(matrix, kernel.shape[2:], groups, geometry, padding_mode, fill_value, dtype,
+                       s)
     weights, product = _weights(kernel, groups), _product(per_in)
     # A stack's weights side by side, in the order its cells are stacked.
     stacked = [np.concatenate([weights[tap] for tap, _, _ in stack], axis=-1)
@@ -274,7 +273,7 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
         else:
             np.add(result, bias[:, np.newaxis, np.newaxis], out=out[images, :, rows])
 
-    _run(strip, strips.plan(out.shape[0], height, out.nbytes, flat.work(out_channels)))
+    _run(strip, driver.plan(out.shape[0], height, out.nbytes, flat.work(out_channels), s))
     return out
 
 
@@ -404,9 +403,11 @@ def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding
     out_channels, per_in, kh, kw = kernel_shape
     per_out = out_channels // groups
     height, width = geometry.output_shape
-    flat = _FlatStrips(matrix, (kh, kw), groups, geometry, padding_mode, fill_value, dtype)
+    s = _settings.current()
+    flat = _FlatStrips(matrix, (kh, kw), groups, geometry, padding_mode, fill_value, dtype, s)
     grad_output = np.ascontiguousarray(grad_output, dtype)
-    plan = strips.plan(grad_output.shape[0], height, grad_output.nbytes, flat.work(out_channels))
+    plan = driver.plan(grad_output.shape[0], height, grad_output.nbytes, flat.work(out_channels),
+                       s)
     tasks, workers = plan.tasks, min(plan.threads, len(plan.tasks))
     totals = [np.zeros((kh, kw, groups, per_out, per_in), dtype) for _ in range(workers)]
 
@@ -436,8 +437,9 @@ def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding
 
     def worker(arena, index):
         for images, rows in tasks[index::workers]:
-            strip(strips.Arena.start(), images, rows, totals[index])
+            strip(driver.Arena.start(), images, rows, totals[index])
 
-    _run(worker, strips.Plan([(index,) for index in range(workers)], workers, plan.ns))
+    _run(worker, driver.Plan([(index,) for index in range(workers)], workers, plan.ns,
+                             settings=s))
     total = functools.reduce(np.add, totals)      # (kh, kw, groups, per_out, per_in)
     return total.transpose(2, 3, 4, 0, 1).reshape(kernel_shape)
