@@ -55,6 +55,8 @@ class Settings:
     band_rows: int = 4
     #: Bytes of the shifted rows one product of 'banded' multiplies.
     band_bytes: int = 2 ** 19
+    #: Bytes of one group's shifted rows in a tile of 'banded': its columns follow.
+    band_tile_bytes: int = 2 ** 17
     #: What products four times `band_bytes` cost more per cell on one thread.
     band_large_cost: float = 1.2
     #: Output columns per block of the separable path's row pass (fast/separable.py).

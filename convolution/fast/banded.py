@@ -44,7 +44,7 @@ import numpy as np
 from .. import driver
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
-from .phases import finite, may_hold_nonfinite
+from .phases import may_hold_nonfinite, padded_width
 from . import polyphase
 
 __all__ = ["Band", "band", "cost", "plan", "run"]
@@ -109,29 +109,76 @@ def _even_step(values):
     return steps.pop() if len(steps) == 1 else 0 if not steps else None
 
 
-def _layout(band_, width, itemsize, product_bytes):
-    """Per row of a strip: the cells fetched, and the shifted cells; the groups a product takes."""
+def _tile_columns(band_, geometry, itemsize, s):
+    """The output columns' tiles, as (start, stop) pairs: narrow ones at the borders.
+
+    A tile is as wide as one group's shifted rows within
+    ``Settings.band_tile_bytes`` allow (K * columns * itemsize bytes: the
+    products stay small and their operands in cache whatever the image's
+    width), the interior ones of equal width. A tile that reads a border
+    (padding) needs a copy of its input fetched with it; the others read the
+    input in place. So the first and last tiles are just wide enough to hold
+    the columns that read the left and right borders (at least 64, so that
+    their products are not slivers), and the rest read no border at all.
+    """
+    width = geometry.output_shape[1]
+    most = max(64, s.band_tile_bytes // (band_.matrix.shape[1] * itemsize) // 16 * 16)
+    low, high = _inside(band_, geometry)
+    edges = [0]
+    if low:
+        edges.append(max(low, 64))
+    end = min(high, width - 64) if high < width else width
+    if end - edges[-1] < 64:          # no interior worth a tile of its own
+        edges = [0]
+        end = 0
+    else:
+        count = -(-(end - edges[-1]) // most)
+        step = -(-(end - edges[-1]) // count)
+        edges.extend(range(edges[-1] + step, end, step))
+        edges.append(end)
+    if edges[-1] < width:
+        count = -(-(width - edges[-1]) // most)
+        step = -(-(width - edges[-1]) // count)
+        edges.extend(range(edges[-1] + step, width, step))
+        edges.append(width)
+    return tuple(zip(edges, edges[1:])) or ((0, 0),)
+
+
+def _inside(band_, geometry):
+    """The output columns ``low`` to ``high - 1`` read no border: only the input's own columns."""
+    sw = geometry.stride[1]
+    left = geometry.padding[1][0]
+    last = left + geometry.input_shape[1] - 1       # the last padded column inside
+    low = max(max(0, -(-(left - r - sw * first) // sw)) for r, first, _ in band_.columns)
+    high = min((last - r) // sw - first - offsets[-1] + 1 for r, first, offsets in band_.columns)
+    return low, high
+
+
+def _layout(band_, tile, itemsize, product_bytes):
+    """Per row of a tile: the cells fetched, and the shifted cells; the groups a product takes."""
     phases = len(band_.phases)
-    fetched = phases * sum(width + offsets[-1] for _, _, offsets in band_.columns)
-    shifted = phases * sum(len(offsets) for _, _, offsets in band_.columns) * width
-    groups = max(1, product_bytes // (shifted * itemsize * band_.rows))
+    fetched = phases * sum(tile + offsets[-1] for _, _, offsets in band_.columns)
+    shifted = phases * sum(len(offsets) for _, _, offsets in band_.columns) * tile
+    groups = max(1, product_bytes // max(1, shifted * itemsize * band_.rows))
     return fetched, shifted, groups
 
 
-def cost(width, fetched, shifted, band_width, dtype, s):
+def cost(width, fetched, shifted, band_width, operand_bytes, checked, dtype, s):
     """ns per output row.
 
-    Per output row: ``fetched`` cells of the padded input fetched,
+    Per output row: ``fetched`` cells of the padded input fetched (border
+    tiles only), ``checked`` cells of the input summed (the NaN gate),
     ``shifted`` cells laid out shifted, and a band of ``band_width`` columns
-    times as many shifted rows: that many multiply-adds per output cell.
+    times as many shifted rows: that many multiply-adds per output cell, in
+    products whose operand has ``operand_bytes``.
     """
-    itemsize = np.dtype(dtype).itemsize
-    return (cell_scale(dtype) * (fetched * s.fetch_ns + shifted * s.copy_ns)
-            + products(width * band_width, band_width * width * itemsize, dtype, s))
+    return (cell_scale(dtype) * (fetched * s.fetch_ns + shifted * s.copy_ns
+                                 + checked * s.flat_ns / 2)
+            + products(width * band_width, operand_bytes, dtype, s))
 
 
 def plan(geometry, kernel, batch, dtype, s):
-    """The cheaper of two plans: cache-sized products, or four times larger ones.
+    """Strips of output rows, cut into tiles of columns; the cheaper of two product sizes.
 
     Each product is a few NumPy calls, each of which holds the GIL while it
     starts: with many threads, larger products (fewer calls) can beat the
@@ -139,92 +186,199 @@ def plan(geometry, kernel, batch, dtype, s):
     """
     band_ = _band(kernel, geometry, s)
     height, width = geometry.output_shape
+    itemsize = dtype.itemsize
+    tiles = _tile_columns(band_, geometry, itemsize, s)
+    tile = max(stop - start for start, stop in tiles)
+    # Tiles that read a border, and the columns they cover: only they fetch a copy.
+    low, high = _inside(band_, geometry)
+    border = [stop - start for start, stop in tiles if start < low or stop > high]
+    blocks = len(band_.phases) * len(band_.columns)
     copies = sum(1 if _even_step(offsets) is not None else len(offsets)
                  for _, _, offsets in band_.columns) * len(band_.phases)
-    out_bytes = batch * height * width * dtype.itemsize
+    out_bytes = batch * height * width * itemsize
+    checked = (len(band_.phases) * len(band_.columns) * padded_width(geometry)
+               // geometry.stride[1])
     plans = []
     for product_bytes, factor in ((s.band_bytes, 1.0), (4 * s.band_bytes, s.band_large_cost)):
-        fetched, shifted, groups = _layout(band_, width, dtype.itemsize, product_bytes)
+        fetched, shifted, groups = _layout(band_, tile, itemsize, product_bytes)
         work = driver.Work(
-            row_bytes=fetched * dtype.itemsize, extra_rows=band_.reach + band_.rows - 1,
-            rows_multiple=band_.rows,
-            calls=len(band_.phases) * len(band_.columns) * (FETCH_CALLS + 2),
-            row_calls=(copies + 2) / (groups * band_.rows), fixed_ns=2 * s.call_ns,
-            row_ns=factor * cost(width, fetched, shifted, band_.matrix.shape[1], dtype, s))
+            # A strip fetches one tile at a time, but falls back to 'polyphase'
+            # over its whole width: its buffers are those of the whole row.
+            row_bytes=_layout(band_, width, itemsize, product_bytes)[0] * itemsize,
+            extra_rows=band_.reach + band_.rows - 1, rows_multiple=band_.rows,
+            calls=1 + (len(tiles) + len(border) * FETCH_CALLS) * blocks,
+            row_calls=len(tiles) * (copies + 2) / (groups * band_.rows), fixed_ns=2 * s.call_ns,
+            row_ns=factor * cost(width, fetched * sum(border) / max(tile, 1),
+                                 shifted * width / max(tile, 1),
+                                 band_.matrix.shape[1], band_.matrix.shape[1] * tile * itemsize,
+                                 checked, dtype, s))
         chosen = driver.plan(batch, height, out_bytes, work, s)
         # Every thread's products together within the output's size (the memory promise).
         if product_bytes == s.band_bytes or chosen.threads * product_bytes <= out_bytes:
-            plans.append(chosen._replace(detail=min(product_bytes,
-                                                    out_bytes // chosen.threads)))
+            plans.append(chosen._replace(detail=(min(product_bytes,
+                                                     out_bytes // chosen.threads), tiles)))
     return min(plans, key=lambda plan: plan.ns)
+
+
+class _Block(NamedTuple):
+    """Where a block of the padded input lies: in ``base`` (C-contiguous) from byte ``offset``.
+
+    ``strides`` (image, row, column), in bytes. A tile inside the image reads
+    the input itself (``base`` is the input, the strides step over the
+    stride phases); a tile at a border reads a copy fetched with its border.
+    """
+    base: np.ndarray
+    offset: int
+    strides: tuple
+
+    def view(self, shape, offset, strides):
+        return np.ndarray(shape, self.base.dtype, self.base, self.offset + offset, strides)
+
+
+def _all_finite(values):
+    """Whether ``values`` hold only finite numbers: one sum, cell by cell only if it overflowed."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(values, axis=None))
+                    or np.isfinite(values).all())
 
 
 def run(source, kernel, geometry, out, plan):
     """Fill ``out`` (N, H_out, W_out) from ``source`` (a Padded) as planned."""
+    if out.size == 0:
+        return
     band_ = _band(kernel, geometry, plan.settings)
     sh, sw = geometry.stride
-    width, dtype = out.shape[2], out.dtype
+    (top_pad, _), (left_pad, _) = geometry.padding
+    matrix = source.matrix
+    height, width = matrix.shape[1:]
+    out_width, dtype = out.shape[2], out.dtype
     itemsize = dtype.itemsize
     phases, rows_ = len(band_.phases), band_.rows
     shifts = sum(len(offsets) for _, _, offsets in band_.columns)
-    _, _, per_product = _layout(band_, width, itemsize, plan.detail)
-    widest = max(width + offsets[-1] for _, _, offsets in band_.columns)
+    product_bytes, tiles = plan.detail
+    tile = max(stop - start for start, stop in tiles)
+    _, _, per_product = _layout(band_, tile, itemsize, product_bytes)
     depth = band_.matrix.shape[1]
-    # Per column phase: its block's width, its first shift in `shifted`, the step of its shifts.
+    # Per column phase: its first shift in `shifted`, the step of its shifts.
     layout, k = [], 0
     for r, first, offsets in band_.columns:
-        layout.append((r, first, offsets, width + offsets[-1], k, _even_step(offsets)))
+        layout.append((r, first, offsets, k, _even_step(offsets)))
         k += len(offsets)
+    in_place = matrix.dtype == dtype and matrix.flags.c_contiguous
     check = may_hold_nonfinite(source)
+    if check and not np.isfinite(source.fill_value):
+        in_place = False         # every tile is fetched, and checked as it is
+    # Kernel rows and columns of zeros the band leaves out, or none: the
+    # band then reads every cell of every window, and what it fetches is what to check.
+    dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
+    span_h = geometry.span[0]
+    window_phases = sorted({a * geometry.dilation[0] % sh for a in range(kernel.shape[0])})
     fallback = []
 
+    def batch_size(batch):
+        return len(range(*batch.indices(out.shape[0])))
+
+    def tap_by_tap(arena, batch, rows):
+        if not fallback:
+            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
+        return fallback[0](arena, batch, rows)
+
+    def _gate(batch, first, last):
+        """Whether padded rows ``first`` to ``last`` (inside the image) hold only finite numbers.
+
+        A sum over each row phase that some window reads, all its columns:
+        the cells every tile of the strip reads in place, and those its border
+        tiles copy (the padding maps columns within a row), and those of the
+        kernel's rows and columns of zeros that the band leaves out (0 * NaN is
+        NaN, so they matter too).
+        """
+        return all(_all_finite(matrix[batch, first + q - top_pad:last - top_pad + 1:sh])
+                   for q in window_phases)
+
+    def _window_finite(arena, batch, first, last):
+        """As `_gate`, for a strip that reads a border above or below: a copy of its windows."""
+        region = source.region(batch, range(first, last + 1), range(source.shape[1]), dtype,
+                               out=arena.take((batch_size(batch), last + 1 - first,
+                                               source.shape[1]), dtype))
+        return _all_finite(region)
+
     def strip(arena, batch, rows):
-        n = len(range(*batch.indices(out.shape[0])))
+        b0, n = batch.indices(out.shape[0])[0], len(range(*batch.indices(out.shape[0])))
         count = rows.stop - rows.start
         groups = -(-count // rows_)
         phase_rows = groups * rows_ + band_.reach
-        blocks = []
-        flags = arena.take((n * phase_rows * widest,), np.bool_) if check else None
-        for q in band_.phases:
-            first_row = rows.start * sh + q
-            row_range = range(first_row, first_row + sh * phase_rows, sh)
-            for r, first, offsets, block_width, _, _ in layout:
-                block = source.region(
-                    batch, row_range, range(r + sw * first, r + sw * (first + block_width), sw),
-                    dtype, out=arena.take((n, phase_rows, block_width), dtype))
-                if check and not finite(flags, block):
-                    if not fallback:
-                        fallback.append(polyphase.strip_function(source, kernel, geometry, out))
-                    return fallback[0](arena, batch, rows)
-                blocks.append(block)
+        # The padded rows the strip's windows hold, and those its band reads:
+        # all inside the image, its tiles may read the input in place.
+        # (Its products also read rows beyond the windows, with weights 0: 0 * NaN is NaN.)
+        first = rows.start * sh
+        last = max((rows.stop - 1) * sh + span_h, first + band_.phases[-1] + sh * (phase_rows - 1))
+        rows_inside = in_place and first >= top_pad and last < top_pad + height
+        if check and (not _gate(batch, first, last) if rows_inside else
+                      not dense and not _window_finite(arena, batch, first, last)):
+            return tap_by_tap(arena, batch, rows)
         taken = min(per_product, groups)
-        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
-        target = out[batch, rows]
+        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, tile), dtype)
+        scratch = {}
+        for c0, c1 in tiles:
+            here_width = c1 - c0
+            blocks = []
+            for q in band_.phases:
+                first_row = rows.start * sh + q
+                for r, first, offsets, _, _ in layout:
+                    block_width = here_width + offsets[-1]
+                    col = r + sw * (first + c0)          # padded column of the block's first
+                    last = col + sw * (block_width - 1)
+                    if rows_inside and col >= left_pad and last < left_pad + width:
+                        blocks.append(_Block(matrix, matrix.strides[0] * b0
+                                             + matrix.strides[1] * (first_row - top_pad)
+                                             + matrix.strides[2] * (col - left_pad),
+                                             (matrix.strides[0], matrix.strides[1] * sh,
+                                              matrix.strides[2] * sw)))
+                        continue
+                    key = (q, r)
+                    if key not in scratch:
+                        scratch[key] = arena.take((n, phase_rows, tile + offsets[-1]), dtype)
+                    fetched = source.region(
+                        batch, range(first_row, first_row + sh * phase_rows, sh),
+                        range(col, last + 1, sw), dtype,
+                        out=scratch[key][:, :, :block_width])
+                    if check and not rows_inside and dense and not _all_finite(fetched):
+                        return tap_by_tap(arena, batch, rows)
+                    blocks.append(_Block(scratch[key], 0, scratch[key].strides))
+            _tile(blocks, batch, rows, groups, taken, slice(c0, c0 + here_width), shifted,
+                  here_width)
+
+    def _tile(blocks, batch, rows, groups, taken, cols, shifted, here_width):
+        n = shifted.shape[0]
+        count = rows.stop - rows.start
+        target = out[batch, rows, cols]
+        work = shifted[..., :here_width]
         for g in range(0, groups, taken):
             here = min(taken, groups - g)         # groups in this product
             top, lines = g * rows_, here * rows_ + band_.reach
             b = 0
             for p in range(phases):
-                for _, _, offsets, _, s, step in layout:
+                for _, _, offsets, s, step in layout:
                     block = blocks[b]
                     b += 1
+                    bs, rs, cs = block.strides
                     if step is not None:    # every shift of this column phase in one copy
-                        shifted[:, :lines, p, s:s + len(offsets)] = np.ndarray(
-                            (n, lines, len(offsets), width), dtype, block,
-                            top * block.strides[1], block.strides[:2] + (step * itemsize,
-                                                                         itemsize))
+                        work[:, :lines, p, s:s + len(offsets)] = block.view(
+                            (n, lines, len(offsets), here_width), top * rs,
+                            (bs, rs, step * cs, cs))
                     else:
                         for i, offset in enumerate(offsets):
-                            shifted[:, :lines, p, s + i] = block[:, top:top + lines,
-                                                                 offset:offset + width]
+                            work[:, :lines, p, s + i] = block.view(
+                                (n, lines, here_width), top * rs + offset * cs, (bs, rs, cs))
             # Group g multiplies the `depth` rows of `shifted` from its first row on.
-            operands = np.ndarray((n, here, depth, width), dtype, shifted, 0,
+            operands = np.ndarray((n, here, depth, here_width), dtype, shifted, 0,
                                   (shifted.strides[0], shifted.strides[1] * rows_,
-                                   width * itemsize, itemsize))
+                                   shifted.strides[3], itemsize))
             whole = min(here * rows_, count - top) // rows_
             if whole:
                 np.matmul(band_.matrix, operands[:, :whole],
-                          out=target[:, top:top + whole * rows_].reshape(n, whole, rows_, width))
+                          out=target[:, top:top + whole * rows_].reshape(n, whole, rows_,
+                                                                         here_width))
             if whole < here:      # the image's last rows: part of a group
                 last = np.matmul(band_.matrix, operands[:, whole:])
                 target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
