@@ -2,6 +2,7 @@
 
     python benchmarks/sizes.py                  # 1 thread and all cores
     python benchmarks/sizes.py --threads 1      # one thread only
+    python benchmarks/sizes.py --sizes 256 512  # these sizes for every case
     python benchmarks/run.py --sweep            # the same, from the main benchmark
 
 A cost per output cell that grows with the image means that something left
@@ -125,6 +126,8 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds per size")
     parser.add_argument("--largest", type=int, default=8192,
                         help="leave out sizes above this (default 8192)")
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help="these image sizes for every case instead (a quick look)")
     args = parser.parse_args(argv)
     try:
         thread_counts = sorted({int(n) for n in args.threads.split(",")})
@@ -132,7 +135,7 @@ def main(argv=None):
         parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
     if min(thread_counts) < 1:
         parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
-    cases = tuple((label, k, s, d, tuple(n for n in sizes if n <= args.largest))
+    cases = tuple((label, k, s, d, tuple(n for n in args.sizes or sizes if n <= args.largest))
                   for label, k, s, d, sizes in CASES)
     sweep(thread_counts, args.repeats, cases=tuple(c for c in cases if c[4]))
 
