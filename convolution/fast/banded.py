@@ -1,4 +1,4 @@
-"""'banded': groups of output rows as band-matrix products, which BLAS does in one call a strip.
+"""'banded': output rows in groups as band-matrix products, tile by tile, through BLAS.
 
 The idea
     Output row ``i`` is a sum over kernel rows ``a`` and columns ``b`` of
@@ -10,30 +10,44 @@ The idea
     (and split into column phases for stride > 1): ``K = (R + reach) * phases
     * columns`` shifted rows. Then the R output rows are one matrix product:
     the band ``(R, K)``, which holds the kernel's weights on its diagonals
-    (`band`), times the ``(K, W_out)`` shifted rows. The groups of a strip
+    (`band`), times the ``(K, columns)`` shifted rows. The groups of a strip
     share one product call: ``np.matmul`` of the band with a strided view
-    ``(groups, K, W_out)`` of the shifted rows, each group ``R`` rows below the
-    last, so nothing is copied twice.
+    ``(groups, K, columns)`` of the shifted rows, each group ``R`` rows below
+    the last, so nothing is copied twice.
 
-    A strip's input is fetched once (each row phase, each column phase);
-    then, a few groups at a time (``Settings.band_bytes`` of shifted rows, or
-    four times that as planned: fewer, longer calls pay with many threads),
-    its rows are laid out shifted and multiplied by the band, while they are
-    still in cache.
+    The output is cut into strips of rows (the driver's tasks) and each strip
+    into tiles of columns (`_tile_columns`), so that every product stays small
+    and its operands in cache however wide the image: one group's shifted
+    rows are at most ``Settings.band_tile_bytes`` (128 KiB: K * columns *
+    itemsize), and a product's groups at most ``Settings.band_bytes`` of
+    them. Products that grow with the image's width leave BLAS's kernels for
+    small matrices and the cache together: that made the cost of an output
+    cell grow 2 to 4 times from 1024 to 8192 columns, which tiles keep flat.
+    Tiles that read no border read the input in place (with column stride 1);
+    the edge tiles, just wide enough to hold the columns that read the left
+    and right borders, and the strips at the top and bottom, fetch a copy of
+    their input with its border (`padding.Padded`).
 
 Cost per output
-    ``K`` multiply-adds in BLAS (``mac_ns`` each, dearer as the shifted rows
-    outgrow the cache), about ``(R + reach) / R`` times the kh * kw of the
-    tap loops (the band's zeros), but at BLAS's speed; plus a copy per kernel
-    column and row phase of the input (``copy_ns``), and its fetch.
+    ``K / R`` multiply-adds in BLAS (``mac_ns`` each), about ``(R + reach) /
+    R`` times the kh * kw of the tap loops (the band's zeros), but at BLAS's
+    speed; plus a copy per kernel column and row phase of the input into the
+    shifted rows (``copy_ns``), in cache; the fetch of the edge tiles only;
+    and the NaN gate, one sum over the input. A few NumPy calls per product.
 
 Limits
     Floats that BLAS takes (``dtypes.BLAS_DTYPES``) and finite kernels. The
     band's zeros would spread a NaN or an infinity (0 * inf is NaN), so a
-    strip whose fetched input holds one is done by 'polyphase' instead: they
-    reach exactly the outputs whose window holds them. Kernel rows and columns
-    of zeros are left out of the band. Its memory is a strip's fetched input
-    and one product's shifted rows per thread.
+    strip whose input holds one is done by 'polyphase' instead: they reach
+    exactly the outputs whose window holds them. The gate is one sum per
+    strip over the input rows its windows and products read (a sum is finite
+    only if every term is; cell by cell only where it overflowed): no
+    separate pass that writes flags, and no check of each tile; where tiles
+    fetch their input (top and bottom strips, column stride > 1), a sum over
+    each block fetched. Kernel rows
+    and columns of zeros are left out of the band (the gate still covers
+    them: 0 * NaN is NaN in the tap loops too). Its memory is a strip's edge
+    tiles and one product's shifted rows per thread.
 
 'separable' builds its column pass from `band` too (a one-column kernel).
 """
@@ -290,7 +304,7 @@ def run(source, kernel, geometry, out, plan):
     # Kernel rows and columns of zeros the band leaves out, or none: the
     # band then reads every cell of every window, and what it fetches is what to check.
     dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
-    span_h = geometry.span[0]
+    span_h, span_w = geometry.span
     window_phases = sorted({a * geometry.dilation[0] % sh for a in range(kernel.shape[0])})
     fallback = []
 
@@ -329,11 +343,14 @@ def run(source, kernel, geometry, out, plan):
         # The padded rows the strip's windows hold, and those its band reads:
         # all inside the image, its tiles may read the input in place.
         # (Its products also read rows beyond the windows, with weights 0: 0 * NaN is NaN.)
-        first = rows.start * sh
-        last = max((rows.stop - 1) * sh + span_h, first + band_.phases[-1] + sh * (phase_rows - 1))
-        rows_inside = in_place and first >= top_pad and last < top_pad + height
-        if check and (not _gate(batch, first, last) if rows_inside else
-                      not dense and not _window_finite(arena, batch, first, last)):
+        top = rows.start * sh
+        bottom = max((rows.stop - 1) * sh + span_h, top + band_.phases[-1] + sh * (phase_rows - 1))
+        rows_inside = in_place and top >= top_pad and bottom < top_pad + height
+        # The gate. A band without kernel rows or columns of zeros reads every cell
+        # of every window: each tile checks what it reads, while it comes into the
+        # cache anyway. Else the strip's windows are checked whole, first.
+        if check and not dense and not (_gate(batch, top, bottom) if rows_inside else
+                                        _window_finite(arena, batch, top, bottom)):
             return tap_by_tap(arena, batch, rows)
         space = arena.take((n * max((min(most, groups) * rows_ + band_.reach) * (stop - start)
                                     for most, (start, stop) in zip(per_product, tiles))
@@ -344,14 +361,19 @@ def run(source, kernel, geometry, out, plan):
             taken = min(most, groups)
             shifted = space[:n * (taken * rows_ + band_.reach) * phases * shifts * here_width]
             shifted = shifted.reshape(n, taken * rows_ + band_.reach, phases, shifts, here_width)
-            blocks = []
+            blocks, unchecked = [], check and dense
             for q in band_.phases:
                 first_row = rows.start * sh + q
                 for r, first, offsets, _, _ in layout:
                     block_width = here_width + offsets[-1]
                     col = r + sw * (first + c0)          # padded column of the block's first
-                    last = col + sw * (block_width - 1)
-                    if rows_inside and col >= left_pad and last < left_pad + width:
+                    end = col + sw * (block_width - 1)    # and of its last
+                    if rows_inside and col >= left_pad and end < left_pad + width:
+                        if unchecked:      # in place (column stride 1): the tile's windows
+                            unchecked = False
+                            if not _all_finite(matrix[batch, top - top_pad:bottom - top_pad + 1,
+                                                      c0 - left_pad:c1 + span_w - left_pad]):
+                                return tap_by_tap(arena, batch, rows)
                         blocks.append(_Block(matrix, matrix.strides[0] * b0
                                              + matrix.strides[1] * (first_row - top_pad)
                                              + matrix.strides[2] * (col - left_pad),
@@ -363,9 +385,8 @@ def run(source, kernel, geometry, out, plan):
                         scratch[key] = arena.take((n, phase_rows, tile + offsets[-1]), dtype)
                     fetched = source.region(
                         batch, range(first_row, first_row + sh * phase_rows, sh),
-                        range(col, last + 1, sw), dtype,
-                        out=scratch[key][:, :, :block_width])
-                    if check and not rows_inside and dense and not _all_finite(fetched):
+                        range(col, end + 1, sw), dtype, out=scratch[key][:, :, :block_width])
+                    if check and dense and not _all_finite(fetched):
                         return tap_by_tap(arena, batch, rows)
                     blocks.append(_Block(scratch[key], 0, scratch[key].strides))
             _tile(blocks, batch, rows, groups, taken, slice(c0, c1), shifted)
