@@ -298,9 +298,9 @@ class _Progress:
 
 def animate_command(args):
     """``convolution animate OUTPUT --input HxW --kernel HxW``: the kernel sliding or spreading."""
-    from .animation import (ANIMATION_FORMATS, animate_conv2d, animate_conv_transpose2d,
-                            frame_steps)
-    from .plot import require_matplotlib
+    from .pictures.animation import (ANIMATION_FORMATS, animate_conv2d,
+                                     animate_conv_transpose2d, frame_steps)
+    from .pictures.grid import require_matplotlib
     from .shapes import conv_output_shape, conv_transpose_geometry
 
     _check_output(args.output, args.force, ANIMATION_FORMATS)
@@ -351,8 +351,8 @@ def animate_command(args):
 
 def figures_command(args):
     """``convolution figures [FOLDER]``: regenerate the README's figures (see `figures.FIGURES`)."""
-    from .figures import FIGURES, write_figure
-    from .plot import require_matplotlib
+    from .pictures.figures import FIGURES, write_figure
+    from .pictures.grid import require_matplotlib
 
     try:
         require_matplotlib()   # before the folder is made: a failure leaves nothing behind

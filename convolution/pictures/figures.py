@@ -4,10 +4,11 @@
 `write_figure`; the tests check the files in ``files/`` against the same
 entries. matplotlib is imported only when a figure is drawn.
 """
+from ..shapes import conv_geometry, conv_transpose_geometry
 from .animation import animate_conv2d, write_animation
-from .plot import (Conv2dPicture, ConvTranspose2dPicture, conv2d_picture,
-                   conv_transpose2d_picture, new_figure, plot_conv2d, require_matplotlib)
-from .shapes import conv_geometry, conv_transpose_geometry
+from .forward import Conv2dPicture, conv2d_picture, plot_conv2d
+from .grid import new_figure, require_matplotlib
+from .transposed import ConvTranspose2dPicture, conv_transpose2d_picture
 
 __all__ = ["FIGURES", "README_MATRIX", "README_KERNEL", "write_figure",
            "conv_beside_transpose"]
