@@ -65,10 +65,10 @@ from .padding import PADDING_MODES
 from .pictures import animate_conv2d, animate_conv_transpose2d, plot_conv2d, plot_conv_transpose2d
 from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
                         conv_transpose2d_loops)
-from .shapes import conv_output_shape, conv_transpose_output_shape
+from .shapes import conv_output_shape, conv_transpose_output_shape, resolve_padding
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
-           "conv_transpose_output_shape", "METHODS", "LAYER_METHODS", "PADDING_MODES",
+           "conv_transpose_output_shape", "resolve_padding", "METHODS", "LAYER_METHODS", "PADDING_MODES",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
            # the tutorial (reference.py), to read and to call
