@@ -110,8 +110,9 @@ class TestResolvePadding(unittest.TestCase):
         self.assertEqual(resolve_padding((1, (0, 2)), (5, 5), (3, 3)), ((1, 1), (0, 2)))
         # Other numbers of axes: one (a signal) and three (a volume).
         self.assertEqual(resolve_padding("same", (7,), (2,), dilation=3), ((1, 2),))
+        # 8 cells, k = 4, stride 2: 4 outputs, windows to cell 9: 2 more cells, 1 a side.
         self.assertEqual(resolve_padding("same", (2, 9, 8, 7), (3, 4, 2), stride=(1, 2, 3)),
-                         ((1, 1), (1, 2), (0, 1)))
+                         ((1, 1), (1, 1), (0, 1)))
         self.assertEqual(resolve_padding(((1, 2), 3, 0), (5, 6, 7), (2, 2, 2)),
                          ((1, 2), (3, 3), (0, 0)))
 
