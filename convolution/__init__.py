@@ -62,7 +62,8 @@ from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpos
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
-from .pictures import animate_conv2d, animate_conv_transpose2d, plot_conv2d, plot_conv_transpose2d
+from .pictures import (animate_conv2d, animate_conv_transpose2d, explore, explore_window,
+                       plot_conv2d, plot_conv_transpose2d)
 from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
                         conv_transpose2d_loops)
 from .shapes import conv_output_shape, conv_transpose_output_shape, resolve_padding
@@ -71,6 +72,7 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
            "conv_transpose_output_shape", "resolve_padding", "METHODS", "LAYER_METHODS", "PADDING_MODES",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
+           "explore", "explore_window",
            # the tutorial (reference.py), to read and to call
            "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
            "conv2d_backward_loops"]

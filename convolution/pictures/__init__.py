@@ -11,10 +11,15 @@ Map of the folder (imports point down the list):
 
 ``figures.py``
     The README's figures: what each draws; ``python -m convolution figures``.
+``notebook.py``
+    ``explore``: the explorer in Jupyter, as ipywidgets.
+``window.py``
+    ``explore_window``: the same explorer in a matplotlib window, with
+    matplotlib's widgets (``python -m convolution explore``).
 ``explorer.py``
-    ``explore``: sliders and menus for every parameter, redrawing the
-    picture and printing the formula and the matching calls; ipywidgets in
-    Jupyter, matplotlib's widgets in a window (``explore_window``).
+    What both explorers share: the settings (sliders and menus for every
+    parameter), the picture they draw, the output-shape formula with the
+    numbers filled in, the matching ``conv2d(...)`` and PyTorch calls.
 ``animation.py``
     ``animate_conv2d`` and ``animate_conv_transpose2d``: the pictures, one
     frame per cell, as an `Animation` that plays in Jupyter or is saved.
@@ -29,7 +34,9 @@ Map of the folder (imports point down the list):
 """
 from .animation import Animation, animate_conv2d, animate_conv_transpose2d
 from .forward import plot_conv2d
+from .notebook import explore
 from .transposed import plot_conv_transpose2d
+from .window import explore_window
 
 __all__ = ["plot_conv2d", "plot_conv_transpose2d", "animate_conv2d", "animate_conv_transpose2d",
-           "Animation"]
+           "Animation", "explore", "explore_window"]
