@@ -151,6 +151,7 @@ def explore_window(show=True, **settings):
     matplotlib = require_matplotlib()
     import matplotlib.pyplot as plt
 
+    Explorer(**settings)                  # bad settings are refused before anything opens
     backend = matplotlib.get_backend().lower()
     if show and backend in NON_INTERACTIVE:
         raise RuntimeError(f"the explorer's window needs a display, and matplotlib's backend "
