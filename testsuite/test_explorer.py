@@ -212,8 +212,9 @@ class TestNotebookExplorer(unittest.TestCase):
         self.assertIs(e._picture, picture)     # only repainted
         self.assertNotEqual(e.image.value, before)
         self.assertIn("output cell (1, 1) of 2×4", picture.ax.get_title())
+        # 6 rows, k = 3, stride 2: 'same' wants 3 outputs, windows to row 6: one more row.
         e.controls["padding_height"].value = "same"
-        self.assertIn("padding=((1, 1), (0, 0))", e.text.value)
+        self.assertIn("padding=((0, 1), (0, 0))", e.text.value)
 
     def test_step_follows_a_smaller_output(self):
         e = self.explorer
