@@ -23,6 +23,7 @@ from convolution.shapes import (conv_geometry, conv_transpose_geometry, spread, 
 
 from .common import (CHILD_SIGNALS, HERE, iio, matplotlib, torch, README_MATRIX, README_KERNEL,
                      README_MAP, run_main, run_command)
+from .common import optional as optional_module
 
 
 # Unusual parameters: each picture must show exactly the cells conv2d reads.
@@ -917,6 +918,166 @@ class TestAnimateCommandLine(unittest.TestCase):
                                                "--help')\n"))
 
 
+@unittest.skipIf(matplotlib is None, "matplotlib is not installed")
+class TestShownInANotebook(unittest.TestCase):
+    """Figures show as PNG and animations play as the value of a cell; nothing else opens."""
+
+    def test_figure_has_a_png_repr(self):
+        from matplotlib._pylab_helpers import Gcf
+
+        before = Gcf.get_num_fig_managers()
+        fig = plot_conv2d((5, 5), (3, 3), stride=2)
+        png = fig._repr_png_()
+        self.assertTrue(png.startswith(b"\x89PNG\r\n\x1a\n"))
+        width, height = np.frombuffer(png[16:24], ">u4")
+        self.assertEqual((width, height), tuple(np.round(fig.get_size_inches() * fig.dpi)))
+        self.assertEqual(Gcf.get_num_fig_managers(), before)   # no pyplot window
+        fig = plot_conv_transpose2d((2, 2), (3, 3), stride=2)
+        self.assertTrue(fig._repr_png_().startswith(b"\x89PNG"))
+
+    def test_ipython_shows_the_png(self):
+        IPython = optional_module("IPython")
+        if IPython is None:
+            self.skipTest("IPython is not installed")
+        from IPython.core.formatters import DisplayFormatter
+
+        data, _ = DisplayFormatter().format(plot_conv2d((4, 4), (2, 2)))
+        self.assertIn("image/png", data)
+        data, _ = DisplayFormatter().format(animate_conv2d((3, 3), (2, 2)))
+        self.assertIn("text/html", data)
+
+    def test_animation_plays_inline_and_writes_nothing(self):
+        with tempfile.TemporaryDirectory() as folder:
+            old = os.getcwd()
+            os.chdir(folder)
+            try:
+                animation = animate_conv2d((5, 5), (3, 3), stride=2)
+                html = animation._repr_html_()
+            finally:
+                os.chdir(old)
+            self.assertEqual(os.listdir(folder), [])
+        self.assertIsInstance(animation, Animation)
+        self.assertEqual(animation.frames, 4)
+        self.assertIn("<script", html)
+        self.assertEqual(html.count("data:image/png;base64,"), 4)
+        self.assertIs(animation._repr_html_(), html)          # drawn once
+        self.assertEqual(repr(animation), "<Animation of conv2d, input (5, 5), kernel (3, 3): "
+                                          "4 frames at 2 fps>")
+        transposed = animate_conv_transpose2d((2, 3), (3, 3), stride=2, max_frames=4)
+        self.assertEqual(transposed._repr_html_().count("data:image/png;base64,"), 4)
+
+    def test_animation_save(self):
+        animation = animate_conv2d((4, 4), (3, 3), padding=1, fps=4, max_frames=5)
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "a.gif")
+            self.assertEqual(animation.save(path), path)
+            frames = iio.imread(path, index=None) if iio is not None else None
+            if frames is not None:
+                self.assertEqual(frames.shape[0], 5)
+            with self.assertRaisesRegex(ValueError, "path must end in '.gif' or '.mp4'"):
+                animation.save(os.path.join(folder, "a.png"))
+            self.assertEqual(sorted(os.listdir(folder)), ["a.gif"])
+        with self.assertRaisesRegex(TypeError, "path must be a str or os.PathLike, got None"):
+            write_animation(None, animation.figure, animation.show, [0])
+
+
+@unittest.skipIf(matplotlib is None, "matplotlib is not installed")
+class TestArraysInPlaceOfShapes(unittest.TestCase):
+    """plot_conv2d(matrix, kernel) and animate_conv2d(matrix, kernel): values and sums."""
+
+    matrix = np.array([[1, 2, 0, 3], [0, 1, 3, 1], [2, 2, 1, 0]])
+    kernel = np.array([[1, 0], [0, -1]])
+
+    def texts(self, fig):
+        return sorted(text.get_text() for text in fig.axes[0].texts)
+
+    def test_same_picture_as_with_keywords(self):
+        for plot, args in ((plot_conv2d, dict(stride=(1, 2), padding=1, step=3)),
+                           (plot_conv_transpose2d, dict(stride=2, step=5))):
+            with self.subTest(plot=plot.__name__):
+                by_values = plot(self.matrix, self.kernel, **args)
+                by_keywords = plot(self.matrix.shape, self.kernel.shape, matrix=self.matrix,
+                                   kernel=self.kernel, **args)
+                self.assertEqual(self.texts(by_values), self.texts(by_keywords))
+                self.assertEqual(by_values.axes[0].get_title(), by_keywords.axes[0].get_title())
+
+    def test_the_sums_are_drawn(self):
+        fig = plot_conv2d(self.matrix, self.kernel, step=5)
+        sums = conv2d(self.matrix, self.kernel)
+        # 1*1 + 3*(-1) at output cell (1, 2): the title names it; every sum is written.
+        self.assertIn(f"output cell (1, 2) of 2×3 · sum of weight × value over the blue cells "
+                      f"= {sums[1, 2]}", fig.axes[0].get_title())
+        texts = self.texts(fig)
+        for value in sums.ravel():
+            self.assertIn(str(value), texts)
+        # A nested list is values too, and a shape mixed with values works.
+        self.assertEqual(self.texts(plot_conv2d(self.matrix.tolist(), self.kernel.tolist(),
+                                                step=5)), texts)
+        mixed = plot_conv2d(self.matrix, (2, 2), step=5)
+        self.assertIn("3", self.texts(mixed))
+        animation = animate_conv2d(self.matrix, self.kernel)
+        self.assertEqual(animation.frames, 6)
+
+    def test_errors(self):
+        with self.assertRaisesRegex(TypeError, "matrix given twice: as values in place of "
+                                               "input_shape, and as matrix="):
+            plot_conv2d(self.matrix, (2, 2), matrix=self.matrix)
+        with self.assertRaisesRegex(TypeError, "kernel given twice"):
+            animate_conv2d((3, 4), self.kernel, kernel=self.kernel)
+        with self.assertRaisesRegex(ValueError, r"matrix must have 2 dimensions \(H, W\) to "
+                                                r"be drawn, got shape \(2, 3, 4\)"):
+            plot_conv2d(np.ones((2, 3, 4)), (2, 2))
+        with self.assertRaisesRegex(ValueError, "ragged|same length|inhomogeneous"):
+            plot_conv2d([[1, 2], [3]], (1, 1))
+        # A flat sequence is still a shape, and its errors are the shape's.
+        with self.assertRaisesRegex(TypeError, "input_shape must be a tuple of ints"):
+            plot_conv2d((5.0, 5), (3, 3))
+
+
+@unittest.skipIf(matplotlib is None or iio is None, "matplotlib or imageio is not installed")
+class TestAnimateValuesFromFiles(unittest.TestCase):
+    """convolution animate --input FILE --kernel FILE: the values and the sums."""
+
+    def test_files(self):
+        with tempfile.TemporaryDirectory() as folder:
+            values = os.path.join(folder, "values.txt")
+            with open(values, "w") as file:
+                file.write("# the input\n1 2 0\n0, 1, 3\n2 2 1\n")
+            kernel = os.path.join(folder, "kernel.npy")
+            np.save(kernel, np.array([[1, 0], [0, -1]]))
+            out = os.path.join(folder, "sums.gif")
+            self.assertEqual(run_main("animate", out, "--input", values, "--kernel", kernel),
+                             (0, ""))
+            self.assertEqual(iio.imread(out, index=None).shape[0], 4)
+            out2 = os.path.join(folder, "shape.gif")
+            self.assertEqual(run_main("animate", out2, "--input", values, "--kernel", "2x2",
+                                      "--transposed", "--stride", "2"), (0, ""))
+            self.assertEqual(iio.imread(out2, index=None).shape[0], 9)
+
+    def test_bad_files(self):
+        with tempfile.TemporaryDirectory() as folder:
+            bad = os.path.join(folder, "bad.txt")
+            with open(bad, "w") as file:
+                file.write("1 a\n")
+            ragged = os.path.join(folder, "ragged.txt")
+            with open(ragged, "w") as file:
+                file.write("1 2\n3\n")
+            out = os.path.join(folder, "a.gif")
+            for args, message in [
+                    (("--input", bad, "--kernel", "2x2"),
+                     f"--input: file {bad!r}, line 1: 'a' is not a number"),
+                    (("--input", "3x3", "--kernel", ragged),
+                     f"--kernel: file {ragged!r} must have as many numbers on every line"),
+                    (("--input", os.path.join(folder, "none.txt"), "--kernel", "2x2"),
+                     "argument --input: expected HxW (two whole numbers) or a file of numbers")]:
+                with self.subTest(args=args):
+                    status, stderr = run_main("animate", out, *args)
+                    self.assertEqual(status, 2)
+                    self.assertIn(message, stderr)
+                    self.assertEqual(stderr.count("\n"), 1)
+            self.assertEqual(sorted(os.listdir(folder)), ["bad.txt", "ragged.txt"])
+
+
 class TestPicturesAreOptional(unittest.TestCase):
     """matplotlib is needed only when a picture is drawn."""
 
@@ -927,8 +1088,18 @@ class TestPicturesAreOptional(unittest.TestCase):
 
     def test_import_costs_numpy_only(self):
         result = self.run_python("import sys, convolution; print(sorted({m.split('.')[0] for m "
-                                 "in sys.modules} & {'matplotlib', 'PIL', 'imageio'}))")
+                                 "in sys.modules} & {'matplotlib', 'PIL', 'imageio', 'IPython', "
+                                 "'ipywidgets', 'traitlets', 'scipy', 'torch', 'dask'}))")
         self.assertEqual(result.stdout, "[]\n", result.stderr)
+
+    def test_explore_without_ipywidgets(self):
+        result = self.run_python("import sys; sys.modules['ipywidgets'] = None\n"
+                                 "import convolution\n"
+                                 "try:\n    convolution.explore()\n"
+                                 "except ImportError as error:\n    print(error)")
+        self.assertEqual(result.stdout, "explore() needs ipywidgets in Jupyter: pip install "
+                                        "ipywidgets (or run 'convolution explore' for a "
+                                        "window)\n", result.stderr)
 
     def test_without_matplotlib(self):
         # sys.modules[name] = None makes `import name` fail as if it were not installed.
