@@ -131,7 +131,7 @@ class NotebookExplorer:
                                   for title, body in blocks)
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        return {**self.widget._repr_mimebundle_(**kwargs), "text/plain": repr(self)}
 
     def __repr__(self):
         return f"<NotebookExplorer: {self.explorer.view().call.splitlines()[-1]}>"
