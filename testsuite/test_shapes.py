@@ -7,7 +7,7 @@ import numpy as np
 from convolution import conv_output_shape
 from convolution.shapes import conv_transpose_geometry, conv_transpose_output_shape
 
-from .common import torch
+from .common import optional, torch
 
 
 class TestOutputShape(unittest.TestCase):
@@ -156,3 +156,35 @@ class TestResolvePadding(unittest.TestCase):
             resolve_padding("same", (5, 5), (3, 3, 3))
         with self.assertRaisesRegex(TypeError, "kernel_shape must be a tuple of ints"):
             resolve_padding("same", (5, 5), 3)
+
+
+class TestSameWithAnEvenKernel(unittest.TestCase):
+    """docs/pictures.md's table: 'same' with an even kernel against scipy.ndimage and scipy.signal."""
+
+    def test_against_scipy(self):
+        ndimage, signal = optional("scipy.ndimage"), optional("scipy.signal")
+        if ndimage is None or signal is None:
+            self.skipTest("SciPy is not installed")
+        from convolution import conv2d
+
+        rng = np.random.default_rng(5)
+        for (kh, kw), (h, w) in itertools.product([(4, 4), (2, 2), (4, 2), (3, 4), (3, 3)],
+                                                  [(6, 7), (9, 5)]):
+            with self.subTest(kernel=(kh, kw), input=(h, w)):
+                x, k = rng.integers(-4, 5, (h, w)), rng.integers(1, 5, (kh, kw))   # k: no zero kernel
+                ours = conv2d(x, k, padding="same", flip=True)
+                np.testing.assert_array_equal(ours, ndimage.convolve(x, k, mode="constant"))
+                theirs = signal.convolve2d(x, k, "same")
+                # One cell off on each axis where the kernel is even: ours[i] is theirs[i + 1].
+                dh, dw = 1 - kh % 2, 1 - kw % 2
+                np.testing.assert_array_equal(ours[:h - dh, :w - dw], theirs[dh:, dw:])
+                if dh or dw:
+                    self.assertFalse(np.array_equal(ours, theirs))
+                # Of the full convolution, conv2d keeps rows kh // 2 on.
+                full = signal.convolve2d(x, k, "full")
+                np.testing.assert_array_equal(ours, full[kh // 2:kh // 2 + h, kw // 2:kw // 2 + w])
+                correlated = conv2d(x, k, padding="same")
+                np.testing.assert_array_equal(correlated, signal.correlate2d(x, k, "same"))
+                scipy_correlated = ndimage.correlate(x, k, mode="constant")
+                np.testing.assert_array_equal(correlated[:h - dh, :w - dw],
+                                              scipy_correlated[dh:, dw:])
