@@ -781,7 +781,8 @@ class TestAnimateCommandLine(unittest.TestCase):
             self.assertEqual(os.listdir(folder), [])
 
     def test_bad_input(self):
-        cases = [(["--input", "5by5"], "argument --input: expected HxW, two whole numbers, got '5by5'"),
+        cases = [(["--input", "5by5"], "argument --input: expected HxW (two whole numbers) or "
+                                       "a file of numbers (.npy or text), got '5by5'"),
                  (["--input", "5"], "argument --input: expected HxW"),
                  (["--kernel", "9x9"], "kernel of shape (9, 9) with dilation (1, 1) spans"),
                  (["--dilation", "2.5"], "argument --dilation: expected N or HxW with whole numbers, got "

@@ -157,7 +157,9 @@ def explore_window(show=True, **settings):
         raise RuntimeError(f"the explorer's window needs a display, and matplotlib's backend "
                            f"is {backend!r}, which draws files only; in Jupyter, call "
                            f"convolution.explore() instead")
-    figure = plt.figure(figsize=(15, 9.5), num="convolution explorer")
+    figure = plt.figure(figsize=(15, 9.5))     # a new one each call: no num= to reuse
+    if figure.canvas.manager is not None:
+        figure.canvas.manager.set_window_title("convolution explorer")
     window = WindowExplorer(figure, **settings)
     if show:
         plt.show()
