@@ -2,6 +2,7 @@
 import itertools
 import math
 import os
+import pickle
 import pty
 import select
 import signal
@@ -935,6 +936,10 @@ class TestShownInANotebook(unittest.TestCase):
         self.assertEqual(Gcf.get_num_fig_managers(), before)   # no pyplot window
         fig = plot_conv_transpose2d((2, 2), (3, 3), stride=2)
         self.assertTrue(fig._repr_png_().startswith(b"\x89PNG"))
+        # Still a Figure in every other way, pickled and unpickled too.
+        copy = pickle.loads(pickle.dumps(fig))
+        self.assertEqual(copy.axes[0].get_title(), fig.axes[0].get_title())
+        self.assertTrue(copy._repr_png_().startswith(b"\x89PNG"))
 
     def test_ipython_shows_the_png(self):
         IPython = optional_module("IPython")

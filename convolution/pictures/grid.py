@@ -273,6 +273,8 @@ def _figure_class():
                 self.savefig(buffer, format="png")
                 return buffer.getvalue()
 
+        PictureFigure.__qualname__ = "PictureFigure"   # pickle finds it as this module's
+
     return PictureFigure
 
 
