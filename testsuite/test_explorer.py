@@ -181,6 +181,23 @@ class TestExplorerPicture(unittest.TestCase):
                 self.assertTrue(any(t.startswith("input") for t in texts), texts)
                 self.assertTrue(any(t.startswith("output") for t in texts), texts)
 
+    def test_channels_picture(self):
+        for c_in, c_out, groups in ((4, 4, 2), (4, 2, 1), (2, 4, 2), (3, 3, 3)):
+            with self.subTest(c_in=c_in, c_out=c_out, groups=groups):
+                ax = Explorer(in_channels=c_in, out_channels=c_out, groups=groups
+                              ).channels_picture()
+                lines = [line for line in ax.lines if line.get_gid() == "read"]
+                self.assertEqual(len(lines), c_out * c_in // groups)
+                # Each line joins an input channel (left, y = i + 0.5) of the output
+                # channel's group to that output channel (right).
+                for line in lines:
+                    (_, _), (i, o) = line.get_xdata(), np.array(line.get_ydata()) - 0.5
+                    self.assertEqual(int(i) // (c_in // groups), int(o) // (c_out // groups))
+                bold = [line for line in lines if line.get_linewidth() == 3]
+                self.assertEqual([list(line.get_ydata()) for line in bold], [[0.5, 0.5]])
+        with self.assertRaisesRegex(ValueError, "groups must divide"):
+            Explorer(in_channels=3, groups=2).channels_picture()
+
     def test_a_large_input(self):
         picture = Explorer(height=32, width=32, padding_height="same",
                            padding_width="same", values=False, step=1023).picture()
@@ -215,6 +232,27 @@ class TestNotebookExplorer(unittest.TestCase):
         # 6 rows, k = 3, stride 2: 'same' wants 3 outputs, windows to row 6: one more row.
         e.controls["padding_height"].value = "same"
         self.assertIn("padding=((0, 1), (0, 0))", e.text.value)
+
+    def test_channels_are_drawn_for_a_layer(self):
+        e = self.explorer
+        self.assertEqual((bytes(e.channels_image.value), e.channels_image.layout.display),
+                         (b"", "none"))
+        e.controls["in_channels"].value = 4
+        self.assertTrue(bytes(e.channels_image.value).startswith(b"\x89PNG"))
+        e.controls["groups"].value = 2           # 1 output channel: groups do not divide it
+        self.assertEqual(bytes(e.channels_image.value), b"")
+        self.assertIn("groups must divide in_channels and out_channels", e.text.value)
+        e.controls["out_channels"].value = 2
+        self.assertTrue(bytes(e.channels_image.value).startswith(b"\x89PNG"))
+        self.assertIsNone(e.channels_image.layout.display)
+        self.assertIn("conv2d(x, w, groups=2)", e.text.value)
+        self.assertIn("output channels 0 read input channels 0–1; output channels 1 read "
+                      "input channels 2–3", e.text.value)
+        e.controls["groups"].value = 1
+        e.controls["in_channels"].value = 1
+        self.assertIsNone(e.channels_image.layout.display)      # 2 output channels: a layer
+        e.controls["out_channels"].value = 1
+        self.assertEqual(e.channels_image.layout.display, "none")
 
     def test_step_follows_a_smaller_output(self):
         e = self.explorer
@@ -280,6 +318,16 @@ class TestWindowExplorer(unittest.TestCase):
         self.assertIn("conv_transpose2d(x, k)", w.text.get_text())
         self.assertIn("input cell (0, 0) of 7×7", w.ax.get_title())
         self.assertEqual(w.sliders["step"].valmax, 48)
+
+    def test_channels(self):
+        w = self.window
+        self.assertEqual(len(w.channels_ax.lines), 0)
+        w.sliders["out_channels"].set_val(4)
+        w.sliders["in_channels"].set_val(2)
+        w.sliders["groups"].set_val(2)
+        self.assertEqual(len([line for line in w.channels_ax.lines
+                              if line.get_gid() == "read"]), 4)
+        self.assertIn("conv2d(x, w, groups=2)", w.text.get_text())
 
     def test_an_error_is_drawn(self):
         w = self.window

@@ -378,7 +378,52 @@ class Explorer:
         return (f"groups={groups}: {reads}. {shapes}; drawn: input channel 0 with w[0, 0], "
                 f"the part of output channel 0 that input channel 0 adds.")
 
-    # --- the picture ---
+    # --- the pictures ---
+
+    def channels_picture(self, ax=None):
+        """Draw which input channels each output channel reads into ``ax``; return ``ax``.
+
+        Boxes for the input channels (left) and the output channels (right), a
+        line from each output channel to every input channel of its group, one
+        colour a group; the pair the main picture draws (input 0 to output 0)
+        in bold. A new figure when ``ax`` is None. Raises ValueError as
+        `geometry` does (groups that do not divide the channels).
+        """
+        from matplotlib.patches import Rectangle
+
+        from .grid import COLORS, CURRENT, new_figure
+
+        self.geometry()
+        s = self.settings
+        groups, c_in, c_out = s["groups"], s["in_channels"], s["out_channels"]
+        if ax is None:
+            ax = new_figure((5, 4, 0)).axes[0]
+        ax.clear()
+        ax.set_axis_off()
+        ax.set_xlim(-0.2, 4.2)
+        ax.set_ylim(max(c_in, c_out) + 0.1, -0.9)
+        colours = ("#0072b2", "#009e73", "#cc79a7", "#d55e00")   # Okabe-Ito, a group each
+        transposed = s["transposed"]
+        for o in range(c_out):
+            group = o // (c_out // groups)
+            for i in range(group * (c_in // groups), (group + 1) * (c_in // groups)):
+                drawn = i == 0 and o == 0
+                ax.plot([1, 3], [i + 0.5, o + 0.5], color=COLORS[CURRENT] if drawn else
+                        colours[group], linewidth=3 if drawn else 1.2, zorder=2 if drawn else 1,
+                        gid="read")
+        for x, count, name in ((0, c_in, "in"), (3, c_out, "out")):
+            for channel in range(count):
+                ax.add_patch(Rectangle((x, channel + 0.1), 1, 0.8, facecolor="white",
+                                       edgecolor="#595959"))
+                ax.text(x + 0.5, channel + 0.5, f"{name} {channel}", ha="center",
+                        va="center", fontsize=8)
+        ax.text(0, -0.45, "input channels", fontsize=8)
+        ax.text(3, -0.45, "output channels", fontsize=8)
+        ax.set_title(f"groups={groups}: {c_in // groups} input channel"
+                     f"{'s' if c_in // groups > 1 else ''} an output channel"
+                     + (", transposed" if transposed else ""), fontsize=8)
+        return ax
+
 
     def picture(self, ax=None):
         """Draw the settings into ``ax`` (a new figure by default); return the picture.

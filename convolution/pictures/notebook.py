@@ -43,6 +43,9 @@ class NotebookExplorer:
         does what dragging the slider does.
     image : ipywidgets.Image
         The picture, as PNG bytes in ``image.value``.
+    channels_image : ipywidgets.Image
+        For a layer, which input channels each output channel reads (hidden
+        otherwise).
     text : ipywidgets.HTML
         The formula with its numbers, the ``conv2d(...)`` call and the PyTorch code.
     widget : ipywidgets.Widget
@@ -70,6 +73,7 @@ class NotebookExplorer:
         self.play = widgets.Play(interval=700, description="play the cells")
         widgets.jslink((self.play, "value"), (self.controls["step"], "value"))
         self.image = widgets.Image(format="png")
+        self.channels_image = widgets.Image(format="png")   # a layer's channels and groups
         self.text = widgets.HTML()
         self._picture = self._key = None
         self._busy = False     # True while _update moves widgets itself
@@ -88,7 +92,7 @@ class NotebookExplorer:
             row("transposed", "output_padding_height", "output_padding_width"),
             row("in_channels", "out_channels", "groups"),
             widgets.HBox([self.play, c["step"]]),
-            self.image, self.text])
+            self.image, self.channels_image, self.text])
         self._update()
         for name, widget in self.controls.items():
             widget.observe(self._changed, names="value")
@@ -112,9 +116,10 @@ class NotebookExplorer:
             self.play.max = step.max
         finally:
             self._busy = False
+        self.channels_image.layout.display = None if self.explorer.layer else "none"
         if view.error is not None:
             self._picture = self._key = None
-            self.image.value = b""
+            self.image.value = self.channels_image.value = b""
             self.text.value = f"<p style='color:#b00'>{html.escape(view.error)}</p>"
             return
         key = tuple(value for name, value in settings.items() if name != "step")
@@ -123,6 +128,8 @@ class NotebookExplorer:
         else:
             self._picture.show(settings["step"])
         self.image.value = _png(self._picture.ax.figure)
+        self.channels_image.value = (_png(self.explorer.channels_picture().figure)
+                                     if self.explorer.layer else b"")
         blocks = [("output shape", view.formula), ("this library", view.call),
                   ("PyTorch", view.torch_call)]
         if view.channels:

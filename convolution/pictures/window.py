@@ -40,6 +40,8 @@ class WindowExplorer:
         Where the picture is drawn.
     text : matplotlib Text
         The formula with its numbers, the call and the PyTorch code.
+    channels_ax : matplotlib Axes
+        For a layer, which input channels each output channel reads.
     """
 
     def __init__(self, figure, **settings):
@@ -74,6 +76,7 @@ class WindowExplorer:
         self.ax = figure.add_axes([0.33, 0.42, 0.66, 0.5])
         self.text = figure.text(0.33, 0.3, "", va="top", ha="left", family="monospace",
                                 fontsize=7.5)
+        self.channels_ax = figure.add_axes([0.8, 0.02, 0.18, 0.28])   # a layer's groups
         self._picture = self._key = None
         self._busy = False
         self.update()
@@ -102,6 +105,10 @@ class WindowExplorer:
             step.set_val(settings["step"])
         finally:
             self._busy = False
+        self.channels_ax.clear()
+        self.channels_ax.set_axis_off()
+        if view.error is None and self.explorer.layer:
+            self.explorer.channels_picture(self.channels_ax)
         if view.error is not None:
             self._picture = self._key = None
             self.ax.clear()
@@ -118,7 +125,7 @@ class WindowExplorer:
                 self._picture.show(settings["step"])
             blocks = [view.formula, view.call, view.torch_call]
             if view.channels:
-                blocks.insert(1, textwrap.fill(view.channels, 110))
+                blocks.insert(1, textwrap.fill(view.channels, 90))
             self.text.set_text("\n\n".join(blocks))
         self.figure.canvas.draw_idle()
 
