@@ -771,7 +771,7 @@ def main(argv=None):
     if args.sweep:
         import sizes
         sizes.main(["--threads", args.threads, "--repeats", str(args.repeats or 5)]
-                   + ["--sizes", *map(str, args.sizes)] * bool(args.sizes))
+                   + (["--sizes", *map(str, args.sizes)] if args.sizes else []))
         return
     if args.calibrate:
         calibrate(args.repeats or 5)
