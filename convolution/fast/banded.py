@@ -39,14 +39,15 @@ Limits
     Floats that BLAS takes (``dtypes.BLAS_DTYPES``) and finite kernels. The
     band's zeros would spread a NaN or an infinity (0 * inf is NaN), so a
     strip whose input holds one is done by 'polyphase' instead: they reach
-    exactly the outputs whose window holds them. The gate is one sum per
-    strip over the input rows its windows and products read (a sum is finite
-    only if every term is; cell by cell only where it overflowed): no
-    separate pass that writes flags, and no check of each tile; where tiles
-    fetch their input (top and bottom strips, column stride > 1), a sum over
-    each block fetched. Kernel rows
-    and columns of zeros are left out of the band (the gate still covers
-    them: 0 * NaN is NaN in the tap loops too). Its memory is a strip's edge
+    exactly the outputs whose window holds them. The gate is a sum (finite
+    only if every term is; cell by cell only where it overflowed), never a
+    separate pass that writes flags. For a kernel without weights 0 it sums
+    each product's results as they leave them in the cache: a window's NaN
+    or infinity times a nonzero weight shows in its own output, whatever
+    BLAS does with the band's zeros. Else it sums what each tile reads (its
+    fetched block, or in place its windows); and for a kernel with rows or
+    columns of zeros, which the band leaves out, each strip's windows whole
+    first (0 * NaN is NaN in the tap loops too). Its memory is a strip's edge
     tiles and one product's shifted rows per thread.
 
 'separable' builds its column pass from `band` too (a one-column kernel).
@@ -304,6 +305,10 @@ def run(source, kernel, geometry, out, plan):
     # Kernel rows and columns of zeros the band leaves out, or none: the
     # band then reads every cell of every window, and what it fetches is what to check.
     dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
+    # No weight 0: every window's NaN or infinity shows in its own output (w * NaN is
+    # NaN for w != 0, whatever BLAS does with the band's zeros), so the products'
+    # results are checked instead of their input, as they leave them in the cache.
+    results = check and bool((kernel != 0).all())
     span_h, span_w = geometry.span
     window_phases = sorted({a * geometry.dilation[0] % sh for a in range(kernel.shape[0])})
     fallback = []
@@ -349,7 +354,7 @@ def run(source, kernel, geometry, out, plan):
         # The gate. A band without kernel rows or columns of zeros reads every cell
         # of every window: each tile checks what it reads, while it comes into the
         # cache anyway. Else the strip's windows are checked whole, first.
-        if check and not dense and not (_gate(batch, top, bottom) if rows_inside else
+        if check and not results and not dense and not (_gate(batch, top, bottom) if rows_inside else
                                         _window_finite(arena, batch, top, bottom)):
             return tap_by_tap(arena, batch, rows)
         space = arena.take((n * max((min(most, groups) * rows_ + band_.reach) * (stop - start)
@@ -361,7 +366,7 @@ def run(source, kernel, geometry, out, plan):
             taken = min(most, groups)
             shifted = space[:n * (taken * rows_ + band_.reach) * phases * shifts * here_width]
             shifted = shifted.reshape(n, taken * rows_ + band_.reach, phases, shifts, here_width)
-            blocks, unchecked = [], check and dense
+            blocks, unchecked = [], check and dense and not results
             for q in band_.phases:
                 first_row = rows.start * sh + q
                 for r, first, offsets, _, _ in layout:
@@ -386,10 +391,11 @@ def run(source, kernel, geometry, out, plan):
                     fetched = source.region(
                         batch, range(first_row, first_row + sh * phase_rows, sh),
                         range(col, end + 1, sw), dtype, out=scratch[key][:, :, :block_width])
-                    if check and dense and not _all_finite(fetched):
+                    if check and dense and not results and not _all_finite(fetched):
                         return tap_by_tap(arena, batch, rows)
                     blocks.append(_Block(scratch[key], 0, scratch[key].strides))
-            _tile(blocks, batch, rows, groups, taken, slice(c0, c1), shifted)
+            if not _tile(blocks, batch, rows, groups, taken, slice(c0, c1), shifted):
+                return tap_by_tap(arena, batch, rows)
 
     def _tile(blocks, batch, rows, groups, taken, cols, shifted):
         n, here_width = shifted.shape[0], shifted.shape[4]
@@ -425,6 +431,9 @@ def run(source, kernel, geometry, out, plan):
             if whole < here:      # the image's last rows: part of a group
                 last = np.matmul(band_.matrix, operands[:, whole:])
                 target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
+            if results and not _all_finite(target[:, top:top + here * rows_]):
+                return False
+        return True
 
     with driver.single_threaded_blas(plan.settings.limit_blas):
         driver.run(strip, plan)
