@@ -282,7 +282,7 @@ def run(source, kernel, geometry, out, plan):
     (top_pad, _), (left_pad, _) = geometry.padding
     matrix = source.matrix
     height, width = matrix.shape[1:]
-    out_width, dtype = out.shape[2], out.dtype
+    dtype = out.dtype
     itemsize = dtype.itemsize
     phases, rows_ = len(band_.phases), band_.rows
     shifts = sum(len(offsets) for _, _, offsets in band_.columns)
@@ -354,8 +354,9 @@ def run(source, kernel, geometry, out, plan):
         # The gate. A band without kernel rows or columns of zeros reads every cell
         # of every window: each tile checks what it reads, while it comes into the
         # cache anyway. Else the strip's windows are checked whole, first.
-        if check and not results and not dense and not (_gate(batch, top, bottom) if rows_inside else
-                                        _window_finite(arena, batch, top, bottom)):
+        if check and not results and not dense and not (
+                _gate(batch, top, bottom) if rows_inside
+                else _window_finite(arena, batch, top, bottom)):
             return tap_by_tap(arena, batch, rows)
         space = arena.take((n * max((min(most, groups) * rows_ + band_.reach) * (stop - start)
                                     for most, (start, stop) in zip(per_product, tiles))
