@@ -45,9 +45,11 @@ Map of the package (imports point down the list, never up):
     phases read contiguously), ``banded.py`` (band-matrix products),
     ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
-    forward, transposed and for the kernel's gradient). ``__init__.py`` holds
-    the registry of paths and the planner 'auto' asks; ``phases.py``,
-    ``cache.py`` and ``costs.py`` what they share.
+    forward and for the kernel's gradient). ``__init__.py`` holds the
+    registry of paths and the planner 'auto' asks; ``operations.py`` puts
+    every operation (a layer, the transposed convolution by stride phases,
+    both gradients) in that one form and routes it; ``phases.py``,
+    ``cache.py`` and ``costs.py`` hold what the paths share.
 ``driver/``
     What the fast paths run on: strip planning (``strips.py``), the thread
     pool (``pool.py``), each thread's scratch memory (``arena.py``) and BLAS
