@@ -50,7 +50,8 @@ class TestLayerPlanner(unittest.TestCase):
 
     def how(self, x, k, **params):
         geometry = conv_geometry(x.shape, k.shape[-2:], **params)
-        return operations.plan_layer(x, k, geometry, 1, "zeros", 0, k.dtype)[0]
+        how, chosen = operations.plan_layer(x, k, geometry, 1, "zeros", 0, k.dtype)
+        return how if how != "pairs" else f"pairs of {chosen}"
 
     def test_choices_that_hold_at_any_thread_count(self):
         rng = np.random.default_rng(50)
@@ -58,10 +59,23 @@ class TestLayerPlanner(unittest.TestCase):
             with self.subTest(threads=n), pretend_cores(n):
                 # Few channels, a large kernel: the FFT per pair, not 961 products.
                 self.assertEqual(self.how(rng.random((1, 1, 512, 512), np.float32),
-                                          rng.random((2, 1, 31, 31), np.float32)), "pairs")
+                                          rng.random((2, 1, 31, 31), np.float32)),
+                                 "pairs of fft")
                 # Many channels, a small kernel: the stacked products.
                 self.assertEqual(self.how(rng.random((2, 32, 32, 32), np.float32),
                                           rng.random((32, 32, 3, 3), np.float32)), "matmul")
+
+    def test_the_fft_is_kept_from_channels_it_would_spoil(self):
+        # The first channel's data suit the FFT; the second holds NaN: each pair then
+        # chooses for itself, and the NaN stays where its windows are.
+        rng = np.random.default_rng(59)
+        x, k = rng.random((1, 2, 300, 300)), rng.random((2, 2, 31, 31))
+        x[0, 1, 150, 150] = np.nan
+        geometry = conv_geometry(x.shape, k.shape[-2:])
+        self.assertEqual(operations.plan_layer(x, k, geometry, 1, "zeros", 0, k.dtype),
+                         ("pairs", "auto"))
+        result = conv2d(x, k)
+        self.assertEqual(int(np.isnan(result[0, 0]).sum()), 31 * 31)
 
     def test_pairs_agree_with_the_products(self):
         rng = np.random.default_rng(51)

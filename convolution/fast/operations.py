@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import driver, settings as _settings
 from ..shapes import conv_geometry, transpose_phases
-from . import PATHS, choose_method, convolve, fft, layer, plan
+from . import PATHS, _all_finite, _fft_surprise_free, choose_method, convolve, fft, layer, plan
 from .costs import cell_scale
 
 __all__ = ["plan_layer", "conv2d", "conv_transpose2d", "kernel_gradient"]
@@ -57,7 +57,7 @@ def _blas_once(function):
 
 
 def plan_layer(images, kernel, geometry, groups, padding_mode, fill_value, dtype):
-    """``(how, plan)``: 'matmul' and its plan, or 'pairs' (a 2-D path per pair of channels).
+    """``(how, plan)``: 'matmul' and its plan, or 'pairs' and the 2-D path each pair takes.
 
     ``images`` (N, C_in, H, W), ``kernel`` (C_out, C_in / groups, kh, kw) in
     ``dtype``. A layer of one pair goes to the 2-D paths at once; one of more
@@ -72,17 +72,39 @@ def plan_layer(images, kernel, geometry, groups, padding_mode, fill_value, dtype
     out_channels, per_in = kernel.shape[:2]
     pairs = out_channels * per_in
     if pairs == 1:
-        return "pairs", None
+        return "pairs", "auto"
     name, chosen = min(((name, path.plan(images, kernel.shape, geometry, groups, padding_mode,
                                          fill_value, dtype, s))
                         for name, path in PATHS.items() if path.channels),
                        key=lambda option: option[1].ns)
     if pairs > s.pair_limit or chosen.ns < s.pair_floor_ns:
         return name, chosen
-    _, best = choose_method(kernel[0, 0], geometry, images=images[:, 0], fill_value=fill_value)
+    method, best = choose_method(kernel[0, 0], geometry, images=images[:, 0],
+                                 fill_value=fill_value)
     cells = images.shape[0] * math.prod(geometry.output_shape)
     per_pair = best.ns + cells * cell_scale(dtype) * s.flat_ns
-    return ("pairs", None) if pairs * per_pair < chosen.ns else (name, chosen)
+    if pairs * per_pair >= chosen.ns:
+        return name, chosen
+    return "pairs", _pair_method(method, images, kernel, geometry, dtype, fill_value, s)
+
+
+def _pair_method(method, images, kernel, geometry, dtype, fill_value, s):
+    """The 2-D path every pair takes: the first pair's, where it holds for all of them.
+
+    The tap loops and the band take any finite kernel of the dtype; the FFT
+    also needs every input channel's data to meet its conditions (checked
+    once a channel here, not once a pair). Otherwise, and for 'separable'
+    (whose terms depend on each kernel), each pair chooses for itself ('auto').
+    """
+    if method == "separable" or not np.isfinite(kernel).all():
+        return "auto"
+    if method == "fft":     # the first channel's data met them in `choose_method`
+        for c in range(1, images.shape[1]):
+            channel = images[:, c]
+            if not (channel.dtype.kind in "fc" and _all_finite(channel, fill_value)
+                    and _fft_surprise_free(channel, geometry, np.dtype(dtype), fill_value, s)):
+                return "auto"
+    return method
 
 
 def _pairs(images, kernel, geometry, groups, padding_mode, fill_value, dtype, method, out):
@@ -113,9 +135,10 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     """
     chosen = None
     if method == "auto":
-        how, chosen = plan_layer(images, kernel, geometry, groups, padding_mode, fill_value,
-                                 dtype)
-        method = "auto" if how == "pairs" else how
+        method, chosen = plan_layer(images, kernel, geometry, groups, padding_mode, fill_value,
+                                    dtype)
+        if method == "pairs":
+            method, chosen = chosen, None
     if PATHS.get(method, PATHS["direct"]).channels:
         return PATHS[method].run(images, kernel, geometry, groups, padding_mode, fill_value,
                                  dtype, bias, out, chosen)
