@@ -43,7 +43,8 @@ from ..padding import Padded
 from . import banded, direct, fft, layer, polyphase, separable
 from .cache import kernel_cache
 
-__all__ = ["PATHS", "METHODS", "Path", "choose_method", "convolve", "cost_estimates", "plan"]
+__all__ = ["PATHS", "METHODS", "Path", "all_finite", "choose_method", "convolve", "cost_estimates",
+           "fft_surprise_free", "plan"]
 
 
 class Path(NamedTuple):
@@ -130,7 +131,7 @@ def cost_estimates(kernel, geometry, batch=1):
             for name in _candidates(kernel, dtype)}
 
 
-def _all_finite(images, fill_value=0):
+def all_finite(images, fill_value=0):
     """Whether ``images`` and ``fill_value`` hold only finite numbers.
 
     One sum first: it is finite only if every term is (a NaN or an infinity
@@ -146,7 +147,7 @@ def _all_finite(images, fill_value=0):
                     or np.isfinite(images).all())
 
 
-def _fft_surprise_free(images, geometry, dtype, fill_value, s):
+def fft_surprise_free(images, geometry, dtype, fill_value, s):
     """Whether the FFT's error stays near the direct sums' on these data.
 
     The FFT's rounding error bounds each output by a few units of float64
@@ -189,7 +190,7 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
     conditions: float data (its rounding error is relative to the largest
     value in a tile, which an integer near 2**63 would make useless for the
     small ones), finite (it would spread a NaN or an infinity over the whole
-    tile), and not too far apart within a tile (`_fft_surprise_free`).
+    tile), and not too far apart within a tile (`fft_surprise_free`).
     'banded' and 'separable' do any strip whose input holds NaN or infinity
     tap by tap, so these reach exactly the outputs whose window holds them.
 
@@ -203,8 +204,8 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
         kernel, geometry, batch, driver.threads(), s)
     for name, chosen in ranked:
         if name == "fft" and images is not None and (
-                images.dtype.kind not in "fc" or not _all_finite(images, fill_value)
-                or not _fft_surprise_free(images, geometry, dtype, fill_value, s)):
+                images.dtype.kind not in "fc" or not all_finite(images, fill_value)
+                or not fft_surprise_free(images, geometry, dtype, fill_value, s)):
             continue
         return name, chosen
     raise AssertionError("the tap loops take every kernel")

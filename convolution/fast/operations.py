@@ -35,7 +35,7 @@ import numpy as np
 
 from .. import driver, settings as _settings
 from ..shapes import conv_geometry, transpose_phases
-from . import PATHS, _all_finite, _fft_surprise_free, choose_method, convolve, fft, layer, plan
+from . import PATHS, all_finite, choose_method, convolve, fft, fft_surprise_free, layer, plan
 from .costs import cell_scale
 
 __all__ = ["plan_layer", "conv2d", "conv_transpose2d", "kernel_gradient"]
@@ -101,8 +101,8 @@ def _pair_method(method, images, kernel, geometry, dtype, fill_value, s):
     if method == "fft":     # the first channel's data met them in `choose_method`
         for c in range(1, images.shape[1]):
             channel = images[:, c]
-            if not (channel.dtype.kind in "fc" and _all_finite(channel, fill_value)
-                    and _fft_surprise_free(channel, geometry, np.dtype(dtype), fill_value, s)):
+            if not (channel.dtype.kind in "fc" and all_finite(channel, fill_value)
+                    and fft_surprise_free(channel, geometry, np.dtype(dtype), fill_value, s)):
                 return "auto"
     return method
 
@@ -240,7 +240,7 @@ def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding
     spread = _fft_geometry(images, grad_output, geometry)
     if (taps.ns >= s.pair_floor_ns and batch * out_channels <= s.pair_limit
             and spread is not None and fft.exact_enough(np.dtype(dtype))
-            and np.isfinite(fill_value) and _finite(images) and _finite(grad_output)):
+            and all_finite(images, fill_value) and all_finite(grad_output)):
         estimate = batch * out_channels * plan("fft", spread, np.asarray(grad_output[0, 0], dtype),
                                                per_in, dtype).ns
         if _FFT_GRADIENT_MARGIN * estimate < taps.ns:
@@ -274,12 +274,3 @@ def _fft_geometry(images, grad_output, geometry):
         return None
     return conv_geometry(images.shape, grad_output.shape[-2:], geometry.dilation,
                          geometry.stride, geometry.padding)
-
-
-def _finite(array):
-    """Whether ``array`` holds only finite numbers (one sum first; see ``fast._all_finite``)."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(array, axis=None)) or np.isfinite(array).all())
-
-
-
