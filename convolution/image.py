@@ -185,7 +185,9 @@ def _filter_with_alpha(image, kernel, filter_alpha, params):
     The border is made like the picture: with ``padding_mode='constant'``, a
     pixel whose every channel, alpha included, is ``fill_value``. A picture
     opaque everywhere, border included, is filtered as without alpha, which
-    is what the formula gives too, at a fraction of the cost.
+    is what the formula gives too, at a fraction of the cost. So is a kernel
+    of zeros, which has no part to average with: colour 0 everywhere, as
+    without alpha.
     """
     dtype, work = image.dtype, kernel.dtype
     opaque = _opaque(dtype)
@@ -195,7 +197,8 @@ def _filter_with_alpha(image, kernel, filter_alpha, params):
     centre_args = (kernel.shape, params["stride"], params["dilation"], params["padding"],
                    params["padding_mode"], fill)
     border_opaque = PADDING_MODES[params["padding_mode"]] != "constant" or fill >= opaque
-    if border_opaque and alpha.min() >= opaque:      # nothing to weight
+    # A kernel of zeros weights no pixel, visible or not: the plain filter, colour 0.
+    if border_opaque and alpha.min() >= opaque or not kernel.any():     # nothing to weight
         filtered = conv2d(channels if filter_alpha else colour_channels, kernel, **params)
         out = np.empty(filtered.shape[1:] + (channels.shape[0],), dtype)
         _to_dtype(np.moveaxis(filtered, 0, -1), dtype, out=out[..., :filtered.shape[0]])
@@ -345,7 +348,9 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
     filtered alpha near 0 or below it, as a single quotient could for
     sharpening. A part that sees nothing visible takes the other's average;
     a fully transparent window keeps the colour of its centre pixel: what
-    transparent pixels hold is neither blurred into nor made up.
+    transparent pixels hold is neither blurred into nor made up. A kernel
+    of zeros has no part to average with and gives colour 0, as it does
+    without alpha.
 
     ``filter_alpha`` decides only the alpha channel; the colour is the same
     either way. False (the default) keeps alpha: at stride 1 with 'same'

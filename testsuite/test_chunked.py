@@ -297,6 +297,13 @@ class TestImages(unittest.TestCase):
                 self.assertLessEqual(difference.max(), 1)
                 self.assertLess(np.count_nonzero(difference), difference.size / 1000)
 
+    def test_a_kernel_of_zeros_on_transparency(self):
+        rgba = self.rng.integers(0, 256, (12, 10, 4), dtype=np.uint8)
+        for filter_alpha in (False, True):
+            with self.subTest(filter_alpha=filter_alpha):
+                check(self, apply_filter_to_image, rgba, (5, 4, 4), np.zeros((3, 3)),
+                      filter_alpha=filter_alpha)
+
     def test_fill_the_dtype_cannot_hold(self):
         # Refused at call time, as in memory.
         image = da.zeros((20, 20), dtype=np.uint8, chunks=5)

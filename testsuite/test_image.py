@@ -1,4 +1,5 @@
 """apply_filter_to_image, the kernel library and agreement with OpenCV."""
+import itertools
 import math
 import re
 import unittest
@@ -416,6 +417,27 @@ class TestAlpha(unittest.TestCase):
                     np.testing.assert_array_equal(result, clear)
         result = apply_filter_to_image(clear, "gaussian", stride=(2, 3))
         np.testing.assert_array_equal(result, clear[0::2, 1::3])     # as alpha, see above
+
+    def test_a_kernel_of_zeros_gives_colour_0(self):
+        # No part of the kernel to average with: the plain filter's answer, as when opaque.
+        half = np.zeros((4, 4, 4), np.uint8)
+        half[..., :3], half[..., 3] = 77, 128
+        greys = np.zeros((5, 6, 2), np.uint16)
+        greys[..., 0], greys[1:, :, 1] = 999, 40000
+        floats = np.zeros((4, 5, 4), np.float32)
+        floats[..., :3], floats[..., 3] = 0.7, 0.5
+        for image in (half, greys, floats, self.rgba):
+            for filter_alpha, params in itertools.product(
+                    (False, True), ({}, dict(stride=2, padding_mode="constant", fill_value=9))):
+                with self.subTest(dtype=image.dtype, channels=image.shape[2],
+                                  filter_alpha=filter_alpha, **params):
+                    result = apply_filter_to_image(image, np.zeros((3, 3)),
+                                                   filter_alpha=filter_alpha, **params)
+                    kept = apply_filter_to_image(image, identity_kernel(3), **params)
+                    self.assertEqual((result.shape, result.dtype), (kept.shape, image.dtype))
+                    np.testing.assert_array_equal(result[..., :-1], 0)
+                    np.testing.assert_array_equal(result[..., -1],
+                                                  0 if filter_alpha else kept[..., -1])
 
     def test_sharpen_and_laplacian_by_hand(self):
         # 3 x 3 pictures, 'valid': one output, for the centre. Neighbours colour 10, centre
