@@ -282,6 +282,12 @@ class TestDtypes(unittest.TestCase):
     def test_uint64_beyond_int64_is_refused(self):
         with self.assertRaisesRegex(ValueError, "matrix holds values above 2\\*\\*63 - 1"):
             conv2d(np.full((3, 3), 2 ** 63, dtype=np.uint64), [[1]])
+        with self.assertRaisesRegex(ValueError, "kernel holds values above 2\\*\\*63 - 1"):
+            conv2d(np.ones((3, 3), np.uint8), np.full((1, 1), 2 ** 64 - 1, dtype=np.uint64))
+        # The largest value int64 holds is kept, to the last unit.
+        largest = conv2d(np.full((3, 3), 2 ** 63 - 1, dtype=np.uint64), [[1]])
+        self.assertEqual(largest.dtype, np.int64)
+        self.assertTrue((largest == 2 ** 63 - 1).all())
 
     def test_nan_and_inf_propagate(self):
         x = np.zeros((5, 5))
