@@ -674,6 +674,15 @@ class TestKernels(unittest.TestCase):
             (TypeError, r"size must be .*got 2.5", "motion_blur", dict(size=2.5)),
             (TypeError, r"size must be .*got True", "identity", dict(size=True)),
             (ValueError, r"size must be .*got 3 values", "gaussian", dict(size=(1, 2, 3))),
+            # Too large to make, refused before anything is allocated (each size here is
+            # cheap to fail on without the check: 134 MB, or np.zeros refusing at once).
+            (ValueError, r"size must give a kernel of at most 16777216 cells \(4096 x 4096\), "
+                         r"got 1000000000, which gives 1000000000000000000 cells$", "identity",
+             dict(size=10 ** 9)),
+            (ValueError, r"size must give .*got \(4097, 4096\)", "box", dict(size=(4097, 4096))),
+            (ValueError, r"size must give .*got \(1, 16777217\)", "gaussian",
+             dict(size=(1, 2 ** 24 + 1))),
+            (ValueError, r"size must give .*got 1000000000", "motion_blur", dict(size=10 ** 9)),
             (ValueError, r"sigma must be None, a positive finite number or a pair of them, "
                          r"got 0", "gaussian", dict(sigma=0)),
             (ValueError, r"sigma must be .*got -1.5", "gaussian", dict(sigma=-1.5)),
@@ -689,6 +698,7 @@ class TestKernels(unittest.TestCase):
             with self.subTest(message=message):
                 with self.assertRaisesRegex(error, message):
                     get_kernel(name, **params)
+        self.assertEqual(get_kernel("box", size=(1, 2 ** 24)).shape, (1, 2 ** 24))  # the most
 
 
 @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")
