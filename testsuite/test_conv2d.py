@@ -454,6 +454,32 @@ class TestErrors(unittest.TestCase):
                    r"holds; the output shape would be \(2, 0\)", self.x, self.k, dilation=(2, 3))
         self.check(ValueError, r"output shape would be \(0, 6\)", np.ones((2, 8)), np.ones((3, 3)))
 
+    def test_results_no_array_can_hold_are_refused_by_name(self):
+        # NumPy's own "Maximum allowed dimension exceeded" would name no parameter.
+        from convolution import conv2d_backward, conv_transpose2d
+        huge = 2 ** 70
+        x, k = np.ones((3, 3)), np.ones((2, 2))
+        for call, message in [
+                (lambda: conv_transpose2d(x, k, stride=(huge, 1)),
+                 r"stride \(1180591620717411303424, 1\) and dilation \(1, 1\) make an output "
+                 r"of shape \(2361183241434822606850, 4\), more than an array holds \(2\*\*59 "
+                 r"cells\); use a smaller stride or dilation$"),
+                (lambda: conv_transpose2d(x, k, dilation=(1, huge)),
+                 r"stride \(1, 1\) and dilation \(1, 1180591620717411303424\) make an output"),
+                (lambda: conv_transpose2d(x, k, stride=2 ** 30), r"stride \(1073741824, "),
+                (lambda: conv2d(x, k, padding=(huge, 1)),
+                 r"padding \(1180591620717411303424, 1\) pads the input to shape "
+                 r"\(2361183241434822606851, 5\), more than an array holds \(2\*\*59 "
+                 r"cells\); use less padding$"),
+                (lambda: conv2d(x, k, dilation=huge, padding="full"),
+                 r"padding 'full' with dilation \(1180591620717411303424, 11805916207174113"
+                 r"03424\) pads .* use less padding or dilation$"),
+                (lambda: conv2d_backward(np.ones((1, 1)), x, k, stride=huge, padding=((0, huge), 0)),
+                 r"padding \(\(0, 1180591620717411303424\), 0\) pads")]:
+            with self.subTest(message=message):
+                with self.assertRaisesRegex(ValueError, message):
+                    call()
+
     def test_bad_parameters_are_refused_by_name(self):
         # Every value must be refused with an error that names the parameter; a value
         # accepted, or refused by an AssertionError or IndexError, fails the test.
