@@ -474,7 +474,8 @@ class TestErrors(unittest.TestCase):
                 (lambda: conv2d(x, k, dilation=huge, padding="full"),
                  r"padding 'full' with dilation \(1180591620717411303424, 11805916207174113"
                  r"03424\) pads .* use less padding or dilation$"),
-                (lambda: conv2d_backward(np.ones((1, 1)), x, k, stride=huge, padding=((0, huge), 0)),
+                (lambda: conv2d_backward(np.ones((1, 1)), x, k, stride=huge,
+                                         padding=((0, huge), 0)),
                  r"padding \(\(0, 1180591620717411303424\), 0\) pads")]:
             with self.subTest(message=message):
                 with self.assertRaisesRegex(ValueError, message):
