@@ -51,10 +51,14 @@ def _as_image(image):
     return image
 
 
-def _as_kernel(kernel):
-    """``kernel``, a library name or a 2-D array of finite real numbers, as an array."""
+def _as_kernel(kernel, params):
+    """``kernel``, a library name made with ``params`` or a 2-D array of finite reals."""
     if isinstance(kernel, str):
-        return get_kernel(kernel)
+        return get_kernel(kernel, **params)
+    if params:
+        given = ", ".join(f"{key}={value!r}" for key, value in params.items())
+        raise TypeError(f"kernel parameters ({given}) apply to a kernel name, not to an "
+                        f"array kernel")
     return as_kernel(kernel, kinds="biuf", finite=True)
 
 
@@ -255,7 +259,7 @@ def _filter_with_alpha(image, kernel, filter_alpha, params):
 
 def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same",
                           padding_mode="reflect", fill_value=0, filter_alpha=False,
-                          method="auto"):
+                          method="auto", **kernel_params):
     """Filter a picture with a kernel, every channel alike, in the picture's own dtype.
 
     Parameters
@@ -266,9 +270,9 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         Not modified. A Dask array gives a lazy Dask array, filtered chunk
         by chunk with the same result (``chunked.py``; docs/large-images.md).
     kernel : str or array_like, shape (kh, kw)
-        A name from the kernel library (`get_kernel`, with its default
-        parameters: 'gaussian' is 5 x 5) or a 2-D array of real numbers. Use
-        ``get_kernel(name, size=..., ...)`` for other parameters.
+        A name from the kernel library, made by `get_kernel` with
+        ``kernel_params`` ('gaussian' is 5 x 5 by default), or a 2-D array of
+        real numbers.
     stride, dilation, padding, padding_mode, fill_value, method
         As for `conv2d`, with the same meaning and errors; only the defaults
         differ: ``padding='same'`` and ``padding_mode='reflect'`` (see Notes).
@@ -280,6 +284,10 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         With 2 channels (grey + alpha) or 4 (RGB + alpha), the last channel is
         alpha. By default it is kept, not filtered; True filters it with the
         kernel. Either way the colour is weighted by alpha (see Notes).
+    **kernel_params
+        The named kernel's own parameters, as for `get_kernel`: ``size`` for
+        'identity', 'box', 'gaussian' and 'motion_blur', and ``sigma`` for
+        'gaussian', e.g. ``apply_filter_to_image(photo, "gaussian", size=9)``.
 
     Returns
     -------
@@ -293,7 +301,9 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         An image of bool, complex or non-numeric dtype (a bool image has
         nothing between black and white to hold a blur: convert it, e.g.
         ``image.astype(np.uint8) * 255``); a kernel that is not a name or a
-        real array; ``filter_alpha`` not a bool; a parameter of the wrong type.
+        real array; ``filter_alpha`` not a bool; a parameter of the wrong type;
+        a kernel parameter the named kernel does not take, or given with an
+        array kernel.
     ValueError
         An image that is not (H, W) or (H, W, C), or has an empty axis; an
         unknown kernel name; a kernel that is not 2-D or holds NaN or
@@ -405,13 +415,19 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
 
     >>> apply_filter_to_image(rgba, "box", stride=2).shape
     (2, 3, 4)
+
+    A named kernel takes its parameters here as in `get_kernel`:
+
+    >>> apply_filter_to_image(dot, "box", size=(1, 3))[1]
+    array([170,  85, 170], dtype=uint8)
     """
     if chunked.is_dask_array(image):     # lazily, chunk by chunk: see chunked.py
-        return chunked.convolve(apply_filter_to_image, image, _as_kernel(kernel), stride,
-                                dilation, padding, padding_mode, fill_value, channels_last=True,
+        kernel = _as_kernel(kernel, kernel_params)
+        return chunked.convolve(apply_filter_to_image, image, kernel, stride, dilation, padding,
+                                padding_mode, fill_value, channels_last=True,
                                 filter_alpha=filter_alpha, method=method)
     image = _as_image(image)
-    kernel = _as_kernel(kernel)
+    kernel = _as_kernel(kernel, kernel_params)
     if not isinstance(filter_alpha, (bool, np.bool_)):
         raise TypeError(f"filter_alpha must be True or False, got {filter_alpha!r}")
     check_padding_mode(padding_mode, fill_value)

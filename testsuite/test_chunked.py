@@ -297,6 +297,14 @@ class TestImages(unittest.TestCase):
                 self.assertLessEqual(difference.max(), 1)
                 self.assertLess(np.count_nonzero(difference), difference.size / 1000)
 
+    def test_named_kernels_take_their_parameters(self):
+        image = self.rng.integers(0, 256, (20, 17, 3), dtype=np.uint8)
+        result = apply_filter_to_image(da.from_array(image, chunks=(8, 9, 3)), "gaussian",
+                                       size=(5, 3), sigma=2, method="direct")
+        expected = apply_filter_to_image(image, get_kernel("gaussian", size=(5, 3), sigma=2),
+                                         method="direct")
+        np.testing.assert_array_equal(computed(self, result), expected)
+
     def test_a_kernel_of_zeros_on_transparency(self):
         rgba = self.rng.integers(0, 256, (12, 10, 4), dtype=np.uint8)
         for filter_alpha in (False, True):

@@ -218,6 +218,23 @@ class TestApplyFilter(unittest.TestCase):
         np.testing.assert_array_equal(apply_filter_to_image(self.rgb, as_list),
                                       apply_filter_to_image(self.rgb, "laplacian"))
 
+    def test_named_kernels_take_their_parameters(self):
+        for name, params in [("gaussian", dict(size=9)), ("gaussian", dict(size=(3, 7), sigma=2)),
+                             ("box", dict(size=2)), ("motion_blur", dict(size=(1, 5))),
+                             ("identity", dict(size=4))]:
+            with self.subTest(kernel=name, **params):
+                np.testing.assert_array_equal(
+                    apply_filter_to_image(self.rgb, name, **params),
+                    apply_filter_to_image(self.rgb, get_kernel(name, **params)))
+        for kernel, params, message in [
+                ("sharpen", dict(size=5), r"kernel 'sharpen' takes no parameters, got size=5"),
+                ("box", dict(sigma=1), r"kernel 'box' takes only size, got sigma=1"),
+                (np.ones((2, 2)), dict(size=3), r"kernel parameters \(size=3\) apply to a "
+                                                r"kernel name, not to an array kernel")]:
+            with self.subTest(kernel=kernel, **params):
+                with self.assertRaisesRegex(TypeError, message):
+                    apply_filter_to_image(self.rgb, kernel, **params)
+
     def test_identity_of_any_size_changes_nothing(self):
         for size in (1, 2, 3, 4, (2, 5), (6, 3)):
             with self.subTest(size=size):
