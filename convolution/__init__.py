@@ -61,6 +61,9 @@ Map of the package (imports point down the list, never up):
     The argument checks every public function shares: arrays of numbers,
     kernels, a choice from a list.
 """
+#: The version; pyproject.toml reads it from here.
+__version__ = "0.1.0"
+
 from .animation import animate_conv2d, animate_conv_transpose2d
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
 from .image import apply_filter_to_image

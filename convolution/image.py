@@ -24,8 +24,8 @@ import numbers
 import numpy as np
 
 from . import chunked
-from .checks import as_kernel
-from .conv import conv2d
+from .checks import as_kernel, check_choice
+from .conv import METHODS, conv2d
 from .kernels import get_kernel
 from .padding import PADDING_MODES, check_padding_mode, pad
 from .shapes import conv_geometry
@@ -257,6 +257,26 @@ def _filter_with_alpha(image, kernel, filter_alpha, params):
     return out
 
 
+def check_arguments(image, kernel, *, stride=1, dilation=1, padding="same",
+                    padding_mode="reflect", fill_value=0, filter_alpha=False, method="auto",
+                    **kernel_params):
+    """Every check `apply_filter_to_image` makes, without filtering: the image and kernel as arrays.
+
+    Raises what `apply_filter_to_image` raises for these arguments. The
+    command line calls it once the image is read, so that an error in the
+    options is reported before anything else is done.
+    """
+    image = _as_image(image)
+    kernel = _as_kernel(kernel, kernel_params)
+    if not isinstance(filter_alpha, (bool, np.bool_)):
+        raise TypeError(f"filter_alpha must be True or False, got {filter_alpha!r}")
+    check_padding_mode(padding_mode, fill_value)
+    _check_fill_value(fill_value, image.dtype)
+    check_choice("method", method, METHODS)
+    conv_geometry(image.shape[:2], kernel.shape, stride, dilation, padding)
+    return image, kernel
+
+
 def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same",
                           padding_mode="reflect", fill_value=0, filter_alpha=False,
                           method="auto", **kernel_params):
@@ -426,12 +446,10 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         return chunked.convolve(apply_filter_to_image, image, kernel, stride, dilation, padding,
                                 padding_mode, fill_value, channels_last=True,
                                 filter_alpha=filter_alpha, method=method)
-    image = _as_image(image)
-    kernel = _as_kernel(kernel, kernel_params)
-    if not isinstance(filter_alpha, (bool, np.bool_)):
-        raise TypeError(f"filter_alpha must be True or False, got {filter_alpha!r}")
-    check_padding_mode(padding_mode, fill_value)
-    _check_fill_value(fill_value, image.dtype)
+    image, kernel = check_arguments(image, kernel, stride=stride, dilation=dilation,
+                                    padding=padding, padding_mode=padding_mode,
+                                    fill_value=fill_value, filter_alpha=filter_alpha,
+                                    method=method, **kernel_params)
     # conv2d converts the image to the kernel's dtype strip by strip as it
     # reads it (uint8 and float32 give float32): no float copy of the image.
     kernel = kernel.astype(_work_dtype(image.dtype))
