@@ -2,7 +2,9 @@
 import argparse
 import concurrent.futures
 import contextlib
+import importlib.util
 import io
+import re
 import os
 import shutil
 import signal
@@ -27,8 +29,8 @@ from convolution.files import STOP_SIGNALS
 from convolution.kernels import KERNELS
 from convolution.shapes import PADDING_STRINGS
 
-from .common import (CHILD_SIGNALS, cv2, HERE, iio, run_on_a_terminal, SAMPLE_PHOTO,
-                     terminal_signals)
+from .common import (CHILD_SIGNALS, cv2, forced_threads, HERE, iio, run_on_a_terminal,
+                     SAMPLE_PHOTO, terminal_signals)
 
 
 def png_bytes(image):
@@ -564,6 +566,42 @@ class TestCommandLineImages(CommandLineTest):
 
 
 @unittest.skipIf(iio is None or cv2 is None, "imageio or OpenCV is not installed")
+class TestReadmeCommands(unittest.TestCase):
+    """The README's commands write to out/; the pictures under files/ come from a script."""
+
+    def test_commands_never_write_under_files(self):
+        text = (HERE / "README.md").read_text()
+        blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+        commands = [line.split("#")[0].split() for block in blocks for line in block.splitlines()]
+        writes = [(words[words.index("convolution") + 1:]) for words in commands
+                  if "convolution" in words]
+        outputs = [args[2] if args[0] == "filter" else args[1] for args in writes
+                   if args and args[0] in ("filter", "animate") and "--help" not in args]
+        self.assertGreaterEqual(len(outputs), 6)
+        for output in outputs:
+            with self.subTest(output=output):
+                self.assertTrue(output.startswith("out/"), output)
+
+    def test_the_filtered_photos_are_remade_to_the_bit(self):
+        # files/make_photos.py with 1 and 4 threads: the committed pictures, pixel for pixel
+        # once through the same JPEG encoder (imageio's Pillow).
+        spec = importlib.util.spec_from_file_location("make_photos",
+                                                      HERE / "files" / "make_photos.py")
+        make_photos = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(make_photos)
+        photo = iio.imread(SAMPLE_PHOTO)
+        for threads in (1, 4):
+            with forced_threads(threads):
+                pictures = make_photos.filtered(photo)
+            self.assertEqual(len(pictures), 3)
+            for name, picture in pictures.items():
+                with self.subTest(name=name, threads=threads):
+                    committed = iio.imread(HERE / "files" / name)
+                    encoded = iio.imwrite("<bytes>", picture, extension=".jpg")
+                    np.testing.assert_array_equal(iio.imread(encoded), committed)
+                    self.assertIn(f"(files/{name})", (HERE / "README.md").read_text())
+
+
 class TestSixteenBitPNG(CommandLineTest):
     """16-bit colour PNGs, which imageio reads as 8-bit: read and written whole with OpenCV."""
 
