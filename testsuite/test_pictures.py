@@ -763,6 +763,11 @@ class TestAnimateCommandLine(unittest.TestCase):
             self.assertEqual(result.stderr, "convolution: error: OUTPUT 'out.gif' "
                                             "exists; pass --force to overwrite it\n")
             self.assertEqual(Path(path).read_bytes(), b"keep")
+            # An error in the options comes first: it is the one to fix, --force or not.
+            self.assertEqual(run_main("animate", path, "--input", "0x4", "--kernel", "3x3"),
+                             (2, "convolution: error: --input must not have an empty axis, "
+                                 "got (0, 4)\n"))
+            self.assertEqual(Path(path).read_bytes(), b"keep")
             self.assertEqual(run_main("animate", path, "--input", "4x4", "--kernel", "3x3",
                                       "--force"), (0, ""))
             self.assertEqual(iio.imread(path, index=None).shape[0], 4)
@@ -779,6 +784,7 @@ class TestAnimateCommandLine(unittest.TestCase):
     def test_bad_input(self):
         cases = [(["--input", "5by5"], "argument --input: expected HxW, two whole numbers, got '5by5'"),
                  (["--input", "5"], "argument --input: expected HxW"),
+                 (["--input", "0x5"], "error: --input must not have an empty axis, got (0, 5)"),
                  (["--kernel", "9x9"], "kernel of shape (9, 9) with --dilation (1, 1) spans"),
                  (["--dilation", "2.5"], "argument --dilation: expected N or HxW with whole numbers, got "
                                           "'2.5'"),
