@@ -616,6 +616,7 @@ class TestSixteenBitPNG(CommandLineTest):
     def read_tif(self, name):
         return iio.imread(self.folder / name)
 
+    @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")
     def test_all_16_bits_are_read_and_written(self):
         for channels, image in self.images.items():
             with self.subTest(channels=channels):
@@ -633,6 +634,7 @@ class TestSixteenBitPNG(CommandLineTest):
                 np.testing.assert_array_equal(written,
                                               apply_filter_to_image(self.images[channels], "box"))
 
+    @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")
     def test_a_png_made_by_another_encoder(self):
         # libpng (through OpenCV) filters its rows, unlike png_bytes.
         ramp = (np.arange(40 * 50 * 3).reshape(40, 50, 3) * 37 % 65536).astype(np.uint16)
@@ -640,6 +642,7 @@ class TestSixteenBitPNG(CommandLineTest):
         self.succeeds_here("filter", "ramp.png", "ramp.tif", "--kernel", "identity")
         np.testing.assert_array_equal(self.read_tif("ramp.tif"), ramp)
 
+    @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")
     def test_grey_and_alpha_cannot_be_written_as_png(self):
         self.assert_fail((r"cannot write OUTPUT 'out.png': imageio cannot write a 16-bit PNG "
                           r"with 2 channels; write .tif, which holds every dtype$",
