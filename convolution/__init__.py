@@ -47,7 +47,8 @@ Map of the package (imports point down the list, never up):
     product (BLAS) per kernel tap, forward, transposed and for the kernel's
     gradient.
 ``strips.py``
-    The driver the fast paths share: strips of output, threads, scratch memory.
+    The driver the fast paths share: strips of output, threads, scratch memory,
+    and the progress they report (``report_progress``, for the command line).
 ``costs.py``
     The cost model: estimated times, and the threads that pay.
 ``padding.py``
