@@ -25,8 +25,8 @@ from . import __version__, strips
 from .checks import as_kernel
 from .files import (CommandError, Stopped, check_format, check_output_path, check_overwrite,
                     check_paths, read_image, stop_signals_raise, write_image)
-# The animate and figures commands call these by the names they had here.
-from .files import check_output as _check_output, write_atomically as _write_atomically
+# The animate and figures commands call this by the name it had here.
+from .files import write_atomically as _write_atomically
 from .image import apply_filter_to_image, check_arguments
 from .kernels import KERNELS, get_kernel, kernel_parameters
 from .padding import PADDING_MODES, check_padding_mode
