@@ -17,16 +17,13 @@ Map of the package (imports point down the list, never up):
     ``apply_filter_to_image``: filter pictures of any dtype and channel count.
 ``kernels.py``
     The kernel library (gaussian, sharpen, sobel, ...) and ``get_kernel``.
-``figures.py``
-    The README's figures: what each draws; ``python -m convolution figures``.
-``animation.py``
-    ``animate_conv2d`` and ``animate_conv_transpose2d``: the pictures of
-    ``plot.py``, one frame per cell.
-``plot.py``
-    ``plot_conv2d``: a picture of the cells one output cell reads;
-    ``plot_conv_transpose2d``: the output cells one input cell of the
-    transposed convolution adds into. Drawn from the same index arithmetic
-    as the loops. Need matplotlib, imported only when a picture is drawn.
+``pictures/``
+    ``plot_conv2d``, ``plot_conv_transpose2d``: the cells one cell reads or
+    spreads into; ``animate_conv2d``, ``animate_conv_transpose2d``: those
+    pictures, one frame per cell; ``explore``: an explorer to drag; the
+    README's figures. Drawn from the same index arithmetic as the loops;
+    they show themselves in Jupyter. Need matplotlib (and ipywidgets, for
+    the explorer), imported only when a picture is drawn.
 ``conv.py``
     ``conv2d`` (a filter, or a CNN layer with channels, groups and bias),
     ``conv_transpose2d`` and ``conv2d_backward``, the public functions:
@@ -52,7 +49,8 @@ Map of the package (imports point down the list, never up):
     ``cache.py`` and ``costs.py`` hold what the paths share.
 ``driver/``
     What the fast paths run on: strip planning (``strips.py``), the thread
-    pool (``pool.py``), each thread's scratch memory (``arena.py``) and BLAS
+    pool (``pool.py``, and the progress it reports: ``report_progress``, for
+    the command line), each thread's scratch memory (``arena.py``) and BLAS
     kept to one thread inside the paths (``blas.py``).
 ``settings.py``
     The tuning values (strip sizes, thread counts, the cost model's prices),
@@ -70,20 +68,24 @@ Map of the package (imports point down the list, never up):
     The argument checks every public function shares: arrays of numbers,
     kernels, a choice from a list.
 """
-from .animation import animate_conv2d, animate_conv_transpose2d
+#: The version; pyproject.toml reads it from here.
+__version__ = "0.1.0"
+
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
-from .plot import plot_conv2d, plot_conv_transpose2d
+from .pictures import (animate_conv2d, animate_conv_transpose2d, explore, explore_window,
+                       plot_conv2d, plot_conv_transpose2d)
 from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
                         conv_transpose2d_loops)
-from .shapes import conv_output_shape, conv_transpose_output_shape
+from .shapes import conv_output_shape, conv_transpose_output_shape, resolve_padding
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
-           "conv_transpose_output_shape", "METHODS", "LAYER_METHODS", "PADDING_MODES",
+           "conv_transpose_output_shape", "resolve_padding", "METHODS", "LAYER_METHODS", "PADDING_MODES",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
+           "explore", "explore_window",
            # the tutorial (reference.py), to read and to call
            "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
            "conv2d_backward_loops"]

@@ -1,7 +1,8 @@
 """The command line: ``python -m convolution COMMAND ...``, also installed as ``convolution``.
 
 Commands: ``filter`` (filter an image file), ``animate`` (an animation of the
-kernel sliding) and ``figures`` (regenerate the README's figures). Each is a
+kernel sliding), ``explore`` (the explorer, in a window) and ``figures``
+(regenerate the README's figures). Each is a
 function ``<name>_command(args)`` and one ``add_parser`` block in
 `build_parser`. Errors the user can fix are raised as `CommandError` and
 reported by `main` as one line on stderr with exit status 2, without a
@@ -14,21 +15,22 @@ import argparse
 import functools
 import math
 import os
+import re
 import signal
 import sys
 import warnings
-import time
 
 import numpy as np
 
+from . import __version__, driver
 from .checks import as_kernel
-from .files import (CommandError, Stopped, check_format, check_paths, read_image,
-                    stop_signals_raise, write_image)
-# The animate and figures commands call these by the names they had here.
-from .files import check_output as _check_output, write_atomically as _write_atomically
-from .image import apply_filter_to_image
+from .files import (CommandError, Stopped, check_format, check_output_path, check_overwrite,
+                    check_paths, read_image, stop_signals_raise, write_image)
+# The animate and figures commands call this by the name it had here.
+from .files import write_atomically as _write_atomically
+from .image import apply_filter_to_image, check_arguments
 from .kernels import KERNELS, get_kernel, kernel_parameters
-from .padding import PADDING_MODES
+from .padding import PADDING_MODES, check_padding_mode
 from .shapes import PADDING_STRINGS
 
 PROG = "convolution"
@@ -41,6 +43,41 @@ def report(message):
     """Print ``message`` as one line on stderr; return the exit status for it."""
     print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return EXIT_USAGE
+
+
+#: The library's parameter names and the options that set them.
+OPTIONS = {"fill_value": "--fill-value", "padding_mode": "--padding-mode",
+           "filter_alpha": "--filter-alpha", "output_padding": "--output-padding",
+           "max_frames": "--max-frames", "input_shape": "--input", "kernel_shape": "--kernel",
+           "stride": "--stride", "dilation": "--dilation", "padding": "--padding",
+           "size": "--size", "sigma": "--sigma", "fps": "--fps", "dpi": "--dpi"}
+_NAME = r"(?<![\w-])({})"
+#: ``name=value`` and ``name='value'``: '--name value'.
+_ASSIGNED = re.compile(_NAME.format("|".join(OPTIONS)) + r"=(?:'([^']*)'|([^\s,;]+))")
+#: A name with an underscore, anywhere; a plain word ('stride') where it names the
+#: parameter: before 'must', a value or 'of' ("stride (2, 2)", not "a smaller stride").
+_NAMED = re.compile(_NAME.format("|".join(name for name in OPTIONS if "_" in name)) + r"\b"
+                    + "|" + _NAME.format("|".join(name for name in OPTIONS if "_" not in name))
+                    + r"(?= (?:must|of|[(\d'-]))")
+
+
+def option_error(error):
+    """A library's error as a `CommandError` that names options, not Python names.
+
+    Examples
+    --------
+    >>> print(option_error(ValueError("fill_value is used only with padding_mode='constant', "
+    ...                               "got fill_value=3 with padding_mode='reflect'")))
+    --fill-value is used only with --padding-mode constant, got --fill-value 3 with --padding-mode reflect
+    >>> print(option_error(ValueError("input_shape must not have an empty axis, got (0, 5)")))
+    --input must not have an empty axis, got (0, 5)
+    >>> print(option_error(ValueError("kernel of shape (3, 3) with dilation (4, 4) spans "
+    ...                               "(9, 9) cells; use a smaller kernel or dilation")))
+    kernel of shape (3, 3) with --dilation (4, 4) spans (9, 9) cells; use a smaller kernel or dilation
+    """
+    text = _ASSIGNED.sub(lambda m: f"{OPTIONS[m[1]]} {m[2] if m[2] is not None else m[3]}",
+                         str(error))
+    return CommandError(_NAMED.sub(lambda m: OPTIONS[m[1] or m[2]], text))
 
 
 class Parser(argparse.ArgumentParser):
@@ -153,7 +190,9 @@ what it does:
 
   The result is written to a temporary file beside OUTPUT and renamed into
   place, so an interrupted run (Ctrl-C, SIGTERM) leaves no file behind.
-  INPUT is never changed, and OUTPUT may not be INPUT.
+  INPUT is never changed, and OUTPUT may not be INPUT. Every option is
+  checked before OUTPUT is refused for existing. On a terminal, a progress
+  bar (tqdm) counts the strips of the image filtered.
 
 exit status: 0 on success, 2 for bad input (one line on stderr), 130 when
 interrupted by Ctrl-C, 143 when stopped by SIGTERM."""
@@ -225,7 +264,7 @@ def _kernel(args):
         try:
             return get_kernel(args.kernel, **params)
         except (TypeError, ValueError) as error:
-            raise CommandError(error) from None
+            raise option_error(error) from None
     if os.path.isfile(args.kernel):
         if params:
             raise CommandError(f"--{next(iter(params))} applies to library kernels, "
@@ -235,19 +274,76 @@ def _kernel(args):
                        f"({', '.join(KERNELS)}) nor a file")
 
 
+def progress_bar(**options):
+    """A `ProgressBar` on stderr when it is a terminal and tqdm is installed, else None."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:      # progress is a nicety: run without it
+        return None
+    return ProgressBar(tqdm, **options)
+
+
+class ProgressBar:
+    """Calls ``progress(done, total)`` drawn as one tqdm bar on stderr, cleared when closed.
+
+    A call with ``done`` 0 starts a new run of ``total`` steps, which adds to
+    the bar: each convolution of a filter reports its strips (a picture with
+    alpha takes a few), an animation its frames. The bar is drawn when the
+    first call comes, then as tqdm sees fit (a few times a second), and
+    always once a run is complete, with ``when_done`` beside it (an
+    animation is then saved).
+    """
+
+    def __init__(self, tqdm, when_done=None, **options):
+        self.tqdm, self.options, self.when_done = tqdm, options, when_done
+        self.bar, self.before = None, 0
+
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar = self.tqdm(total=total, file=sys.stderr, leave=False, **self.options)
+        if done == 0:
+            self.before = self.bar.n
+        self.bar.total = self.before + total
+        self.bar.update(self.before + done - self.bar.n)
+        if done == total:
+            if self.when_done:
+                self.bar.set_postfix_str(self.when_done, refresh=False)
+            self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
 def filter_command(args):
-    """``convolution filter INPUT OUTPUT``: filter an image file into another."""
-    check_paths(args.input, args.output, args.force)
+    """``convolution filter INPUT OUTPUT``: filter an image file into another.
+
+    Every option is checked before OUTPUT is refused for existing, so that
+    the error to fix comes first, with or without --force.
+    """
+    check_paths(args.input, args.output)
     kernel = _kernel(args)
     check_format(args.output)
-    image = read_image(args.input)
+    params = dict(stride=args.stride, dilation=args.dilation, padding=args.padding,
+                  padding_mode=args.padding_mode, fill_value=args.fill_value,
+                  filter_alpha=args.filter_alpha)
     try:
-        result = apply_filter_to_image(
-            image, kernel, stride=args.stride, dilation=args.dilation, padding=args.padding,
-            padding_mode=args.padding_mode, fill_value=args.fill_value,
-            filter_alpha=args.filter_alpha)
+        check_padding_mode(args.padding_mode, args.fill_value)   # before reading the image
+        image, kernel = check_arguments(read_image(args.input), kernel, **params)
     except (TypeError, ValueError) as error:
-        raise CommandError(error) from None
+        raise option_error(error) from None
+    check_overwrite(args.output, args.force)
+    progress = progress_bar(desc="filtering", unit="strip")
+    try:
+        with driver.report_progress(progress):
+            result = apply_filter_to_image(image, kernel, **params)
+    except (TypeError, ValueError) as error:
+        raise option_error(error) from None
+    finally:
+        if progress is not None:
+            progress.close()
     write_image(args.output, result)
     shape = " x ".join(map(str, result.shape[:2]))
     channels = result.shape[2] if result.ndim == 3 else 1
@@ -273,37 +369,38 @@ def _max_frames(text):
     return value
 
 
-class _Progress:
-    """'frame 12 of 900' on one line of stderr, rewritten in place: for a terminal only."""
+def _shape_or_file(text):
+    """'HxW' as a pair, or the path of a file of values (as for filter's --kernel)."""
+    try:
+        return _pair(text)
+    except argparse.ArgumentTypeError:
+        if os.path.isfile(text):
+            return text
+        raise argparse.ArgumentTypeError(f"expected HxW (two whole numbers) or a file of "
+                                         f"numbers (.npy or text), got {text!r}") from None
 
-    def __init__(self, stream):
-        self.stream, self.width, self.last = stream, 0, -math.inf
 
-    def __call__(self, done, total):
-        now = time.monotonic()
-        if done < total and now - self.last < 0.25:    # a few updates a second are enough
-            return
-        self.last = now
-        text = f"frame {done} of {total}" + (", saving" if done == total else "")
-        self.stream.write("\r" + text.ljust(self.width))
-        self.stream.flush()
-        self.width = len(text)
-
-    def clear(self):
-        """Blank the line, so that whatever is printed next starts at its beginning."""
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
+def _shape_or_values(given, option):
+    """``given`` as the animate functions take it: a shape, or the values read from a file."""
+    if not isinstance(given, str):
+        return given, given
+    try:
+        values = _load_kernel_file(given)
+    except CommandError as error:   # the reader names kernel files; this one is --input's too
+        raise CommandError(f"{option}: " + str(error).replace("kernel file", "file")) from None
+    return values, values.shape
 
 
 def animate_command(args):
-    """``convolution animate OUTPUT --input HxW --kernel HxW``: the kernel sliding or spreading."""
-    from .animation import (ANIMATION_FORMATS, animate_conv2d, animate_conv_transpose2d,
-                            frame_steps)
-    from .plot import require_matplotlib
+    """``convolution animate OUTPUT --input HxW|FILE --kernel HxW|FILE``: the kernel sliding."""
+    from .pictures.animation import (ANIMATION_FORMATS, animate_conv2d,
+                                     animate_conv_transpose2d, frame_steps)
+    from .pictures.grid import require_matplotlib
     from .shapes import conv_output_shape, conv_transpose_geometry
 
-    _check_output(args.output, args.force, ANIMATION_FORMATS)
+    check_output_path(args.output, ANIMATION_FORMATS)     # whether it exists: once checked
+    inputs, input_shape = _shape_or_values(args.input, "--input")
+    kernel, kernel_shape = _shape_or_values(args.kernel, "--kernel")
     try:
         if args.transposed:
             if args.padding_mode not in (None, "zeros"):
@@ -312,37 +409,38 @@ def animate_command(args):
                                    f"off the result instead of filling it")
             params = dict(output_padding=0 if args.output_padding is None
                           else args.output_padding)
-            conv_transpose_geometry(args.input, args.kernel, args.stride, args.dilation,
+            conv_transpose_geometry(input_shape, kernel_shape, args.stride, args.dilation,
                                     args.padding, params["output_padding"])
-            animate, cells, what = animate_conv_transpose2d, math.prod(args.input), "input"
+            animate, cells, what = animate_conv_transpose2d, math.prod(input_shape), "input"
         else:
             if args.output_padding is not None:
                 raise CommandError("--output-padding applies only with --transposed")
             params = dict(padding_mode=args.padding_mode or "zeros")
-            shape = conv_output_shape(args.input, args.kernel, args.stride, args.dilation,
+            shape = conv_output_shape(input_shape, kernel_shape, args.stride, args.dilation,
                                       args.padding)
             animate, cells, what = animate_conv2d, math.prod(shape), "output"
         require_matplotlib()
     except (TypeError, ValueError, ImportError) as error:
-        raise CommandError(error) from None
+        raise option_error(error) from None
+    check_overwrite(args.output, args.force)
     frames = len(frame_steps(cells, args.max_frames))
     plan = (f"{frames} frames, one per {what} cell" if frames == cells
             else f"{frames} frames, for {frames} of the {cells} {what} cells")
     if frames > MANY_FRAMES and args.max_frames is None:
         plan += " (--max-frames N draws fewer)"
-    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+    progress = progress_bar(desc="drawing", unit="frame", when_done="saving")
 
     def write(temporary):
         print(f"writing {args.output}: {plan}", flush=True)
         try:
-            animate(args.input, args.kernel, args.stride, args.dilation, args.padding,
-                    path=temporary, fps=args.fps, dpi=args.dpi, max_frames=args.max_frames,
-                    progress=progress, **params)
+            animate(inputs, kernel, args.stride, args.dilation, args.padding, path=temporary,
+                    fps=args.fps, dpi=args.dpi, max_frames=args.max_frames, progress=progress,
+                    **params)
         except (TypeError, ValueError, ImportError, OSError) as error:
             raise CommandError(str(error).replace(temporary, args.output)) from None
         finally:
             if progress is not None:
-                progress.clear()
+                progress.close()
 
     _write_atomically(args.output, write)
     print(f"wrote {args.output}")
@@ -351,8 +449,8 @@ def animate_command(args):
 
 def figures_command(args):
     """``convolution figures [FOLDER]``: regenerate the README's figures (see `figures.FIGURES`)."""
-    from .figures import FIGURES, write_figure
-    from .plot import require_matplotlib
+    from .pictures.figures import FIGURES, write_figure
+    from .pictures.grid import require_matplotlib
 
     try:
         require_matplotlib()   # before the folder is made: a failure leaves nothing behind
@@ -369,6 +467,35 @@ def figures_command(args):
     return 0
 
 
+def explore_command(args):
+    """``convolution explore``: the explorer in a matplotlib window (see `pictures.window`)."""
+    import re
+
+    from .pictures.window import explore_window
+
+    settings = {}
+    for option, names in (("input", ("height", "width")), ("kernel", ("kernel_height",
+                                                                      "kernel_width")),
+                          ("stride", ("stride_height", "stride_width")),
+                          ("dilation", ("dilation_height", "dilation_width"))):
+        value = getattr(args, option)
+        if value is not None:
+            pair = value if isinstance(value, tuple) else (value, value)
+            settings.update(zip(names, pair))
+    try:
+        explore_window(**settings)
+    except (TypeError, ValueError, ImportError, RuntimeError) as error:
+        message = str(error)
+        for option, names in (("--input", ("height", "width")),
+                              ("--kernel", ("kernel_height", "kernel_width")),
+                              ("--stride", ("stride_height", "stride_width")),
+                              ("--dilation", ("dilation_height", "dilation_width"))):
+            for name in names:   # the explorer names its settings; the user typed options
+                message = re.sub(rf"\b{name} must", f"{option} must", message)
+        raise CommandError(message) from None
+    return 0
+
+
 # --- The parser and main ---
 
 MAIN_EPILOG = f"""\
@@ -376,6 +503,7 @@ examples:
   {PROG} filter photo.jpg blurred.jpg --kernel gaussian --size 9
   {PROG} filter photo.jpg edges.png --kernel outline
   {PROG} animate dilation.gif --input 7x7 --kernel 3x3 --dilation 2
+  {PROG} explore                # drag sliders in a window: stride, padding, ...
   {PROG} figures                # the README's figures, into files/
   {PROG} filter --help          # every option of the filter command
 
@@ -389,6 +517,7 @@ def build_parser():
         description="Generalized 2-D convolution in Python and NumPy, from the command line.\n"
                     "COMMAND --help shows a command's options.",
         epilog=MAIN_EPILOG)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
                                      required=True)
 
@@ -415,9 +544,10 @@ def build_parser():
     filter_parser.add_argument("--dilation", type=_ints, default=1, metavar="D|DHxDW",
                                help="spacing of the kernel's taps (default: 1, dense)")
     filter_parser.add_argument("--padding", type=_padding, default="same",
-                               metavar=f"{'|'.join(PADDING_STRINGS)}|N|HxW",
-                               help="border added before filtering (default: same, which "
-                                    "keeps the size)")
+                               metavar=f"{'|'.join(PADDING_STRINGS)}|N|HxW|TxBxLxR",
+                               help="border added before filtering: a name, N on every side, "
+                                    "H above and below and W left and right, or each side "
+                                    "(default: same, which keeps the size)")
     filter_parser.add_argument("--padding-mode", default="reflect", choices=list(PADDING_MODES),
                                metavar="MODE",
                                help=f"what the border holds: {', '.join(PADDING_MODES)} "
@@ -445,6 +575,7 @@ def build_parser():
   {PROG} animate border.gif --input 4x4 --kernel 3x3 --padding 2 --padding-mode reflect
   {PROG} animate up.gif --input 3x3 --kernel 3x3 --stride 2 --padding 1 --transposed \\
       --output-padding 1           # 3 x 3 -> 6 x 6, as a decoder upsamples
+  {PROG} animate sums.gif --input values.txt --kernel kernel.txt   # the values and sums
 
 keeping animations small:
   Every frame is one cell: a 30 x 30 input with --padding same makes 900
@@ -457,10 +588,14 @@ keeping animations small:
 exit status: 0 on success, 2 for bad input (one line on stderr), 130 when
 interrupted; OUTPUT is written only once complete.""")
     animate_parser.add_argument("output", metavar="OUTPUT", help="a .gif or .mp4 file to write")
-    animate_parser.add_argument("--input", required=True, type=_pair, metavar="HxW",
-                                help="input size, e.g. 5x7")
-    animate_parser.add_argument("--kernel", required=True, type=_pair, metavar="HxW",
-                                help="kernel size, e.g. 3x3")
+    animate_parser.add_argument("--input", required=True, type=_shape_or_file,
+                                metavar="HxW|FILE",
+                                help="input size, e.g. 5x7, or a file of values to draw "
+                                     "(.npy, or text: one row a line)")
+    animate_parser.add_argument("--kernel", required=True, type=_shape_or_file,
+                                metavar="HxW|FILE",
+                                help="kernel size, e.g. 3x3, or a kernel file (as filter's); "
+                                     "with values for both, each output cell shows its sum")
     animate_parser.add_argument("--stride", type=_ints, default=1, metavar="S|SHxSW",
                                 help="step between windows (default: 1)")
     animate_parser.add_argument("--dilation", type=_ints, default=1, metavar="D|DHxDW",
@@ -490,6 +625,26 @@ interrupted; OUTPUT is written only once complete.""")
     animate_parser.add_argument("--force", action="store_true",
                                 help="overwrite OUTPUT if it exists")
     animate_parser.set_defaults(run=animate_command)
+
+    explore_parser = commands.add_parser(
+        "explore", help="open the explorer: sliders and menus, the picture redrawn",
+        description="Open the explorer in a window (matplotlib's widgets): sliders and menus\n"
+                    "for the input and kernel sizes, stride, dilation, padding per axis\n"
+                    "(numbers, valid, same, full), border mode, flip, the transposed\n"
+                    "convolution, channels and groups, and a step through the cells. It\n"
+                    "redraws the picture and shows the output-shape formula with its numbers,\n"
+                    "the matching conv2d(...) call and the PyTorch code. Needs a display; in\n"
+                    "Jupyter, call convolution.explore() instead.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    explore_parser.add_argument("--input", type=_ints, metavar="N|HxW",
+                                help="input size to start with, 1 to 32 (default: 5x5)")
+    explore_parser.add_argument("--kernel", type=_ints, metavar="N|HxW",
+                                help="kernel size to start with, 1 to 7 (default: 3x3)")
+    explore_parser.add_argument("--stride", type=_ints, metavar="S|SHxSW",
+                                help="stride to start with, 1 to 4 (default: 1)")
+    explore_parser.add_argument("--dilation", type=_ints, metavar="D|DHxDW",
+                                help="dilation to start with, 1 to 4 (default: 1)")
+    explore_parser.set_defaults(run=explore_command)
 
     figures_parser = commands.add_parser(
         "figures", help="regenerate the README's figures",

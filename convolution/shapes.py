@@ -14,6 +14,7 @@ from typing import NamedTuple
 from .checks import check_choice
 
 __all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "Channels", "as_pair",
+           "resolve_padding",
            "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
            "conv_transpose_output_shape", "channels", "window", "tap", "stride_phase", "tap_phases",
            "TransposePhase", "transpose_phases", "spread"]
@@ -67,16 +68,21 @@ def as_pair(value, name, minimum=1):
         ...
     ValueError: stride must be an int >= 1 or a pair of them, got 0
     """
-    rule = f"{name} must be an int >= {minimum} or a pair of them"
+    return _per_axis(value, name, 2, minimum)
+
+
+def _per_axis(value, name, axes, minimum=1):
+    """An int, or ``axes`` ints, as a tuple of ``axes`` ints: one for each axis."""
+    rule = f"{name} must be an int >= {minimum} or {'a pair' if axes == 2 else axes} of them"
     if _is_scalar(value):
-        pair = (_as_int(value, rule, value),) * 2
-    elif len(values := _values(value, rule)) == 2:
-        pair = tuple(_as_int(v, rule, value) for v in values)
+        values = (_as_int(value, rule, value),) * axes
+    elif len(entries := _values(value, rule)) == axes:
+        values = tuple(_as_int(v, rule, value) for v in entries)
     else:
-        raise ValueError(f"{rule}, got {len(values)} values: {value!r}")
-    if min(pair) < minimum:
+        raise ValueError(f"{rule}, got {len(entries)} values: {value!r}")
+    if min(values) < minimum:
         raise ValueError(f"{rule}, got {value!r}")
-    return pair
+    return values
 
 
 def _shape(value, name, ndim):
@@ -93,14 +99,16 @@ def _shape(value, name, ndim):
     return shape
 
 
-def _padding_pairs(padding):
-    """``padding`` that is not a string as ``((top, bottom), (left, right))``."""
+def _padding_pairs(padding, ndim=2):
+    """``padding`` that is not a string as ``((top, bottom), (left, right))``: a pair an axis."""
     rule = ("padding must be an int, a pair (pad_h, pad_w), a pair of pairs "
-            "((top, bottom), (left, right)) or one of 'valid', 'same', 'full'")
+            "((top, bottom), (left, right)) or one of 'valid', 'same', 'full'" if ndim == 2 else
+            f"padding must be an int, {ndim} ints (one an axis), {ndim} pairs (before, after) "
+            f"or one of 'valid', 'same', 'full'")
     if _is_scalar(padding):
         amount = _as_int(padding, rule, padding)
-        pairs = ((amount, amount), (amount, amount))
-    elif len(axes := _values(padding, rule)) != 2:
+        pairs = ((amount, amount),) * ndim
+    elif len(axes := _values(padding, rule)) != ndim:
         raise ValueError(f"{rule}, got {len(axes)} values: {padding!r}")
     else:
         pairs = []
@@ -136,6 +144,79 @@ def _span(kernel_size, dilation):
 def _output_size(size, kernel_size, stride, dilation, before, after):
     """The output-shape formula, for one axis. The only place it is written."""
     return (size + before + after - _span(kernel_size, dilation) - 1) // stride + 1
+
+
+#: The most cells an array of any dtype the paths make can have: NumPy refuses
+#: arrays of 2**63 bytes or more, and a value takes up to 16 bytes (complex128).
+MAX_CELLS = 2 ** 59
+
+
+def _too_large(shape):
+    """Whether an array of ``shape`` has more cells than `MAX_CELLS` (then no machine holds it)."""
+    return math.prod(shape) > MAX_CELLS
+
+
+def resolve_padding(padding, input_shape, kernel_shape, stride=1, dilation=1):
+    """The padding as ``(before, after)`` pairs, one for each axis of the kernel.
+
+    What a convolution adds on each side of each axis, for every form of
+    ``padding``: an int, one an axis, pairs, or 'valid', 'same', 'full'.
+
+    Parameters
+    ----------
+    padding : int, tuple or {'valid', 'same', 'full'}
+        As for `conv2d`.
+    input_shape : tuple of int, (..., n_1, ..., n_k)
+        The last ``k`` entries, one for each axis of the kernel, matter.
+    kernel_shape : tuple of int, (k_1, ..., k_k)
+    stride, dilation : int or tuple of k ints, default 1
+
+    Returns
+    -------
+    tuple of k pairs of int
+        ``((top, bottom), (left, right))`` for a 2-D kernel.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for `conv2d`: a parameter of the wrong type, or a value out of range.
+
+    Notes
+    -----
+    'valid' adds nothing and 'full' adds the kernel's span ``d * (k - 1)`` on
+    both sides, so that every window that overlaps the input by one cell is
+    read. 'same' is TensorFlow's rule, at any stride: ``ceil(n / s)``
+    outputs, and the padding that many windows need,
+    ``total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)``, split
+    ``total // 2`` before and the rest after (the odd cell at the end).
+
+    Examples
+    --------
+    A 4-wide kernel at stride 2 on 5 cells: 'same' gives 3 outputs, whose
+    windows reach from cell -1 to cell 6, so 1 cell before and 2 after:
+
+    >>> resolve_padding("same", (5, 5), (4, 4), stride=2)
+    ((1, 2), (1, 2))
+    >>> resolve_padding("full", (5, 5), (4, 4))
+    ((3, 3), (3, 3))
+    >>> resolve_padding((1, (0, 2)), (5, 5), (3, 3))
+    ((1, 1), (0, 2))
+    >>> resolve_padding("same", (7,), (2,), dilation=3)    # one axis: a 1-D kernel
+    ((1, 2),)
+    """
+    kernel = _shape(kernel_shape, "kernel_shape", (1, math.inf))
+    axes = len(kernel)
+    size = _shape(input_shape, "input_shape", (axes, math.inf))[-axes:]
+    stride = _per_axis(stride, "stride", axes)
+    dilation = _per_axis(dilation, "dilation", axes)
+    if not isinstance(padding, str):
+        return _padding_pairs(padding, axes)
+    check_choice("padding", padding, PADDING_STRINGS)
+    if padding == "valid":
+        return ((0, 0),) * axes
+    if padding == "full":
+        return tuple((_span(k, d),) * 2 for k, d in zip(kernel, dilation))
+    return tuple(_same_padding(n, k, s, d) for n, k, s, d in zip(size, kernel, stride, dilation))
 
 
 class ConvGeometry(NamedTuple):
@@ -196,15 +277,12 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
     kernel_hw = _shape(kernel_shape, "kernel_shape", (2, 2))
     stride = as_pair(stride, "stride")
     dilation = as_pair(dilation, "dilation")
-    if isinstance(padding, str):
-        check_choice("padding", padding, PADDING_STRINGS)
-        pads = tuple(
-            (0, 0) if padding == "valid"
-            else (_span(k, d), _span(k, d)) if padding == "full"
-            else _same_padding(n, k, s, d)
-            for n, k, s, d in zip(input_hw, kernel_hw, stride, dilation))
-    else:
-        pads = _padding_pairs(padding)
+    pads = resolve_padding(padding, input_hw, kernel_hw, stride, dilation)
+    if _too_large(padded := tuple(n + sum(p) for n, p in zip(input_hw, pads))):
+        dilated = isinstance(padding, str)      # 'full' and 'same' grow with the dilation
+        raise ValueError(f"padding {padding!r}{f' with dilation {dilation}' * dilated} pads "
+                         f"the input to shape {padded}, more than an array holds (2**59 "
+                         f"cells); use less padding{' or dilation' * dilated}")
     output_hw = tuple(_output_size(n, k, s, d, *p) for n, k, s, d, p
                       in zip(input_hw, kernel_hw, stride, dilation, pads))
     if min(output_hw) < 1:
@@ -328,6 +406,10 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
                          f"dilation {dilation}")
     output_hw = tuple(_transpose_output_size(n, k, s, d, *p, e) for n, k, s, d, p, e
                       in zip(input_hw, kernel_hw, stride, dilation, pads, extra))
+    if _too_large(output_hw):
+        raise ValueError(f"stride {stride} and dilation {dilation} make an output of shape "
+                         f"{output_hw}, more than an array holds (2**59 cells); use a smaller "
+                         f"stride or dilation")
     if min(output_hw) < 1:
         raise ValueError(f"padding {pads} crops more than the transposed convolution "
                          f"produces; the output shape would be {output_hw}. Use less padding")
