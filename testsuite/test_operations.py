@@ -197,24 +197,30 @@ class TestFloatRange(unittest.TestCase):
 
 
 class TestMemory(unittest.TestCase):
-    """Beyond input and output, at most 3 times the output's size (not FFT)."""
+    """Beyond input and output, within 3 times the output's size (not FFT), with room to spare.
+
+    The bounds below are tighter than that promise: a float32 result computed
+    whole before its rounding to float16, a fold of the border that copied the
+    whole gradient, data converted to float64 whole took 3.0, 2.9 and 2.4
+    times the output here (this measure, one thread per core).
+    """
 
     def test_float16_result_is_rounded_block_by_block(self):
         x = np.random.default_rng(56).random((2048, 2048)).astype(np.float16)
         k = np.random.default_rng(57).random((3, 3)).astype(np.float16)
         for method in ("auto", "direct"):
             with self.subTest(method=method):
-                self.assertLess(peak_beyond_result(lambda: conv2d(x, k, method=method)), 3)
+                self.assertLess(peak_beyond_result(lambda: conv2d(x, k, method=method)), 1.5)
 
     def test_backward_with_a_border_of_copies(self):
         rng = np.random.default_rng(58)
         x, y = (rng.random((8, 16, 64, 64)).astype(np.float32) for _ in range(2))
         k = rng.random((16, 16, 3, 3)).astype(np.float32)
         self.assertLess(peak_beyond_result(
-            lambda: conv2d_backward(y, x, k, padding=1, padding_mode="reflect")), 3)
+            lambda: conv2d_backward(y, x, k, padding=1, padding_mode="reflect")), 2.5)
         # float32 data with a float64 kernel: the data are not copied into float64 whole.
         self.assertLess(peak_beyond_result(
-            lambda: conv2d_backward(y, x, k.astype(np.float64), padding=1)), 3)
+            lambda: conv2d_backward(y, x, k.astype(np.float64), padding=1)), 1.5)
 
 
 if __name__ == "__main__":
