@@ -739,6 +739,126 @@ def designs(repeats):
     os.environ["CONVOLUTION_THREADS"] = "1"
 
 
+def operation_cases():
+    """(label, {name: function(package) -> callable}) for the operations beyond the filter.
+
+    The names of each case are timed side by side; ``targets`` below reads
+    their ratios: the backward pass against its forward call, the transposed
+    convolution against the conv2d it equals, 'auto' on layers against the
+    fastest named method.
+    """
+    rng = np.random.default_rng(5)
+    f32 = np.float32
+
+    def layer(label, shape, kernel_shape, dtype, **params):
+        x, k = rng.random(shape).astype(dtype), rng.random(kernel_shape).astype(dtype)
+        return (f"layer {label}", {name: (lambda p, m=name: lambda: p.conv2d(x, k, method=m,
+                                                                               **params))
+                                   for name in ("auto", "matmul", "banded", "fft")})
+
+    yield layer("x (1,1,512,512) f32, k (2,1,31,31)", (1, 1, 512, 512), (2, 1, 31, 31), f32)
+    yield layer("x (1,1,256,256) f32, k (4,1,21,21), same", (1, 1, 256, 256), (4, 1, 21, 21),
+                f32, padding="same")
+    yield layer("x (2,2,128,128) f64, k (2,2,9,9)", (2, 2, 128, 128), (2, 2, 9, 9), np.float64)
+    for size, dtype, k, mode in ((512, f32, 3, "zeros"), (512, f32, 9, "reflect"),
+                                 (512, f32, 31, "zeros"), (512, f32, 31, "circular"),
+                                 (256, np.float64, 15, "reflect"), (256, np.float64, 5, "replicate")):
+        x = rng.random((size, size)).astype(dtype)
+        kernel = gaussian(k, dtype) if k == 15 else rng.random((k, k)).astype(dtype)
+        y = rng.random((size - k + 1, size - k + 1)).astype(dtype) if mode == "zeros" else \
+            rng.random((size, size)).astype(dtype)
+        padding = 0 if mode == "zeros" else "same"
+        yield (f"backward {size} {np.dtype(dtype).name} {k}x{k} {mode}",
+               {"backward": lambda p, x=x, y=y, kernel=kernel, padding=padding, mode=mode: (
+                   lambda: p.conv2d_backward(y, x, kernel, padding=padding, padding_mode=mode)),
+                "forward": lambda p, x=x, kernel=kernel, padding=padding, mode=mode: (
+                    lambda: p.conv2d(x, kernel, padding=padding, padding_mode=mode))})
+    x4, k4 = rng.random((8, 16, 64, 64)).astype(f32), rng.random((16, 16, 3, 3)).astype(f32)
+    y4 = rng.random((8, 16, 64, 64)).astype(f32)
+    yield ("backward layer (8,16,64,64) f32 3x3 reflect",
+           {"backward": lambda p: lambda: p.conv2d_backward(y4, x4, k4, padding=1,
+                                                             padding_mode="reflect"),
+            "forward": lambda p: lambda: p.conv2d(x4, k4, padding=1, padding_mode="reflect")})
+    for k, stride in ((21, 1), (5, 2), (11, 2)):
+        x = rng.random((256, 256)).astype(f32)
+        kernel = rng.random((k, k)).astype(f32)
+        spread = np.zeros(((256 - 1) * stride + 1,) * 2, f32)
+        spread[::stride, ::stride] = x
+        yield (f"transpose 256 f32 {k}x{k} s{stride}",
+               {"transpose": lambda p, x=x, kernel=kernel, stride=stride: (
+                   lambda: p.conv_transpose2d(x, kernel, stride=stride)),
+                "conv2d": lambda p, spread=spread, kernel=kernel: (
+                    lambda: p.conv2d(spread, kernel, padding="full", flip=True))})
+
+
+def targets(label, times):
+    """The ratio a case is held to, as text (empty where none applies)."""
+    if label.startswith("layer"):
+        named = [t for name, t in times.items() if name != "auto" and t is not None]
+        return f"auto / fastest named {times['auto'] / min(named):.2f} (target <= 1.3)"
+    if label.startswith("backward"):
+        return f"backward / forward {times['backward'] / times['forward']:.2f} (target <= 2.5)"
+    if label.startswith("transpose"):
+        limit = 1.3 if label.endswith("s1") else 0.7
+        return (f"transpose / conv2d {times['transpose'] / times['conv2d']:.2f} "
+                f"(target <= {limit})")
+    return ""
+
+
+def load_package(path, name="convolution_other"):
+    """The ``convolution`` package of another checkout at ``path``, imported as ``name``."""
+    import importlib.util
+    folder = Path(path).resolve() / "convolution"
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_operations(repeats, other=None):
+    """Time `operation_cases`, and with ``other`` (a package) the same calls on it, in turns.
+
+    Prints per case the median times (ms), the target ratio, and with
+    ``other`` the ratio other / ours of every name.
+    """
+    import convolution
+    print("# Operations: median ms; targets; with --versus, theirs / ours (same rounds)")
+    for label, functions in operation_cases():
+        contenders = {name: make(convolution) for name, make in functions.items()}
+        if other is not None:
+            contenders.update({f"theirs {name}": make(other) for name, make in functions.items()})
+        timings = race(contenders, repeats)
+        times = {name: t for name, (t, _) in timings.items()}
+        ours = {name: times[name] for name in functions}
+        line = f"{label}: " + ", ".join(f"{name} {t * 1e3:.2f}" for name, t in ours.items()
+                                        if t is not None)
+        line += "; " + targets(label, ours)
+        if other is not None:
+            line += "; theirs/ours " + ", ".join(
+                f"{name} {times['theirs ' + name] / t:.2f}" for name, t in ours.items()
+                if t is not None and times["theirs " + name] is not None)
+        print(line, flush=True)
+
+
+def run_versus_filters(sizes, repeats, other):
+    """Every filter case of `cases` with 'auto', ours against ``other``'s, in turns: theirs / ours."""
+    import convolution
+    print("# Filter cases, 'auto': median ms, theirs / ours (same rounds)")
+    ratios = []
+    for label, size, dtype, kernel, stride, dilation in cases(sizes):
+        image = np.random.default_rng(1).random((size, size)).astype(dtype)
+        timings = race({p.__name__: (lambda p=p: p.conv2d(image, kernel, stride, dilation))
+                        for p in (convolution, other)}, repeats)
+        ours, theirs = timings["convolution"][0], timings[other.__name__][0]
+        ratios.append(theirs / ours)
+        print(f"{label} {size} {np.dtype(dtype).name}: ours {ours * 1e3:.2f}, theirs "
+              f"{theirs * 1e3:.2f}, theirs/ours {theirs / ours:.2f}", flush=True)
+    print(f"theirs/ours over the filter cases: min {min(ratios):.2f}, median "
+          f"{statistics.median(ratios):.2f}, max {max(ratios):.2f}")
+
+
 def load_average():
     """The machine's load averages (1, 5, 15 minutes), or '?' where the OS gives none."""
     try:
@@ -762,6 +882,12 @@ def main(argv=None):
     parser.add_argument("--markdown", help="write the tables as Markdown to this file")
     parser.add_argument("--calibrate", action="store_true",
                         help="measure the constants of the cost model 'auto' uses, and stop")
+    parser.add_argument("--operations", action="store_true",
+                        help="time the layer, the backward pass and the transposed convolution "
+                             "against their targets, and stop")
+    parser.add_argument("--versus", metavar="CHECKOUT",
+                        help="with --operations or alone: also time the convolution package of "
+                             "another checkout (a folder), in the same rounds, and give ratios")
     parser.add_argument("--designs", action="store_true",
                         help="time the banded path's designs, sizes and BLAS threads, and stop")
     parser.add_argument("--sweep", action="store_true",
@@ -778,6 +904,12 @@ def main(argv=None):
         return
     if args.designs:
         designs(args.repeats or 7)
+        return
+    if args.operations or args.versus:
+        other = load_package(args.versus) if args.versus else None
+        run_operations(args.repeats or 7, other)
+        if other is not None:
+            run_versus_filters(args.sizes or [1024], args.repeats or 7, other)
         return
     try:
         thread_counts = sorted({int(n) for n in args.threads.split(",")})

@@ -42,12 +42,15 @@ Map of the package (imports point down the list, never up):
     phases read contiguously), ``banded.py`` (band-matrix products),
     ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
-    forward, transposed and for the kernel's gradient). ``__init__.py`` holds
-    the registry of paths and the planner 'auto' asks; ``phases.py``,
-    ``cache.py`` and ``costs.py`` what they share.
+    forward and for the kernel's gradient). ``__init__.py`` holds the
+    registry of paths and the planner 'auto' asks; ``operations.py`` puts
+    every operation (a layer, the transposed convolution by stride phases,
+    both gradients) in that one form and routes it; ``phases.py``,
+    ``cache.py`` and ``costs.py`` hold what the paths share.
 ``driver/``
     What the fast paths run on: strip planning (``strips.py``), the thread
-    pool (``pool.py``), each thread's scratch memory (``arena.py``) and BLAS
+    pool (``pool.py``, and the progress it reports: ``report_progress``, for
+    the command line), each thread's scratch memory (``arena.py``) and BLAS
     kept to one thread inside the paths (``blas.py``).
 ``settings.py``
     The tuning values (strip sizes, thread counts, the cost model's prices),
@@ -65,6 +68,9 @@ Map of the package (imports point down the list, never up):
     The argument checks every public function shares: arrays of numbers,
     kernels, a choice from a list.
 """
+#: The version; pyproject.toml reads it from here.
+__version__ = "0.1.0"
+
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel

@@ -10,7 +10,7 @@ import numpy as np
 from . import chunked, fast, reference
 from .checks import as_array, as_bias, as_kernel, check_choice
 from .dtypes import compute_dtype as _compute_dtype
-from .fast import layer
+from .fast import operations
 from .padding import check_padding_mode, fill_docstring, pad_adjoint
 from .shapes import channels as channel_layout, conv_geometry, conv_transpose_geometry
 
@@ -44,22 +44,6 @@ def _check_groups(groups, kernel):
 def _as_layer(matrix, kernel):
     """A 2-D kernel's arguments as a layer with one channel: (B, 1, H, W) and (1, 1, kh, kw)."""
     return matrix.reshape((-1, 1) + matrix.shape[-2:]), kernel[np.newaxis, np.newaxis]
-
-
-def _per_pair(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, method):
-    """A 4-D kernel as 2-D convolutions through a fast path, one per pair of channels, summed.
-
-    C_out * C_in / groups calls of ``fast.convolve`` with ``method``: the
-    FFT's path for kernels far larger than 3 x 3 with few channels.
-    """
-    out_channels, per_in = kernel.shape[:2]
-    per_out = out_channels // groups
-    out = np.zeros((matrix.shape[0], out_channels) + geometry.output_shape, dtype)
-    for o in range(out_channels):
-        for c in range(per_in):
-            out[:, o] += fast.convolve(matrix[:, (o // per_out) * per_in + c], kernel[o, c],
-                                         geometry, padding_mode, fill_value, dtype, method)
-    return out
 
 
 @fill_docstring
@@ -241,9 +225,12 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
             out = reference.conv2d_loops(matrix.astype(compute_dtype, copy=False), kernel,
                                          geometry.stride, geometry.dilation, geometry.padding,
                                          padding_mode, fill_value)
+        elif bias is None:
+            return fast.convolve(matrix, kernel, geometry, padding_mode, fill_value,
+                                 compute_dtype, method, result_dtype)
         else:
             out = fast.convolve(matrix, kernel, geometry, padding_mode, fill_value,
-                                  compute_dtype, method)
+                                compute_dtype, method)
         if bias is not None:
             out += bias_array
         return out.astype(result_dtype, copy=False)
@@ -259,19 +246,44 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         out = reference.conv2d_layer_loops(
             images.astype(compute_dtype, copy=False), kernel, geometry.stride, geometry.dilation,
             geometry.padding, padding_mode, fill_value, bias_array, groups)
-    elif method in ("auto", "matmul"):
-        out = layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
-                              compute_dtype, bias_array)
     else:
-        out = _per_pair(images, kernel, geometry, groups, padding_mode, fill_value,
-                        compute_dtype, method)
-        if bias is not None:
-            out += bias_array[:, np.newaxis, np.newaxis]
+        out = operations.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
+                                compute_dtype, bias_array, method=method)
     return out.reshape(out_shape).astype(result_dtype, copy=False)
 
 
+def _adjoint(images, kernel, geometry, groups, padding_mode, dtype, bias=None, loops=False):
+    """The adjoint of conv2d with border ``padding_mode``: conv_transpose2d of (N, C_in, H, W).
+
+    ``geometry`` (a TransposeGeometry) crops ``padding`` off the spread
+    result. With 'zeros' and 'constant', the border held the fill value,
+    which no input cell feeds: cropped. With the other modes each border
+    cell was a copy of an input cell: the spread result is computed whole,
+    the padded size, and each border cell's sum folded back onto the cell it
+    copies (``padding.pad_adjoint``). The bias comes last.
+    """
+    copies = padding_mode not in ("zeros", "constant")
+    padding = geometry.padding
+    if copies:
+        geometry = conv_transpose_geometry(images.shape, kernel.shape[-2:], geometry.stride,
+                                           geometry.dilation, 0, geometry.output_padding)
+    if loops:
+        out = reference.conv_transpose2d_loops(images, kernel, geometry.stride, geometry.dilation,
+                                               geometry.padding, geometry.output_padding,
+                                               None if copies else bias, groups)
+    else:
+        out = operations.conv_transpose2d(images, kernel, geometry, groups, dtype,
+                                          None if copies else bias)
+    if copies:
+        out = pad_adjoint(out, padding, padding_mode, overwrite=True)
+        if bias is not None:
+            out += bias[:, np.newaxis, np.newaxis]
+    return out
+
+
+@fill_docstring
 def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_padding=0, *,
-                     bias=None, groups=1, method="auto"):
+                     padding_mode="zeros", bias=None, groups=1, method="auto"):
     """The transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
 
     Each input cell spreads a copy of the kernel, weighted by its value, onto
@@ -307,6 +319,19 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
         Cells added at the bottom and the right, smaller than the stride or
         the dilation on its axis. A convolution with stride s maps s input
         sizes onto one output size; this picks which of them to return.
+    padding_mode : str, default 'zeros'
+        The border of the forward convolution this is the adjoint of:
+        ``sum(conv2d(x, k, padding=p, padding_mode=m) * y) ==
+        sum(x * conv_transpose2d(y, k, padding=p, padding_mode=m))``. With
+        'zeros' (and 'constant', whose fill value is a constant term with no
+        adjoint) the padding is cropped off the spread result, as in
+        PyTorch. With the other modes each border cell of the forward pass
+        was a copy of an input cell, so what the spread result holds there
+        is added onto that cell (``padding.pad_adjoint``): the gradient of a
+        conv2d with that border, as ``conv2d_backward`` computes it. PyTorch
+        accepts only 'zeros' here. The modes:
+
+        {padding_mode_names}
     bias : number or array_like of shape (C_out,), optional
         A scalar with a 2-D kernel, one value per output channel with a 4-D one.
     groups : int, default 1
@@ -377,6 +402,13 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     >>> np.array_equal(conv2d(spread, k, padding=((1, 1), (1, 2)), flip=True), back)
     True
 
+    With a border of copies, the adjoint of conv2d with that border:
+
+    >>> y2 = rng.integers(-9, 10, size=(5, 6))
+    >>> back = conv_transpose2d(y2, k, padding=1, padding_mode="reflect")
+    >>> int(np.sum(conv2d(x, k, padding=1, padding_mode="reflect") * y2)) == int(np.sum(x * back))
+    True
+
     A layer: 16 channels upsampled to 8, twice the size.
 
     >>> conv_transpose2d(np.ones((4, 16, 7, 7)), np.ones((16, 8, 4, 4)), stride=2,
@@ -384,6 +416,7 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     (4, 8, 14, 14)
     """
     check_choice("method", method, LAYER_METHODS)
+    check_padding_mode(padding_mode)
     matrix = _check_matrix(matrix)
     kernel = as_kernel(kernel, ndims=(2, 4), transposed=True)
     _check_groups(groups, kernel)
@@ -402,14 +435,10 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     else:
         out_shape = matrix.shape[:-3] + (layout.out_channels,) + geometry.output_shape
         images = matrix.reshape((-1,) + matrix.shape[-3:])
-    images = images.astype(compute_dtype, copy=False)
     if method == "loops":
-        out = reference.conv_transpose2d_loops(images, kernel, geometry.stride, geometry.dilation,
-                                               geometry.padding, geometry.output_padding,
-                                               bias_array, groups)
-    else:
-        out = layer.conv_transpose2d(images, kernel, geometry, groups, compute_dtype,
-                                        bias_array)
+        images = images.astype(compute_dtype, copy=False)
+    out = _adjoint(images, kernel, geometry, groups, padding_mode, compute_dtype, bias_array,
+                   loops=method == "loops")
     return out.reshape(out_shape).astype(result_dtype, copy=False)
 
 
@@ -458,7 +487,13 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     onto the input: with 'zeros' and 'constant' the border is the fill value
     and its gradient is dropped; with the other modes each border cell is a
     copy of an input cell and its gradient is added to that cell's
-    (``padding.pad_adjoint``). Time: about twice `conv2d`'s.
+    (``padding.pad_adjoint``): ``conv_transpose2d(grad_output, kernel, ...,
+    padding_mode=padding_mode)``. Both gradients go through the planner that
+    ``conv2d`` uses (``fast/operations.py``): the input's gradient one stride
+    phase of it at a time, the kernel's as the correlation of the input with
+    ``grad_output``, through the FFT for large kernels. Time: two to three
+    times `conv2d`'s for large kernels and for layers; more for kernels that
+    'separable' takes forward (the kernel's gradient has no such shortcut).
 
     Complex data: these are the derivatives of the sum as a holomorphic
     function, with nothing conjugated. PyTorch's autograd follows the
@@ -507,31 +542,23 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     else:
         images = matrix.reshape((-1,) + matrix.shape[-3:])
     grads = grad_output.reshape((images.shape[0], -1) + geometry.output_shape)
-    images = images.astype(compute_dtype, copy=False)
-    grads = grads.astype(compute_dtype, copy=False)
-
     if method == "loops":
         grad_matrix, grad_kernel, grad_bias = reference.conv2d_backward_loops(
-            grads, images, layer_kernel, geometry.stride, geometry.dilation, geometry.padding,
+            grads.astype(compute_dtype, copy=False), images.astype(compute_dtype, copy=False), layer_kernel, geometry.stride, geometry.dilation, geometry.padding,
             padding_mode, fill_value, groups)
     else:
-        grad_kernel = layer.kernel_gradient(grads, images, layer_kernel.shape, geometry,
+        grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape, geometry,
                                                groups, padding_mode, fill_value, compute_dtype)
-        grad_bias = grads.sum(axis=(0, 2, 3))
-        # The gradient of the padded input: the transposed convolution, with the
-        # output_padding that restores the rows and columns the windows never reached.
-        # A border of fill values has no gradient: cropped at once. A border of copies
-        # folds back onto the cells it copies.
+        # The data stay in their dtype: the paths convert what they fetch, strip by strip.
+        grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
+        # The gradient of the input: the adjoint of conv2d with this border, with
+        # the output_padding that restores the rows and columns the windows never reached.
         padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
         extra = tuple((size - d * (k - 1) - 1) % s for size, k, s, d in
                       zip(padded, kernel.shape[-2:], geometry.stride, geometry.dilation))
-        copies = padding_mode not in ("zeros", "constant")
         spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
-                                         geometry.dilation, 0 if copies else geometry.padding,
-                                         extra)
-        grad_matrix = layer.conv_transpose2d(grads, layer_kernel, spread, groups, compute_dtype)
-        if copies:
-            grad_matrix = pad_adjoint(grad_matrix, geometry.padding, padding_mode)
+                                         geometry.dilation, geometry.padding, extra)
+        grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode, compute_dtype)
     if kernel.ndim == 2:
         grad_kernel, grad_bias = grad_kernel[0, 0], grad_bias.sum()
     return (grad_matrix.reshape(matrix.shape).astype(result_dtype, copy=False),

@@ -50,19 +50,27 @@ fill_value : number, default 0
     other mode refuses a nonzero fill value, as ``np.pad`` does."""
 
 
+#: The docstring pieces `fill_docstring` puts in: the parameters, or the table alone.
+_DOC_PIECES = {
+    "{padding_mode}": PADDING_MODE_DOC,
+    "{padding_mode_names}": "\n".join(line[4:] for line in PADDING_MODE_DOC.splitlines()[3:13]),
+}
+
+
 def fill_docstring(function):
     """Put `PADDING_MODE_DOC` where ``function``'s docstring has a line ``{padding_mode}``.
 
-    Indented as that line is, so one table serves every public function.
+    Indented as that line is, so one table serves every public function; a
+    line ``{padding_mode_names}`` receives the table alone.
     """
     doc = function.__doc__
     if doc:
         lines = []
         for line in doc.splitlines():
-            if line.strip() == "{padding_mode}":
+            piece = _DOC_PIECES.get(line.strip())
+            if piece is not None:
                 indent = line[:len(line) - len(line.lstrip())]
-                lines.extend(indent + text if text else "" for text in
-                             PADDING_MODE_DOC.splitlines())
+                lines.extend(indent + text if text else "" for text in piece.splitlines())
             else:
                 lines.append(line)
         function.__doc__ = "\n".join(lines)
@@ -110,7 +118,7 @@ def pad(matrix, padding, padding_mode="zeros", fill_value=0):
     return np.pad(matrix, widths, mode=np_mode)
 
 
-def pad_adjoint(grad, padding, padding_mode="zeros"):
+def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
     """The adjoint of `pad`: fold a gradient of the padded array back onto the input.
 
     Every cell of the padded array is a copy of one input cell, or the fill
@@ -128,11 +136,14 @@ def pad_adjoint(grad, padding, padding_mode="zeros"):
         The padding `pad` added.
     padding_mode : str
         The border mode `pad` used.
+    overwrite : bool, default False
+        Fold in place: the result is then a view of ``grad``, whose inside
+        cells receive the border's sums (no copy of the whole array is made).
 
     Returns
     -------
     ndarray, shape (..., Hp - top - bottom, Wp - left - right)
-        A new array, the dtype of ``grad``.
+        A new array (a view of ``grad`` with ``overwrite``), the dtype of ``grad``.
 
     Notes
     -----
@@ -159,7 +170,8 @@ def pad_adjoint(grad, padding, padding_mode="zeros"):
     for axis, (before, after) in zip((-2, -1), padding):
         size = grad.shape[axis] - before - after
         source = _source_map(size, before, after, padding_mode)
-        folded = np.take(grad, np.arange(before, before + size), axis=axis)  # the input's own cells
+        inside = (Ellipsis, slice(before, before + size)) + (slice(None),) * (-1 - axis)
+        folded = grad[inside] if overwrite else grad[inside].copy()     # the input's own cells
         border = np.flatnonzero(source >= 0)
         border = border[(border < before) | (border >= before + size)]   # the copies
         if len(border):
@@ -282,6 +294,10 @@ class Padded:
             runs = self._windows[key] = list(self._window(1, cols))
         return runs
 
+    def shifted(self, rows):
+        """This padded input seen ``rows`` rows further down: its region(rows) is ours(rows + rows)."""
+        return _Shifted(self, rows)
+
     def region(self, batch, rows, cols, dtype, out=None):
         """``padded[batch, rows, cols]`` as a C-contiguous array of ``dtype``.
 
@@ -309,3 +325,16 @@ class Padded:
                     target[...] = self.matrix[batch, _slice(rfirst, rn, rstep),
                                               _slice(cfirst, cn, cstep)]
         return out
+
+
+class _Shifted:
+    """A `Padded` seen a number of rows further down (`Padded.shifted`)."""
+
+    def __init__(self, padded, offset):
+        self.padded, self.offset = padded, offset
+        self.matrix, self.fill_value = padded.matrix, padded.fill_value
+        self.shape = (padded.shape[0] - offset, padded.shape[1])
+
+    def region(self, batch, rows, cols, dtype, out=None):
+        rows = range(rows.start + self.offset, rows.stop + self.offset, rows.step)
+        return self.padded.region(batch, rows, cols, dtype, out)

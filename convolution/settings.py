@@ -72,6 +72,11 @@ class Settings:
     stack_depth: int = 1024
     #: Input channels per group from which each tap is a product of its own.
     stack_channels: int = 256
+    #: A layer is weighed as 2-D paths once per pair of channels up to this many pairs
+    #: (fast/operations.py) ...
+    pair_limit: int = 64
+    #: ... and only where its matrix products are estimated to take longer than this (ns).
+    pair_floor_ns: float = 5e5
 
     # The cost model (fast/costs.py, driver/strips.py), in ns, measured with
     # ``python benchmarks/run.py --calibrate``.

@@ -10,7 +10,8 @@ comes from ``settings.py``, read once per call and carried by the plan.
 from .arena import Arena, release_arena
 from .blas import single_threaded_blas
 from .strips import Plan, Work, plan, plan_tasks, wall_ns
-from .pool import cores, limit_threads, run, threads
+from .pool import cores, limit_threads, report_progress, run, threads
 
 __all__ = ["Arena", "Plan", "Work", "cores", "limit_threads", "plan", "plan_tasks",
-           "release_arena", "run", "single_threaded_blas", "threads", "wall_ns"]
+           "release_arena", "report_progress", "run", "single_threaded_blas", "threads",
+           "wall_ns"]

@@ -17,6 +17,9 @@ beside its plan and its cost formula:
     Overlap-save: the sums of each tile as a product of spectra.
 ``layer.py``
     A CNN layer's sums over channels as matrix products, one per stack of taps.
+``operations.py``
+    Every operation (the layer, the transposed convolution, both gradients)
+    put in that one form, and the planner that routes a layer.
 
 They share ``phases.py`` (stride phases, flat multiply-adds), ``cache.py``
 (what is worked out from a kernel, once per kernel), ``costs.py`` (the cost
@@ -37,36 +40,46 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..dtypes import BLAS_DTYPES
 from ..padding import Padded
-from . import banded, direct, fft, polyphase, separable
+from . import banded, direct, fft, layer, polyphase, separable
 from .cache import kernel_cache
 
-__all__ = ["PATHS", "METHODS", "Path", "choose_method", "convolve", "cost_estimates", "plan"]
+__all__ = ["PATHS", "METHODS", "Path", "all_finite", "choose_method", "convolve", "cost_estimates",
+           "fft_surprise_free", "plan"]
 
 
 class Path(NamedTuple):
     """A fast path as the registry knows it.
 
-    ``plan(geometry, kernel, batch, dtype, settings)`` returns a
+    ``channels``: whether the path does a layer's sums over channels itself.
+    A path that does not convolves one (H, W) matrix with one (kh, kw)
+    kernel: ``plan(geometry, kernel, batch, dtype, settings)`` returns a
     ``driver.Plan`` (or raises ValueError where the path does not take the
-    kernel or dtype); ``run(source, kernel, geometry, out, plan)`` fills
-    ``out`` as planned. ``channels``: whether the path does a layer's sums
-    over channels itself (else a layer runs it once per pair of channels).
+    kernel or dtype), ``run(source, kernel, geometry, out, plan)`` fills
+    ``out`` (N, H_out, W_out) from ``source`` (a ``padding.Padded``) as
+    planned; a layer runs it once per pair of channels. One that does:
+    ``plan(images, kernel_shape, geometry, groups, padding_mode, fill_value,
+    dtype, settings)`` and ``run(images, kernel, geometry, groups,
+    padding_mode, fill_value, dtype, bias, out, plan)``, on (N, C_in, H, W).
     """
     plan: Callable
     run: Callable
     channels: bool = False
 
 
-#: The fast paths of a 2-D kernel by name; ``conv2d(..., method=name)`` picks one.
+#: The fast paths by name; ``conv2d(..., method=name)`` picks one.
 PATHS = {
     "direct": Path(direct.plan, direct.run),
     "polyphase": Path(polyphase.plan, polyphase.run),
     "banded": Path(banded.plan, banded.run),
     "separable": Path(separable.plan, separable.run),
     "fft": Path(fft.plan, fft.run),
+    "matmul": Path(layer.plan, layer.conv2d, channels=True),
 }
-#: Their names.
-METHODS = tuple(PATHS)
+#: The names of the paths of a 2-D kernel (that do no sums over channels).
+METHODS = tuple(name for name, path in PATHS.items() if not path.channels)
+#: Kernels of more cells than this are planned afresh each call, not cached
+#: (the kernel's gradient takes the output's gradient as its kernel).
+_CACHED_CELLS = 4096
 
 
 def plan(method, geometry, kernel, batch=1, dtype=None):
@@ -76,8 +89,10 @@ def plan(method, geometry, kernel, batch=1, dtype=None):
     Cached on the arguments and on the settings and threads in force.
     """
     dtype = np.dtype(dtype or kernel.dtype)
-    return _plan(kernel, method, geometry, batch, dtype.str, driver.threads(),
-                 _settings.current())
+    s = _settings.current()
+    if kernel.size > _CACHED_CELLS:
+        return PATHS[method].plan(geometry, kernel, batch, dtype, s)
+    return _plan(kernel, method, geometry, batch, dtype.str, driver.threads(), s)
 
 
 @kernel_cache(maxsize=1024)
@@ -116,7 +131,7 @@ def cost_estimates(kernel, geometry, batch=1):
             for name in _candidates(kernel, dtype)}
 
 
-def _all_finite(images, fill_value=0):
+def all_finite(images, fill_value=0):
     """Whether ``images`` and ``fill_value`` hold only finite numbers.
 
     One sum first: it is finite only if every term is (a NaN or an infinity
@@ -132,7 +147,7 @@ def _all_finite(images, fill_value=0):
                     or np.isfinite(images).all())
 
 
-def _fft_surprise_free(images, geometry, dtype, fill_value, s):
+def fft_surprise_free(images, geometry, dtype, fill_value, s):
     """Whether the FFT's error stays near the direct sums' on these data.
 
     The FFT's rounding error bounds each output by a few units of float64
@@ -162,7 +177,7 @@ def _fft_surprise_free(images, geometry, dtype, fill_value, s):
                 smallest = min(smallest, float(maxima.min()))
     if smallest == math.inf:
         return True
-    allowed = s.fft_range * np.finfo(dtype).eps / np.finfo(np.float64).eps
+    allowed = float(s.fft_range * np.finfo(dtype).eps / np.finfo(np.float64).eps)
     return largest <= allowed * smallest
 
 
@@ -175,7 +190,7 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
     conditions: float data (its rounding error is relative to the largest
     value in a tile, which an integer near 2**63 would make useless for the
     small ones), finite (it would spread a NaN or an infinity over the whole
-    tile), and not too far apart within a tile (`_fft_surprise_free`).
+    tile), and not too far apart within a tile (`fft_surprise_free`).
     'banded' and 'separable' do any strip whose input holds NaN or infinity
     tap by tap, so these reach exactly the outputs whose window holds them.
 
@@ -185,10 +200,12 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
     if images is not None:
         batch = images.shape[0]
     s = _settings.current()
-    for name, chosen in _ranked(kernel, geometry, batch, driver.threads(), s):
+    ranked = (_ranked.__wrapped__ if kernel.size > _CACHED_CELLS else _ranked)(
+        kernel, geometry, batch, driver.threads(), s)
+    for name, chosen in ranked:
         if name == "fft" and images is not None and (
-                images.dtype.kind not in "fc" or not _all_finite(images, fill_value)
-                or not _fft_surprise_free(images, geometry, dtype, fill_value, s)):
+                images.dtype.kind not in "fc" or not all_finite(images, fill_value)
+                or not fft_surprise_free(images, geometry, dtype, fill_value, s)):
             continue
         return name, chosen
     raise AssertionError("the tap loops take every kernel")
@@ -197,28 +214,62 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
 @kernel_cache(maxsize=1024)
 def _ranked(kernel, geometry, batch, threads, s):
     """((method, plan), ...) for every path 'auto' weighs, the cheapest first (cached)."""
-    plans = [(name, _plan(kernel, name, geometry, batch, kernel.dtype.str, threads, s))
-             for name in _candidates(kernel, kernel.dtype)]
+    plans = [(name, plan(name, geometry, kernel, batch, kernel.dtype)) for name in
+             _candidates(kernel, kernel.dtype)]
     return tuple(sorted(plans, key=lambda item: item[1].ns * (s.fft_margin if item[0] == "fft"
                                                               else 1)))
 
 
-def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype, method="auto"):
+def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype, method="auto",
+             result_dtype=None, out=None):
     """Run a fast path: ``matrix`` (..., H, W) with ``kernel`` in ``dtype``.
 
     The entry point from ``conv2d``, which has validated every argument.
-    Returns a new array of shape (..., H_out, W_out) and dtype ``dtype``.
+    Returns a new array of shape (..., H_out, W_out) and dtype
+    ``result_dtype`` (default ``dtype``). A result narrower than ``dtype``
+    (float16, accumulated in float32) is computed a block of rows at a time
+    and rounded into the result block by block, so that no whole output of
+    ``dtype`` is ever held: memory beyond input and output stays within the
+    result's size. ``out`` (N, H_out, W_out) of ``dtype``, for a 3-D
+    ``matrix``: where to write (a strided view will do); returned.
     """
+    result_dtype = np.dtype(result_dtype or dtype)
     batch_shape = matrix.shape[:-2]
     images = matrix.reshape((-1,) + matrix.shape[-2:])
-    out = np.empty((images.shape[0],) + geometry.output_shape, dtype)
+    if out is None:
+        out = np.empty((images.shape[0],) + geometry.output_shape, result_dtype)
     source = Padded(images, geometry.padding, padding_mode, fill_value)
     if kernel.dtype.kind in "iub" and not kernel.any():      # an integer kernel of zeros
         out[...] = 0
+        return out.reshape(batch_shape + geometry.output_shape)
+    if method == "auto":
+        method, chosen = choose_method(kernel, geometry, images=images, fill_value=fill_value)
     else:
-        if method == "auto":
-            method, chosen = choose_method(kernel, geometry, images=images, fill_value=fill_value)
+        chosen = plan(method, geometry, kernel, images.shape[0], dtype)
+    height = geometry.output_shape[0]
+    block = height
+    if result_dtype.itemsize < np.dtype(dtype).itemsize and out.nbytes > _BLOCK_BYTES:
+        block = max(1, math.ceil(height / math.ceil(out.nbytes / _BLOCK_BYTES)))
+    if block == height:
+        if result_dtype == dtype:
+            PATHS[method].run(source, kernel, geometry, out, chosen)
         else:
-            chosen = plan(method, geometry, kernel, images.shape[0], dtype)
-        PATHS[method].run(source, kernel, geometry, out, chosen)
+            wide = np.empty(out.shape, dtype)
+            PATHS[method].run(source, kernel, geometry, wide, chosen)
+            out[...] = wide
+        return out.reshape(batch_shape + geometry.output_shape)
+    sh = geometry.stride[0]
+    for top in range(0, height, block):
+        rows = min(block, height - top)
+        part = geometry._replace(output_shape=(rows, geometry.output_shape[1]))
+        wide = np.empty((images.shape[0], rows, geometry.output_shape[1]), dtype)
+        PATHS[method].run(source.shifted(top * sh), kernel, part, wide,
+                          plan(method, part, kernel, images.shape[0], dtype))
+        out[:, top:top + rows] = wide
+        del wide        # before the next block's is taken
     return out.reshape(batch_shape + geometry.output_shape)
+
+
+#: A result narrower than its computation is computed in blocks of rows of
+#: about this many bytes of the result (`convolve`).
+_BLOCK_BYTES = 2 ** 21

@@ -259,10 +259,15 @@ def _products_strip(source, kernel, geometry, out, s):
             first = rows.start * sh + q
             source.region(batch, range(first, first + sh * phase_rows, sh),
                           range(p.width), dtype, out=fetched[:, :, k])
-        if check and not finite(arena.take((fetched.size,), np.bool_), fetched):
+        flags = arena.take((fetched.size,), np.bool_) if check else None
+
+        def taps_instead():
             if not fallback:
                 fallback.append(polyphase.strip_function(source, kernel, geometry, out))
             return fallback[0](arena, batch, rows)
+
+        if check and not finite(flags, fetched):
+            return taps_instead()
         operands = np.ndarray((n, groups, depth, p.width), dtype, fetched, 0,
                               (fetched.strides[0], rows_ * count * p.width * itemsize,
                                p.width * itemsize, itemsize))
@@ -280,6 +285,10 @@ def _products_strip(source, kernel, geometry, out, s):
                   if len(p.bands) > 1 and whole_blocks else None)
         for t, (band, toeplitz) in enumerate(zip(p.bands, p.toeplitz)):
             np.matmul(band, operands, out=column_pass)
+            # A column pass that overflowed holds infinities, which the row pass's
+            # zeros would turn into NaN: such a strip is done tap by tap.
+            if check and not finite(flags, column_pass):
+                return taps_instead()
             if whole_blocks:
                 np.matmul(row_view[:, :whole_blocks], toeplitz,
                           out=blocks_view if t == 0 else summed)
