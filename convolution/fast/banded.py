@@ -59,7 +59,7 @@ import numpy as np
 from .. import driver
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
-from .phases import may_hold_nonfinite, padded_width
+from .phases import finite, may_hold_nonfinite, padded_width
 from . import polyphase
 
 __all__ = ["Band", "band", "cost", "plan", "run"]
@@ -215,6 +215,8 @@ def plan(geometry, kernel, batch, dtype, s):
     band_ = _band(kernel, geometry, s)
     height, width = geometry.output_shape
     itemsize = dtype.itemsize
+    if band_.matrix.shape[1] * width * itemsize <= s.band_tile_from:
+        return _plan_whole(band_, geometry, batch, dtype, s)
     tiles = _tile_columns(band_, geometry, itemsize, s)
     tile = max(stop - start for start, stop in tiles)
     # Tiles that read a border, and the columns they cover: only they fetch a copy.
@@ -251,6 +253,124 @@ def plan(geometry, kernel, batch, dtype, s):
     return min(plans, key=lambda plan: plan.ns)
 
 
+def _plan_whole(band_, geometry, batch, dtype, s):
+    """As `plan`, for strips not cut into tiles: products as wide as the output.
+
+    Where one group's shifted rows fit ``Settings.band_tile_from`` (they and
+    the product stay in cache), tiles would only add calls, and a strip's
+    fetched input is checked for NaN and infinity as it is fetched.
+    """
+    height, width = geometry.output_shape
+    copies = sum(1 if _even_step(offsets) is not None else len(offsets)
+                 for _, _, offsets in band_.columns) * len(band_.phases)
+    out_bytes = batch * height * width * dtype.itemsize
+    plans = []
+    for product_bytes, factor in ((s.band_bytes, 1.0), (4 * s.band_bytes, s.band_large_cost)):
+        fetched, shifted, groups = _layout(band_, width, dtype.itemsize, product_bytes)
+        work = driver.Work(
+            row_bytes=fetched * dtype.itemsize, extra_rows=band_.reach + band_.rows - 1,
+            rows_multiple=band_.rows,
+            calls=len(band_.phases) * len(band_.columns) * (FETCH_CALLS + 2),
+            row_calls=(copies + 2) / (groups * band_.rows), fixed_ns=2 * s.call_ns,
+            row_ns=factor * cost(width, fetched, shifted, band_.matrix.shape[1],
+                                 band_.matrix.shape[1] * width * dtype.itemsize, 0, dtype, s))
+        chosen = driver.plan(batch, height, out_bytes, work, s)
+        # Every thread's products together within the output's size (the memory promise).
+        if product_bytes == s.band_bytes or chosen.threads * product_bytes <= out_bytes:
+            plans.append(chosen._replace(detail=(min(product_bytes,
+                                                     out_bytes // chosen.threads), None)))
+    return min(plans, key=lambda plan: plan.ns)
+
+
+def _run_whole(source, kernel, geometry, out, plan, band_):
+    """As `run`, for a plan without tiles: each strip's input fetched whole, then its products."""
+    sh, sw = geometry.stride
+    width, dtype = out.shape[2], out.dtype
+    itemsize = dtype.itemsize
+    phases, rows_ = len(band_.phases), band_.rows
+    shifts = sum(len(offsets) for _, _, offsets in band_.columns)
+    _, _, per_product = _layout(band_, width, itemsize, plan.detail[0])
+    widest = max(width + offsets[-1] for _, _, offsets in band_.columns)
+    depth = band_.matrix.shape[1]
+    # Per column phase: its block's width, its first shift in `shifted`, the step of its shifts.
+    layout, k = [], 0
+    for r, first, offsets in band_.columns:
+        layout.append((r, first, offsets, width + offsets[-1], k, _even_step(offsets)))
+        k += len(offsets)
+    check = may_hold_nonfinite(source)
+    # Kernel rows or columns of zeros, which the band leaves out: the fetched
+    # blocks then miss cells that the windows hold (0 * NaN is NaN in the tap
+    # loops too), so the strip's windows are checked whole, first.
+    dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
+    span_h = geometry.span[0]
+    fallback = []
+
+    def strip(arena, batch, rows):
+        n = len(range(*batch.indices(out.shape[0])))
+        count = rows.stop - rows.start
+        groups = -(-count // rows_)
+        phase_rows = groups * rows_ + band_.reach
+        if check and not dense:
+            top = rows.start * sh
+            bottom = max((rows.stop - 1) * sh + span_h,
+                         top + band_.phases[-1] + sh * (phase_rows - 1))
+            region = source.region(batch, range(top, bottom + 1), range(source.shape[1]), dtype,
+                                   out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype))
+            if not _all_finite(region):
+                return tap_by_tap(arena, batch, rows)
+        blocks = []
+        flags = arena.take((n * phase_rows * widest,), np.bool_) if check and dense else None
+        for q in band_.phases:
+            first_row = rows.start * sh + q
+            row_range = range(first_row, first_row + sh * phase_rows, sh)
+            for r, first, offsets, block_width, _, _ in layout:
+                block = source.region(
+                    batch, row_range, range(r + sw * first, r + sw * (first + block_width), sw),
+                    dtype, out=arena.take((n, phase_rows, block_width), dtype))
+                if check and dense and not finite(flags, block):
+                    return tap_by_tap(arena, batch, rows)
+                blocks.append(block)
+        taken = min(per_product, groups)
+        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
+        target = out[batch, rows]
+        for g in range(0, groups, taken):
+            here = min(taken, groups - g)         # groups in this product
+            top, lines = g * rows_, here * rows_ + band_.reach
+            b = 0
+            for p in range(phases):
+                for _, _, offsets, _, s, step in layout:
+                    block = blocks[b]
+                    b += 1
+                    if step is not None:    # every shift of this column phase in one copy
+                        shifted[:, :lines, p, s:s + len(offsets)] = np.ndarray(
+                            (n, lines, len(offsets), width), dtype, block,
+                            top * block.strides[1], block.strides[:2] + (step * itemsize,
+                                                                         itemsize))
+                    else:
+                        for i, offset in enumerate(offsets):
+                            shifted[:, :lines, p, s + i] = block[:, top:top + lines,
+                                                                 offset:offset + width]
+            # Group g multiplies the `depth` rows of `shifted` from its first row on.
+            operands = np.ndarray((n, here, depth, width), dtype, shifted, 0,
+                                  (shifted.strides[0], shifted.strides[1] * rows_,
+                                   width * itemsize, itemsize))
+            whole = min(here * rows_, count - top) // rows_
+            if whole:
+                np.matmul(band_.matrix, operands[:, :whole],
+                          out=target[:, top:top + whole * rows_].reshape(n, whole, rows_, width))
+            if whole < here:      # the image's last rows: part of a group
+                last = np.matmul(band_.matrix, operands[:, whole:])
+                target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
+
+    def tap_by_tap(arena, batch, rows):
+        if not fallback:
+            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
+        return fallback[0](arena, batch, rows)
+
+    with driver.single_threaded_blas(plan.settings.limit_blas):
+        driver.run(strip, plan)
+
+
 class _Block(NamedTuple):
     """Where a block of the padded input lies: in ``base`` (C-contiguous) from byte ``offset``.
 
@@ -278,6 +398,8 @@ def run(source, kernel, geometry, out, plan):
     if out.size == 0:
         return
     band_ = _band(kernel, geometry, plan.settings)
+    if plan.detail[1] is None:
+        return _run_whole(source, kernel, geometry, out, plan, band_)
     sh, sw = geometry.stride
     (top_pad, _), (left_pad, _) = geometry.padding
     matrix = source.matrix
