@@ -120,8 +120,8 @@ class TestPaths(unittest.TestCase):
         # that read the input in place beside tiles at the borders that fetch a
         # copy, on images just wider than two edge tiles and much wider.
         rng = np.random.default_rng(21)
-        with settings.using(band_tile_bytes=64, strip_bytes=4096, min_strip_bytes=4096), \
-                forced_threads(3):
+        with settings.using(band_tile_bytes=64, band_tile_from=0, strip_bytes=4096,
+                            min_strip_bytes=4096), forced_threads(3):
             for width in (1, 63, 129, 200, 401):
                 for mode in PADDING_MODES:
                     x = rng.standard_normal((2, 23, width))
@@ -147,7 +147,7 @@ class TestPaths(unittest.TestCase):
         rng = np.random.default_rng(22)
         x = rng.standard_normal((300, 180))
         kernel = rng.standard_normal((5, 5))
-        with settings.using(band_tile_bytes=64):
+        with settings.using(band_tile_bytes=64, band_tile_from=0):
             expected = conv2d(x.T, kernel, padding="same", method="loops")
             assert_close(self, conv2d(x.T, kernel, padding="same", method="banded"),
                          expected, term_scale(x, kernel))
@@ -166,28 +166,33 @@ class TestPaths(unittest.TestCase):
         sparse = kernel.copy()
         sparse[:, 1] = 0
         places = ((40, 150), (3, 2), (30, 298), (0, 0), (59, 299), (17, 100))
-        with settings.using(band_tile_bytes=64, strip_bytes=4096, min_strip_bytes=4096), \
-                np.errstate(invalid="ignore"):
-            for place, value in zip(places, (np.nan, np.inf, -np.inf) * 2):
-                for k in (kernel, sparse):
-                    for params in (dict(padding="same"), dict(stride=2, padding=(1, 2),
-                                                              padding_mode="circular"),
-                                   dict(stride=(3, 2), dilation=(1, 2)),
-                                   dict(padding=2, padding_mode="reflect")):
-                        x = rng.random((60, 300))
-                        x[place] = value
-                        expected = conv2d(x, k, method="loops", **params)
-                        result = conv2d(x, k, method="banded", **params)
-                        with self.subTest(place=place, value=value, sparse=k is sparse,
-                                          **params):
-                            np.testing.assert_array_equal(np.isnan(result),
-                                                          np.isnan(expected))
-                            np.testing.assert_array_equal(np.isinf(result),
-                                                          np.isinf(expected))
-                            finite = np.isfinite(expected)
-                            assert_close(self, result[finite], expected[finite],
-                                         term_scale(np.nan_to_num(x, posinf=1,
-                                                                  neginf=-1), k))
+        # Strips cut into tiles (band_tile_from=0) and strips fetched whole.
+        for tile_from in (0, 2 ** 20):
+            with settings.using(band_tile_bytes=64, band_tile_from=tile_from, strip_bytes=4096,
+                                min_strip_bytes=4096), np.errstate(invalid="ignore"):
+                self._nan_and_infinity_in_their_windows(rng, kernel, sparse, places, tile_from)
+
+    def _nan_and_infinity_in_their_windows(self, rng, kernel, sparse, places, tile_from):
+        for place, value in zip(places, (np.nan, np.inf, -np.inf) * 2):
+            for k in (kernel, sparse):
+                for params in (dict(padding="same"), dict(stride=2, padding=(1, 2),
+                                                          padding_mode="circular"),
+                               dict(stride=(3, 2), dilation=(1, 2)),
+                               dict(padding=2, padding_mode="reflect")):
+                    x = rng.random((60, 300))
+                    x[place] = value
+                    expected = conv2d(x, k, method="loops", **params)
+                    result = conv2d(x, k, method="banded", **params)
+                    with self.subTest(place=place, value=value, sparse=k is sparse,
+                                      tile_from=tile_from, **params):
+                        np.testing.assert_array_equal(np.isnan(result),
+                                                      np.isnan(expected))
+                        np.testing.assert_array_equal(np.isinf(result),
+                                                      np.isinf(expected))
+                        finite = np.isfinite(expected)
+                        assert_close(self, result[finite], expected[finite],
+                                     term_scale(np.nan_to_num(x, posinf=1,
+                                                              neginf=-1), k))
 
     def test_banded_tiles_are_small_whatever_the_width(self):
         # The tiles' products stay small: one group's shifted rows within
@@ -200,6 +205,13 @@ class TestPaths(unittest.TestCase):
             tiles = fast.plan("banded", geometry, kernel, 1, np.float32).detail[1]
             band = banded.band(kernel, (1, 1), (1, 1), settings.current().band_rows)
             with self.subTest(width=width, k=k):
+                # Untiled exactly where one group's shifted rows of the whole width are small.
+                whole = band.matrix.shape[1] * width * 4 <= settings.current().band_tile_from
+                self.assertEqual(tiles is None, whole)
+                if whole:
+                    with settings.using(band_tile_from=0):
+                        tiles = fast.plan("banded", geometry, kernel, 1,
+                                          np.float32).detail[1]
                 self.assertEqual(tiles[0][0], 0)
                 self.assertEqual(tiles[-1][1], width)
                 self.assertTrue(all(a[1] == b[0] for a, b in zip(tiles, tiles[1:])))
