@@ -23,6 +23,11 @@ The idea
     them. Products that grow with the image's width leave BLAS's kernels for
     small matrices and the cache together: that made the cost of an output
     cell grow 2 to 4 times from 1024 to 8192 columns, which tiles keep flat.
+    Where one group's shifted rows of the whole width are within
+    ``Settings.band_tile_from`` (1 MiB: a current core's L2 cache) they stay
+    in cache untiled, and tiles would only add calls: the plan then keeps
+    whole-width strips (`_plan_whole`, `_run_whole`), each strip's input
+    fetched once and checked as it is fetched.
     Tiles that read no border read the input in place (with column stride 1);
     the edge tiles, just wide enough to hold the columns that read the left
     and right borders, and the strips at the top and bottom, fetch a copy of
