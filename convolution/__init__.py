@@ -27,6 +27,10 @@ Map of the package (imports point down the list, never up):
     ``plot_conv_transpose2d``: the output cells one input cell of the
     transposed convolution adds into. Drawn from the same index arithmetic
     as the loops. Need matplotlib, imported only when a picture is drawn.
+``conv_nd.py``
+    ``conv1d`` and ``conv3d`` (signals, volumes and video), their transposed
+    convolutions and gradients: everything ``conv2d`` has, on every axis,
+    built on the 2-D functions or on the fast paths below.
 ``conv.py``
     ``conv2d`` (a filter, or a CNN layer with channels, groups and bias),
     ``conv_transpose2d`` and ``conv2d_backward``, the public functions:
@@ -39,6 +43,10 @@ Map of the package (imports point down the list, never up):
     The tutorial: the convolution one output cell at a time, in plain loops;
     then a CNN layer, the transposed convolution and the gradients, the same
     way. Every fast path is tested against it.
+``fast_fold1d.py``
+    A long 1-D signal folded into rows: its sums as Toeplitz products (BLAS).
+``fast_depth3d.py``
+    A 3-D filter's depth and height taps folded into matrix products (BLAS).
 ``engine.py``
     The fast paths for a 2-D kernel (direct, polyphase, banded, separable,
     fft), each with its plan, and the choice 'auto' makes between them.
@@ -63,18 +71,24 @@ Map of the package (imports point down the list, never up):
 """
 from .animation import animate_conv2d, animate_conv_transpose2d
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
+from .conv_nd import (ND_METHODS, conv1d, conv1d_backward, conv3d, conv3d_backward,
+                      conv_transpose1d, conv_transpose3d)
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
 from .plot import plot_conv2d, plot_conv_transpose2d
 from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
-                        conv_transpose2d_loops)
+                        conv_transpose2d_loops, conv_transposend_loops, convnd_layer_loops,
+                        convnd_loops)
 from .shapes import conv_output_shape, conv_transpose_output_shape
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
            "conv_transpose_output_shape", "METHODS", "LAYER_METHODS", "PADDING_MODES",
+           "conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward",
+           "conv3d_backward", "ND_METHODS",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
            # the tutorial (reference.py), to read and to call
            "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
-           "conv2d_backward_loops"]
+           "conv2d_backward_loops", "convnd_loops", "convnd_layer_loops",
+           "conv_transposend_loops"]

@@ -1,0 +1,154 @@
+"""A long 1-D signal folded into rows: its sums as Toeplitz matrix products (BLAS).
+
+The idea
+--------
+A 1-D correlation ``out[i] = sum over a < k of kernel[a] * x[i * s + a * d]``
+is, for a block of ``W`` consecutive outputs, one row vector times a matrix:
+the ``W * s + span`` cells the block reads (``span = d * (k - 1)``) times the
+Toeplitz matrix ``T`` whose column ``j`` holds the kernel from row ``j * s``
+on, ``d`` rows apart (``T[j * s + a * d, j] = kernel[a]``). Cut the signal
+into rows of ``P = W * s`` cells, ``x.reshape(-1, P)`` (a view, no copy):
+output row ``r`` reads its own row and the start of the next ones, so with
+``T`` cut into blocks of ``P`` rows, ``T_0, T_1, ...``,
+
+.. code-block:: text
+
+    out_rows = X[0:] @ T_0  +  X[1:, :w_1] @ T_1  +  ...
+
+every term a matrix product over the whole folded signal (in chunks of
+rows that stay in cache). NumPy hands each to BLAS, which does the
+multiply-adds of many rows in one call, with the GIL released. The slices
+``X[m:, :w_m]`` are views with the row stride ``P``, which BLAS takes as
+they are: nothing is copied.
+
+Cost per output
+---------------
+``W + span / s`` multiply-adds instead of ``k`` (the zeros of ``T``), plus one
+addition per extra block; at ``W = 16`` and BLAS speed that is less time than
+the ``k`` multiply-adds of a loop over taps for any ``k`` from about 5 on.
+Memory: the Toeplitz matrix (``(W * s + span) * W`` cells) and one chunk of
+output rows; the signal is read in place.
+
+Limits
+------
+Real float32 and float64 only (BLAS; integers go through the exact tap
+loops). A product sums the zeros of ``T`` times every cell of the row too,
+so a NaN or an infinity in a row's input would reach all of its outputs:
+rows whose outputs are not all finite are done again tap by tap, so that
+NaN and infinity reach exactly the outputs whose window holds them. The
+borders (the outputs whose window reaches into the padding) are computed tap
+by tap on the few padded cells they read, gathered through the border's
+source map; the signal is never padded whole.
+"""
+import numpy as np
+
+from .padding import _source_map
+
+__all__ = ["DTYPES", "WIDTH", "pays", "correlate", "convolve"]
+
+#: The dtypes BLAS multiplies.
+DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: Outputs per folded row: the columns of the Toeplitz matrix.
+WIDTH = 16
+#: Folded rows per product: a chunk of output that stays in cache.
+CHUNK_ROWS = 1024
+#: Signals shorter than this go through conv2d's paths (as one row), whose
+#: batches of short signals cost fewer calls.
+MIN_LENGTH = 4096
+
+
+def pays(length, kernel_size, stride):
+    """Whether 'auto' folds: long signals at stride 1 (a stride multiplies the zeros of ``T``)."""
+    return stride == 1 and kernel_size > 1 and length >= MIN_LENGTH
+
+
+def _toeplitz(kernel, stride, dilation, width):
+    """``T[j * stride + a * dilation, j] = kernel[a]``, of shape ((width - 1) * s + span + 1, width)."""
+    span = dilation * (len(kernel) - 1)
+    matrix = np.zeros(((width - 1) * stride + span + 1, width), kernel.dtype)
+    for a, weight in enumerate(kernel):
+        rows = np.arange(width) * stride + a * dilation
+        matrix[rows, np.arange(width)] = weight
+    return matrix
+
+
+def _taps(cells, kernel, stride, dilation, count, out):
+    """``out[..., i] = sum of kernel[a] * cells[..., i * s + a * d]``, one slice per tap."""
+    out[...] = 0
+    for a, weight in enumerate(kernel):
+        out += weight * cells[..., a * dilation: a * dilation + (count - 1) * stride + 1: stride]
+    return out
+
+
+def correlate(x, kernel, stride, dilation, out, width=WIDTH):
+    """``out[i] = sum over a of kernel[a] * x[i * stride + a * dilation]`` for a contiguous 1-D ``x``.
+
+    Every window lies inside ``x`` (a 'valid' correlation); ``out`` (1-D,
+    of the kernel's dtype) says how many outputs. The body is folded into
+    rows of ``width`` outputs (see the module's docstring); what is left at
+    the end, tap by tap.
+    """
+    count, span = len(out), dilation * (len(kernel) - 1)
+    period = width * stride
+    toeplitz = _toeplitz(kernel, stride, dilation, width)
+    blocks = [toeplitz[m:m + period] for m in range(0, len(toeplitz), period)]
+    whole = len(x) // period
+    rows = max(0, min(count // width, whole - len(blocks) + 1))
+    if rows:
+        folded = x[:whole * period].reshape(whole, period)
+        target = out[:rows * width].reshape(rows, width)
+        scratch = np.empty((min(CHUNK_ROWS, rows), width), out.dtype)
+        for top in range(0, rows, CHUNK_ROWS):
+            here = min(CHUNK_ROWS, rows - top)
+            chunk = target[top:top + here]
+            np.matmul(folded[top:top + here], blocks[0], out=chunk)
+            for m, block in enumerate(blocks[1:], 1):
+                part = scratch[:here]
+                np.matmul(folded[top + m:top + m + here, :len(block)], block, out=part)
+                chunk += part
+            with np.errstate(invalid="ignore", over="ignore"):
+                finite = np.isfinite(np.add.reduce(chunk, axis=None))
+            if not finite:    # NaN or infinity: those rows tap by tap, exactly
+                for row in np.flatnonzero(~np.isfinite(chunk).all(axis=1)):
+                    start = (top + row) * period
+                    _taps(x[start:start + (width - 1) * stride + span + 1], kernel, stride,
+                          dilation, width, chunk[row])
+    rest = rows * width
+    if rest < count:
+        _taps(x[rest * stride:], kernel, stride, dilation, count - rest, out[rest:])
+    return out
+
+
+def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
+    """conv1d's filter: ``matrix`` (..., L) with ``kernel`` (k,) in ``dtype``, every border mode.
+
+    Outputs whose windows lie inside the signal are folded (`correlate`) on
+    the signal as it is (converted to ``dtype`` and made contiguous if it is
+    not already); the few at each end read padded cells, gathered through
+    the border's source map into a small array and summed tap by tap.
+    """
+    length = matrix.shape[-1]
+    signals = matrix.reshape(-1, length)
+    (before, after), = geometry.padding
+    (stride,), (dilation,), (count,) = geometry.stride, geometry.dilation, geometry.output_shape
+    span = dilation * (len(kernel) - 1)
+    out = np.empty((signals.shape[0], count), dtype)
+    # Output i reads padded cells i*s .. i*s + span, input cells i*s - before ..: inside
+    # the signal for first <= i < stop.
+    first = min(-(-before // stride), count)
+    stop = max(first, min(count, (length - 1 - span + before) // stride + 1))
+    source = None
+    for n, signal in enumerate(signals):
+        if stop > first:
+            cells = np.ascontiguousarray(signal[first * stride - before:], dtype)
+            correlate(cells, kernel, stride, dilation, out[n, first:stop])
+        for lo, hi in ((0, first), (stop, count)):
+            if lo < hi:
+                if source is None:
+                    source = _source_map(length, before, after, padding_mode)
+                reads = source[lo * stride: (hi - 1) * stride + span + 1]
+                cells = np.where(reads >= 0, signal[np.maximum(reads, 0)].astype(dtype),
+                                 np.asarray(fill_value, dtype)) if (reads < 0).any() else (
+                    signal[reads].astype(dtype))
+                _taps(cells, kernel, stride, dilation, hi - lo, out[n, lo:hi])
+    return out.reshape(matrix.shape[:-1] + (count,))
