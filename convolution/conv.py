@@ -102,7 +102,7 @@ def _per_pair(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype,
 
 
 def along_axes(func, ndim, matrix, kernel, axes, **params):
-    """``func(matrix, kernel, **params)`` with the kernel's axes running along ``axes`` of ``matrix``.
+    """``func(matrix, kernel, **params)``, the kernel's axes running along ``axes`` of the input.
 
     SciPy's convention: kernel axis ``i`` runs along input axis ``axes[i]``.
     Those axes are moved last, ``func`` filters the last ``ndim`` axes, and

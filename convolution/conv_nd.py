@@ -106,8 +106,7 @@ def _plane(geometry):
 
 def _depth_sources(geometry, padding_mode, tap):
     """For each output slice, the input slice depth tap ``tap`` reads; -1 for the fill."""
-    (depth, _, _), (kd, _, _) = geometry.input_shape, geometry.kernel_shape
-    (sd, _, _), (dd, _, _) = geometry.stride, geometry.dilation
+    (depth, _, _), (sd, _, _), (dd, _, _) = geometry.input_shape, geometry.stride, geometry.dilation
     source = _source_map(depth, *geometry.padding[0], padding_mode)
     return source[tap * dd: tap * dd + (geometry.output_shape[0] - 1) * sd + 1: sd]
 
@@ -354,8 +353,8 @@ def conv3d(matrix, kernel, stride=1, dilation=1, padding=0, *, padding_mode="zer
 
     Notes
     -----
-    ``out[..., z, i, j] = sum of kernel[a, b, c] * padded[..., z*sd + a*dd, i*sh + b*dh, j*sw + c*dw]``
-    over the taps, and each output size follows `conv_output_shape`. The
+    ``out[..., z, i, j]`` is the sum over the taps ``(a, b, c)`` of
+    ``kernel[a, b, c] * padded[..., z*sd + a*dd, i*sh + b*dh, j*sw + c*dw]``, and each output size follows `conv_output_shape`. The
     depth border is read through a source map, never built; memory beyond
     input and output: a block of a few MiB of slices.
 
@@ -419,7 +418,7 @@ def _transpose(ndim, matrix, kernel, stride, dilation, padding, output_padding, 
 
 
 def _depth_spread(matrix, kernel, geometry, layer, groups, dtype):
-    """The transposed 3-D convolution: each depth tap spreads every input slice onto one output slice.
+    """The transposed 3-D convolution: a depth tap spreads each input slice onto one output slice.
 
     Input slice ``i`` through depth tap ``a`` lands on output slice
     ``i * sd + a * dd - front``; those that land in the cropped padding are
@@ -649,10 +648,25 @@ def _dask_convolve(ndim, matrix, kernel, *, stride, dilation, padding, padding_m
     import dask.array as da
 
     params = dict(padding_mode=padding_mode, fill_value=fill_value, groups=groups, method=method)
-    # Every argument checked as in memory, on a stand-in of the real shape that costs nothing.
-    sample = (conv1d if ndim == 1 else conv3d)(
-        np.broadcast_to(np.zeros((), matrix.dtype), matrix.shape), kernel, stride, dilation,
-        padding, flip=flip, bias=bias, **params) if ndim == 3 else None
+    shape = matrix.shape
+    if any(map(np.isnan, shape)):
+        raise ValueError(f"matrix must have known chunk sizes, got a Dask array of shape "
+                         f"{shape}; call its compute_chunk_sizes() first")
+    # One output cell computed in memory checks every argument as in memory and tells the
+    # result's dtype ('same' fits any kernel on a cell); if it fails, the same call on a
+    # stand-in of the real shape, broadcast from one value, raises the in-memory error.
+    public = conv1d if ndim == 1 else conv3d
+    layer = kernel.ndim == ndim + 2
+    keep = {shape.__len__() - ndim - 1} if layer else set()
+    small = [n if axis in keep else 1 for axis, n in enumerate(shape)]
+    try:
+        sample = public(np.zeros(small, matrix.dtype), kernel, stride, dilation, "same",
+                        flip=flip, bias=bias, **params)
+        conv_geometry(shape, kernel.shape[-ndim:], stride, dilation, padding)
+    except (TypeError, ValueError):
+        public(np.broadcast_to(np.zeros((), matrix.dtype), shape), kernel, stride, dilation,
+               padding, flip=flip, bias=bias, **params)
+        raise
     if ndim == 1:
         geometry = conv_geometry(matrix.shape, kernel.shape[-1:], stride, dilation, padding)
         out = conv2d(matrix[..., np.newaxis, :], kernel[..., np.newaxis, :],
@@ -660,7 +674,6 @@ def _dask_convolve(ndim, matrix, kernel, *, stride, dilation, padding, padding_m
                      padding=((0, 0),) + geometry.padding, flip=flip, bias=bias, **params)
         return out[..., 0, :]
     geometry = conv_geometry(matrix.shape, kernel.shape[-3:], stride, dilation, padding)
-    layer = kernel.ndim == 5
     compute_dtype, _ = _compute_dtype({"matrix": np.zeros((), matrix.dtype), "kernel": kernel},
                                       fill_value, bias)
     if flip:

@@ -14,7 +14,7 @@ are the group's ``R`` output rows, for this depth tap:
 
 .. code-block:: text
 
-    out[z, gR:gR+R, :] = sum over a of  band[a] @ shifted[z*sd + a*dd, lines of g].reshape(-1, W_out)
+    out[z, gR:gR+R, :] = sum over a of band[a] @ shifted[z*sd + a*dd, lines of g].reshape(-1, Wo)
 
 For every slice of a block and every group at once, those blocks are one
 strided view of ``shifted`` (the groups overlap; nothing more is copied), so
@@ -125,26 +125,26 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     source = _source_map(geometry.input_shape[0], *geometry.padding[0], padding_mode)
     out = np.empty((volumes.shape[0],) + geometry.output_shape, dtype)
     s = shifted.strides
-    for n, volume in enumerate(volumes):
-        padded = Padded(volume, geometry.padding[1:], padding_mode, fill_value)
-        for z0 in range(0, depth, block):
-            count = min(block, depth - z0)
-            needed = (count - 1) * sd + (kd - 1) * dd + 1
-            _fetch(padded, source[z0 * sd:z0 * sd + needed], shifted[:needed], geometry, dtype,
-                   fill_value)
-            for a in range(kd):
-                # (slice z, group g): lines g*R*sh ... of shifted slice z*sd + a*dd, with their kw shifts.
-                view = np.lib.stride_tricks.as_strided(
-                    shifted[a * dd:], (count, groups, per_group, width),
-                    (sd * s[0], rows * sh * s[1], s[2], s[3]), writeable=False)
-                np.matmul(bands[a], view, out=(acc if a == 0 else part)[:count])
-                if a:
-                    acc[:count] += part[:count]
-            result = acc[:count].reshape(count, groups * rows, width)[:, :height]
-            with np.errstate(invalid="ignore", over="ignore"):
-                finite = np.isfinite(np.add.reduce(result, axis=None))
-            out[n, z0:z0 + count] = result
-            if not finite:      # NaN or infinity: those slices tap by tap, exactly
-                for z in np.flatnonzero(~np.isfinite(result).all(axis=(1, 2))):
-                    _taps(shifted, kernel, geometry, z, height, out[n, z0 + z])
+    with np.errstate(invalid="ignore", over="ignore"):   # the band's zeros times an infinity
+        for n, volume in enumerate(volumes):
+            padded = Padded(volume, geometry.padding[1:], padding_mode, fill_value)
+            for z0 in range(0, depth, block):
+                count = min(block, depth - z0)
+                needed = (count - 1) * sd + (kd - 1) * dd + 1
+                _fetch(padded, source[z0 * sd:z0 * sd + needed], shifted[:needed], geometry, dtype,
+                       fill_value)
+                for a in range(kd):
+                    # (z, g): from line g*R*sh of shifted slice z*sd + a*dd, kw shifts each.
+                    view = np.lib.stride_tricks.as_strided(
+                        shifted[a * dd:], (count, groups, per_group, width),
+                        (sd * s[0], rows * sh * s[1], s[2], s[3]), writeable=False)
+                    np.matmul(bands[a], view, out=(acc if a == 0 else part)[:count])
+                    if a:
+                        acc[:count] += part[:count]
+                result = acc[:count].reshape(count, groups * rows, width)[:, :height]
+                out[n, z0:z0 + count] = result
+                if not np.isfinite(np.add.reduce(result, axis=None)):
+                    # NaN or infinity: those slices tap by tap, exactly
+                    for z in np.flatnonzero(~np.isfinite(result).all(axis=(1, 2))):
+                        _taps(shifted, kernel, geometry, z, height, out[n, z0 + z])
     return out.reshape(matrix.shape[:-3] + geometry.output_shape)

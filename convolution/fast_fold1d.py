@@ -47,9 +47,7 @@ source map; the signal is never padded whole.
 """
 import numpy as np
 
-from .padding import _source_map
-
-__all__ = ["DTYPES", "pays", "correlate", "convolve"]
+__all__ = ["DTYPES", "pays", "correlate", "sources", "convolve"]
 
 #: The dtypes BLAS multiplies.
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -67,7 +65,7 @@ def pays(length, kernel_size, stride):
 
 
 def _toeplitz(kernel, stride, dilation, width):
-    """``T[j * stride + a * dilation, j] = kernel[a]``, of shape ((width - 1) * s + span + 1, width)."""
+    """``T[j * stride + a * dilation, j] = kernel[a]``: ((width - 1) * s + span + 1) x width."""
     span = dilation * (len(kernel) - 1)
     matrix = np.zeros(((width - 1) * stride + span + 1, width), kernel.dtype)
     for a, weight in enumerate(kernel):
@@ -90,66 +88,95 @@ def _width(span, stride):
 
 
 def correlate(x, kernel, stride, dilation, out, width=None):
-    """``out[i] = sum over a of kernel[a] * x[i * stride + a * dilation]`` for a contiguous 1-D ``x``.
+    """``out[i] = sum over a of kernel[a] * x[i * stride + a * dilation]``, ``x`` contiguous 1-D.
 
     Every window lies inside ``x`` (a 'valid' correlation); ``out`` (1-D,
     of the kernel's dtype) says how many outputs. The body is folded into
     rows of ``width`` outputs (see the module's docstring); what is left at
     the end, tap by tap.
 
-    A kernel that spans at most one row (``span <= width * stride``) is two
-    products on views of the signal, nothing copied. A longer one would
-    take one product per row of ``T`` it spans, each adding its result to
-    the output; a chunk of overlapping rows (each the ``(width - 1) * s +
-    span + 1`` cells its outputs read) is copied instead, in cache, and
-    multiplied by the whole of ``T`` in one product (measured: 1.3 times
-    faster at k = 101 than the sum of eight products).
+    A kernel that spans at most one more row (``reach <= 2 * width * s``)
+    is two products on views of the signal, nothing copied. A longer one
+    would take one product per row of ``T`` it spans, each adding its
+    result to the output; a chunk of overlapping rows (each the ``reach``
+    cells its outputs read) is copied instead, in cache, and multiplied by
+    the whole of ``T`` in one product (measured: 1.3 times faster at
+    k = 101 than the sum of eight products).
     """
     count, span = len(out), dilation * (len(kernel) - 1)
     width = width or _width(span, stride)
     period = width * stride
     toeplitz = _toeplitz(kernel, stride, dilation, width)
     reach = len(toeplitz)               # the cells one folded row of outputs reads
-    copy = reach > 2 * period
-    if not copy:     # T's rows, in blocks of a folded row: the first one whole (zeros below)
-        first = np.zeros((period, width), toeplitz.dtype)
-        first[:min(reach, period)] = toeplitz[:period]
-        blocks = [first] + ([toeplitz[period:]] if reach > period else [])
-    if copy:
+    if reach > 2 * period:
         rows = max(0, min(count // width, (len(x) - reach) // period + 1))
-        chunk_rows = CHUNK_ROWS // 8
         folded = np.lib.stride_tricks.as_strided(x, (rows, reach), (period * x.itemsize,
                                                                     x.itemsize), writeable=False)
-        buffer = np.empty((min(chunk_rows, rows), reach), out.dtype)
-    else:
-        whole = len(x) // period
-        rows = max(0, min(count // width, whole - len(blocks) + 1))
-        chunk_rows = CHUNK_ROWS
-        folded = x[:whole * period].reshape(whole, period)
-        scratch = np.empty((min(chunk_rows, rows), width), out.dtype)
-    target = out[:rows * width].reshape(rows, width)
-    for top in range(0, rows, chunk_rows):
-        here = min(chunk_rows, rows - top)
-        chunk = target[top:top + here]
-        if copy:
+        step = CHUNK_ROWS // 8
+        buffer = np.empty((min(step, rows), reach), out.dtype)
+
+        def product(top, here, chunk):
             buffer[:here] = folded[top:top + here]
             np.matmul(buffer[:here], toeplitz, out=chunk)
-        else:
-            np.matmul(folded[top:top + here], blocks[0], out=chunk)
-            if len(blocks) > 1:
-                block = blocks[1]
-                np.matmul(folded[top + 1:top + 1 + here, :len(block)], block, out=scratch[:here])
+    else:
+        # T's rows in two blocks of a folded row: the first one whole (zeros below).
+        first = np.zeros((period, width), toeplitz.dtype)
+        first[:min(reach, period)] = toeplitz[:period]
+        second = toeplitz[period:]
+        whole = len(x) // period
+        rows = max(0, min(count // width, whole - (2 if len(second) else 1) + 1))
+        folded = x[:whole * period].reshape(whole, period)
+        step = CHUNK_ROWS
+        scratch = np.empty((min(step, rows), width), out.dtype)
+
+        def product(top, here, chunk):
+            np.matmul(folded[top:top + here], first, out=chunk)
+            if len(second):
+                np.matmul(folded[top + 1:top + 1 + here, :len(second)], second,
+                          out=scratch[:here])
                 chunk += scratch[:here]
-        with np.errstate(invalid="ignore", over="ignore"):
+    target = out[:rows * width].reshape(rows, width)
+    for top in range(0, rows, step):
+        here = min(step, rows - top)
+        chunk = target[top:top + here]
+        with np.errstate(invalid="ignore", over="ignore"):   # T's zeros times an infinity
+            product(top, here, chunk)
             finite = np.isfinite(np.add.reduce(chunk, axis=None))
-        if not finite:    # NaN or infinity: those rows tap by tap, exactly
+        if not finite:    # NaN or infinity: those rows again, tap by tap, exactly
             for row in np.flatnonzero(~np.isfinite(chunk).all(axis=1)):
-                start = (top + row) * period
-                _taps(x[start:start + reach], kernel, stride, dilation, width, chunk[row])
+                begin = (top + row) * period
+                _taps(x[begin:begin + reach], kernel, stride, dilation, width, chunk[row])
     rest = rows * width
     if rest < count:
         _taps(x[rest * stride:], kernel, stride, dilation, count - rest, out[rest:])
     return out
+
+
+def sources(cells, length, before, padding_mode):
+    """The input cell each of the padded ``cells`` copies (-1: the fill), without the whole map.
+
+    ``padding._source_map`` pads ``arange(length)`` with ``np.pad``: for a
+    signal of millions of samples, a map as large as the signal (and kept
+    in its cache) for the few cells at its ends. These are the same
+    indices, in closed form: the border modes are periodic (a reflection
+    repeats every ``2 * (length - 1)`` cells, a symmetric border every
+    ``2 * length``, a circular one every ``length``). The tests check them
+    against ``_source_map``.
+    """
+    q = np.asarray(cells) - before
+    if padding_mode in ("zeros", "constant"):
+        return np.where((q >= 0) & (q < length), q, -1)
+    if padding_mode == "replicate":
+        return np.clip(q, 0, length - 1)
+    if padding_mode == "circular":
+        return q % length
+    if padding_mode == "reflect":
+        if length == 1:
+            return np.zeros_like(q)
+        m = q % (2 * length - 2)
+        return np.where(m < length, m, 2 * length - 2 - m)
+    m = q % (2 * length)                    # symmetric
+    return np.where(m < length, m, 2 * length - 1 - m)
 
 
 def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
@@ -170,16 +197,14 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     # the signal for first <= i < stop.
     first = min(-(-before // stride), count)
     stop = max(first, min(count, (length - 1 - span + before) // stride + 1))
-    source = None
     for n, signal in enumerate(signals):
         if stop > first:
             cells = np.ascontiguousarray(signal[first * stride - before:], dtype)
             correlate(cells, kernel, stride, dilation, out[n, first:stop])
         for lo, hi in ((0, first), (stop, count)):
             if lo < hi:
-                if source is None:
-                    source = _source_map(length, before, after, padding_mode)
-                reads = source[lo * stride: (hi - 1) * stride + span + 1]
+                reads = sources(np.arange(lo * stride, (hi - 1) * stride + span + 1), length,
+                                before, padding_mode)
                 cells = np.where(reads >= 0, signal[np.maximum(reads, 0)].astype(dtype),
                                  np.asarray(fill_value, dtype)) if (reads < 0).any() else (
                     signal[reads].astype(dtype))

@@ -3,9 +3,10 @@
 Everything here works on shapes and integers, never on data. It turns the
 user's ``stride``, ``dilation`` and ``padding`` into normalised tuples (pairs
 for the 2-D functions, one entry per axis for any number of axes), checks
-them, and owns the output-shape formula, written once for any number of axes. The reference loops, the fast paths
-and the pictures all take their geometry from here, so they cannot disagree
-about which input cells an output cell reads.
+them, and owns the output-shape formula, written once for any number of axes.
+The reference loops, the fast paths and the pictures all take their geometry
+from here, so they cannot disagree about which input cells an output cell
+reads.
 """
 import itertools
 import math
