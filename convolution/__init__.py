@@ -22,6 +22,9 @@ Map of the package (imports point down the list, never up):
 ``animation.py``
     ``animate_conv2d`` and ``animate_conv_transpose2d``: the pictures of
     ``plot.py``, one frame per cell.
+``plot1d.py``
+    ``plot_conv1d`` and ``animate_conv1d``: a 1-D signal as a strip of cells,
+    the cells one output reads (the causal case too). Need matplotlib.
 ``plot.py``
     ``plot_conv2d``: a picture of the cells one output cell reads;
     ``plot_conv_transpose2d``: the output cells one input cell of the
@@ -77,6 +80,7 @@ from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
 from .plot import plot_conv2d, plot_conv_transpose2d
+from .plot1d import animate_conv1d, plot_conv1d
 from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
                         conv_transpose2d_loops, conv_transposend_loops, convnd_layer_loops,
                         convnd_loops)
@@ -88,6 +92,7 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
            "conv3d_backward", "ND_METHODS",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
+           "plot_conv1d", "animate_conv1d",
            # the tutorial (reference.py), to read and to call
            "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
            "conv2d_backward_loops", "convnd_loops", "convnd_layer_loops",

@@ -19,7 +19,7 @@ from convolution import fast_depth3d, fast_fold1d
 from convolution.padding import PADDING_MODES
 from convolution.shapes import as_tuple, check_axes, conv_geometry
 
-from .common import optional, torch
+from .common import matplotlib, optional, torch
 
 ndimage = optional("scipy.ndimage")
 dask_array = optional("dask.array")
@@ -665,6 +665,58 @@ class TestMemory(unittest.TestCase):
             tracemalloc.stop()
         self.assertLess(peak - out.nbytes, x.nbytes // 8)      # no padded copy of the signal
         self.assertTrue(fast_fold1d.pays(len(x), 31, 1))
+
+
+@unittest.skipIf(matplotlib is None, "matplotlib is not installed")
+class TestPictures(unittest.TestCase):
+    """plot_conv1d and animate_conv1d: the cells drawn are conv1d's."""
+
+    def test_cells_read_are_the_windows(self):
+        from convolution import plot_conv1d
+        from matplotlib.colors import to_hex
+        from convolution.plot1d import COLORS
+        for length, k, stride, dilation, padding in [(8, 3, 1, 1, (2, 0)), (9, 2, 2, 3, 1),
+                                                     (5, 4, 1, 1, "same")]:
+            g = conv_geometry((length,), (k,), stride, dilation, padding)
+            for step in range(g.output_shape[0]):
+                fig = plot_conv1d(length, k, stride, dilation, padding, step=step)
+                ax = fig.axes[0]
+                cells = [p for p in ax.patches if p.get_y() == 0 and p.get_fill()]
+                blue = [int(p.get_x()) for p in cells
+                        if to_hex(p.get_facecolor()) == COLORS["read"]]
+                with self.subTest(length=length, k=k, step=step):
+                    self.assertEqual(blue, [step * g.stride[0] + a * g.dilation[0]
+                                            for a in range(k)])
+                    self.assertEqual(len(cells), length + sum(g.padding[0]))
+        self.assertIn("causal", plot_conv1d(8, 3, dilation=2, padding=(4, 0)).axes[0].get_title())
+        self.assertNotIn("causal", plot_conv1d(8, 3, padding=1).axes[0].get_title())
+
+    def test_values_and_errors(self):
+        from convolution import plot_conv1d
+        fig = plot_conv1d(5, 3, padding=(2, 0), signal=[1, 2, 3, 4, 5], kernel=[1, 1, 1], step=4)
+        texts = [t.get_text() for t in fig.axes[0].texts]
+        for value in ("1", "3", "6", "9", "12"):      # the causal moving sums, as conv1d gives
+            self.assertIn(value, texts)
+        with self.assertRaisesRegex(ValueError, r"step must be an output cell number from 0 to 2"):
+            plot_conv1d(5, 3, step=3)
+        with self.assertRaisesRegex(ValueError, r"signal must have shape \(5,\)"):
+            plot_conv1d(5, 3, signal=[1, 2])
+        with self.assertRaisesRegex(ValueError, r"padding_mode must be one of"):
+            plot_conv1d(5, 3, padding_mode="mirror")
+
+    def test_animation(self):
+        import os
+        import tempfile
+        from PIL import Image
+        from convolution import animate_conv1d
+        with tempfile.TemporaryDirectory() as folder:
+            path = animate_conv1d(7, 3, padding=(2, 0), path=os.path.join(folder, "a.gif"),
+                                  max_frames=4)
+            with Image.open(path) as gif:
+                self.assertEqual(gif.n_frames, 4)
+            with self.assertRaisesRegex(ValueError, r"path must end in '.gif'"):
+                animate_conv1d(7, 3, path=os.path.join(folder, "a.png"))
+            self.assertEqual(sorted(os.listdir(folder)), ["a.gif"])
 
 
 @unittest.skipIf(dask_array is None, "dask is not installed")
