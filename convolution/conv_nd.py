@@ -214,7 +214,7 @@ def _convolve(ndim, matrix, kernel, stride, dilation, padding, padding_mode, fil
     if ndim == 1:
         out = fast_fold1d.convolve(matrix, kernel, geometry, padding_mode, fill_value,
                                    compute_dtype)
-    elif fold and method in ("auto", "fold") and fast_depth3d.applies(geometry):
+    elif fold and (method == "fold" or method == "auto" and fast_depth3d.applies(geometry)):
         out = fast_depth3d.convolve(matrix, kernel, geometry, padding_mode, fill_value,
                                     compute_dtype)
     else:

