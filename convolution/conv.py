@@ -128,7 +128,7 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     ``torch.nn.functional.conv2d``: channels, a batch, groups and a bias.
 
     The filter runs along the last two axes, unless ``axes`` says otherwise:
-    an (H, W, 3) photo is, to ``conv2d``, three rows of (W, 3) matrices, and
+    an (H, W, 3) photo is, to ``conv2d``, H matrices of W x 3, and
     ``conv2d(photo, k)`` mixes its colours. ``conv2d(photo, k, axes=(0, 1))``
     filters each colour channel (``apply_filter_to_image`` takes (H, W, C)
     pictures as they come).
