@@ -40,11 +40,12 @@ Limits
 Real float32 and float64 only (BLAS; integers go through the exact tap
 loops). A product sums the zeros of ``T`` times every cell of the row too,
 so a NaN or an infinity in a row's input would reach all of its outputs:
-rows whose outputs are not all finite are done again tap by tap, so that
-NaN and infinity reach exactly the outputs whose window holds them. The
-borders (the outputs whose window reaches into the padding) are computed tap
-by tap on the few padded cells they read, gathered through the border's
-source map; the signal is never padded whole.
+rows whose outputs are not all finite are done again window by window (each
+window's taps times the kernel, nothing else), so that NaN and infinity
+reach exactly the outputs whose window holds them. The borders (the outputs
+whose window reaches into the padding) are computed the same way on the few
+padded cells they read, found through the border's source map; the signal
+is never padded whole.
 """
 import numpy as np
 
@@ -71,17 +72,25 @@ def _toeplitz(kernel, stride, dilation, width):
     """``T[j * stride + a * dilation, j] = kernel[a]``: ((width - 1) * s + span + 1) x width."""
     span = dilation * (len(kernel) - 1)
     matrix = np.zeros(((width - 1) * stride + span + 1, width), kernel.dtype)
-    for a, weight in enumerate(kernel):
-        rows = np.arange(width) * stride + a * dilation
-        matrix[rows, np.arange(width)] = weight
+    columns = np.arange(width)
+    matrix[columns * stride + np.arange(len(kernel))[:, np.newaxis] * dilation,
+           columns] = kernel[:, np.newaxis]
     return matrix
 
 
 def _taps(cells, kernel, stride, dilation, count, out):
-    """``out[..., i] = sum of kernel[a] * cells[..., i * s + a * d]``, one slice per tap."""
-    out[...] = 0
-    for a, weight in enumerate(kernel):
-        out += weight * cells[..., a * dilation: a * dilation + (count - 1) * stride + 1: stride]
+    """``out[i] = sum of kernel[a] * cells[i * s + a * d]``: each window times the kernel.
+
+    For the few outputs the products leave (the ends, rows holding NaN or
+    infinity): the windows as a strided view, one matrix-vector product
+    over the taps only, so NaN and infinity reach exactly their windows.
+    """
+    span = dilation * (len(kernel) - 1)
+    windows = np.lib.stride_tricks.as_strided(
+        cells, (count, len(kernel)), (stride * cells.strides[0], dilation * cells.strides[0]),
+        writeable=False)
+    assert (count - 1) * stride + span < len(cells)
+    np.matmul(windows, kernel, out=out)
     return out
 
 
@@ -106,7 +115,7 @@ def correlate(x, kernel, stride, dilation, out, width=None, rows_per_product=Non
     Every window lies inside ``x`` (a 'valid' correlation); ``out`` (1-D,
     of the kernel's dtype) says how many outputs. The body is folded into
     rows of ``width`` outputs (see the module's docstring); what is left at
-    the end, tap by tap.
+    the end, window by window (`_taps`).
 
     A kernel that spans at most one more row (``reach <= 2 * width * s``)
     is two products on views of the signal, nothing copied. A longer one
@@ -149,16 +158,16 @@ def correlate(x, kernel, stride, dilation, out, width=None, rows_per_product=Non
                           out=scratch[:here])
                 chunk += scratch[:here]
     target = out[:rows * width].reshape(rows, width)
-    for top in range(0, rows, step):
-        here = min(step, rows - top)
-        chunk = target[top:top + here]
-        with np.errstate(invalid="ignore", over="ignore"):   # T's zeros times an infinity
+    with np.errstate(invalid="ignore", over="ignore"):   # T's zeros times an infinity
+        for top in range(0, rows, step):
+            here = min(step, rows - top)
+            chunk = target[top:top + here]
             product(top, here, chunk)
-            finite = np.isfinite(np.add.reduce(chunk, axis=None))
-        if not finite:    # NaN or infinity: those rows again, tap by tap, exactly
-            for row in np.flatnonzero(~np.isfinite(chunk).all(axis=1)):
-                begin = (top + row) * period
-                _taps(x[begin:begin + reach], kernel, stride, dilation, width, chunk[row])
+            if not np.isfinite(np.add.reduce(chunk, axis=None)):
+                # NaN or infinity: those rows again, window by window, exactly
+                for row in np.flatnonzero(~np.isfinite(chunk).all(axis=1)):
+                    begin = (top + row) * period
+                    _taps(x[begin:begin + reach], kernel, stride, dilation, width, chunk[row])
     rest = rows * width
     if rest < count:
         _taps(x[rest * stride:], kernel, stride, dilation, count - rest, out[rest:])
@@ -198,7 +207,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     Outputs whose windows lie inside the signal are folded (`correlate`) on
     the signal as it is (converted to ``dtype`` and made contiguous if it is
     not already); the few at each end read padded cells, gathered through
-    the border's source map into a small array and summed tap by tap.
+    the border's source map into a small array and summed window by window.
     """
     length = matrix.shape[-1]
     signals = matrix.reshape(-1, length)
