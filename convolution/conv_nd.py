@@ -597,8 +597,8 @@ def conv1d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     Examples
     --------
     >>> gx, gk, gb = conv1d_backward([1, 10], [5, 6, 7], [2, 3])
-    >>> gx, gk, gb
-    (array([ 2, 23, 30]), array([65, 76]), np.int64(11))
+    >>> gx, gk, int(gb)
+    (array([ 2, 23, 30]), array([65, 76]), 11)
     """
     return _backward(1, grad_output, matrix, kernel, stride, dilation, padding, padding_mode,
                      fill_value, groups, method)
@@ -621,11 +621,11 @@ def conv3d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     --------
     >>> x, k = np.ones((3, 4, 4), int), np.ones((2, 2, 2), int)
     >>> gx, gk, gb = conv3d_backward(np.ones((2, 3, 3), int), x, k)
-    >>> gx[0], gk.shape, gb
+    >>> gx[0], gk.shape, int(gb)
     (array([[1, 2, 2, 1],
            [2, 4, 4, 2],
            [2, 4, 4, 2],
-           [1, 2, 2, 1]]), (2, 2, 2), np.int64(18))
+           [1, 2, 2, 1]]), (2, 2, 2), 18)
     """
     return _backward(3, grad_output, matrix, kernel, stride, dilation, padding, padding_mode,
                      fill_value, groups, method)

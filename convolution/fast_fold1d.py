@@ -49,6 +49,8 @@ is never padded whole.
 """
 import numpy as np
 
+from .padding import _source_map
+
 __all__ = ["DTYPES", "pays", "correlate", "sources", "convolve"]
 
 #: The dtypes BLAS multiplies.
@@ -174,17 +176,21 @@ def correlate(x, kernel, stride, dilation, out, width=None, rows_per_product=Non
     return out
 
 
-def sources(cells, length, before, padding_mode):
+def sources(cells, length, before, after, padding_mode):
     """The input cell each of the padded ``cells`` copies (-1: the fill), without the whole map.
 
     ``padding._source_map`` pads ``arange(length)`` with ``np.pad``: for a
     signal of millions of samples, a map as large as the signal (and kept
-    in its cache) for the few cells at its ends. These are the same
-    indices, in closed form: the border modes are periodic (a reflection
-    repeats every ``2 * (length - 1)`` cells, a symmetric border every
-    ``2 * length``, a circular one every ``length``). The tests check them
-    against ``_source_map``.
+    in its cache) for the few cells at its ends. When the padding is
+    narrower than the signal, these are the same indices in closed form (a
+    reflection mirrors about the end cell, a symmetric border about the
+    end's edge, a circular one takes the other end). Wider padding repeats
+    the pattern, which NumPy's versions do differently (2.0 made 'wrap'
+    strictly periodic): the map of ``np.pad`` itself then, no larger than
+    the padding. The tests check both against ``_source_map``.
     """
+    if max(before, after) >= length:
+        return _source_map(length, before, after, padding_mode)[cells]
     q = np.asarray(cells) - before
     if padding_mode in ("zeros", "constant"):
         return np.where((q >= 0) & (q < length), q, -1)
@@ -226,7 +232,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
         for lo, hi in ((0, first), (stop, count)):
             if lo < hi:
                 reads = sources(np.arange(lo * stride, (hi - 1) * stride + span + 1), length,
-                                before, padding_mode)
+                                before, after, padding_mode)
                 cells = np.where(reads >= 0, signal[np.maximum(reads, 0)].astype(dtype),
                                  np.asarray(fill_value, dtype)) if (reads < 0).any() else (
                     signal[reads].astype(dtype))

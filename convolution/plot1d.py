@@ -282,7 +282,7 @@ def animate_conv1d(length, kernel_size, stride=1, dilation=1, padding=0, *, path
         picture.show(step)
         figure.canvas.draw()
         frames.append(Image.fromarray(np.asarray(figure.canvas.buffer_rgba())[..., :3]).convert(
-            "P", palette=Image.Palette.ADAPTIVE, colors=64))
+            "P", palette=getattr(Image, "Palette", Image).ADAPTIVE, colors=64))
     temporary = os.fspath(path) + ".part"
     try:
         frames[0].save(temporary, format="GIF", save_all=True, append_images=frames[1:],

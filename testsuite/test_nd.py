@@ -632,7 +632,7 @@ class TestBorderSources(unittest.TestCase):
             cells = np.arange(len(expected))
             with self.subTest(length=length, before=before, after=after, mode=mode):
                 np.testing.assert_array_equal(
-                    fast_fold1d.sources(cells, length, before, mode), expected)
+                    fast_fold1d.sources(cells, length, before, after, mode), expected)
 
 
 class TestMemory(unittest.TestCase):
