@@ -10,7 +10,8 @@ Each contender's result is first checked against ours (on the cells both
 compute: np.correlate and torch return the 'valid' part, ndimage the whole
 signal or volume, of which the 'valid' part is compared). Then the
 contenders are timed in turns, one call each per round, in the same process
-on the same data, and the table shows the median of the rounds and the
+on the same data (each round starting with the next contender), and the
+table shows the median of the rounds and the
 ratio of ours to each peer (below 1: ours is faster), with the targets
 the project holds itself to. The clock is the process's CPU time by default
 (``--clock cpu``): with one thread each it is the time the call ran, and
@@ -99,8 +100,11 @@ def measure(contenders, rounds, tolerance, clock=time.process_time):
             raise SystemExit(f"{name} disagrees with ours: largest difference "
                              f"{np.max(np.abs(got - reference)) if got.shape == reference.shape else got.shape}")
     times = {name: [] for name, _, _ in contenders}
-    for _ in range(rounds):
-        for name, run, _ in contenders:
+    for round_ in range(rounds):
+        # Each round starts with the next contender, so that none always follows the same
+        # one (whose memory and caches it would inherit).
+        turn = round_ % len(contenders)
+        for name, run, _ in contenders[turn:] + contenders[:turn]:
             start = clock()
             run()
             times[name].append(clock() - start)
