@@ -17,19 +17,15 @@ Map of the package (imports point down the list, never up):
     ``apply_filter_to_image``: filter pictures of any dtype and channel count.
 ``kernels.py``
     The kernel library (gaussian, sharpen, sobel, ...) and ``get_kernel``.
-``figures.py``
-    The README's figures: what each draws; ``python -m convolution figures``.
-``animation.py``
-    ``animate_conv2d`` and ``animate_conv_transpose2d``: the pictures of
-    ``plot.py``, one frame per cell.
-``plot1d.py``
-    ``plot_conv1d`` and ``animate_conv1d``: a 1-D signal as a strip of cells,
-    the cells one output reads (the causal case too). Need matplotlib.
-``plot.py``
-    ``plot_conv2d``: a picture of the cells one output cell reads;
-    ``plot_conv_transpose2d``: the output cells one input cell of the
-    transposed convolution adds into. Drawn from the same index arithmetic
-    as the loops. Need matplotlib, imported only when a picture is drawn.
+``pictures/``
+    ``plot_conv2d``, ``plot_conv_transpose2d``: the cells one cell reads or
+    spreads into; ``animate_conv2d``, ``animate_conv_transpose2d``: those
+    pictures, one frame per cell; ``plot_conv1d``, ``animate_conv1d``: a
+    signal as a strip of cells (the causal case too); ``explore``: an
+    explorer to drag; the README's figures. Drawn from the same index
+    arithmetic as the loops; they show themselves in Jupyter. Need
+    matplotlib (and ipywidgets, for the explorer), imported only when a
+    picture is drawn.
 ``conv_nd.py``
     ``conv1d`` and ``conv3d`` (signals, volumes and video), their transposed
     convolutions and gradients: everything ``conv2d`` has, on every axis,
@@ -72,27 +68,27 @@ Map of the package (imports point down the list, never up):
     The argument checks every public function shares: arrays of numbers,
     kernels, a choice from a list.
 """
-from .animation import animate_conv2d, animate_conv_transpose2d
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
 from .conv_nd import (ND_METHODS, conv1d, conv1d_backward, conv3d, conv3d_backward,
                       conv_transpose1d, conv_transpose3d)
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
-from .plot import plot_conv2d, plot_conv_transpose2d
-from .plot1d import animate_conv1d, plot_conv1d
+from .pictures import (animate_conv1d, animate_conv2d, animate_conv_transpose2d, explore,
+                       explore_window, plot_conv1d, plot_conv2d, plot_conv_transpose2d)
 from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
                         conv_transpose2d_loops, conv_transposend_loops, convnd_layer_loops,
                         convnd_loops)
-from .shapes import conv_output_shape, conv_transpose_output_shape
+from .shapes import conv_output_shape, conv_transpose_output_shape, resolve_padding
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
-           "conv_transpose_output_shape", "METHODS", "LAYER_METHODS", "PADDING_MODES",
+           "conv_transpose_output_shape", "resolve_padding", "METHODS", "LAYER_METHODS",
+           "PADDING_MODES",
            "conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward",
            "conv3d_backward", "ND_METHODS",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
-           "plot_conv1d", "animate_conv1d",
+           "explore", "explore_window", "plot_conv1d", "animate_conv1d",
            # the tutorial (reference.py), to read and to call
            "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
            "conv2d_backward_loops", "convnd_loops", "convnd_layer_loops",

@@ -1,7 +1,8 @@
 """The command line: ``python -m convolution COMMAND ...``, also installed as ``convolution``.
 
 Commands: ``filter`` (filter an image file), ``animate`` (an animation of the
-kernel sliding) and ``figures`` (regenerate the README's figures). Each is a
+kernel sliding), ``explore`` (the explorer, in a window) and ``figures``
+(regenerate the README's figures). Each is a
 function ``<name>_command(args)`` and one ``add_parser`` block in
 `build_parser`. Errors the user can fix are raised as `CommandError` and
 reported by `main` as one line on stderr with exit status 2, without a
@@ -296,14 +297,38 @@ class _Progress:
             self.stream.flush()
 
 
+def _shape_or_file(text):
+    """'HxW' as a pair, or the path of a file of values (as for filter's --kernel)."""
+    try:
+        return _pair(text)
+    except argparse.ArgumentTypeError:
+        if os.path.isfile(text):
+            return text
+        raise argparse.ArgumentTypeError(f"expected HxW (two whole numbers) or a file of "
+                                         f"numbers (.npy or text), got {text!r}") from None
+
+
+def _shape_or_values(given, option):
+    """``given`` as the animate functions take it: a shape, or the values read from a file."""
+    if not isinstance(given, str):
+        return given, given
+    try:
+        values = _load_kernel_file(given)
+    except CommandError as error:   # the reader names kernel files; this one is --input's too
+        raise CommandError(f"{option}: " + str(error).replace("kernel file", "file")) from None
+    return values, values.shape
+
+
 def animate_command(args):
-    """``convolution animate OUTPUT --input HxW --kernel HxW``: the kernel sliding or spreading."""
-    from .animation import (ANIMATION_FORMATS, animate_conv2d, animate_conv_transpose2d,
-                            frame_steps)
-    from .plot import require_matplotlib
+    """``convolution animate OUTPUT --input HxW|FILE --kernel HxW|FILE``: the kernel sliding."""
+    from .pictures.animation import (ANIMATION_FORMATS, animate_conv2d,
+                                     animate_conv_transpose2d, frame_steps)
+    from .pictures.grid import require_matplotlib
     from .shapes import conv_output_shape, conv_transpose_geometry
 
     _check_output(args.output, args.force, ANIMATION_FORMATS)
+    inputs, input_shape = _shape_or_values(args.input, "--input")
+    kernel, kernel_shape = _shape_or_values(args.kernel, "--kernel")
     try:
         if args.transposed:
             if args.padding_mode not in (None, "zeros"):
@@ -312,14 +337,14 @@ def animate_command(args):
                                    f"off the result instead of filling it")
             params = dict(output_padding=0 if args.output_padding is None
                           else args.output_padding)
-            conv_transpose_geometry(args.input, args.kernel, args.stride, args.dilation,
+            conv_transpose_geometry(input_shape, kernel_shape, args.stride, args.dilation,
                                     args.padding, params["output_padding"])
-            animate, cells, what = animate_conv_transpose2d, math.prod(args.input), "input"
+            animate, cells, what = animate_conv_transpose2d, math.prod(input_shape), "input"
         else:
             if args.output_padding is not None:
                 raise CommandError("--output-padding applies only with --transposed")
             params = dict(padding_mode=args.padding_mode or "zeros")
-            shape = conv_output_shape(args.input, args.kernel, args.stride, args.dilation,
+            shape = conv_output_shape(input_shape, kernel_shape, args.stride, args.dilation,
                                       args.padding)
             animate, cells, what = animate_conv2d, math.prod(shape), "output"
         require_matplotlib()
@@ -335,9 +360,9 @@ def animate_command(args):
     def write(temporary):
         print(f"writing {args.output}: {plan}", flush=True)
         try:
-            animate(args.input, args.kernel, args.stride, args.dilation, args.padding,
-                    path=temporary, fps=args.fps, dpi=args.dpi, max_frames=args.max_frames,
-                    progress=progress, **params)
+            animate(inputs, kernel, args.stride, args.dilation, args.padding, path=temporary,
+                    fps=args.fps, dpi=args.dpi, max_frames=args.max_frames, progress=progress,
+                    **params)
         except (TypeError, ValueError, ImportError, OSError) as error:
             raise CommandError(str(error).replace(temporary, args.output)) from None
         finally:
@@ -351,8 +376,8 @@ def animate_command(args):
 
 def figures_command(args):
     """``convolution figures [FOLDER]``: regenerate the README's figures (see `figures.FIGURES`)."""
-    from .figures import FIGURES, write_figure
-    from .plot import require_matplotlib
+    from .pictures.figures import FIGURES, write_figure
+    from .pictures.grid import require_matplotlib
 
     try:
         require_matplotlib()   # before the folder is made: a failure leaves nothing behind
@@ -369,6 +394,35 @@ def figures_command(args):
     return 0
 
 
+def explore_command(args):
+    """``convolution explore``: the explorer in a matplotlib window (see `pictures.window`)."""
+    import re
+
+    from .pictures.window import explore_window
+
+    settings = {}
+    for option, names in (("input", ("height", "width")), ("kernel", ("kernel_height",
+                                                                      "kernel_width")),
+                          ("stride", ("stride_height", "stride_width")),
+                          ("dilation", ("dilation_height", "dilation_width"))):
+        value = getattr(args, option)
+        if value is not None:
+            pair = value if isinstance(value, tuple) else (value, value)
+            settings.update(zip(names, pair))
+    try:
+        explore_window(**settings)
+    except (TypeError, ValueError, ImportError, RuntimeError) as error:
+        message = str(error)
+        for option, names in (("--input", ("height", "width")),
+                              ("--kernel", ("kernel_height", "kernel_width")),
+                              ("--stride", ("stride_height", "stride_width")),
+                              ("--dilation", ("dilation_height", "dilation_width"))):
+            for name in names:   # the explorer names its settings; the user typed options
+                message = re.sub(rf"\b{name} must", f"{option} must", message)
+        raise CommandError(message) from None
+    return 0
+
+
 # --- The parser and main ---
 
 MAIN_EPILOG = f"""\
@@ -376,6 +430,7 @@ examples:
   {PROG} filter photo.jpg blurred.jpg --kernel gaussian --size 9
   {PROG} filter photo.jpg edges.png --kernel outline
   {PROG} animate dilation.gif --input 7x7 --kernel 3x3 --dilation 2
+  {PROG} explore                # drag sliders in a window: stride, padding, ...
   {PROG} figures                # the README's figures, into files/
   {PROG} filter --help          # every option of the filter command
 
@@ -445,6 +500,7 @@ def build_parser():
   {PROG} animate border.gif --input 4x4 --kernel 3x3 --padding 2 --padding-mode reflect
   {PROG} animate up.gif --input 3x3 --kernel 3x3 --stride 2 --padding 1 --transposed \\
       --output-padding 1           # 3 x 3 -> 6 x 6, as a decoder upsamples
+  {PROG} animate sums.gif --input values.txt --kernel kernel.txt   # the values and sums
 
 keeping animations small:
   Every frame is one cell: a 30 x 30 input with --padding same makes 900
@@ -457,10 +513,14 @@ keeping animations small:
 exit status: 0 on success, 2 for bad input (one line on stderr), 130 when
 interrupted; OUTPUT is written only once complete.""")
     animate_parser.add_argument("output", metavar="OUTPUT", help="a .gif or .mp4 file to write")
-    animate_parser.add_argument("--input", required=True, type=_pair, metavar="HxW",
-                                help="input size, e.g. 5x7")
-    animate_parser.add_argument("--kernel", required=True, type=_pair, metavar="HxW",
-                                help="kernel size, e.g. 3x3")
+    animate_parser.add_argument("--input", required=True, type=_shape_or_file,
+                                metavar="HxW|FILE",
+                                help="input size, e.g. 5x7, or a file of values to draw "
+                                     "(.npy, or text: one row a line)")
+    animate_parser.add_argument("--kernel", required=True, type=_shape_or_file,
+                                metavar="HxW|FILE",
+                                help="kernel size, e.g. 3x3, or a kernel file (as filter's); "
+                                     "with values for both, each output cell shows its sum")
     animate_parser.add_argument("--stride", type=_ints, default=1, metavar="S|SHxSW",
                                 help="step between windows (default: 1)")
     animate_parser.add_argument("--dilation", type=_ints, default=1, metavar="D|DHxDW",
@@ -490,6 +550,26 @@ interrupted; OUTPUT is written only once complete.""")
     animate_parser.add_argument("--force", action="store_true",
                                 help="overwrite OUTPUT if it exists")
     animate_parser.set_defaults(run=animate_command)
+
+    explore_parser = commands.add_parser(
+        "explore", help="open the explorer: sliders and menus, the picture redrawn",
+        description="Open the explorer in a window (matplotlib's widgets): sliders and menus\n"
+                    "for the input and kernel sizes, stride, dilation, padding per axis\n"
+                    "(numbers, valid, same, full), border mode, flip, the transposed\n"
+                    "convolution, channels and groups, and a step through the cells. It\n"
+                    "redraws the picture and shows the output-shape formula with its numbers,\n"
+                    "the matching conv2d(...) call and the PyTorch code. Needs a display; in\n"
+                    "Jupyter, call convolution.explore() instead.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    explore_parser.add_argument("--input", type=_ints, metavar="N|HxW",
+                                help="input size to start with, 1 to 32 (default: 5x5)")
+    explore_parser.add_argument("--kernel", type=_ints, metavar="N|HxW",
+                                help="kernel size to start with, 1 to 7 (default: 3x3)")
+    explore_parser.add_argument("--stride", type=_ints, metavar="S|SHxSW",
+                                help="stride to start with, 1 to 4 (default: 1)")
+    explore_parser.add_argument("--dilation", type=_ints, metavar="D|DHxDW",
+                                help="dilation to start with, 1 to 4 (default: 1)")
+    explore_parser.set_defaults(run=explore_command)
 
     figures_parser = commands.add_parser(
         "figures", help="regenerate the README's figures",

@@ -9,7 +9,8 @@ leans on the rest of the package only to check its arguments, so that
 2. `output_size`: how many outputs fit.
 3. `conv2d_loops`: one kernel sliding over a matrix, cell by cell and tap by tap.
 4. `conv2d_slices`: the same sums, one slice of the input per tap.
-5. A worked example with stride 2 and dilation 2.
+5. `same_padding` and `full_padding`: the border 'same' and 'full' add,
+   worked out for an even kernel at stride 2.
 6. `conv2d_layer_loops`: a CNN layer: channels, a batch, groups and a bias.
 7. `conv_transpose2d_loops`: the transposed convolution, each input cell
    spreading copies of the kernel into the output.
@@ -17,6 +18,8 @@ leans on the rest of the package only to check its arguments, so that
 9. `convnd_loops`, `convnd_layer_loops`, `conv_transposend_loops`: the same
    loops for any number of axes (1-D signals, 3-D volumes), and a causal
    filter.
+
+A worked example with stride 2 and dilation 2 closes this introduction.
 
 The picture to keep in mind: the kernel laid over the top-left corner of the
 padded input. Its taps are ``dilation`` cells apart, so a (kh, kw) kernel
@@ -71,7 +74,8 @@ from .checks import as_array, as_bias, as_kernel
 from .padding import PADDING_MODES, check_padding_mode
 from .shapes import channels, conv_geometry, conv_transpose_geometry
 
-__all__ = ["pad", "output_size", "conv2d_loops", "conv2d_slices", "conv2d_layer_loops",
+__all__ = ["pad", "output_size", "conv2d_loops", "conv2d_slices", "same_padding",
+           "full_padding", "conv2d_layer_loops",
            "transposed_size", "conv_transpose2d_loops", "conv2d_backward_loops",
            "pad_nd", "convnd_loops", "convnd_layer_loops", "conv_transposend_loops"]
 
@@ -218,6 +222,72 @@ def conv2d_slices(matrix, kernel, stride=1, dilation=1, padding=0, padding_mode=
             cols = slice(b * dw, b * dw + (out_w - 1) * sw + 1, sw)
             out += kernel[a, b] * padded[..., rows, cols]
     return out
+
+
+# ---------------------------------------------------------------------------
+# 5. The padding 'same' and 'full' add
+# ---------------------------------------------------------------------------
+#
+# A padding string names a goal; the border is worked out per axis from the
+# input size n, the kernel size k, the stride s and the dilation d, as the
+# window covers d * (k - 1) + 1 cells. The worked example: n = 5 cells, an
+# even kernel k = 4, stride 2, dilation 1.
+#
+# 'same' (TensorFlow's rule, at any stride): ceil(n / s) outputs, here 3.
+# Their windows start s cells apart, so the last one starts at (3 - 1) * 2 = 4
+# of the padded input and ends at 4 + 4 - 1 = 7: the padded input needs 8
+# cells, 3 more than the input. An odd number of cells cannot be split evenly;
+# the odd one goes at the end, so 1 before and 2 after:
+#
+#     padded cell:   0  1  2  3  4  5  6  7
+#     holds:         P  x0 x1 x2 x3 x4 P  P      (P: padding)
+#     output 0:     [x  x  x  x]
+#     output 1:           [x  x  x  x]
+#     output 2:                 [x  x  x  x]
+#
+# With an odd kernel at stride 1 the total is even and the border symmetric;
+# PyTorch's padding='same' (stride 1 only) puts the odd cell at the end too.
+#
+# 'full': every window that overlaps the input by at least one cell, so the
+# border is the whole span, d * (k - 1) = 3 cells, on both sides: 11 padded
+# cells and (11 - 4) // 2 + 1 = 4 outputs, the first window reading only x0.
+#
+# shapes.resolve_padding is the package's one place for these rules, for any
+# number of axes; the tests tie the two functions below to it.
+
+def same_padding(size, kernel_size, stride=1, dilation=1):
+    """The cells 'same' adds before and after one axis: ``ceil(size / stride)`` outputs.
+
+    Examples
+    --------
+    >>> same_padding(5, 4, stride=2)
+    (1, 2)
+    >>> same_padding(5, 3)
+    (1, 1)
+    >>> x = np.arange(25).reshape(5, 5)
+    >>> np.array_equal(conv2d_loops(x, np.ones((4, 4), int), stride=2, padding="same"),
+    ...                conv2d_loops(x, np.ones((4, 4), int), stride=2, padding=((1, 2), (1, 2))))
+    True
+    """
+    outputs = -(-size // stride)                        # ceil(size / stride)
+    window = dilation * (kernel_size - 1) + 1           # the cells one window covers
+    needed = (outputs - 1) * stride + window            # where the last window ends
+    total = max(needed - size, 0)
+    return total // 2, total - total // 2               # the odd cell at the end
+
+
+def full_padding(kernel_size, dilation=1):
+    """The cells 'full' adds before and after one axis: the dilated kernel's span.
+
+    Examples
+    --------
+    >>> full_padding(4)
+    (3, 3)
+    >>> output_size(5 + sum(full_padding(4)), 4, stride=2, dilation=1)
+    4
+    """
+    span = dilation * (kernel_size - 1)
+    return span, span
 
 
 # ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from .checks import check_choice
 
 __all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "Channels", "as_pair",
-           "as_tuple", "check_axes",
+           "as_tuple", "check_axes", "resolve_padding",
            "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
            "conv_transpose_output_shape", "channels", "window", "tap", "tap_phases",
            "TransposePhase", "transpose_phases", "spread"]
@@ -71,9 +71,9 @@ def as_tuple(value, name, ndim, minimum=1):
     >>> as_tuple((1, 2), "stride", 3)
     Traceback (most recent call last):
         ...
-    ValueError: stride must be an int >= 1 or a tuple of 3 of them, got 2 values: (1, 2)
+    ValueError: stride must be an int >= 1 or 3 of them, got 2 values: (1, 2)
     """
-    count = "a pair" if ndim == 2 else f"a tuple of {ndim}"
+    count = "a pair" if ndim == 2 else ndim
     rule = f"{name} must be an int >= {minimum} or {count} of them"
     if _is_scalar(value):
         values = (_as_int(value, rule, value),) * ndim
@@ -211,6 +211,69 @@ def _output_size(size, kernel_size, stride, dilation, before, after):
     return (size + before + after - _span(kernel_size, dilation) - 1) // stride + 1
 
 
+def resolve_padding(padding, input_shape, kernel_shape, stride=1, dilation=1):
+    """The padding as ``(before, after)`` pairs, one for each axis of the kernel.
+
+    What a convolution adds on each side of each axis, for every form of
+    ``padding``: an int, one an axis, pairs, or 'valid', 'same', 'full'.
+
+    Parameters
+    ----------
+    padding : int, tuple or {'valid', 'same', 'full'}
+        As for `conv2d`.
+    input_shape : tuple of int, (..., n_1, ..., n_k)
+        The last ``k`` entries, one for each axis of the kernel, matter.
+    kernel_shape : tuple of int, (k_1, ..., k_k)
+    stride, dilation : int or tuple of k ints, default 1
+
+    Returns
+    -------
+    tuple of k pairs of int
+        ``((top, bottom), (left, right))`` for a 2-D kernel.
+
+    Raises
+    ------
+    TypeError, ValueError
+        As for `conv2d`: a parameter of the wrong type, or a value out of range.
+
+    Notes
+    -----
+    'valid' adds nothing and 'full' adds the kernel's span ``d * (k - 1)`` on
+    both sides, so that every window that overlaps the input by one cell is
+    read. 'same' is TensorFlow's rule, at any stride: ``ceil(n / s)``
+    outputs, and the padding that many windows need,
+    ``total = max((ceil(n / s) - 1) * s + d * (k - 1) + 1 - n, 0)``, split
+    ``total // 2`` before and the rest after (the odd cell at the end).
+
+    Examples
+    --------
+    A 4-wide kernel at stride 2 on 5 cells: 'same' gives 3 outputs, whose
+    windows reach from cell -1 to cell 6, so 1 cell before and 2 after:
+
+    >>> resolve_padding("same", (5, 5), (4, 4), stride=2)
+    ((1, 2), (1, 2))
+    >>> resolve_padding("full", (5, 5), (4, 4))
+    ((3, 3), (3, 3))
+    >>> resolve_padding((1, (0, 2)), (5, 5), (3, 3))
+    ((1, 1), (0, 2))
+    >>> resolve_padding("same", (7,), (2,), dilation=3)    # one axis: a 1-D kernel
+    ((1, 2),)
+    """
+    kernel = _shape(kernel_shape, "kernel_shape", (1, math.inf))
+    axes = len(kernel)
+    size = _shape(input_shape, "input_shape", (axes, math.inf))[-axes:]
+    stride = as_tuple(stride, "stride", axes)
+    dilation = as_tuple(dilation, "dilation", axes)
+    if not isinstance(padding, str):
+        return _padding_pairs(padding, axes)
+    check_choice("padding", padding, PADDING_STRINGS)
+    if padding == "valid":
+        return ((0, 0),) * axes
+    if padding == "full":
+        return tuple((_span(k, d),) * 2 for k, d in zip(kernel, dilation))
+    return tuple(_same_padding(n, k, s, d) for n, k, s, d in zip(size, kernel, stride, dilation))
+
+
 class ConvGeometry(NamedTuple):
     """Normalised parameters of one convolution: pairs ``(height, width)``, one entry per axis."""
     input_shape: tuple
@@ -272,15 +335,7 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
     input_hw = _shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]
     stride = as_tuple(stride, "stride", ndim)
     dilation = as_tuple(dilation, "dilation", ndim)
-    if isinstance(padding, str):
-        check_choice("padding", padding, PADDING_STRINGS)
-        pads = tuple(
-            (0, 0) if padding == "valid"
-            else (_span(k, d), _span(k, d)) if padding == "full"
-            else _same_padding(n, k, s, d)
-            for n, k, s, d in zip(input_hw, kernel_hw, stride, dilation))
-    else:
-        pads = _padding_pairs(padding, ndim)
+    pads = resolve_padding(padding, input_hw, kernel_hw, stride, dilation)
     output_hw = tuple(_output_size(n, k, s, d, *p) for n, k, s, d, p
                       in zip(input_hw, kernel_hw, stride, dilation, pads))
     if min(output_hw) < 1:

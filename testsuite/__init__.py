@@ -14,7 +14,9 @@ command the README gives. One module runs on its own with, for example,
 ``test_image.py``       apply_filter_to_image, the kernels, agreement with OpenCV
 ``test_chunked.py``     Dask arrays, chunk by chunk: against in memory, a LocalCluster, example
 ``test_cli.py``         the filter command, end to end
-``test_pictures.py``    plot_conv2d, animate_conv2d and their commands
+``test_pictures.py``    plot_conv2d, animate_conv2d and their commands; shown in a notebook
+``test_explorer.py``    explore(): its formula and calls, its widgets driven in-process
+``test_notebook.py``    the teaching notebook, run in a real Jupyter kernel
 ``test_docs.py``        the docstring and README examples
 ``test_benchmarks.py``  the benchmark commands, on small settings: they run, write nothing unasked
 ======================  ================================================================

@@ -12,9 +12,8 @@ from .common import HERE, matplotlib
 
 def load_tests(loader, tests, pattern):
     """Add the docstring examples of every module and the README's examples."""
-    for module in pkgutil.iter_modules(convolution.__path__, "convolution."):
-        if module.name in ("convolution.plot", "convolution.animation",
-                           "convolution.plot1d") and matplotlib is None:
+    for module in pkgutil.walk_packages(convolution.__path__, "convolution."):
+        if module.name.startswith("convolution.pictures") and matplotlib is None:
             continue    # their examples draw figures
         tests.addTests(doctest.DocTestSuite(importlib.import_module(module.name)))
     tests.addTests(doctest.DocTestSuite(convolution))

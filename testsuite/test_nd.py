@@ -117,16 +117,16 @@ class TestGeometry(unittest.TestCase):
                 self.assertEqual(out.shape, g.output_shape)
 
     def test_per_axis_parameters_of_the_wrong_length(self):
-        with self.assertRaisesRegex(ValueError, r"stride must be an int >= 1 or a tuple of 3 "
-                                    r"of them, got 2 values"):
+        with self.assertRaisesRegex(ValueError, r"stride must be an int >= 1 or 3 of them, "
+                                    r"got 2 values"):
             as_tuple((1, 2), "stride", 3)
         with self.assertRaisesRegex(ValueError, r"padding must be an int, a tuple of 3 ints"):
             conv_geometry((5, 5, 5), (3, 3, 3), padding=(1, 1))
         with self.assertRaisesRegex(TypeError, r"padding of a transposed convolution must be "
                                     r"an int, a tuple of 3 ints"):
             conv_transpose_output_shape((3, 3, 3), (2, 2, 2), padding="same")
-        with self.assertRaisesRegex(ValueError, r"output_padding must be an int >= 0 or a tuple "
-                                    r"of 3 of them"):
+        with self.assertRaisesRegex(ValueError, r"output_padding must be an int >= 0 or 3 of "
+                                    r"them"):
             conv_transpose_output_shape((3, 3, 3), (2, 2, 2), stride=2, output_padding=(1, 1))
 
     def test_axes(self):
@@ -573,9 +573,9 @@ class TestErrors(unittest.TestCase):
              r"matrix must have at least 3 dimensions"),
             (lambda: conv1d(np.ones(0), np.ones(1)), ValueError, r"no empty axis"),
             (lambda: conv1d(signal, np.ones(3), stride=(1, 2)), ValueError,
-             r"stride must be an int >= 1 or a tuple of 1 of them, got 2 values"),
+             r"stride must be an int >= 1 or 1 of them, got 2 values"),
             (lambda: conv3d(volume, np.ones((2, 2, 2)), dilation=(1, 1)), ValueError,
-             r"dilation must be an int >= 1 or a tuple of 3"),
+             r"dilation must be an int >= 1 or 3 of them"),
             (lambda: conv3d(volume, np.ones((2, 2, 2)), padding=((1, 1), (1, 1))), ValueError,
              r"padding must be an int, a tuple of 3 ints"),
             (lambda: conv1d(signal, np.ones(3), padding=(1, 2, 3)), ValueError,
@@ -674,7 +674,7 @@ class TestPictures(unittest.TestCase):
     def test_cells_read_are_the_windows(self):
         from convolution import plot_conv1d
         from matplotlib.colors import to_hex
-        from convolution.plot1d import COLORS
+        from convolution.pictures.plot1d import COLORS
         for length, k, stride, dilation, padding in [(8, 3, 1, 1, (2, 0)), (9, 2, 2, 3, 1),
                                                      (5, 4, 1, 1, "same")]:
             g = conv_geometry((length,), (k,), stride, dilation, padding)
@@ -759,7 +759,7 @@ class TestDask(unittest.TestCase):
 
     def test_errors_before_computing(self):
         lazy = dask_array.ones((4, 5, 6), chunks=2)
-        with self.assertRaisesRegex(ValueError, r"dilation must be an int >= 1 or a tuple of 3"):
+        with self.assertRaisesRegex(ValueError, r"dilation must be an int >= 1 or 3 of them"):
             conv3d(lazy, np.ones((2, 2, 2)), dilation=(1, 1))
         with self.assertRaisesRegex(ValueError, r"more than the padded input"):
             conv3d(lazy, np.ones((5, 2, 2)))

@@ -2,6 +2,7 @@
 import itertools
 import math
 import os
+import pickle
 import pty
 import select
 import signal
@@ -15,13 +16,15 @@ from pathlib import Path
 import numpy as np
 
 from convolution import (animate_conv2d, animate_conv_transpose2d, conv2d, conv_output_shape,
-                         plot, plot_conv2d, plot_conv_transpose2d)
-from convolution.animation import frame_steps, write_animation
-from convolution.figures import FIGURES, conv_beside_transpose
+                         conv_transpose2d, plot_conv2d, plot_conv_transpose2d)
+from convolution.pictures import forward, grid as drawing
+from convolution.pictures.animation import Animation, frame_steps, write_animation
+from convolution.pictures.figures import FIGURES, conv_beside_transpose
 from convolution.shapes import (conv_geometry, conv_transpose_geometry, spread, window)
 
 from .common import (CHILD_SIGNALS, HERE, iio, matplotlib, torch, README_MATRIX, README_KERNEL,
                      README_MAP, run_main, run_command)
+from .common import optional as optional_module
 
 
 # Unusual parameters: each picture must show exactly the cells conv2d reads.
@@ -50,23 +53,23 @@ def padded_shape(geometry):
 
 
 def expected_roles(geometry, step):
-    """Role of every input and output cell in frame ``step``, worked out without plot.py."""
+    """Role of every input and output cell in frame ``step``, worked out without the pictures' code."""
     (hp, wp), ((top, _), (left, _)) = padded_shape(geometry), geometry.padding
     (h, w), (ho, wo) = geometry.input_shape, geometry.output_shape
     i, j = divmod(step, wo)
     reads = read_cells(geometry, i, j)
-    inputs = {(r, c): plot.READ if (r, c) in reads
-              else plot.INPUT if top <= r < top + h and left <= c < left + w else plot.PADDING
+    inputs = {(r, c): drawing.READ if (r, c) in reads
+              else drawing.INPUT if top <= r < top + h and left <= c < left + w else drawing.PADDING
               for r, c in itertools.product(range(hp), range(wp))}
-    outputs = {(r, c): plot.DONE if r * wo + c < step else
-               plot.CURRENT if r * wo + c == step else plot.TODO
+    outputs = {(r, c): drawing.DONE if r * wo + c < step else
+               drawing.CURRENT if r * wo + c == step else drawing.TODO
                for r, c in itertools.product(range(ho), range(wo))}
     return inputs, outputs
 
 
 def sample_points(geometry, cells, grid):
     """Data points a quarter cell in from each cell's top-left corner, clear of centred labels."""
-    x0 = 0 if grid == "input" else padded_shape(geometry)[1] + plot.GAP
+    x0 = 0 if grid == "input" else padded_shape(geometry)[1] + drawing.GAP
     return points_in(x0, cells)
 
 
@@ -84,7 +87,7 @@ def rendered_colors(fig, points, ax=None):
 
 
 def role_rgb(roles):
-    return np.array([np.round(np.array(matplotlib.colors.to_rgb(plot.COLORS[role])) * 255)
+    return np.array([np.round(np.array(matplotlib.colors.to_rgb(drawing.COLORS[role])) * 255)
                      for role in roles])
 
 
@@ -137,9 +140,9 @@ class TestPlot(unittest.TestCase):
 
     def test_roles_have_distinct_colors(self):
         # Otherwise the pixel test could not tell a read cell from an unread one.
-        rgb = dict(zip(plot.COLORS, role_rgb(plot.COLORS)))
-        for a, b in itertools.combinations([plot.INPUT, plot.PADDING, plot.READ, plot.CURRENT,
-                                            plot.DONE], 2):
+        rgb = dict(zip(drawing.COLORS, role_rgb(drawing.COLORS)))
+        for a, b in itertools.combinations([drawing.INPUT, drawing.PADDING, drawing.READ, drawing.CURRENT,
+                                            drawing.DONE], 2):
             self.assertGreater(np.abs(rgb[a] - rgb[b]).max(), 30, (a, b))
 
     def test_padded_cell_drawn_unlike_an_input_cell(self):
@@ -173,7 +176,7 @@ class TestPlot(unittest.TestCase):
         labels = labels_at(ax)
         for (r, c), value in np.ndenumerate(matrix):
             self.assertEqual(labels[(c + 0.5, r + 0.5)].get_text(), str(value))
-        x0 = 14 + plot.GAP
+        x0 = 14 + drawing.GAP
         for (i, j), value in np.ndenumerate(expected):
             label = labels.get((x0 + j + 0.5, i + 0.5))
             # Cells up to the current one (number 8) show their sums; later ones are blank.
@@ -199,7 +202,7 @@ class TestPlot(unittest.TestCase):
                               fill_value=fill)
                 for (i, j), value in np.ndenumerate(sums[:2]):   # cells 0..5 of 3 x 3
                     if i * 3 + j <= 5:
-                        self.assertEqual(labels[(6 + plot.GAP + j + 0.5, i + 0.5)].get_text(),
+                        self.assertEqual(labels[(6 + drawing.GAP + j + 0.5, i + 0.5)].get_text(),
                                          str(value))
 
     def test_kernel_weights_sit_on_their_taps(self):
@@ -225,7 +228,7 @@ class TestPlot(unittest.TestCase):
         self.assertIs(plot_conv2d((5, 5), (3, 3), dilation=2, ax=right), fig)
         self.assertEqual(len(left.collections), 0)
         self.assertEqual(len(right.collections), 2)     # the input grid and the output grid
-        self.assertAlmostEqual(right.get_xlim()[1] - right.get_xlim()[0], 5 + plot.GAP + 1 + 0.1)
+        self.assertAlmostEqual(right.get_xlim()[1] - right.get_xlim()[0], 5 + drawing.GAP + 1 + 0.1)
 
 
 # The transposed convolution: each picture must show exactly the cells each input cell adds into.
@@ -247,7 +250,7 @@ def transpose_geometry(case):
 
 
 class Scatter:
-    """The transposed convolution worked out in the test from its definition, not by plot.py.
+    """The transposed convolution worked out in the test from its definition, not by the pictures' code.
 
     Input cell (i, j) times kernel tap (a, b) lands on output cell
     (i*sh + a*dh - top, j*sw + b*dw - left); what falls outside the output is
@@ -298,15 +301,15 @@ class Scatter:
         i, j = divmod(step, self.w)
         now = {(r + self.top, c + self.left) for r, c in self.lands(i, j).values()}
         first = self.first_reach()
-        inputs = {(r, c): plot.DONE if r * self.w + c < step else
-                  plot.CURRENT if r * self.w + c == step else plot.INPUT
+        inputs = {(r, c): drawing.DONE if r * self.w + c < step else
+                  drawing.CURRENT if r * self.w + c == step else drawing.INPUT
                   for r, c in itertools.product(range(self.h), range(self.w))}
         canvas = {}
         for r, c in itertools.product(*map(range, self.canvas)):
             kept = self.kept(r - self.top, c - self.left)
-            canvas[r, c] = ((plot.READ if kept else plot.DROPPED) if (r, c) in now else
-                            plot.PADDING if not kept else
-                            plot.DONE if first.get((r, c), math.inf) < step else plot.TODO)
+            canvas[r, c] = ((drawing.READ if kept else drawing.DROPPED) if (r, c) in now else
+                            drawing.PADDING if not kept else
+                            drawing.DONE if first.get((r, c), math.inf) < step else drawing.TODO)
         return inputs, canvas
 
 
@@ -338,7 +341,7 @@ class TestPlotTranspose(unittest.TestCase):
                 inputs, canvas = scatter.roles(step)
                 with self.subTest(case=case, step=step):
                     self.assert_colors(fig, fig.axes[0], 0, inputs)
-                    self.assert_colors(fig, fig.axes[0], scatter.w + plot.GAP, canvas)
+                    self.assert_colors(fig, fig.axes[0], scatter.w + drawing.GAP, canvas)
 
     def test_every_role_shows(self):
         # The cases above between them draw every role, so the pixel test covers each.
@@ -348,8 +351,8 @@ class TestPlotTranspose(unittest.TestCase):
             for step in range(scatter.h * scatter.w):
                 for roles in scatter.roles(step):
                     seen |= set(roles.values())
-        self.assertEqual(seen, set(plot.COLORS))
-        rgb = role_rgb([plot.DROPPED, plot.READ, plot.PADDING, plot.TODO, plot.DONE])
+        self.assertEqual(seen, set(drawing.COLORS))
+        rgb = role_rgb([drawing.DROPPED, drawing.READ, drawing.PADDING, drawing.TODO, drawing.DONE])
         for a, b in itertools.combinations(rgb, 2):
             self.assertGreater(np.abs(a - b).max(), 30)
 
@@ -362,7 +365,7 @@ class TestPlotTranspose(unittest.TestCase):
                       output_padding=1)]
         for case in cases:
             scatter = Scatter(transpose_geometry(case))
-            x0, first = scatter.w + plot.GAP, scatter.first_reach()
+            x0, first = scatter.w + drawing.GAP, scatter.first_reach()
             for step in range(6):
                 fig = plot_conv_transpose2d(**case, step=step, matrix=matrix, kernel=kernel)
                 labels = labels_at(fig.axes[0])
@@ -385,7 +388,7 @@ class TestPlotTranspose(unittest.TestCase):
             # The last frame: the whole result (the library's conv_transpose2d, once on main).
             np.testing.assert_array_equal(scatter(matrix, kernel), running)
             np.testing.assert_array_equal(
-                plot.conv_transpose2d(matrix, kernel, case["stride"], case.get("dilation", 1),
+                conv_transpose2d(matrix, kernel, case["stride"], case.get("dilation", 1),
                                       case["padding"], case.get("output_padding", 0)), running)
 
     @unittest.skipIf(torch is None, "torch is not installed")
@@ -410,7 +413,7 @@ class TestPlotTranspose(unittest.TestCase):
             with self.subTest(geometry=g):
                 np.testing.assert_array_equal(Scatter(g)(matrix, kernel), expected)
                 np.testing.assert_array_equal(
-                    plot.conv_transpose2d(matrix, kernel, g.stride, g.dilation, g.padding,
+                    conv_transpose2d(matrix, kernel, g.stride, g.dilation, g.padding,
                                           g.output_padding), expected)
 
     def test_kernel_weights_sit_on_their_taps(self):
@@ -421,7 +424,7 @@ class TestPlotTranspose(unittest.TestCase):
             fig = plot_conv_transpose2d(**case, step=step, kernel=kernel)
             lands = scatter.lands(*divmod(step, scatter.w))
             # On the canvas, dropped taps too; a missing or extra label fails.
-            self.assertEqual(weights_drawn(fig.axes[0], scatter.w + plot.GAP),
+            self.assertEqual(weights_drawn(fig.axes[0], scatter.w + drawing.GAP),
                              {(kernel[a, b], (r + scatter.top, c + scatter.left))
                               for (a, b), (r, c) in lands.items()}, f"step {step}")
 
@@ -434,19 +437,19 @@ class TestPlotTranspose(unittest.TestCase):
         for case in TRANSPOSE_CASES:
             scatter = Scatter(transpose_geometry(case))
             ax = plot_conv_transpose2d(**case).axes[0]
-            x0, (ho, wo), (top, left) = scatter.w + plot.GAP, scatter.out, (scatter.top,
+            x0, (ho, wo), (top, left) = scatter.w + drawing.GAP, scatter.out, (scatter.top,
                                                                             scatter.left)
             boxes = {color: sorted((p.get_x() - x0, p.get_y(), p.get_width(), p.get_height())
                                    for p in ax.patches if isinstance(p, Rectangle)
                                    and p.get_edgecolor() == to_rgba(color))
-                     for color in (plot.BORDER_COLOR, plot.EXTRA_COLOR)}
+                     for color in (drawing.BORDER_COLOR, drawing.EXTRA_COLOR)}
             oph, opw = case.get("output_padding", (0, 0)) if isinstance(
                 case.get("output_padding", 0), tuple) else (case.get("output_padding", 0),) * 2
             extra = sorted(([(left, top + ho - oph, wo, oph)] if oph else [])
                            + ([(left + wo - opw, top, opw, ho)] if opw else []))
             with self.subTest(case=case):
-                self.assertEqual(boxes[plot.BORDER_COLOR], [(left, top, wo, ho)])
-                self.assertEqual(boxes[plot.EXTRA_COLOR], extra)
+                self.assertEqual(boxes[drawing.BORDER_COLOR], [(left, top, wo, ho)])
+                self.assertEqual(boxes[drawing.EXTRA_COLOR], extra)
 
     def test_conv_beside_transpose(self):
         # The README's figure: frame k, output cell k of conv2d and input cell k of the
@@ -466,10 +469,10 @@ class TestPlotTranspose(unittest.TestCase):
             inputs, outputs = expected_roles(forward, step)
             with self.subTest(step=step):
                 self.assert_colors(fig, left, 0, inputs)
-                self.assert_colors(fig, left, padded_shape(forward)[1] + plot.GAP, outputs)
+                self.assert_colors(fig, left, padded_shape(forward)[1] + drawing.GAP, outputs)
                 inputs, canvas = scatter.roles(step)
                 self.assert_colors(fig, right, 0, inputs)
-                self.assert_colors(fig, right, scatter.w + plot.GAP, canvas)
+                self.assert_colors(fig, right, scatter.w + drawing.GAP, canvas)
         with self.assertRaisesRegex(ValueError, r"gives \(5, 5\), not \(6, 6\): choose "
                                                 r"output_padding"):
             conv_beside_transpose((6, 6), (3, 3), stride=2, padding=1)
@@ -485,7 +488,7 @@ class TestPlotTranspose(unittest.TestCase):
         self.assertEqual(len(left.collections), 0)
         self.assertEqual(len(right.collections), 2)     # the input grid and the output grid
         # 2 input columns, the gap, the 5 columns of the result.
-        self.assertAlmostEqual(right.get_xlim()[1] - right.get_xlim()[0], 2 + plot.GAP + 5 + 0.1)
+        self.assertAlmostEqual(right.get_xlim()[1] - right.get_xlim()[0], 2 + drawing.GAP + 5 + 0.1)
 
 
 @unittest.skipIf(matplotlib is None, "matplotlib is not installed")
@@ -684,7 +687,7 @@ class TestAnimation(unittest.TestCase):
         to_fraction = fig.axes[0].transData + fig.transFigure.inverted()
         height, width = frames.shape[1:3]
         for step, frame in enumerate(frames):
-            for x0, roles in zip((0, scatter.w + plot.GAP), scatter.roles(step)):
+            for x0, roles in zip((0, scatter.w + drawing.GAP), scatter.roles(step)):
                 fx, fy = to_fraction.transform(points_in(x0, roles)).T
                 colors = frame[((1 - fy) * height).astype(int), (fx * width).astype(int)]
                 wrong = [cell for cell, got, want in zip(roles, colors, role_rgb(roles.values()))
@@ -719,7 +722,7 @@ class TestAnimation(unittest.TestCase):
         # Ctrl-C while the frames are drawn, the first one included: the KeyboardInterrupt
         # comes out as it is (matplotlib's writer.saving() turned an interruption before the
         # first frame into IndexError: list index out of range), and no file is written.
-        picture = plot.conv2d_picture((4, 4), (3, 3), 1, 1, 0, "zeros", 0, None, None, None)
+        picture = forward.conv2d_picture((4, 4), (3, 3), 1, 1, 0, "zeros", 0, None, None, None)
         for stop in (0, 1, 3):
             def show(step):
                 if step == stop:
@@ -779,7 +782,8 @@ class TestAnimateCommandLine(unittest.TestCase):
             self.assertEqual(os.listdir(folder), [])
 
     def test_bad_input(self):
-        cases = [(["--input", "5by5"], "argument --input: expected HxW, two whole numbers, got '5by5'"),
+        cases = [(["--input", "5by5"], "argument --input: expected HxW (two whole numbers) or "
+                                       "a file of numbers (.npy or text), got '5by5'"),
                  (["--input", "5"], "argument --input: expected HxW"),
                  (["--kernel", "9x9"], "kernel of shape (9, 9) with dilation (1, 1) spans"),
                  (["--dilation", "2.5"], "argument --dilation: expected N or HxW with whole numbers, got "
@@ -916,6 +920,170 @@ class TestAnimateCommandLine(unittest.TestCase):
                                                "--help')\n"))
 
 
+@unittest.skipIf(matplotlib is None, "matplotlib is not installed")
+class TestShownInANotebook(unittest.TestCase):
+    """Figures show as PNG and animations play as the value of a cell; nothing else opens."""
+
+    def test_figure_has_a_png_repr(self):
+        from matplotlib._pylab_helpers import Gcf
+
+        before = Gcf.get_num_fig_managers()
+        fig = plot_conv2d((5, 5), (3, 3), stride=2)
+        png = fig._repr_png_()
+        self.assertTrue(png.startswith(b"\x89PNG\r\n\x1a\n"))
+        width, height = np.frombuffer(png[16:24], ">u4")
+        self.assertEqual((width, height), tuple(np.round(fig.get_size_inches() * fig.dpi)))
+        self.assertEqual(Gcf.get_num_fig_managers(), before)   # no pyplot window
+        fig = plot_conv_transpose2d((2, 2), (3, 3), stride=2)
+        self.assertTrue(fig._repr_png_().startswith(b"\x89PNG"))
+        # Still a Figure in every other way, pickled and unpickled too.
+        copy = pickle.loads(pickle.dumps(fig))
+        self.assertEqual(copy.axes[0].get_title(), fig.axes[0].get_title())
+        self.assertTrue(copy._repr_png_().startswith(b"\x89PNG"))
+
+    def test_ipython_shows_the_png(self):
+        IPython = optional_module("IPython")
+        if IPython is None:
+            self.skipTest("IPython is not installed")
+        from IPython.core.formatters import DisplayFormatter
+
+        data, _ = DisplayFormatter().format(plot_conv2d((4, 4), (2, 2)))
+        self.assertIn("image/png", data)
+        data, _ = DisplayFormatter().format(animate_conv2d((3, 3), (2, 2)))
+        self.assertIn("text/html", data)
+
+    def test_animation_plays_inline_and_writes_nothing(self):
+        with tempfile.TemporaryDirectory() as folder:
+            old = os.getcwd()
+            os.chdir(folder)
+            try:
+                animation = animate_conv2d((5, 5), (3, 3), stride=2)
+                html = animation._repr_html_()
+            finally:
+                os.chdir(old)
+            self.assertEqual(os.listdir(folder), [])
+        self.assertIsInstance(animation, Animation)
+        self.assertEqual(animation.frames, 4)
+        self.assertIn("<script", html)
+        self.assertEqual(html.count("data:image/png;base64,"), 4)
+        self.assertIs(animation._repr_html_(), html)          # drawn once
+        self.assertEqual(repr(animation), "<Animation of conv2d, input (5, 5), kernel (3, 3): "
+                                          "4 frames at 2 fps>")
+        transposed = animate_conv_transpose2d((2, 3), (3, 3), stride=2, max_frames=4)
+        self.assertEqual(transposed._repr_html_().count("data:image/png;base64,"), 4)
+
+    def test_animation_save(self):
+        animation = animate_conv2d((4, 4), (3, 3), padding=1, fps=4, max_frames=5)
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "a.gif")
+            self.assertEqual(animation.save(path), path)
+            frames = iio.imread(path, index=None) if iio is not None else None
+            if frames is not None:
+                self.assertEqual(frames.shape[0], 5)
+            with self.assertRaisesRegex(ValueError, "path must end in '.gif' or '.mp4'"):
+                animation.save(os.path.join(folder, "a.png"))
+            self.assertEqual(sorted(os.listdir(folder)), ["a.gif"])
+        with self.assertRaisesRegex(TypeError, "path must be a str or os.PathLike, got None"):
+            write_animation(None, animation.figure, animation.show, [0])
+
+
+@unittest.skipIf(matplotlib is None, "matplotlib is not installed")
+class TestArraysInPlaceOfShapes(unittest.TestCase):
+    """plot_conv2d(matrix, kernel) and animate_conv2d(matrix, kernel): values and sums."""
+
+    matrix = np.array([[1, 2, 0, 3], [0, 1, 3, 1], [2, 2, 1, 0]])
+    kernel = np.array([[1, 0], [0, -1]])
+
+    def texts(self, fig):
+        return sorted(text.get_text() for text in fig.axes[0].texts)
+
+    def test_same_picture_as_with_keywords(self):
+        for plot, args in ((plot_conv2d, dict(stride=(1, 2), padding=1, step=3)),
+                           (plot_conv_transpose2d, dict(stride=2, step=5))):
+            with self.subTest(plot=plot.__name__):
+                by_values = plot(self.matrix, self.kernel, **args)
+                by_keywords = plot(self.matrix.shape, self.kernel.shape, matrix=self.matrix,
+                                   kernel=self.kernel, **args)
+                self.assertEqual(self.texts(by_values), self.texts(by_keywords))
+                self.assertEqual(by_values.axes[0].get_title(), by_keywords.axes[0].get_title())
+
+    def test_the_sums_are_drawn(self):
+        fig = plot_conv2d(self.matrix, self.kernel, step=5)
+        sums = conv2d(self.matrix, self.kernel)
+        # 1*1 + 3*(-1) at output cell (1, 2): the title names it; every sum is written.
+        self.assertIn(f"output cell (1, 2) of 2×3 · sum of weight × value over the blue cells "
+                      f"= {sums[1, 2]}", fig.axes[0].get_title())
+        texts = self.texts(fig)
+        for value in sums.ravel():
+            self.assertIn(str(value), texts)
+        # A nested list is values too, and a shape mixed with values works.
+        self.assertEqual(self.texts(plot_conv2d(self.matrix.tolist(), self.kernel.tolist(),
+                                                step=5)), texts)
+        mixed = plot_conv2d(self.matrix, (2, 2), step=5)
+        self.assertIn("3", self.texts(mixed))
+        animation = animate_conv2d(self.matrix, self.kernel)
+        self.assertEqual(animation.frames, 6)
+
+    def test_errors(self):
+        with self.assertRaisesRegex(TypeError, "matrix given twice: as values in place of "
+                                               "input_shape, and as matrix="):
+            plot_conv2d(self.matrix, (2, 2), matrix=self.matrix)
+        with self.assertRaisesRegex(TypeError, "kernel given twice"):
+            animate_conv2d((3, 4), self.kernel, kernel=self.kernel)
+        with self.assertRaisesRegex(ValueError, r"matrix must have 2 dimensions \(H, W\) to "
+                                                r"be drawn, got shape \(2, 3, 4\)"):
+            plot_conv2d(np.ones((2, 3, 4)), (2, 2))
+        with self.assertRaisesRegex(ValueError, "ragged|same length|inhomogeneous"):
+            plot_conv2d([[1, 2], [3]], (1, 1))
+        # A flat sequence is still a shape, and its errors are the shape's.
+        with self.assertRaisesRegex(TypeError, "input_shape must be a tuple of ints"):
+            plot_conv2d((5.0, 5), (3, 3))
+
+
+@unittest.skipIf(matplotlib is None or iio is None, "matplotlib or imageio is not installed")
+class TestAnimateValuesFromFiles(unittest.TestCase):
+    """convolution animate --input FILE --kernel FILE: the values and the sums."""
+
+    def test_files(self):
+        with tempfile.TemporaryDirectory() as folder:
+            values = os.path.join(folder, "values.txt")
+            with open(values, "w") as file:
+                file.write("# the input\n1 2 0\n0, 1, 3\n2 2 1\n")
+            kernel = os.path.join(folder, "kernel.npy")
+            np.save(kernel, np.array([[1, 0], [0, -1]]))
+            out = os.path.join(folder, "sums.gif")
+            self.assertEqual(run_main("animate", out, "--input", values, "--kernel", kernel),
+                             (0, ""))
+            self.assertEqual(iio.imread(out, index=None).shape[0], 4)
+            out2 = os.path.join(folder, "shape.gif")
+            self.assertEqual(run_main("animate", out2, "--input", values, "--kernel", "2x2",
+                                      "--transposed", "--stride", "2"), (0, ""))
+            self.assertEqual(iio.imread(out2, index=None).shape[0], 9)
+
+    def test_bad_files(self):
+        with tempfile.TemporaryDirectory() as folder:
+            bad = os.path.join(folder, "bad.txt")
+            with open(bad, "w") as file:
+                file.write("1 a\n")
+            ragged = os.path.join(folder, "ragged.txt")
+            with open(ragged, "w") as file:
+                file.write("1 2\n3\n")
+            out = os.path.join(folder, "a.gif")
+            for args, message in [
+                    (("--input", bad, "--kernel", "2x2"),
+                     f"--input: file {bad!r}, line 1: 'a' is not a number"),
+                    (("--input", "3x3", "--kernel", ragged),
+                     f"--kernel: file {ragged!r} must have as many numbers on every line"),
+                    (("--input", os.path.join(folder, "none.txt"), "--kernel", "2x2"),
+                     "argument --input: expected HxW (two whole numbers) or a file of numbers")]:
+                with self.subTest(args=args):
+                    status, stderr = run_main("animate", out, *args)
+                    self.assertEqual(status, 2)
+                    self.assertIn(message, stderr)
+                    self.assertEqual(stderr.count("\n"), 1)
+            self.assertEqual(sorted(os.listdir(folder)), ["bad.txt", "ragged.txt"])
+
+
 class TestPicturesAreOptional(unittest.TestCase):
     """matplotlib is needed only when a picture is drawn."""
 
@@ -926,8 +1094,18 @@ class TestPicturesAreOptional(unittest.TestCase):
 
     def test_import_costs_numpy_only(self):
         result = self.run_python("import sys, convolution; print(sorted({m.split('.')[0] for m "
-                                 "in sys.modules} & {'matplotlib', 'PIL', 'imageio'}))")
+                                 "in sys.modules} & {'matplotlib', 'PIL', 'imageio', 'IPython', "
+                                 "'ipywidgets', 'traitlets', 'scipy', 'torch', 'dask'}))")
         self.assertEqual(result.stdout, "[]\n", result.stderr)
+
+    def test_explore_without_ipywidgets(self):
+        result = self.run_python("import sys; sys.modules['ipywidgets'] = None\n"
+                                 "import convolution\n"
+                                 "try:\n    convolution.explore()\n"
+                                 "except ImportError as error:\n    print(error)")
+        self.assertEqual(result.stdout, "explore() needs ipywidgets in Jupyter: pip install "
+                                        "ipywidgets (or run 'convolution explore' for a "
+                                        "window)\n", result.stderr)
 
     def test_without_matplotlib(self):
         # sys.modules[name] = None makes `import name` fail as if it were not installed.
@@ -969,9 +1147,9 @@ class TestReadmeFigures(unittest.TestCase):
             self.assertEqual(frames.shape[0], h_out * w_out)
             self.assertLess(os.path.getsize(path), 300_000)
         # Not blank: every frame has its orange cell and blue ones, a few hundred pixels each.
-        for role in (plot.CURRENT, plot.READ):
+        for role in (drawing.CURRENT, drawing.READ):
             pixels = (frames[..., :3] == role_rgb([role])[0]).all(-1).sum(axis=(1, 2))
-            self.assertGreater(pixels.min(), 300, f"too little {plot.COLORS[role]} in {path}")
+            self.assertGreater(pixels.min(), 300, f"too little {drawing.COLORS[role]} in {path}")
 
     def test_figures_command(self):
         with tempfile.TemporaryDirectory() as folder:

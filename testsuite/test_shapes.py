@@ -7,7 +7,7 @@ import numpy as np
 from convolution import conv_output_shape
 from convolution.shapes import conv_transpose_geometry, conv_transpose_output_shape
 
-from .common import torch
+from .common import optional, torch
 
 
 class TestOutputShape(unittest.TestCase):
@@ -92,3 +92,99 @@ class TestTransposeOutputShape(unittest.TestCase):
                 except ValueError:
                     shape = None
                 self.assertEqual(shape, expected)
+
+
+class TestResolvePadding(unittest.TestCase):
+    """resolve_padding: the border every padding form adds, for any number of axes."""
+
+    def test_hand_worked(self):
+        from convolution import resolve_padding
+
+        # n = 5, k = 4, stride 2: 'same' wants 3 outputs, windows to cell 7: 3 more cells.
+        self.assertEqual(resolve_padding("same", (5, 5), (4, 4), stride=2), ((1, 2), (1, 2)))
+        self.assertEqual(resolve_padding("same", (5, 6), (3, 2)), ((1, 1), (0, 1)))
+        self.assertEqual(resolve_padding("full", (5, 5), (4, 2), dilation=(1, 3)),
+                         ((3, 3), (3, 3)))
+        self.assertEqual(resolve_padding("valid", (1, 5, 5), (4, 4)), ((0, 0), (0, 0)))
+        self.assertEqual(resolve_padding(2, (5, 5), (3, 3)), ((2, 2), (2, 2)))
+        self.assertEqual(resolve_padding((1, (0, 2)), (5, 5), (3, 3)), ((1, 1), (0, 2)))
+        # Other numbers of axes: one (a signal) and three (a volume).
+        self.assertEqual(resolve_padding("same", (7,), (2,), dilation=3), ((1, 2),))
+        # 8 cells, k = 4, stride 2: 4 outputs, windows to cell 9: 2 more cells, 1 a side.
+        self.assertEqual(resolve_padding("same", (2, 9, 8, 7), (3, 4, 2), stride=(1, 2, 3)),
+                         ((1, 1), (1, 1), (0, 1)))
+        self.assertEqual(resolve_padding(((1, 2), 3, 0), (5, 6, 7), (2, 2, 2)),
+                         ((1, 2), (3, 3), (0, 0)))
+
+    def test_agrees_with_the_geometry_and_the_tutorial(self):
+        from convolution import reference, resolve_padding
+        from convolution.shapes import conv_geometry
+
+        for n, k, s, d in itertools.product(range(1, 9), range(1, 5), range(1, 4), range(1, 3)):
+            same = resolve_padding("same", (n, n), (k, k), s, d)
+            self.assertEqual(same[0], reference.same_padding(n, k, s, d))
+            self.assertEqual(resolve_padding("full", (n, n), (k, k), s, d)[0],
+                             reference.full_padding(k, d))
+            for padding in ("same", "full", 1, ((0, 2), 1)):
+                try:
+                    geometry = conv_geometry((n, n), (k, k), s, d, padding)
+                except ValueError:
+                    continue
+                self.assertEqual(resolve_padding(padding, (n, n), (k, k), s, d),
+                                 geometry.padding)
+            # 'same' gives ceil(n / s) outputs, the tutorial's promise.
+            self.assertEqual(conv_geometry((n, n), (k, k), s, d, "same").output_shape[0],
+                             -(-n // s))
+
+    def test_errors(self):
+        from convolution import resolve_padding
+
+        for padding, error, message in [
+                ("half", ValueError, "padding must be one of 'valid', 'same', 'full'"),
+                (-1, ValueError, "non-negative"),
+                ((1, 2, 3), ValueError, "got 3 values"),
+                (1.5, TypeError, "padding must be an int"),
+                (((1, 2, 3), 0), ValueError, r"padding must be an int.*\(\(1, 2, 3\), 0\)")]:
+            with self.subTest(padding=padding):
+                with self.assertRaisesRegex(error, message):
+                    resolve_padding(padding, (5, 5), (3, 3))
+        with self.assertRaisesRegex(ValueError, "stride must be an int >= 1 or a pair"):
+            resolve_padding("same", (5, 5), (3, 3), stride=0)
+        with self.assertRaisesRegex(ValueError, "dilation must be an int >= 1 or 3 of them"):
+            resolve_padding("same", (5, 5, 5), (3, 3, 3), dilation=(1, 2))
+        with self.assertRaisesRegex(ValueError, "input_shape must have at least 3 entries"):
+            resolve_padding("same", (5, 5), (3, 3, 3))
+        with self.assertRaisesRegex(TypeError, "kernel_shape must be a tuple of ints"):
+            resolve_padding("same", (5, 5), 3)
+
+
+class TestSameWithAnEvenKernel(unittest.TestCase):
+    """docs/pictures.md's table: 'same' with an even kernel against scipy.ndimage and scipy.signal."""
+
+    def test_against_scipy(self):
+        ndimage, signal = optional("scipy.ndimage"), optional("scipy.signal")
+        if ndimage is None or signal is None:
+            self.skipTest("SciPy is not installed")
+        from convolution import conv2d
+
+        rng = np.random.default_rng(5)
+        for (kh, kw), (h, w) in itertools.product([(4, 4), (2, 2), (4, 2), (3, 4), (3, 3)],
+                                                  [(6, 7), (9, 5)]):
+            with self.subTest(kernel=(kh, kw), input=(h, w)):
+                x, k = rng.integers(-4, 5, (h, w)), rng.integers(1, 5, (kh, kw))   # k: no zero kernel
+                ours = conv2d(x, k, padding="same", flip=True)
+                np.testing.assert_array_equal(ours, ndimage.convolve(x, k, mode="constant"))
+                theirs = signal.convolve2d(x, k, "same")
+                # One cell off on each axis where the kernel is even: ours[i] is theirs[i + 1].
+                dh, dw = 1 - kh % 2, 1 - kw % 2
+                np.testing.assert_array_equal(ours[:h - dh, :w - dw], theirs[dh:, dw:])
+                if dh or dw:
+                    self.assertFalse(np.array_equal(ours, theirs))
+                # Of the full convolution, conv2d keeps rows kh // 2 on.
+                full = signal.convolve2d(x, k, "full")
+                np.testing.assert_array_equal(ours, full[kh // 2:kh // 2 + h, kw // 2:kw // 2 + w])
+                correlated = conv2d(x, k, padding="same")
+                np.testing.assert_array_equal(correlated, signal.correlate2d(x, k, "same"))
+                scipy_correlated = ndimage.correlate(x, k, mode="constant")
+                np.testing.assert_array_equal(correlated[:h - dh, :w - dw],
+                                              scipy_correlated[dh:, dw:])

@@ -4,12 +4,14 @@
 `write_figure`; the tests check the files in ``files/`` against the same
 entries. matplotlib is imported only when a figure is drawn.
 """
+from ..shapes import conv_geometry, conv_transpose_geometry
 from .animation import animate_conv2d, write_animation
-from .plot import (Conv2dPicture, ConvTranspose2dPicture, conv2d_picture,
-                   conv_transpose2d_picture, new_figure, plot_conv2d, require_matplotlib)
-from .shapes import conv_geometry, conv_transpose_geometry
+from .forward import Conv2dPicture, conv2d_picture, plot_conv2d
+from .grid import new_figure, require_matplotlib
+from .transposed import ConvTranspose2dPicture, conv_transpose2d_picture
 
-__all__ = ["FIGURES", "README_MATRIX", "README_KERNEL", "write_figure",
+__all__ = ["FIGURES", "README_MATRIX", "README_KERNEL", "FIRST_IMAGE", "FIRST_KERNEL",
+           "write_figure",
            "conv_beside_transpose"]
 
 # The README's 9 x 14 example (README.md, "Usage"), drawn with its values.
@@ -24,6 +26,10 @@ README_MATRIX = [[1, 4, 4, 2, 1, 0, 0, 1, 0, 0, 3, 3, 3, 4],
                  [3, 3, 1, 1, 1, 1, 4, 4, 2, 3, 2, 2, 2, 3]]
 README_KERNEL = [[0, 1, 3, 3, 2], [0, 1, 3, 1, 3], [1, 1, 2, 0, 2], [2, 2, 3, 2, 0],
                  [1, 3, 1, 2, 0]]
+
+# The README's first example ("In five lines"), one output cell traced.
+FIRST_IMAGE = [[1, 2, 0, 3], [0, 1, 3, 1], [2, 2, 1, 0]]
+FIRST_KERNEL = [[1, 0], [0, -1]]
 
 
 def conv_beside_transpose(input_shape, kernel_shape, stride=1, dilation=1, padding=0,
@@ -100,6 +106,8 @@ FIGURES = {
                                      padding=2, padding_mode="reflect")),
     "transposed.gif": (_beside, dict(input_shape=(6, 6), kernel_shape=(3, 3), stride=2,
                                      padding=1, output_padding=1)),
+    "first-example.png": (_plot, dict(input_shape=FIRST_IMAGE, kernel_shape=FIRST_KERNEL,
+                                      step=5)),
     "readme-example.png": (_plot, dict(input_shape=(9, 14), kernel_shape=(5, 5),
                                        stride=(2, 1), dilation=(1, 2), matrix=README_MATRIX,
                                        kernel=README_KERNEL, step=8)),

@@ -1,24 +1,32 @@
 """Animations of the convolution: the kernel sliding, one frame per cell.
 
-Each frame is a picture of ``plot.py`` repainted for the next cell: one
-figure is built and only its cells' colours, the kernel's frame, the labels
-and the title change from frame to frame. `write_animation` writes the
-frames of any such figure; `animate_conv2d` (one frame per output cell) and
-`animate_conv_transpose2d` (one frame per input cell) build on it.
-matplotlib is imported inside the functions.
+Each frame is a picture of ``forward.py`` or ``transposed.py`` repainted for
+the next cell: one figure is built and only its cells' colours, the kernel's
+frame, the labels and the title change from frame to frame.
+
+`Animation` holds such a figure and its frames. In Jupyter it shows itself
+as a player (``_repr_html_``: matplotlib's JavaScript player, with play,
+pause and a step through the frames), and `Animation.save` writes it as a
+GIF or an MP4 with `write_animation`. `animate_conv2d` (one frame per output
+cell) and `animate_conv_transpose2d` (one frame per input cell) return one,
+or write it when given a ``path``. matplotlib is imported inside the
+functions.
 """
 import contextlib
 import math
 import numbers
 import operator
 import os
+import tempfile
 
 import numpy as np
 
-from .plot import COLORS, conv2d_picture, conv_transpose2d_picture, require_matplotlib
+from .forward import conv2d_picture
+from .grid import COLORS, require_matplotlib
+from .transposed import conv_transpose2d_picture
 
-__all__ = ["animate_conv2d", "animate_conv_transpose2d", "write_animation", "frame_steps",
-           "ANIMATION_FORMATS"]
+__all__ = ["Animation", "animate_conv2d", "animate_conv_transpose2d", "write_animation",
+           "frame_steps", "ANIMATION_FORMATS"]
 
 #: The file name endings the animations are written in; '.mp4' needs ffmpeg.
 ANIMATION_FORMATS = (".gif", ".mp4")
@@ -49,11 +57,13 @@ def frame_steps(cells, max_frames=None):
 
 
 def _check_options(path, fps, dpi, max_frames, progress):
-    """Refuse bad writing options; return the format ('.gif' or '.mp4')."""
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
-    if suffix not in ANIMATION_FORMATS:
-        raise ValueError(f"path must end in {' or '.join(map(repr, ANIMATION_FORMATS))}, "
-                         f"got {path!r}")
+    """Refuse bad writing options; return the format ('.gif' or '.mp4'; None without a path)."""
+    suffix = None
+    if path is not None:
+        suffix = os.path.splitext(os.fspath(path))[1].lower()
+        if suffix not in ANIMATION_FORMATS:
+            raise ValueError(f"path must end in {' or '.join(map(repr, ANIMATION_FORMATS))}, "
+                             f"got {path!r}")
     for name, value in (("fps", fps), ("dpi", dpi)):
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
             raise TypeError(f"{name} must be a positive number, got {value!r}")
@@ -159,7 +169,7 @@ def write_animation(path, figure, show, steps, *, fps=2, dpi=72, progress=None):
     path : str or os.PathLike
         A '.gif', or an '.mp4' when ffmpeg is installed.
     figure : matplotlib Figure
-        The figure to grab, with an Agg canvas, e.g. from `plot.new_figure`.
+        The figure to grab, with an Agg canvas, e.g. from `grid.new_figure`.
     show : callable
         ``show(step)`` redraws the figure's artists for ``step``.
     steps : sequence of int
@@ -185,11 +195,12 @@ def write_animation(path, figure, show, steps, *, fps=2, dpi=72, progress=None):
     matplotlib = require_matplotlib()
     from matplotlib import animation
 
+    if path is None:
+        raise TypeError("path must be a str or os.PathLike, got None")
     suffix = _check_options(path, fps, dpi, None, progress)
     if len(steps) == 0:
         raise ValueError("steps must hold at least one step, got none")
-    # Frame sizes are whole pixels: round the figure so that width * dpi is one.
-    figure.set_size_inches(np.round(figure.get_size_inches() * dpi) / dpi)
+    _whole_pixels(figure, dpi)   # frame sizes are whole pixels
     if suffix == ".gif":
         _write_gif(path, figure, show, steps, fps, dpi, progress)
         return path
@@ -217,17 +228,101 @@ def write_animation(path, figure, show, steps, *, fps=2, dpi=72, progress=None):
     return path
 
 
-def animate_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *, path,
+class Animation:
+    """A picture and its frames: ``show(step)`` repaints ``figure`` for each of ``steps``.
+
+    What `animate_conv2d` and `animate_conv_transpose2d` return without a
+    ``path``. As the value of a Jupyter cell it shows itself as a player
+    (matplotlib's JavaScript player: play, pause, one frame back or on, a
+    slider), drawn when it is first shown and then kept; `save` writes it
+    as a file. Nothing opens a window.
+
+    Parameters
+    ----------
+    figure : matplotlib Figure
+        The figure to grab, with an Agg canvas (`grid.new_figure`).
+    show : callable
+        ``show(step)`` repaints the figure for ``step``.
+    steps : sequence of int
+        The steps to show, one frame each, in order.
+    fps, dpi
+        Frames per second and pixels per inch, as for `animate_conv2d`.
+    description : str
+        What the animation shows, for its ``repr``.
+
+    Notes
+    -----
+    The player holds every frame as a PNG in the page, some 10 to 40 kB a
+    frame at 72 dpi; matplotlib drops the frames beyond its
+    ``animation.embed_limit`` (20 MB by default), with a warning. For a large
+    input, ``max_frames`` keeps the page small.
+    """
+
+    def __init__(self, figure, show, steps, *, fps=2, dpi=72, description="animation"):
+        if len(steps) == 0:
+            raise ValueError("steps must hold at least one step, got none")
+        self.figure, self.show, self.steps = figure, show, steps
+        self.fps, self.dpi, self.description = fps, dpi, description
+        self._html = None
+
+    @property
+    def frames(self):
+        """The number of frames."""
+        return len(self.steps)
+
+    def __repr__(self):
+        return f"<Animation of {self.description}: {self.frames} frames at {self.fps:g} fps>"
+
+    def save(self, path, *, progress=None):
+        """Write the animation to ``path`` (a '.gif', or an '.mp4' with ffmpeg); return ``path``.
+
+        See `write_animation`; ``progress(done, total)`` is called after each frame.
+        """
+        return write_animation(path, self.figure, self.show, self.steps, fps=self.fps,
+                               dpi=self.dpi, progress=progress)
+
+    def to_jshtml(self):
+        """The frames in matplotlib's JavaScript player: an HTML fragment, made once and kept."""
+        if self._html is None:
+            matplotlib = require_matplotlib()
+            from matplotlib.animation import HTMLWriter
+
+            _whole_pixels(self.figure, self.dpi)
+            writer = HTMLWriter(fps=self.fps, embed_frames=True, default_mode="loop")
+            with tempfile.TemporaryDirectory() as folder, \
+                    matplotlib.rc_context({"savefig.bbox": None}):
+                path = os.path.join(folder, "animation.html")
+                writer.setup(self.figure, path, self.dpi)
+                for step in self.steps:
+                    self.show(step)
+                    writer.grab_frame()
+                writer.finish()
+                with open(path, encoding="utf-8") as page:
+                    self._html = page.read()
+        return self._html
+
+    def _repr_html_(self):
+        return self.to_jshtml()
+
+
+def _whole_pixels(figure, dpi):
+    """Round the figure's size so that width * dpi and height * dpi are whole pixels."""
+    figure.set_size_inches(np.round(figure.get_size_inches() * dpi) / dpi)
+
+
+def animate_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *, path=None,
                    padding_mode="zeros", fill_value=0, fps=2, matrix=None, kernel=None,
                    dpi=72, max_frames=None, progress=None):
-    """Write an animation of the kernel sliding: one frame per output cell, row by row.
+    """An animation of the kernel sliding: one frame per output cell, row by row.
 
     Parameters
     ----------
     input_shape, kernel_shape, stride, dilation, padding, padding_mode, fill_value, matrix, kernel
-        As for `plot_conv2d`.
-    path : str or os.PathLike
+        As for `plot_conv2d`: shapes, or the input and the kernel themselves.
+    path : str or os.PathLike, optional
         Where to write: a '.gif', or an '.mp4' when ffmpeg is installed.
+        Without it, nothing is written and an `Animation` is returned, which
+        Jupyter shows as a player.
     fps : number, default 2
         Frames per second.
     dpi : number, default 72
@@ -236,12 +331,13 @@ def animate_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *
         Draw at most this many output cells, spread evenly from the first to
         the last (see `frame_steps`); by default every one.
     progress : callable, optional
-        Called as ``progress(done, total)`` after each frame is drawn.
+        Called as ``progress(done, total)`` after each frame is written
+        (with ``path``).
 
     Returns
     -------
-    str or os.PathLike
-        ``path``.
+    Animation, or str or os.PathLike
+        The `Animation` without ``path``; ``path`` with it.
 
     Raises
     ------
@@ -260,16 +356,23 @@ def animate_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *
 
     Notes
     -----
-    Every argument is checked before anything is written. One figure is
-    drawn and repainted for each frame (its cells' colours, the kernel's
-    frame, the title), so the cost is one render per frame, some 0.03 to
-    0.15 s, and the frames are kept, one byte a pixel, until the GIF is
-    saved. The 900 output cells of a 30 x 30 input with padding 'same'
-    took 131 s, 1.6 MB of GIF and 1 GB of memory; ``max_frames=60``, 4 s
-    and 200 kB. A small input shows the same arithmetic.
+    Every argument is checked before anything is drawn or written. One
+    figure is drawn and repainted for each frame (its cells' colours, the
+    kernel's frame, the title), so the cost is one render per frame, some
+    0.03 to 0.15 s, and the frames are kept, one byte a pixel, until the
+    GIF is saved. The 900 output cells of a 30 x 30 input with padding
+    'same' took 131 s, 1.6 MB of GIF and 1 GB of memory; ``max_frames=60``,
+    4 s and 200 kB. A small input shows the same arithmetic.
 
     Examples
     --------
+    In a notebook, the value of a cell plays:
+
+    >>> animate_conv2d((5, 5), (3, 3), stride=2)
+    <Animation of conv2d, input (5, 5), kernel (3, 3): 4 frames at 2 fps>
+
+    With a path, a file:
+
     >>> import os, tempfile
     >>> from PIL import Image
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -281,15 +384,17 @@ def animate_conv2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0, *
     _check_options(path, fps, dpi, max_frames, progress)
     picture = conv2d_picture(input_shape, kernel_shape, stride, dilation, padding,
                              padding_mode, fill_value, matrix, kernel, None)
-    return write_animation(path, picture.ax.figure, picture.show,
-                           frame_steps(picture.frames, max_frames), fps=fps, dpi=dpi,
-                           progress=progress)
+    g = picture.geometry
+    animation = Animation(picture.ax.figure, picture.show,
+                          frame_steps(picture.frames, max_frames), fps=fps, dpi=dpi,
+                          description=f"conv2d, input {g.input_shape}, kernel {g.kernel_shape}")
+    return animation if path is None else animation.save(path, progress=progress)
 
 
 def animate_conv_transpose2d(input_shape, kernel_shape, stride=1, dilation=1, padding=0,
-                             output_padding=0, *, path, fps=2, matrix=None, kernel=None,
+                             output_padding=0, *, path=None, fps=2, matrix=None, kernel=None,
                              dpi=72, max_frames=None, progress=None):
-    """Write an animation of the transposed convolution: one frame per input cell, row by row.
+    """An animation of the transposed convolution: one frame per input cell, row by row.
 
     Each frame shows one input cell adding its value times the kernel into
     the output cells under the kernel's taps (`plot_conv_transpose2d`).
@@ -303,8 +408,8 @@ def animate_conv_transpose2d(input_shape, kernel_shape, stride=1, dilation=1, pa
 
     Returns
     -------
-    str or os.PathLike
-        ``path``.
+    Animation, or str or os.PathLike
+        The `Animation` without ``path``; ``path`` with it.
 
     Raises
     ------
@@ -315,6 +420,8 @@ def animate_conv_transpose2d(input_shape, kernel_shape, stride=1, dilation=1, pa
 
     Examples
     --------
+    >>> animate_conv_transpose2d((2, 3), (3, 3), stride=2, padding=1)
+    <Animation of conv_transpose2d, input (2, 3), kernel (3, 3): 6 frames at 2 fps>
     >>> import os, tempfile
     >>> from PIL import Image
     >>> with tempfile.TemporaryDirectory() as folder:
@@ -327,6 +434,9 @@ def animate_conv_transpose2d(input_shape, kernel_shape, stride=1, dilation=1, pa
     _check_options(path, fps, dpi, max_frames, progress)
     picture = conv_transpose2d_picture(input_shape, kernel_shape, stride, dilation, padding,
                                        output_padding, matrix, kernel, None)
-    return write_animation(path, picture.ax.figure, picture.show,
-                           frame_steps(picture.frames, max_frames), fps=fps, dpi=dpi,
-                           progress=progress)
+    g = picture.geometry
+    animation = Animation(picture.ax.figure, picture.show,
+                          frame_steps(picture.frames, max_frames), fps=fps, dpi=dpi,
+                          description=f"conv_transpose2d, input {g.input_shape}, "
+                                      f"kernel {g.kernel_shape}")
+    return animation if path is None else animation.save(path, progress=progress)

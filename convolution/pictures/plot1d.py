@@ -15,9 +15,10 @@ import os
 
 import numpy as np
 
-from .conv_nd import conv1d
-from .padding import PADDING_MODES, check_padding_mode, pad
-from .shapes import conv_geometry
+from ..conv_nd import conv1d
+from ..padding import PADDING_MODES, check_padding_mode, pad
+from ..shapes import conv_geometry
+from .grid import _figure_class
 
 __all__ = ["plot_conv1d", "animate_conv1d"]
 
@@ -59,7 +60,6 @@ class _Strip:
 
     def __init__(self, length, kernel_size, stride, dilation, padding, padding_mode, fill_value,
                  signal, kernel, ax):
-        from matplotlib.figure import Figure
         from matplotlib.patches import Rectangle
 
         check_padding_mode(padding_mode, fill_value)
@@ -97,7 +97,7 @@ class _Strip:
                                 padding_mode=padding_mode, fill_value=fill_value)
         if ax is None:
             width = min(12.0, max(7.0, 0.45 * max(padded_length, self.count) + 2.0))
-            figure = Figure(figsize=(width, 2.6))
+            figure = _figure_class()(figsize=(width, 2.6))    # shows itself in Jupyter
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             FigureCanvasAgg(figure)
             ax = figure.add_subplot()
@@ -196,7 +196,8 @@ def plot_conv1d(length, kernel_size, stride=1, dilation=1, padding=0, *, padding
     Returns
     -------
     matplotlib.figure.Figure
-        Shows itself in Jupyter; ``fig.savefig(path)`` writes it.
+        A `grid.PictureFigure` when drawn in a new figure: it shows itself
+        in Jupyter; ``fig.savefig(path)`` writes it.
 
     Raises
     ------
