@@ -54,7 +54,8 @@ Map of the package (imports point down the list, never up):
     product (BLAS) per kernel tap, forward, transposed and for the kernel's
     gradient.
 ``strips.py``
-    The driver the fast paths share: strips of output, threads, scratch memory.
+    The driver the fast paths share: strips of output, threads, scratch memory,
+    and the progress they report (``report_progress``, for the command line).
 ``costs.py``
     The cost model: estimated times, and the threads that pay.
 ``padding.py``
@@ -68,6 +69,9 @@ Map of the package (imports point down the list, never up):
     The argument checks every public function shares: arrays of numbers,
     kernels, a choice from a list.
 """
+#: The version; pyproject.toml reads it from here.
+__version__ = "0.1.0"
+
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
 from .conv_nd import (ND_METHODS, conv1d, conv1d_backward, conv3d, conv3d_backward,
                       conv_transpose1d, conv_transpose3d)

@@ -15,21 +15,22 @@ import argparse
 import functools
 import math
 import os
+import re
 import signal
 import sys
 import warnings
-import time
 
 import numpy as np
 
+from . import __version__, strips
 from .checks import as_kernel
-from .files import (CommandError, Stopped, check_format, check_paths, read_image,
-                    stop_signals_raise, write_image)
-# The animate and figures commands call these by the names they had here.
-from .files import check_output as _check_output, write_atomically as _write_atomically
-from .image import apply_filter_to_image
+from .files import (CommandError, Stopped, check_format, check_output_path, check_overwrite,
+                    check_paths, read_image, stop_signals_raise, write_image)
+# The animate and figures commands call this by the name it had here.
+from .files import write_atomically as _write_atomically
+from .image import apply_filter_to_image, check_arguments
 from .kernels import KERNELS, get_kernel, kernel_parameters
-from .padding import PADDING_MODES
+from .padding import PADDING_MODES, check_padding_mode
 from .shapes import PADDING_STRINGS
 
 PROG = "convolution"
@@ -42,6 +43,41 @@ def report(message):
     """Print ``message`` as one line on stderr; return the exit status for it."""
     print(f"{PROG}: error: {' '.join(str(message).split())}", file=sys.stderr)
     return EXIT_USAGE
+
+
+#: The library's parameter names and the options that set them.
+OPTIONS = {"fill_value": "--fill-value", "padding_mode": "--padding-mode",
+           "filter_alpha": "--filter-alpha", "output_padding": "--output-padding",
+           "max_frames": "--max-frames", "input_shape": "--input", "kernel_shape": "--kernel",
+           "stride": "--stride", "dilation": "--dilation", "padding": "--padding",
+           "size": "--size", "sigma": "--sigma", "fps": "--fps", "dpi": "--dpi"}
+_NAME = r"(?<![\w-])({})"
+#: ``name=value`` and ``name='value'``: '--name value'.
+_ASSIGNED = re.compile(_NAME.format("|".join(OPTIONS)) + r"=(?:'([^']*)'|([^\s,;]+))")
+#: A name with an underscore, anywhere; a plain word ('stride') where it names the
+#: parameter: before 'must', a value or 'of' ("stride (2, 2)", not "a smaller stride").
+_NAMED = re.compile(_NAME.format("|".join(name for name in OPTIONS if "_" in name)) + r"\b"
+                    + "|" + _NAME.format("|".join(name for name in OPTIONS if "_" not in name))
+                    + r"(?= (?:must|of|[(\d'-]))")
+
+
+def option_error(error):
+    """A library's error as a `CommandError` that names options, not Python names.
+
+    Examples
+    --------
+    >>> print(option_error(ValueError("fill_value is used only with padding_mode='constant', "
+    ...                               "got fill_value=3 with padding_mode='reflect'")))
+    --fill-value is used only with --padding-mode constant, got --fill-value 3 with --padding-mode reflect
+    >>> print(option_error(ValueError("input_shape must not have an empty axis, got (0, 5)")))
+    --input must not have an empty axis, got (0, 5)
+    >>> print(option_error(ValueError("kernel of shape (3, 3) with dilation (4, 4) spans "
+    ...                               "(9, 9) cells; use a smaller kernel or dilation")))
+    kernel of shape (3, 3) with --dilation (4, 4) spans (9, 9) cells; use a smaller kernel or dilation
+    """
+    text = _ASSIGNED.sub(lambda m: f"{OPTIONS[m[1]]} {m[2] if m[2] is not None else m[3]}",
+                         str(error))
+    return CommandError(_NAMED.sub(lambda m: OPTIONS[m[1] or m[2]], text))
 
 
 class Parser(argparse.ArgumentParser):
@@ -154,7 +190,9 @@ what it does:
 
   The result is written to a temporary file beside OUTPUT and renamed into
   place, so an interrupted run (Ctrl-C, SIGTERM) leaves no file behind.
-  INPUT is never changed, and OUTPUT may not be INPUT.
+  INPUT is never changed, and OUTPUT may not be INPUT. Every option is
+  checked before OUTPUT is refused for existing. On a terminal, a progress
+  bar (tqdm) counts the strips of the image filtered.
 
 exit status: 0 on success, 2 for bad input (one line on stderr), 130 when
 interrupted by Ctrl-C, 143 when stopped by SIGTERM."""
@@ -226,7 +264,7 @@ def _kernel(args):
         try:
             return get_kernel(args.kernel, **params)
         except (TypeError, ValueError) as error:
-            raise CommandError(error) from None
+            raise option_error(error) from None
     if os.path.isfile(args.kernel):
         if params:
             raise CommandError(f"--{next(iter(params))} applies to library kernels, "
@@ -236,19 +274,76 @@ def _kernel(args):
                        f"({', '.join(KERNELS)}) nor a file")
 
 
+def progress_bar(**options):
+    """A `ProgressBar` on stderr when it is a terminal and tqdm is installed, else None."""
+    if not sys.stderr.isatty():
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:      # progress is a nicety: run without it
+        return None
+    return ProgressBar(tqdm, **options)
+
+
+class ProgressBar:
+    """Calls ``progress(done, total)`` drawn as one tqdm bar on stderr, cleared when closed.
+
+    A call with ``done`` 0 starts a new run of ``total`` steps, which adds to
+    the bar: each convolution of a filter reports its strips (a picture with
+    alpha takes a few), an animation its frames. The bar is drawn when the
+    first call comes, then as tqdm sees fit (a few times a second), and
+    always once a run is complete, with ``when_done`` beside it (an
+    animation is then saved).
+    """
+
+    def __init__(self, tqdm, when_done=None, **options):
+        self.tqdm, self.options, self.when_done = tqdm, options, when_done
+        self.bar, self.before = None, 0
+
+    def __call__(self, done, total):
+        if self.bar is None:
+            self.bar = self.tqdm(total=total, file=sys.stderr, leave=False, **self.options)
+        if done == 0:
+            self.before = self.bar.n
+        self.bar.total = self.before + total
+        self.bar.update(self.before + done - self.bar.n)
+        if done == total:
+            if self.when_done:
+                self.bar.set_postfix_str(self.when_done, refresh=False)
+            self.bar.refresh()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
 def filter_command(args):
-    """``convolution filter INPUT OUTPUT``: filter an image file into another."""
-    check_paths(args.input, args.output, args.force)
+    """``convolution filter INPUT OUTPUT``: filter an image file into another.
+
+    Every option is checked before OUTPUT is refused for existing, so that
+    the error to fix comes first, with or without --force.
+    """
+    check_paths(args.input, args.output)
     kernel = _kernel(args)
     check_format(args.output)
-    image = read_image(args.input)
+    params = dict(stride=args.stride, dilation=args.dilation, padding=args.padding,
+                  padding_mode=args.padding_mode, fill_value=args.fill_value,
+                  filter_alpha=args.filter_alpha)
     try:
-        result = apply_filter_to_image(
-            image, kernel, stride=args.stride, dilation=args.dilation, padding=args.padding,
-            padding_mode=args.padding_mode, fill_value=args.fill_value,
-            filter_alpha=args.filter_alpha)
+        check_padding_mode(args.padding_mode, args.fill_value)   # before reading the image
+        image, kernel = check_arguments(read_image(args.input), kernel, **params)
     except (TypeError, ValueError) as error:
-        raise CommandError(error) from None
+        raise option_error(error) from None
+    check_overwrite(args.output, args.force)
+    progress = progress_bar(desc="filtering", unit="strip")
+    try:
+        with strips.report_progress(progress):
+            result = apply_filter_to_image(image, kernel, **params)
+    except (TypeError, ValueError) as error:
+        raise option_error(error) from None
+    finally:
+        if progress is not None:
+            progress.close()
     write_image(args.output, result)
     shape = " x ".join(map(str, result.shape[:2]))
     channels = result.shape[2] if result.ndim == 3 else 1
@@ -272,29 +367,6 @@ def _max_frames(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
-
-
-class _Progress:
-    """'frame 12 of 900' on one line of stderr, rewritten in place: for a terminal only."""
-
-    def __init__(self, stream):
-        self.stream, self.width, self.last = stream, 0, -math.inf
-
-    def __call__(self, done, total):
-        now = time.monotonic()
-        if done < total and now - self.last < 0.25:    # a few updates a second are enough
-            return
-        self.last = now
-        text = f"frame {done} of {total}" + (", saving" if done == total else "")
-        self.stream.write("\r" + text.ljust(self.width))
-        self.stream.flush()
-        self.width = len(text)
-
-    def clear(self):
-        """Blank the line, so that whatever is printed next starts at its beginning."""
-        if self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
 
 
 def _shape_or_file(text):
@@ -326,7 +398,7 @@ def animate_command(args):
     from .pictures.grid import require_matplotlib
     from .shapes import conv_output_shape, conv_transpose_geometry
 
-    _check_output(args.output, args.force, ANIMATION_FORMATS)
+    check_output_path(args.output, ANIMATION_FORMATS)     # whether it exists: once checked
     inputs, input_shape = _shape_or_values(args.input, "--input")
     kernel, kernel_shape = _shape_or_values(args.kernel, "--kernel")
     try:
@@ -349,13 +421,14 @@ def animate_command(args):
             animate, cells, what = animate_conv2d, math.prod(shape), "output"
         require_matplotlib()
     except (TypeError, ValueError, ImportError) as error:
-        raise CommandError(error) from None
+        raise option_error(error) from None
+    check_overwrite(args.output, args.force)
     frames = len(frame_steps(cells, args.max_frames))
     plan = (f"{frames} frames, one per {what} cell" if frames == cells
             else f"{frames} frames, for {frames} of the {cells} {what} cells")
     if frames > MANY_FRAMES and args.max_frames is None:
         plan += " (--max-frames N draws fewer)"
-    progress = _Progress(sys.stderr) if sys.stderr.isatty() else None
+    progress = progress_bar(desc="drawing", unit="frame", when_done="saving")
 
     def write(temporary):
         print(f"writing {args.output}: {plan}", flush=True)
@@ -367,7 +440,7 @@ def animate_command(args):
             raise CommandError(str(error).replace(temporary, args.output)) from None
         finally:
             if progress is not None:
-                progress.clear()
+                progress.close()
 
     _write_atomically(args.output, write)
     print(f"wrote {args.output}")
@@ -444,6 +517,7 @@ def build_parser():
         description="Generalized 2-D convolution in Python and NumPy, from the command line.\n"
                     "COMMAND --help shows a command's options.",
         epilog=MAIN_EPILOG)
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     commands = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND",
                                      required=True)
 
@@ -470,9 +544,10 @@ def build_parser():
     filter_parser.add_argument("--dilation", type=_ints, default=1, metavar="D|DHxDW",
                                help="spacing of the kernel's taps (default: 1, dense)")
     filter_parser.add_argument("--padding", type=_padding, default="same",
-                               metavar=f"{'|'.join(PADDING_STRINGS)}|N|HxW",
-                               help="border added before filtering (default: same, which "
-                                    "keeps the size)")
+                               metavar=f"{'|'.join(PADDING_STRINGS)}|N|HxW|TxBxLxR",
+                               help="border added before filtering: a name, N on every side, "
+                                    "H above and below and W left and right, or each side "
+                                    "(default: same, which keeps the size)")
     filter_parser.add_argument("--padding-mode", default="reflect", choices=list(PADDING_MODES),
                                metavar="MODE",
                                help=f"what the border holds: {', '.join(PADDING_MODES)} "

@@ -48,6 +48,10 @@ def as_array(value, name, kinds="biufc"):
     try:
         array = np.asarray(value)
     except ValueError:   # ragged nested lists
+        array = None
+    # NumPy before 1.24 makes ragged lists an object array of lists, with a warning.
+    if array is None or (array.dtype == object and not isinstance(value, np.ndarray)
+                         and any(np.ndim(item) for item in array.flat)):
         raise ValueError(f"{name} must be a rectangular array of numbers, "
                          f"got a ragged nested sequence") from None
     if array.dtype.kind not in kinds:

@@ -5,7 +5,10 @@
 in-memory function applied to the cells that chunk's windows read, gathered
 from the input's chunks, so the result equals the in-memory one: each output
 cell is the same sum over the same cells (integers exactly; floats to
-rounding, as each chunk's fast path is chosen for that chunk).
+rounding, as each chunk's fast path is chosen for that chunk, and to the
+bit with ``method='direct'`` or ``'polyphase'``, which add the taps in one
+order whatever the chunk; the matrix products of 'separable' and 'banded'
+add in an order that follows the chunk's width).
 
 How, along each of the two spatial axes:
 

@@ -42,7 +42,9 @@ def _compute_dtype(arrays, fill_value=0, bias=None):
     """
     if all(array.dtype.kind in "biu" for array in arrays.values()):
         for name, array in arrays.items():
-            if array.dtype == np.uint64 and array.size and array.max() > np.iinfo(np.int64).max:
+            # int(...): NumPy before 2 compares uint64 with int64 in float64, where
+            # 2**63 - 1 rounds up to 2**63 and the values just above it pass.
+            if array.dtype == np.uint64 and array.size and int(array.max()) >= 2 ** 63:
                 raise ValueError(f"{name} holds values above 2**63 - 1, which int64 "
                                  f"accumulation cannot represent; convert it to float")
         if not _is_int64(fill_value):

@@ -34,7 +34,7 @@ import warnings
 import numpy as np
 
 __all__ = ["CommandError", "Signals", "Stopped", "STOP_SIGNALS", "stop_signals_raise",
-           "check_output",
+           "check_output", "check_output_path", "check_overwrite",
            "check_paths", "write_atomically", "check_format", "read_image", "write_image"]
 
 
@@ -46,6 +46,17 @@ class CommandError(Exception):
 
 def check_output(target, force, extensions=None):
     """Refuse, before any work is done, an OUTPUT that must not or cannot be written."""
+    check_output_path(target, extensions)
+    check_overwrite(target, force)
+
+
+def check_output_path(target, extensions=None):
+    """Refuse an OUTPUT that cannot be written: no folder, a folder, no or another extension.
+
+    Whether it exists already is `check_overwrite`'s, which the commands ask
+    last, once every option has been checked: an error in the options is
+    the one to fix first, with or without ``--force``.
+    """
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise CommandError(f"cannot write OUTPUT {target!r}: folder {folder!r} does not exist")
@@ -58,12 +69,19 @@ def check_output(target, force, extensions=None):
                            f"chosen; add one, e.g. {target + '.png'!r}")
     if extensions is not None and extension not in extensions:
         raise CommandError(f"OUTPUT must end in {' or '.join(extensions)}, got {target!r}")
+
+
+def check_overwrite(target, force):
+    """Refuse an OUTPUT that exists, unless ``force``."""
     if os.path.lexists(target) and not force:
         raise CommandError(f"OUTPUT {target!r} exists; pass --force to overwrite it")
 
 
-def check_paths(source, target, force):
-    """Refuse before any work is done: missing INPUT, OUTPUT that must not be written."""
+def check_paths(source, target):
+    """Refuse before any work is done: missing INPUT, OUTPUT that cannot be written.
+
+    Whether OUTPUT exists is left to `check_overwrite`, asked last.
+    """
     if not os.path.exists(source):
         raise CommandError(f"INPUT {source!r} does not exist")
     if os.path.isdir(source):
@@ -76,7 +94,7 @@ def check_paths(source, target, force):
     if os.path.exists(target) and os.path.samefile(source, target):
         raise CommandError(f"OUTPUT {target!r} is the same file as INPUT {source!r}; "
                            f"write the result to another file")
-    check_output(target, force)
+    check_output_path(target)
 
 
 # --- Atomic writes, and the signals that must not leave a temporary file behind ---

@@ -24,8 +24,8 @@ import numbers
 import numpy as np
 
 from . import chunked
-from .checks import as_kernel
-from .conv import conv2d
+from .checks import as_kernel, check_choice
+from .conv import METHODS, conv2d
 from .kernels import get_kernel
 from .padding import PADDING_MODES, check_padding_mode, pad
 from .shapes import conv_geometry
@@ -51,10 +51,14 @@ def _as_image(image):
     return image
 
 
-def _as_kernel(kernel):
-    """``kernel``, a library name or a 2-D array of finite real numbers, as an array."""
+def _as_kernel(kernel, params):
+    """``kernel``, a library name made with ``params`` or a 2-D array of finite reals."""
     if isinstance(kernel, str):
-        return get_kernel(kernel)
+        return get_kernel(kernel, **params)
+    if params:
+        given = ", ".join(f"{key}={value!r}" for key, value in params.items())
+        raise TypeError(f"kernel parameters ({given}) apply to a kernel name, not to an "
+                        f"array kernel")
     return as_kernel(kernel, kinds="biuf", finite=True)
 
 
@@ -185,7 +189,9 @@ def _filter_with_alpha(image, kernel, filter_alpha, params):
     The border is made like the picture: with ``padding_mode='constant'``, a
     pixel whose every channel, alpha included, is ``fill_value``. A picture
     opaque everywhere, border included, is filtered as without alpha, which
-    is what the formula gives too, at a fraction of the cost.
+    is what the formula gives too, at a fraction of the cost. So is a kernel
+    of zeros, which has no part to average with: colour 0 everywhere, as
+    without alpha.
     """
     dtype, work = image.dtype, kernel.dtype
     opaque = _opaque(dtype)
@@ -195,7 +201,8 @@ def _filter_with_alpha(image, kernel, filter_alpha, params):
     centre_args = (kernel.shape, params["stride"], params["dilation"], params["padding"],
                    params["padding_mode"], fill)
     border_opaque = PADDING_MODES[params["padding_mode"]] != "constant" or fill >= opaque
-    if border_opaque and alpha.min() >= opaque:      # nothing to weight
+    # A kernel of zeros weights no pixel, visible or not: the plain filter, colour 0.
+    if border_opaque and alpha.min() >= opaque or not kernel.any():     # nothing to weight
         filtered = conv2d(channels if filter_alpha else colour_channels, kernel, **params)
         out = np.empty(filtered.shape[1:] + (channels.shape[0],), dtype)
         _to_dtype(np.moveaxis(filtered, 0, -1), dtype, out=out[..., :filtered.shape[0]])
@@ -250,9 +257,29 @@ def _filter_with_alpha(image, kernel, filter_alpha, params):
     return out
 
 
+def check_arguments(image, kernel, *, stride=1, dilation=1, padding="same",
+                    padding_mode="reflect", fill_value=0, filter_alpha=False, method="auto",
+                    **kernel_params):
+    """Every check `apply_filter_to_image` makes, without filtering: the image and kernel as arrays.
+
+    Raises what `apply_filter_to_image` raises for these arguments. The
+    command line calls it once the image is read, so that an error in the
+    options is reported before anything else is done.
+    """
+    image = _as_image(image)
+    kernel = _as_kernel(kernel, kernel_params)
+    if not isinstance(filter_alpha, (bool, np.bool_)):
+        raise TypeError(f"filter_alpha must be True or False, got {filter_alpha!r}")
+    check_padding_mode(padding_mode, fill_value)
+    _check_fill_value(fill_value, image.dtype)
+    check_choice("method", method, METHODS)
+    conv_geometry(image.shape[:2], kernel.shape, stride, dilation, padding)
+    return image, kernel
+
+
 def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same",
                           padding_mode="reflect", fill_value=0, filter_alpha=False,
-                          method="auto"):
+                          method="auto", **kernel_params):
     """Filter a picture with a kernel, every channel alike, in the picture's own dtype.
 
     Parameters
@@ -267,9 +294,9 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         picture's rounding and alpha rules, ``conv2d(image, kernel)``, which
         filters the last two axes of anything.
     kernel : str or array_like, shape (kh, kw)
-        A name from the kernel library (`get_kernel`, with its default
-        parameters: 'gaussian' is 5 x 5) or a 2-D array of real numbers. Use
-        ``get_kernel(name, size=..., ...)`` for other parameters.
+        A name from the kernel library, made by `get_kernel` with
+        ``kernel_params`` ('gaussian' is 5 x 5 by default), or a 2-D array of
+        real numbers.
     stride, dilation, padding, padding_mode, fill_value, method
         As for `conv2d`, with the same meaning and errors; only the defaults
         differ: ``padding='same'`` and ``padding_mode='reflect'`` (see Notes).
@@ -281,6 +308,10 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         With 2 channels (grey + alpha) or 4 (RGB + alpha), the last channel is
         alpha. By default it is kept, not filtered; True filters it with the
         kernel. Either way the colour is weighted by alpha (see Notes).
+    **kernel_params
+        The named kernel's own parameters, as for `get_kernel`: ``size`` for
+        'identity', 'box', 'gaussian' and 'motion_blur', and ``sigma`` for
+        'gaussian', e.g. ``apply_filter_to_image(photo, "gaussian", size=9)``.
 
     Returns
     -------
@@ -294,7 +325,9 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         An image of bool, complex or non-numeric dtype (a bool image has
         nothing between black and white to hold a blur: convert it, e.g.
         ``image.astype(np.uint8) * 255``); a kernel that is not a name or a
-        real array; ``filter_alpha`` not a bool; a parameter of the wrong type.
+        real array; ``filter_alpha`` not a bool; a parameter of the wrong type;
+        a kernel parameter the named kernel does not take, or given with an
+        array kernel.
     ValueError
         An image that is not (H, W) or (H, W, C), or has an empty axis; an
         unknown kernel name; a kernel that is not 2-D or holds NaN or
@@ -349,7 +382,9 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
     filtered alpha near 0 or below it, as a single quotient could for
     sharpening. A part that sees nothing visible takes the other's average;
     a fully transparent window keeps the colour of its centre pixel: what
-    transparent pixels hold is neither blurred into nor made up.
+    transparent pixels hold is neither blurred into nor made up. A kernel
+    of zeros has no part to average with and gives colour 0, as it does
+    without alpha.
 
     ``filter_alpha`` decides only the alpha channel; the colour is the same
     either way. False (the default) keeps alpha: at stride 1 with 'same'
@@ -404,17 +439,21 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
 
     >>> apply_filter_to_image(rgba, "box", stride=2).shape
     (2, 3, 4)
+
+    A named kernel takes its parameters here as in `get_kernel`:
+
+    >>> apply_filter_to_image(dot, "box", size=(1, 3))[1]
+    array([170,  85, 170], dtype=uint8)
     """
     if chunked.is_dask_array(image):     # lazily, chunk by chunk: see chunked.py
-        return chunked.convolve(apply_filter_to_image, image, _as_kernel(kernel), stride,
-                                dilation, padding, padding_mode, fill_value, channels_last=True,
+        kernel = _as_kernel(kernel, kernel_params)
+        return chunked.convolve(apply_filter_to_image, image, kernel, stride, dilation, padding,
+                                padding_mode, fill_value, channels_last=True,
                                 filter_alpha=filter_alpha, method=method)
-    image = _as_image(image)
-    kernel = _as_kernel(kernel)
-    if not isinstance(filter_alpha, (bool, np.bool_)):
-        raise TypeError(f"filter_alpha must be True or False, got {filter_alpha!r}")
-    check_padding_mode(padding_mode, fill_value)
-    _check_fill_value(fill_value, image.dtype)
+    image, kernel = check_arguments(image, kernel, stride=stride, dilation=dilation,
+                                    padding=padding, padding_mode=padding_mode,
+                                    fill_value=fill_value, filter_alpha=filter_alpha,
+                                    method=method, **kernel_params)
     # conv2d converts the image to the kernel's dtype strip by strip as it
     # reads it (uint8 and float32 give float32): no float copy of the image.
     kernel = kernel.astype(_work_dtype(image.dtype))

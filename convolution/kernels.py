@@ -13,6 +13,11 @@ Where a kernel has a centre, it is the cell ``((kh - 1) // 2, (kw - 1) // 2)``:
 the middle for odd sizes, the upper-left of the four middle cells for even
 ones. That is the cell 'same' padding lines up with each pixel at stride 1, so
 the ``identity`` kernel of any size returns the picture unchanged.
+
+Sizes are checked before anything is made: a kernel holds at most
+`MAX_KERNEL_CELLS` cells (4096 x 4096, 128 MiB of float64), far more than
+any filter of a picture needs, so that a typo such as ``size=10**9`` is
+refused at once instead of filling the machine's memory.
 """
 import inspect
 import math
@@ -22,9 +27,30 @@ import numpy as np
 
 from .shapes import as_pair
 
-__all__ = ["KERNELS", "get_kernel", "kernel_parameters", "identity_kernel", "box_kernel",
+__all__ = ["KERNELS", "MAX_KERNEL_CELLS", "get_kernel", "kernel_parameters", "identity_kernel", "box_kernel",
            "gaussian_kernel", "sharpen_kernel", "laplacian_kernel", "sobel_x_kernel",
            "sobel_y_kernel", "emboss_kernel", "outline_kernel", "motion_blur_kernel"]
+
+
+#: The most cells a library kernel may have: 4096 x 4096, 128 MiB of float64.
+MAX_KERNEL_CELLS = 2 ** 24
+
+
+def _size(size):
+    """``size`` as a pair ``(kh, kw)``, each at least 1, ``kh * kw`` at most `MAX_KERNEL_CELLS`.
+
+    Examples
+    --------
+    >>> _size(10 ** 9)
+    Traceback (most recent call last):
+        ...
+    ValueError: size must give a kernel of at most 16777216 cells (4096 x 4096), got 1000000000, which gives 1000000000000000000 cells
+    """
+    kh, kw = as_pair(size, "size")
+    if kh * kw > MAX_KERNEL_CELLS:
+        raise ValueError(f"size must give a kernel of at most {MAX_KERNEL_CELLS} cells "
+                         f"(4096 x 4096), got {size!r}, which gives {kh * kw} cells")
+    return kh, kw
 
 
 def identity_kernel(size=3):
@@ -49,7 +75,7 @@ def identity_kernel(size=3):
     array([[0., 1., 0., 0.],
            [0., 0., 0., 0.]])
     """
-    kh, kw = as_pair(size, "size")
+    kh, kw = _size(size)
     kernel = np.zeros((kh, kw))
     kernel[(kh - 1) // 2, (kw - 1) // 2] = 1.0
     return kernel
@@ -77,7 +103,7 @@ def box_kernel(size=3):
     array([[1., 1., 1.],
            [1., 1., 1.]])
     """
-    kh, kw = as_pair(size, "size")
+    kh, kw = _size(size)
     return np.full((kh, kw), 1.0 / (kh * kw))
 
 
@@ -196,7 +222,7 @@ def gaussian_kernel(size=5, sigma=None):
     >>> gaussian_kernel((1, 4), sigma=1e-200)   # the limit: the two middle cells
     array([[0. , 0.5, 0.5, 0. ]])
     """
-    kh, kw = as_pair(size, "size")
+    kh, kw = _size(size)
     sigma_h, sigma_w = _check_sigma(sigma)
     column = _gaussian_1d(kh, _opencv_sigma(kh) if sigma_h is None else sigma_h)
     row = _gaussian_1d(kw, _opencv_sigma(kw) if sigma_w is None else sigma_w)
@@ -350,7 +376,7 @@ def motion_blur_kernel(size=9):
     array([[1., 1., 0., 0.],
            [0., 0., 1., 1.]])
     """
-    kh, kw = as_pair(size, "size")
+    kh, kw = _size(size)
     n = max(kh, kw)
     kernel = np.zeros((kh, kw))
     steps = np.arange(n) / max(n - 1, 1)
@@ -415,7 +441,8 @@ def get_kernel(name, **params):
     ------
     ValueError
         An unknown name (the message lists the known ones); a parameter
-        value out of range.
+        value out of range, such as a ``size`` below 1 or one of more than
+        `MAX_KERNEL_CELLS` cells in all.
     TypeError
         ``name`` not a string; a parameter the kernel does not take, or of
         the wrong type.

@@ -211,6 +211,16 @@ def _output_size(size, kernel_size, stride, dilation, before, after):
     return (size + before + after - _span(kernel_size, dilation) - 1) // stride + 1
 
 
+#: The most cells an array of any dtype the paths make can have: NumPy refuses
+#: arrays of 2**63 bytes or more, and a value takes up to 16 bytes (complex128).
+MAX_CELLS = 2 ** 59
+
+
+def _too_large(shape):
+    """Whether an array of ``shape`` has more cells than `MAX_CELLS` (then no machine holds it)."""
+    return math.prod(shape) > MAX_CELLS
+
+
 def resolve_padding(padding, input_shape, kernel_shape, stride=1, dilation=1):
     """The padding as ``(before, after)`` pairs, one for each axis of the kernel.
 
@@ -336,6 +346,11 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
     stride = as_tuple(stride, "stride", ndim)
     dilation = as_tuple(dilation, "dilation", ndim)
     pads = resolve_padding(padding, input_hw, kernel_hw, stride, dilation)
+    if _too_large(padded := tuple(n + sum(p) for n, p in zip(input_hw, pads))):
+        dilated = isinstance(padding, str)      # 'full' and 'same' grow with the dilation
+        raise ValueError(f"padding {padding!r}{f' with dilation {dilation}' * dilated} pads "
+                         f"the input to shape {padded}, more than an array holds (2**59 "
+                         f"cells); use less padding{' or dilation' * dilated}")
     output_hw = tuple(_output_size(n, k, s, d, *p) for n, k, s, d, p
                       in zip(input_hw, kernel_hw, stride, dilation, pads))
     if min(output_hw) < 1:
@@ -467,6 +482,10 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
                          f"dilation {dilation}")
     output_hw = tuple(_transpose_output_size(n, k, s, d, *p, e) for n, k, s, d, p, e
                       in zip(input_hw, kernel_hw, stride, dilation, pads, extra))
+    if _too_large(output_hw):
+        raise ValueError(f"stride {stride} and dilation {dilation} make an output of shape "
+                         f"{output_hw}, more than an array holds (2**59 cells); use a smaller "
+                         f"stride or dilation")
     if min(output_hw) < 1:
         raise ValueError(f"padding {pads} crops more than the transposed convolution "
                          f"produces; the output shape would be {output_hw}. Use less padding")

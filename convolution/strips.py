@@ -4,7 +4,8 @@ A fast path tells the driver what one strip of output rows costs (`Work`:
 bytes of buffers per row, NumPy calls per strip, estimated time per row);
 `plan` cuts the output into strips of at most `STRIP_BYTES` and decides how
 many threads share them; `run` carries them out, each strip with its
-thread's `Arena` of scratch memory.
+thread's `Arena` of scratch memory, and reports each strip finished to the
+function of `report_progress`, if any (the command line's progress bar).
 
 Who owns the cores: this driver. The number of threads comes from the work
 (`costs.wall_ns`): never more than the cores this process may run on, one
@@ -17,6 +18,7 @@ Settings are module attributes, read at every call: changing
 in the environment, also read at every call, caps the threads.
 """
 import contextlib
+import contextvars
 import math
 import os
 import threading
@@ -29,7 +31,7 @@ from . import costs
 
 __all__ = ["STRIP_BYTES", "MIN_STRIP_BYTES", "KEEP_BYTES", "THREAD_GAIN", "Arena", "Plan",
            "Work", "cores", "limit_threads", "plan", "plan_tasks", "run",
-           "single_threaded_blas", "threads"]
+           "report_progress", "single_threaded_blas", "threads"]
 
 #: Bytes of working memory (all buffers together) of one strip, at most.
 STRIP_BYTES = 2 * 2 ** 20
@@ -299,6 +301,28 @@ def _get_pool(workers):
         return _pool
 
 
+#: The function `report_progress` installed in this thread's context, or None.
+_progress = contextvars.ContextVar("convolution_progress", default=None)
+
+
+@contextlib.contextmanager
+def report_progress(progress):
+    """Within the block, `run` calls ``progress(done, total)`` as the strips of this thread finish.
+
+    ``total`` is the strips of one `run` (one convolution: a call of a fast
+    path; a filtered picture with alpha makes a few), ``done`` those
+    finished, from ``(0, total)`` on. The calls come from the thread that
+    finished the strip, one at a time (the command line's tqdm bar takes
+    about a microsecond a call, on strips of up to `STRIP_BYTES`). Other
+    threads' convolutions (Dask's workers) are not reported.
+    """
+    token = _progress.set(progress)
+    try:
+        yield
+    finally:
+        _progress.reset(token)
+
+
 def run(work, plan):
     """Run ``work(arena, *task)`` for every task of ``plan`` (a `Plan`).
 
@@ -306,10 +330,14 @@ def run(work, plan):
     ``plan.threads - 1`` threads of the pool; each takes the next task
     until none is left. Where the pool cannot take work (during interpreter
     shutdown, from an ``atexit`` handler), the calling thread does it all.
+    Progress goes to the function of `report_progress`, if any.
     """
     tasks = iter(plan.tasks)
     lock = threading.Lock()
     failed = []
+    progress, done = _progress.get(), [0]
+    if progress is not None:
+        progress(0, len(plan.tasks))
 
     def worker():
         while not failed:
@@ -324,6 +352,10 @@ def run(work, plan):
                 raise
             finally:
                 Arena.finish()
+            if progress is not None:
+                with lock:
+                    done[0] += 1
+                    progress(done[0], len(plan.tasks))
 
     helpers = min(plan.threads, len(plan.tasks)) - 1
     futures = []

@@ -187,6 +187,40 @@ def run_command(*args, cwd):
                           capture_output=True, text=True, timeout=120)
 
 
+def run_on_a_terminal(*args, cwd):
+    """``python -m convolution ARGS`` with stderr an 80-column terminal (a pseudo-terminal).
+
+    Returns (exit status, stdout, what was shown on the terminal). The
+    terminal is given a size, as a real one has: tqdm draws nothing on one
+    of 0 columns.
+    """
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+    paths = [str(HERE)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    process = subprocess.Popen([sys.executable, "-m", "convolution", *args], cwd=cwd, env=env,
+                               stdout=subprocess.PIPE, stderr=follower, text=True)
+    os.close(follower)
+    shown = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 120)
+        try:
+            chunk = os.read(leader, 1024) if ready else b""
+        except OSError:          # Linux: EIO once the process has closed it
+            chunk = b""
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    stdout = process.communicate(timeout=120)[0]
+    return process.returncode, stdout, shown.decode()
+
+
 SAMPLE_PHOTO = HERE / "files" / "grace_hopper.jpg"
 
 #: The signals the tests send to a command, to stop it.

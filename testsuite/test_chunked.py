@@ -106,6 +106,26 @@ class TestConv2d(unittest.TestCase):
                 check(self, conv2d, matrix, (1, 9, 7), kernel, stride=(1, 2), padding=padding,
                       padding_mode=mode, fill_value=0.5 if mode == "constant" else 0)
 
+    def test_floats_to_the_bit_on_the_tap_paths(self):
+        # 'direct' and 'polyphase' add tap by tap, in one order whatever the chunk: the same
+        # bits (docs/large-images.md). The paths through BLAS agree to rounding only.
+        rng = np.random.default_rng(14)
+        matrix = rng.standard_normal((13, 17))
+        kernel = np.outer(rng.standard_normal(3), rng.standard_normal(4))     # rank 1
+        for method, padding, chunks, stride in itertools.product(
+                ("direct", "polyphase", "separable", "banded"), ("full", "same", 4),
+                (1, (5, 6), (3, 17)), (1, (2, 3))):
+            with self.subTest(method=method, padding=padding, chunks=chunks, stride=stride):
+                params = dict(padding=padding, stride=stride, padding_mode="reflect",
+                              method=method)
+                expected = conv2d(matrix, kernel, **params)
+                actual = computed(self, conv2d(da.from_array(matrix, chunks=chunks), kernel,
+                                               **params))
+                if method in ("direct", "polyphase"):
+                    np.testing.assert_array_equal(actual, expected)
+                else:
+                    assert_close(self, actual, expected, term_scale(matrix, kernel, 0))
+
     def test_dtypes_as_in_memory(self):
         # Integers and bools accumulate in int64; float32 stays float32.
         for dtype in (np.bool_, np.uint8, np.int16, np.float32):
@@ -296,6 +316,21 @@ class TestImages(unittest.TestCase):
                 difference = np.abs(computed(self, result).astype(int) - expected)
                 self.assertLessEqual(difference.max(), 1)
                 self.assertLess(np.count_nonzero(difference), difference.size / 1000)
+
+    def test_named_kernels_take_their_parameters(self):
+        image = self.rng.integers(0, 256, (20, 17, 3), dtype=np.uint8)
+        result = apply_filter_to_image(da.from_array(image, chunks=(8, 9, 3)), "gaussian",
+                                       size=(5, 3), sigma=2, method="direct")
+        expected = apply_filter_to_image(image, get_kernel("gaussian", size=(5, 3), sigma=2),
+                                         method="direct")
+        np.testing.assert_array_equal(computed(self, result), expected)
+
+    def test_a_kernel_of_zeros_on_transparency(self):
+        rgba = self.rng.integers(0, 256, (12, 10, 4), dtype=np.uint8)
+        for filter_alpha in (False, True):
+            with self.subTest(filter_alpha=filter_alpha):
+                check(self, apply_filter_to_image, rgba, (5, 4, 4), np.zeros((3, 3)),
+                      filter_alpha=filter_alpha)
 
     def test_fill_the_dtype_cannot_hold(self):
         # Refused at call time, as in memory.

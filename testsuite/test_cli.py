@@ -2,7 +2,9 @@
 import argparse
 import concurrent.futures
 import contextlib
+import importlib.util
 import io
+import re
 import os
 import shutil
 import signal
@@ -20,13 +22,15 @@ from unittest import mock
 
 import numpy as np
 
+import convolution
 from convolution import __main__ as cli
 from convolution import apply_filter_to_image, conv_output_shape, gaussian_kernel
 from convolution.files import STOP_SIGNALS
 from convolution.kernels import KERNELS
 from convolution.shapes import PADDING_STRINGS
 
-from .common import CHILD_SIGNALS, cv2, HERE, iio, SAMPLE_PHOTO, terminal_signals
+from .common import (CHILD_SIGNALS, cv2, forced_threads, HERE, iio, run_on_a_terminal,
+                     SAMPLE_PHOTO, terminal_signals)
 
 
 def png_bytes(image):
@@ -146,7 +150,11 @@ class TestCommandLineErrors(CommandLineTest):
                        "--padding-mode", "--fill-value", "--filter-alpha", "--force"):
             self.assertIn(option, done.stdout)
         self.assertIn("convolution filter photo.jpg blurred.jpg", done.stdout)
-        self.assertIn("|".join(PADDING_STRINGS), done.stdout)
+        # Every form --padding takes, in its usage line.
+        self.assertIn(f"--padding {'|'.join(PADDING_STRINGS)}|N|HxW|TxBxLxR", done.stdout)
+        done = self.assert_succeeds("--version")
+        self.assertEqual(done.stdout, f"convolution {convolution.__version__}\n")
+        self.assertRegex(convolution.__version__, r"^\d+\.\d+\.\d+")
 
     def test_bad_paths(self):
         (self.folder / "sub").mkdir()
@@ -205,13 +213,17 @@ class TestCommandLineErrors(CommandLineTest):
             (r"cannot read kernel file 'cut.npy': EOF", "--kernel", "cut.npy"),
             (r"--size applies to library kernels, not to the kernel file 'k.npy'",
              "--kernel", "k.npy", "--size", "3"),
-            (r"kernel 'sharpen' takes no parameters, got size=5", "--kernel", "sharpen",
+            (r"kernel 'sharpen' takes no parameters, got --size 5$", "--kernel", "sharpen",
              "--size", "5"),
-            (r"kernel 'box' takes only size, got sigma=2.0", "--kernel", "box", "--sigma", "2"),
-            (r"size must be an int >= 1 or a pair of them, got 0", "--size", "0"),
-            (r"sigma must be None, a positive finite number .*got -1.0", "--sigma", "-1"),
-            (r"sigma must be .*got nan", "--sigma", "nan"),
-            (r"sigma must be .*got \(1.0, inf\)", "--sigma", "1xinf"),
+            (r"kernel 'box' takes only size, got --sigma 2.0$", "--kernel", "box", "--sigma",
+             "2"),
+            (r"error: --size must be an int >= 1 or a pair of them, got 0", "--size", "0"),
+            (r"error: --size must give a kernel of at most 16777216 cells", "--size",
+             "1000000000"),
+            (r"error: --sigma must be None, a positive finite number .*got -1.0", "--sigma",
+             "-1"),
+            (r"error: --sigma must be .*got nan", "--sigma", "nan"),
+            (r"error: --sigma must be .*got \(1.0, inf\)", "--sigma", "1xinf"),
             # argparse's own errors, on one line too.
             (r"argument --size: expected N or HxW with whole numbers, got 'big' \(see "
              r"'convolution filter --help'\)", "--size", "big"),
@@ -226,8 +238,10 @@ class TestCommandLineErrors(CommandLineTest):
             (r"argument --fill-value: expected a number, got 'white'", "--fill-value", "white"),
             (r"unrecognized arguments: --colour", "--colour"),
         ]
-        self.assert_fail(*[(message, "filter", "in.png", "out.png", *options)
-                           for message, *options in cases])
+        # The same errors whether OUTPUT exists or not: the options come first.
+        (self.folder / "old.png").write_bytes(b"old")
+        self.assert_fail(*[(message, "filter", "in.png", output, *options)
+                           for message, *options in cases for output in ("out.png", "old.png")])
 
     def test_argument_types(self):
         self.assertEqual((cli._ints("5"), cli._ints("3X5")), (5, (3, 5)))
@@ -282,6 +296,20 @@ class TestCommandLineImages(CommandLineTest):
         self.assert_succeeds("filter", "in.png", "pad.png", "--kernel", "box", "--padding",
                              "1x0", "--size", "3")
         self.assertEqual(iio.imread(self.folder / "pad.png").shape, (20, 28, 3))
+
+    def test_progress_on_a_terminal(self):
+        # stderr a terminal: a tqdm bar of the strips filtered, complete at the end, cleared;
+        # the file is the same as without (stderr a pipe: no bar, see assert_succeeds).
+        shutil.copy(SAMPLE_PHOTO, self.folder / "photo.jpg")
+        status, stdout, shown = run_on_a_terminal("filter", "photo.jpg", "out.png",
+                                                  "--kernel", "sharpen", cwd=self.folder)
+        self.assertEqual((status, stdout), (0, "wrote out.png (600 x 512, 3 channels, uint8)\n"))
+        self.assertTrue(shown.startswith("\rfiltering:   0%"), shown)
+        self.assertRegex(shown, r"\rfiltering: 100%.* (\d+)/\1 ")
+        self.assertTrue(shown.endswith("\r" + " " * 79 + "\r"), shown)
+        self.assert_succeeds("filter", "photo.jpg", "piped.png", "--kernel", "sharpen")
+        self.assertEqual((self.folder / "out.png").read_bytes(),
+                         (self.folder / "piped.png").read_bytes())
 
     def test_tiny_sigma_is_the_identity(self):
         # 1e-200 squared underflows to 0: this was a ZeroDivisionError and a traceback.
@@ -417,20 +445,30 @@ class TestCommandLineImages(CommandLineTest):
                 self.succeeds_here("filter", source, target, "--kernel", "identity")
 
     def test_bad_parameters(self):
-        self.assert_fail(*[(message, "filter", "in.png", "out.png", *options)
+        # Named by their options, and reported whether OUTPUT exists or not (it is the last
+        # thing checked: an error in the options is the one to fix, --force or not).
+        (self.folder / "old.png").write_bytes(b"old")
+        self.assert_fail(*[(message, "filter", "in.png", output, *options)
                            for message, *options in [
-            (r"stride must be an int >= 1 or a pair of them, got \(0, 2\)", "--stride", "0x2"),
-            (r"dilation must be an int >= 1 .*got -1", "--dilation", "-1"),
-            (r"padding must be non-negative, got -1", "--padding", "-1"),
-            (r"fill_value is used only with padding_mode='constant'", "--fill-value", "3"),
-            (r"fill_value must be a whole number from 0 to 255 for an image of dtype uint8, "
-             r"got 300$", "--padding-mode", "constant", "--fill-value", "300"),
-            (r"fill_value must be a whole number from 0 to 255 .*got nan$",
+            (r"error: --stride must be an int >= 1 or a pair of them, got \(0, 2\)$",
+             "--stride", "0x2"),
+            (r"error: --dilation must be an int >= 1 .*got -1$", "--dilation", "-1"),
+            (r"error: --padding must be non-negative, got -1$", "--padding", "-1"),
+            (r"error: --fill-value is used only with --padding-mode constant, got --fill-value "
+             r"3 with --padding-mode reflect$", "--fill-value", "3"),
+            (r"error: --fill-value must be a whole number from 0 to 255 for an image of dtype "
+             r"uint8, got 300$", "--padding-mode", "constant", "--fill-value", "300"),
+            (r"error: --fill-value must be a whole number from 0 to 255 .*got nan$",
              "--padding-mode", "constant", "--fill-value", "nan"),
-            (r"fill_value must be .*got -inf$", "--padding-mode", "constant",
+            (r"error: --fill-value must be .*got -inf$", "--padding-mode", "constant",
              "--fill-value=-inf"),
-            (r"spans \(101, 101\) cells, more than the padded input \(20, 30\) holds",
-             "--padding", "valid", "--dilation", "25")]])
+            (r"kernel of shape \(5, 5\) with --dilation \(25, 25\) spans \(101, 101\) cells, "
+             r"more than the padded input \(20, 30\) holds",
+             "--padding", "valid", "--dilation", "25"),
+            (r"error: --padding 1180591620717411303424 pads the input to shape "
+             r"\(2361183241434822606868, 2361183241434822606878\), more than an array holds",
+             "--padding", str(2 ** 70))]
+            for output in ("out.png", "old.png")])
 
     def test_out_of_memory_is_one_line(self):
         # As --dilation 100000 on a 20 x 30 picture once did (the padded input, 596 GiB).
@@ -528,6 +566,42 @@ class TestCommandLineImages(CommandLineTest):
 
 
 @unittest.skipIf(iio is None or cv2 is None, "imageio or OpenCV is not installed")
+class TestReadmeCommands(unittest.TestCase):
+    """The README's commands write to out/; the pictures under files/ come from a script."""
+
+    def test_commands_never_write_under_files(self):
+        text = (HERE / "README.md").read_text()
+        blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
+        commands = [line.split("#")[0].split() for block in blocks for line in block.splitlines()]
+        writes = [(words[words.index("convolution") + 1:]) for words in commands
+                  if "convolution" in words]
+        outputs = [args[2] if args[0] == "filter" else args[1] for args in writes
+                   if args and args[0] in ("filter", "animate") and "--help" not in args]
+        self.assertGreaterEqual(len(outputs), 6)
+        for output in outputs:
+            with self.subTest(output=output):
+                self.assertTrue(output.startswith("out/"), output)
+
+    def test_the_filtered_photos_are_remade_to_the_bit(self):
+        # files/make_photos.py with 1 and 4 threads: the committed pictures, pixel for pixel
+        # once through the same JPEG encoder (imageio's Pillow).
+        spec = importlib.util.spec_from_file_location("make_photos",
+                                                      HERE / "files" / "make_photos.py")
+        make_photos = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(make_photos)
+        photo = iio.imread(SAMPLE_PHOTO)
+        for threads in (1, 4):
+            with forced_threads(threads):
+                pictures = make_photos.filtered(photo)
+            self.assertEqual(len(pictures), 3)
+            for name, picture in pictures.items():
+                with self.subTest(name=name, threads=threads):
+                    committed = iio.imread(HERE / "files" / name)
+                    encoded = iio.imwrite("<bytes>", picture, extension=".jpg")
+                    np.testing.assert_array_equal(iio.imread(encoded), committed)
+                    self.assertIn(f"(files/{name})", (HERE / "README.md").read_text())
+
+
 class TestSixteenBitPNG(CommandLineTest):
     """16-bit colour PNGs, which imageio reads as 8-bit: read and written whole with OpenCV."""
 
@@ -542,6 +616,7 @@ class TestSixteenBitPNG(CommandLineTest):
     def read_tif(self, name):
         return iio.imread(self.folder / name)
 
+    @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")
     def test_all_16_bits_are_read_and_written(self):
         for channels, image in self.images.items():
             with self.subTest(channels=channels):
@@ -559,6 +634,7 @@ class TestSixteenBitPNG(CommandLineTest):
                 np.testing.assert_array_equal(written,
                                               apply_filter_to_image(self.images[channels], "box"))
 
+    @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")
     def test_a_png_made_by_another_encoder(self):
         # libpng (through OpenCV) filters its rows, unlike png_bytes.
         ramp = (np.arange(40 * 50 * 3).reshape(40, 50, 3) * 37 % 65536).astype(np.uint16)
@@ -566,6 +642,7 @@ class TestSixteenBitPNG(CommandLineTest):
         self.succeeds_here("filter", "ramp.png", "ramp.tif", "--kernel", "identity")
         np.testing.assert_array_equal(self.read_tif("ramp.tif"), ramp)
 
+    @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")
     def test_grey_and_alpha_cannot_be_written_as_png(self):
         self.assert_fail((r"cannot write OUTPUT 'out.png': imageio cannot write a 16-bit PNG "
                           r"with 2 channels; write .tif, which holds every dtype$",

@@ -282,6 +282,12 @@ class TestDtypes(unittest.TestCase):
     def test_uint64_beyond_int64_is_refused(self):
         with self.assertRaisesRegex(ValueError, "matrix holds values above 2\\*\\*63 - 1"):
             conv2d(np.full((3, 3), 2 ** 63, dtype=np.uint64), [[1]])
+        with self.assertRaisesRegex(ValueError, "kernel holds values above 2\\*\\*63 - 1"):
+            conv2d(np.ones((3, 3), np.uint8), np.full((1, 1), 2 ** 64 - 1, dtype=np.uint64))
+        # The largest value int64 holds is kept, to the last unit.
+        largest = conv2d(np.full((3, 3), 2 ** 63 - 1, dtype=np.uint64), [[1]])
+        self.assertEqual(largest.dtype, np.int64)
+        self.assertTrue((largest == 2 ** 63 - 1).all())
 
     def test_nan_and_inf_propagate(self):
         x = np.zeros((5, 5))
@@ -447,6 +453,33 @@ class TestErrors(unittest.TestCase):
         self.check(ValueError, r"spans \(5, 7\) cells, more than the padded input \(6, 6\) "
                    r"holds; the output shape would be \(2, 0\)", self.x, self.k, dilation=(2, 3))
         self.check(ValueError, r"output shape would be \(0, 6\)", np.ones((2, 8)), np.ones((3, 3)))
+
+    def test_results_no_array_can_hold_are_refused_by_name(self):
+        # NumPy's own "Maximum allowed dimension exceeded" would name no parameter.
+        from convolution import conv2d_backward, conv_transpose2d
+        huge = 2 ** 70
+        x, k = np.ones((3, 3)), np.ones((2, 2))
+        for call, message in [
+                (lambda: conv_transpose2d(x, k, stride=(huge, 1)),
+                 r"stride \(1180591620717411303424, 1\) and dilation \(1, 1\) make an output "
+                 r"of shape \(2361183241434822606850, 4\), more than an array holds \(2\*\*59 "
+                 r"cells\); use a smaller stride or dilation$"),
+                (lambda: conv_transpose2d(x, k, dilation=(1, huge)),
+                 r"stride \(1, 1\) and dilation \(1, 1180591620717411303424\) make an output"),
+                (lambda: conv_transpose2d(x, k, stride=2 ** 30), r"stride \(1073741824, "),
+                (lambda: conv2d(x, k, padding=(huge, 1)),
+                 r"padding \(1180591620717411303424, 1\) pads the input to shape "
+                 r"\(2361183241434822606851, 5\), more than an array holds \(2\*\*59 "
+                 r"cells\); use less padding$"),
+                (lambda: conv2d(x, k, dilation=huge, padding="full"),
+                 r"padding 'full' with dilation \(1180591620717411303424, 11805916207174113"
+                 r"03424\) pads .* use less padding or dilation$"),
+                (lambda: conv2d_backward(np.ones((1, 1)), x, k, stride=huge,
+                                         padding=((0, huge), 0)),
+                 r"padding \(\(0, 1180591620717411303424\), 0\) pads")]:
+            with self.subTest(message=message):
+                with self.assertRaisesRegex(ValueError, message):
+                    call()
 
     def test_bad_parameters_are_refused_by_name(self):
         # Every value must be refused with an error that names the parameter; a value

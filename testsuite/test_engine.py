@@ -5,6 +5,7 @@ one core of affinity, BLAS at its default thread count). Where a test needs
 several threads it asks for them the one way that works on any machine:
 it makes the driver believe it has the cores (`forced_threads`).
 """
+import itertools
 import os
 import subprocess
 import sys
@@ -431,6 +432,25 @@ class TestDriver(unittest.TestCase):
             self.assertEqual([lib.num_threads for lib in libraries], outside)
         self.assertEqual(inside, [[1] * len(libraries)] * 2)
         self.assertEqual([lib.num_threads for lib in libraries], before)
+
+
+class TestProgress(unittest.TestCase):
+    """strips.report_progress: every strip of every path counted once, on any thread count."""
+
+    def test_each_strip_once(self):
+        rng = np.random.default_rng(30)
+        matrix, kernel = rng.standard_normal((3, 300, 200)), rng.standard_normal((5, 5))
+        for method, threads in itertools.product(FAST_METHODS, (1, 4)):
+            calls = []
+            with self.subTest(method=method, threads=threads), forced_threads(threads):
+                with strips.report_progress(lambda done, total: calls.append((done, total))):
+                    conv2d(matrix, kernel, method=method)
+                total = calls[0][1]
+                self.assertGreater(total, 1)
+                self.assertEqual(calls, [(done, total) for done in range(total + 1)])
+        calls.clear()
+        conv2d(matrix, kernel)               # outside the block: nothing reported
+        self.assertEqual(calls, [])
 
 
 class TestMemory(unittest.TestCase):

@@ -1,4 +1,5 @@
 """apply_filter_to_image, the kernel library and agreement with OpenCV."""
+import itertools
 import math
 import re
 import unittest
@@ -217,6 +218,23 @@ class TestApplyFilter(unittest.TestCase):
         np.testing.assert_array_equal(apply_filter_to_image(self.rgb, as_list),
                                       apply_filter_to_image(self.rgb, "laplacian"))
 
+    def test_named_kernels_take_their_parameters(self):
+        for name, params in [("gaussian", dict(size=9)), ("gaussian", dict(size=(3, 7), sigma=2)),
+                             ("box", dict(size=2)), ("motion_blur", dict(size=(1, 5))),
+                             ("identity", dict(size=4))]:
+            with self.subTest(kernel=name, **params):
+                np.testing.assert_array_equal(
+                    apply_filter_to_image(self.rgb, name, **params),
+                    apply_filter_to_image(self.rgb, get_kernel(name, **params)))
+        for kernel, params, message in [
+                ("sharpen", dict(size=5), r"kernel 'sharpen' takes no parameters, got size=5"),
+                ("box", dict(sigma=1), r"kernel 'box' takes only size, got sigma=1"),
+                (np.ones((2, 2)), dict(size=3), r"kernel parameters \(size=3\) apply to a "
+                                                r"kernel name, not to an array kernel")]:
+            with self.subTest(kernel=kernel, **params):
+                with self.assertRaisesRegex(TypeError, message):
+                    apply_filter_to_image(self.rgb, kernel, **params)
+
     def test_identity_of_any_size_changes_nothing(self):
         for size in (1, 2, 3, 4, (2, 5), (6, 3)):
             with self.subTest(size=size):
@@ -416,6 +434,27 @@ class TestAlpha(unittest.TestCase):
                     np.testing.assert_array_equal(result, clear)
         result = apply_filter_to_image(clear, "gaussian", stride=(2, 3))
         np.testing.assert_array_equal(result, clear[0::2, 1::3])     # as alpha, see above
+
+    def test_a_kernel_of_zeros_gives_colour_0(self):
+        # No part of the kernel to average with: the plain filter's answer, as when opaque.
+        half = np.zeros((4, 4, 4), np.uint8)
+        half[..., :3], half[..., 3] = 77, 128
+        greys = np.zeros((5, 6, 2), np.uint16)
+        greys[..., 0], greys[1:, :, 1] = 999, 40000
+        floats = np.zeros((4, 5, 4), np.float32)
+        floats[..., :3], floats[..., 3] = 0.7, 0.5
+        for image in (half, greys, floats, self.rgba):
+            for filter_alpha, params in itertools.product(
+                    (False, True), ({}, dict(stride=2, padding_mode="constant", fill_value=9))):
+                with self.subTest(dtype=image.dtype, channels=image.shape[2],
+                                  filter_alpha=filter_alpha, **params):
+                    result = apply_filter_to_image(image, np.zeros((3, 3)),
+                                                   filter_alpha=filter_alpha, **params)
+                    kept = apply_filter_to_image(image, identity_kernel(3), **params)
+                    self.assertEqual((result.shape, result.dtype), (kept.shape, image.dtype))
+                    np.testing.assert_array_equal(result[..., :-1], 0)
+                    np.testing.assert_array_equal(result[..., -1],
+                                                  0 if filter_alpha else kept[..., -1])
 
     def test_sharpen_and_laplacian_by_hand(self):
         # 3 x 3 pictures, 'valid': one output, for the centre. Neighbours colour 10, centre
@@ -652,6 +691,15 @@ class TestKernels(unittest.TestCase):
             (TypeError, r"size must be .*got 2.5", "motion_blur", dict(size=2.5)),
             (TypeError, r"size must be .*got True", "identity", dict(size=True)),
             (ValueError, r"size must be .*got 3 values", "gaussian", dict(size=(1, 2, 3))),
+            # Too large to make, refused before anything is allocated (each size here is
+            # cheap to fail on without the check: 134 MB, or np.zeros refusing at once).
+            (ValueError, r"size must give a kernel of at most 16777216 cells \(4096 x 4096\), "
+                         r"got 1000000000, which gives 1000000000000000000 cells$", "identity",
+             dict(size=10 ** 9)),
+            (ValueError, r"size must give .*got \(4097, 4096\)", "box", dict(size=(4097, 4096))),
+            (ValueError, r"size must give .*got \(1, 16777217\)", "gaussian",
+             dict(size=(1, 2 ** 24 + 1))),
+            (ValueError, r"size must give .*got 1000000000", "motion_blur", dict(size=10 ** 9)),
             (ValueError, r"sigma must be None, a positive finite number or a pair of them, "
                          r"got 0", "gaussian", dict(sigma=0)),
             (ValueError, r"sigma must be .*got -1.5", "gaussian", dict(sigma=-1.5)),
@@ -667,6 +715,7 @@ class TestKernels(unittest.TestCase):
             with self.subTest(message=message):
                 with self.assertRaisesRegex(error, message):
                     get_kernel(name, **params)
+        self.assertEqual(get_kernel("box", size=(1, 2 ** 24)).shape, (1, 2 ** 24))  # the most
 
 
 @unittest.skipIf(cv2 is None, "OpenCV (opencv-python-headless) is not installed")

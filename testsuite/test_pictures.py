@@ -3,8 +3,6 @@ import itertools
 import math
 import os
 import pickle
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -23,7 +21,7 @@ from convolution.pictures.figures import FIGURES, conv_beside_transpose
 from convolution.shapes import (conv_geometry, conv_transpose_geometry, spread, window)
 
 from .common import (CHILD_SIGNALS, HERE, iio, matplotlib, torch, README_MATRIX, README_KERNEL,
-                     README_MAP, run_main, run_command)
+                     README_MAP, run_main, run_command, run_on_a_terminal)
 from .common import optional as optional_module
 
 
@@ -768,6 +766,11 @@ class TestAnimateCommandLine(unittest.TestCase):
             self.assertEqual(result.stderr, "convolution: error: OUTPUT 'out.gif' "
                                             "exists; pass --force to overwrite it\n")
             self.assertEqual(Path(path).read_bytes(), b"keep")
+            # An error in the options comes first: it is the one to fix, --force or not.
+            self.assertEqual(run_main("animate", path, "--input", "0x4", "--kernel", "3x3"),
+                             (2, "convolution: error: --input must not have an empty axis, "
+                                 "got (0, 4)\n"))
+            self.assertEqual(Path(path).read_bytes(), b"keep")
             self.assertEqual(run_main("animate", path, "--input", "4x4", "--kernel", "3x3",
                                       "--force"), (0, ""))
             self.assertEqual(iio.imread(path, index=None).shape[0], 4)
@@ -777,7 +780,7 @@ class TestAnimateCommandLine(unittest.TestCase):
             result = run_command("animate", "out.gif", "--input", "5x5", "--kernel", "3x3",
                                  "--stride", "0", cwd=folder)
             self.assertEqual(result.returncode, 2)
-            self.assertEqual(result.stderr, "convolution: error: stride must "
+            self.assertEqual(result.stderr, "convolution: error: --stride must "
                                             "be an int >= 1 or a pair of them, got 0\n")
             self.assertEqual(os.listdir(folder), [])
 
@@ -785,7 +788,8 @@ class TestAnimateCommandLine(unittest.TestCase):
         cases = [(["--input", "5by5"], "argument --input: expected HxW (two whole numbers) or "
                                        "a file of numbers (.npy or text), got '5by5'"),
                  (["--input", "5"], "argument --input: expected HxW"),
-                 (["--kernel", "9x9"], "kernel of shape (9, 9) with dilation (1, 1) spans"),
+                 (["--input", "0x5"], "error: --input must not have an empty axis, got (0, 5)"),
+                 (["--kernel", "9x9"], "kernel of shape (9, 9) with --dilation (1, 1) spans"),
                  (["--dilation", "2.5"], "argument --dilation: expected N or HxW with whole numbers, got "
                                           "'2.5'"),
                  (["--padding", "-1"], "padding must be non-negative, got -1"),
@@ -836,8 +840,8 @@ class TestAnimateCommandLine(unittest.TestCase):
                                          "a pair (pad_h, pad_w) or a pair of pairs"),
                  (["--padding-mode", "reflect"], "--padding-mode reflect does not apply with "
                                                  "--transposed"),
-                 (["--output-padding", "2"], "output_padding must be smaller than the stride or "
-                                             "the dilation on its axis"),
+                 (["--output-padding", "2"], "--output-padding must be smaller than the stride "
+                                             "or the dilation on its axis"),
                  (["--padding", "4"], "crops more than the transposed convolution produces")]
         with tempfile.TemporaryDirectory() as folder:
             out = os.path.join(folder, "out.gif")
@@ -884,34 +888,16 @@ class TestAnimateCommandLine(unittest.TestCase):
                     self.assertEqual(os.listdir(folder), [])
 
     def test_progress_on_a_terminal(self):
-        # stderr a terminal: 'frame k of n' rewritten in place, blanked at the end.
-        leader, follower = pty.openpty()
+        # stderr a terminal: a tqdm bar of the frames, 'saving' once all are drawn, cleared.
         with tempfile.TemporaryDirectory() as folder:
-            env = dict(os.environ, PYTHONPATH=str(HERE))
-            process = subprocess.Popen(
-                [sys.executable, "-m", "convolution", "animate", "out.gif", "--input", "3x3",
-                 "--kernel", "2x2"], cwd=folder, env=env, stdout=subprocess.PIPE,
-                stderr=follower, text=True)
-            os.close(follower)
-            shown = b""
-            while True:
-                ready, _, _ = select.select([leader], [], [], 60)
-                try:
-                    chunk = os.read(leader, 1024) if ready else b""
-                except OSError:          # Linux: EIO once the process has closed it
-                    chunk = b""
-                if not chunk:
-                    break
-                shown += chunk
-            os.close(leader)
-            stdout = process.communicate(timeout=60)[0]
-            self.assertEqual(process.returncode, 0)
+            status, stdout, shown = run_on_a_terminal("animate", "out.gif", "--input", "3x3",
+                                                      "--kernel", "2x2", cwd=folder)
+            self.assertEqual(status, 0)
             self.assertEqual(stdout, "writing out.gif: 4 frames, one per output cell\n"
                                      "wrote out.gif\n")
-        text = shown.decode()
-        self.assertTrue(text.startswith("\rframe 1 of 4"), text)
-        self.assertIn("\rframe 4 of 4, saving", text)
-        self.assertTrue(text.endswith("\r" + " " * len("frame 4 of 4, saving") + "\r"), text)
+        self.assertTrue(shown.startswith("\rdrawing:   0%"), shown)
+        self.assertRegex(shown, r"\rdrawing: 100%.* 4/4 .*saving\]")
+        self.assertTrue(shown.endswith("\r" + " " * 79 + "\r"), shown)
 
     def test_missing_option(self):
         status, stderr = run_main("animate", "out.gif", "--input", "5x5")
