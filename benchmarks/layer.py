@@ -24,8 +24,8 @@ Throughput: GMAC/s counts the multiply-adds of the layer
 set against the machine's measured peak: the GMAC/s of one large float32
 ``np.matmul`` (2048 x 2048), under the same BLAS thread setting.
 
-Threads: ours use ``strips.threads()`` Python threads, each running BLAS on
-one thread (``strips.single_threaded_blas``, through threadpoolctl); PyTorch uses
+Threads: ours use ``driver.threads()`` Python threads, each running BLAS on
+one thread (``driver.single_threaded_blas``, through threadpoolctl); PyTorch uses
 ``torch.get_num_threads()``. Everything runs twice: once with BLAS limited to
 one thread for the whole process (``threadpoolctl.threadpool_limits(1)``),
 once at BLAS's default; the second run adds "ours, BLAS threads not limited",
@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from convolution import (conv2d, conv2d_backward,  # noqa: E402
-                         conv_transpose2d, strips)
+                         conv_transpose2d, driver, settings)
 
 try:
     import torch
@@ -177,14 +177,10 @@ def transposed_case(unlimited):
 
 
 def without_blas_limit(contender):
-    """The contender with the driver's BLAS limit (strips.single_threaded_blas) off for its runs."""
+    """The contender with the driver's BLAS limit (driver.single_threaded_blas) off for its runs."""
     def run():
-        saved = strips._blas_libraries
-        strips._blas_libraries = lambda: ()
-        try:
+        with settings.using(limit_blas=False):
             return contender()
-        finally:
-            strips._blas_libraries = saved
     return run
 
 
@@ -247,7 +243,7 @@ def main(argv=None):
         os.environ["CONVOLUTION_THREADS"] = str(args.threads)
         torch.set_num_threads(args.threads)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores; NumPy "
-          f"{np.__version__}, PyTorch {torch.__version__}; our threads {strips.threads()}, "
+          f"{np.__version__}, PyTorch {torch.__version__}; our threads {driver.threads()}, "
           f"torch's {torch.get_num_threads()}; medians of {rounds} interleaved rounds of "
           f"{'CPU' if args.cpu_time else 'wall'} time")
     run("BLAS at 1 thread", True, args.quick, rounds)

@@ -3,7 +3,7 @@
     python benchmarks/run.py                    # 1024 and 2048 a side; 1 thread and all cores
     python benchmarks/run.py --quick            # 1024 a side, fewer repeats
     python benchmarks/run.py --threads 1,2,16   # each thread count, ours and the peers'
-    python benchmarks/run.py --calibrate        # the constants of convolution/costs.py
+    python benchmarks/run.py --calibrate        # the cost model's prices (convolution/settings.py)
     python benchmarks/run.py --designs          # the banded path's designs, sizes, BLAS threads
 
 Every case runs in this one process, on the same data, for ``conv2d``
@@ -58,7 +58,7 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from convolution import apply_filter_to_image, conv2d, engine, strips  # noqa: E402
+from convolution import apply_filter_to_image, conv2d, driver, fast, settings  # noqa: E402
 from convolution.shapes import conv_geometry  # noqa: E402
 
 #: Contenders slower than this on one run are timed once, not several times.
@@ -215,8 +215,8 @@ def estimate(name, image, kernel, stride, dilation, geometry):
     (im2col) and runs far slower than its float32.
     """
     taps = dilated(kernel, dilation).size
-    if name in engine.METHODS:
-        return engine.plan(name, geometry, kernel).ns * 1e-9
+    if name in fast.METHODS:
+        return fast.plan(name, geometry, kernel).ns * 1e-9
     if name in ("ndimage.correlate", "signal.correlate2d"):
         return image.size * taps / 1.5e9
     if name == "torch.conv2d" and image.dtype == np.float64:
@@ -235,7 +235,7 @@ def run_case(label, size, dtype, kernel, stride, dilation, thread_counts, repeat
     geometry = conv_geometry(image.shape, kernel.shape, stride, dilation, padding)
     ours = {"auto": lambda: conv2d(image, kernel, stride, dilation, padding)}
     if with_paths:
-        for method in engine.cost_estimates(kernel, geometry):
+        for method in fast.cost_estimates(kernel, geometry):
             ours[method] = (lambda method=method: conv2d(image, kernel, stride, dilation,
                                                          padding, method=method))
     contenders = {**ours, **found}
@@ -244,7 +244,7 @@ def run_case(label, size, dtype, kernel, stride, dilation, thread_counts, repeat
     single = {}      # peers that ignore the thread count: timed once
     for n in thread_counts:
         with thread_count(n):
-            chosen = engine.choose_method(kernel, geometry, images=image[None])[0]
+            chosen = fast.choose_method(kernel, geometry, images=image[None])[0]
             timed = {name: f for name, f in contenders.items() if name not in skipped
                      and (name in ours or name in THREADED_PEERS or name not in single)}
             walls = {}
@@ -365,7 +365,7 @@ def run_loops(rows):
     (ours, result), (loops, expected) = timings["auto"], timings["method='loops'"]
     np.testing.assert_allclose(result, expected, rtol=1e-12, atol=1e-12)
     row = {"case": "random 5x5 (vs method='loops')", "size": 256, "dtype": "float64",
-           "threads": strips.threads(), "method": "auto", "ours": ours,
+           "threads": driver.threads(), "method": "auto", "ours": ours,
            "gmacs": expected.size * 25 / ours / 1e9, "paths": {},
            "peers": {"method='loops'": loops}}
     rows.append(row)
@@ -407,7 +407,7 @@ def format_row(row):
 def markdown(rows):
     """The rows as a Markdown table: our times, each peer's over ours, our paths' times."""
     names = [n for n in PEER_ORDER if any(n in r["peers"] for r in rows)]
-    paths = [m for m in engine.METHODS if any(m in r["paths"] for r in rows)]
+    paths = [m for m in fast.METHODS if any(m in r["paths"] for r in rows)]
     header = (["case", "size", "dtype", "threads", "path", "ours (ms)", "wall (ms)",
                "in turns (ms)", "GMAC/s", "auto/best"] + names + [f"{m} (ms)" for m in paths])
 
@@ -531,9 +531,9 @@ def plot(rows, path):
     plt.close(fig)
 
 
-#: The constants of convolution/costs.py that `calibrate` fits.
-FITTED = ("CALL_NS", "FLAT_NS", "STRIDED_NS", "FETCH_NS", "COPY_NS", "MAC_NS", "FFT_NS",
-          "FFT_CALL_NS")
+#: The prices of the cost model (fields of convolution.settings.Settings) that `calibrate` fits.
+FITTED = ("call_ns", "flat_ns", "strided_ns", "fetch_ns", "copy_ns", "mac_ns", "fft_ns",
+          "fft_call_ns")
 
 
 def calibration_cases():
@@ -548,13 +548,13 @@ def calibration_cases():
             for kernel in kernels:
                 for stride, dilation in ((1, 1), (2, 2)):
                     geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
-                    for method in engine.cost_estimates(kernel, geometry):
+                    for method in fast.cost_estimates(kernel, geometry):
                         yield (f"{np.dtype(dtype).name} {size} {kernel.shape} s{stride} "
                                f"d{dilation} {method}", image, kernel, stride, dilation, method)
 
 
 def calibrate(repeats):
-    """Fit the constants of convolution/costs.py to this machine, one thread.
+    """Fit the cost model's prices (``convolution.settings``) to this machine, one thread.
 
     Each of our paths is timed on many cases (CPU time of the calling
     thread, the least of ``repeats`` runs: the run least disturbed by other
@@ -565,21 +565,16 @@ def calibrate(repeats):
     call of many short ones, in wall time.
     """
     from concurrent.futures import ThreadPoolExecutor
-    from convolution import costs
     os.environ["CONVOLUTION_THREADS"] = "1"
-    saved = {name: getattr(costs, name) for name in FITTED}
     rows, times, labels = [], [], []
     for label, image, kernel, stride, dilation, method in calibration_cases():
         geometry = conv_geometry(image.shape, kernel.shape, stride, dilation)
-        if engine.plan(method, geometry, kernel).ns > 0.5e9:
+        if fast.plan(method, geometry, kernel).ns > 0.5e9:
             continue
         features = []
         for name in FITTED:
-            for other in FITTED:
-                setattr(costs, other, float(other == name))
-            features.append(engine.plan(method, geometry, kernel).ns)
-        for name, value in saved.items():
-            setattr(costs, name, value)
+            with settings.using(**{other: float(other == name) for other in FITTED}):
+                features.append(fast.plan(method, geometry, kernel).ns)
         run = lambda: conv2d(image, kernel, stride, dilation, method=method)  # noqa: E731
         run()
         samples = []
@@ -612,12 +607,12 @@ def calibrate(repeats):
     both = race({"one": lambda: [loop(a) for a in short],
                  "two": lambda: list(pool.map(loop, short))}, repeats)
     handoff = max(2 * both["two"][0] - both["one"][0], 0.0) / calls * 1e9
-    print(f"# Cost model constants fitted on {len(t)} cases, for convolution/costs.py "
+    print(f"# Cost model prices fitted on {len(t)} cases, for convolution/settings.py "
           f"(relative error: median {np.median(np.abs(error)):.2f}, "
           f"largest {np.abs(error).max():.2f}):")
     for name, value in zip(FITTED, fit):
         print(f"{name} = {value:.3g}")
-    print(f"HANDOFF_NS = {handoff:.3g}")
+    print(f"handoff_ns = {handoff:.3g}")
     print(f"# and {fit[-1] / 1e3:.0f} us a conv2d call on every path (validation, "
           f"planning), which ranks none above another")
     print("# Worst fitted cases (estimate / measured):")
@@ -676,11 +671,10 @@ def designs(repeats):
 
     Designs A and B run on the same padded image (padded once, outside the
     timing), one thread, CPU time; then the library's path (which fetches
-    and checks its strips itself) with other BAND_ROWS and STRIP_BYTES;
+    and checks its strips itself) with other band_rows and strip_bytes;
     then the library's path with BLAS left at its own thread count instead
     of one, on one and on all of our threads (wall time).
     """
-    from convolution import costs  # noqa: F401  (the settings below are read per call)
     rng = np.random.default_rng(4)
     os.environ["CONVOLUTION_THREADS"] = "1"
     limits = (threadpoolctl.threadpool_limits(1, user_api="blas") if threadpoolctl is not None
@@ -711,8 +705,7 @@ def designs(repeats):
                     np.testing.assert_allclose(result, expected, rtol=1e-4, atol=1e-4)
             print(f"{np.dtype(dtype).name} {k}x{k}: " + ", ".join(
                 f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
-    print("# The library's banded path: BAND_ROWS x STRIP_BYTES, one thread, CPU time (ms)")
-    saved = engine.BAND_ROWS, strips.STRIP_BYTES
+    print("# The library's banded path: band_rows x strip_bytes, one thread, CPU time (ms)")
     for dtype in (np.float32, np.float64):
         for k, size in ((3, 1024), (5, 1024), (3, 4096), (5, 4096)):
             image = rng.random((size, size)).astype(dtype)
@@ -721,40 +714,148 @@ def designs(repeats):
             for rows in (4, 8):
                 for mib in (1, 2, 4):
                     def run(rows=rows, mib=mib):
-                        engine.BAND_ROWS, strips.STRIP_BYTES = rows, mib * 2 ** 20
-                        return conv2d(image, kernel, padding=k // 2, method="banded")
+                        with settings.using(band_rows=rows, strip_bytes=mib * 2 ** 20):
+                            return conv2d(image, kernel, padding=k // 2, method="banded")
                     contenders[f"R={rows} {mib} MiB"] = run
             timings = race(contenders, repeats, time.thread_time)
             print(f"{np.dtype(dtype).name} {size} {k}x{k}: " + ", ".join(
                 f"{name} {t * 1e3:.2f}" for name, (t, _) in timings.items()), flush=True)
-    engine.BAND_ROWS, strips.STRIP_BYTES = saved
     print("# BLAS threads inside the banded path: one (the driver's choice) or BLAS's own "
           "count, wall time (ms)")
-    blas = [lib.num_threads for lib in strips._blas_libraries()]
+    blas = [lib.num_threads for lib in driver.blas.libraries()]
     print(f"BLAS libraries found: {len(blas)}, threads now {blas}")
     for size in (1024, 4096):
         image = rng.random((size, size)).astype(np.float32)
         kernel = rng.random((3, 3)).astype(np.float32)
-        for n in sorted({1, strips.cores()}):
+        for n in sorted({1, driver.cores()}):
             os.environ["CONVOLUTION_THREADS"] = str(n)
             run = lambda: conv2d(image, kernel, padding=1, method="banded")  # noqa: E731
             owned = race({"": run}, repeats)[""][0]
-            with unittest_mock_nullcontext(strips, "single_threaded_blas"):
+            with settings.using(limit_blas=False):
                 left = race({"": run}, repeats)[""][0]
             print(f"float32 {size} 3x3, {n} of our threads: BLAS on one thread {owned * 1e3:.2f}, "
                   f"BLAS on its own {blas} {left * 1e3:.2f}", flush=True)
     os.environ["CONVOLUTION_THREADS"] = "1"
 
 
-@contextlib.contextmanager
-def unittest_mock_nullcontext(module, name):
-    """``module.name`` replaced by a context manager that does nothing, within the block."""
-    saved = getattr(module, name)
-    setattr(module, name, contextlib.nullcontext)
-    try:
-        yield
-    finally:
-        setattr(module, name, saved)
+def operation_cases():
+    """(label, {name: function(package) -> callable}) for the operations beyond the filter.
+
+    The names of each case are timed side by side; ``targets`` below reads
+    their ratios: the backward pass against its forward call, the transposed
+    convolution against the conv2d it equals, 'auto' on layers against the
+    fastest named method.
+    """
+    rng = np.random.default_rng(5)
+    f32 = np.float32
+
+    def layer(label, shape, kernel_shape, dtype, **params):
+        x, k = rng.random(shape).astype(dtype), rng.random(kernel_shape).astype(dtype)
+        return (f"layer {label}", {name: (lambda p, m=name: lambda: p.conv2d(x, k, method=m,
+                                                                               **params))
+                                   for name in ("auto", "matmul", "banded", "fft")})
+
+    yield layer("x (1,1,512,512) f32, k (2,1,31,31)", (1, 1, 512, 512), (2, 1, 31, 31), f32)
+    yield layer("x (1,1,256,256) f32, k (4,1,21,21), same", (1, 1, 256, 256), (4, 1, 21, 21),
+                f32, padding="same")
+    yield layer("x (2,2,128,128) f64, k (2,2,9,9)", (2, 2, 128, 128), (2, 2, 9, 9), np.float64)
+    for size, dtype, k, mode in ((512, f32, 3, "zeros"), (512, f32, 9, "reflect"),
+                                 (512, f32, 31, "zeros"), (512, f32, 31, "circular"),
+                                 (256, np.float64, 15, "reflect"), (256, np.float64, 5, "replicate")):
+        x = rng.random((size, size)).astype(dtype)
+        kernel = gaussian(k, dtype) if k == 15 else rng.random((k, k)).astype(dtype)
+        y = rng.random((size - k + 1, size - k + 1)).astype(dtype) if mode == "zeros" else \
+            rng.random((size, size)).astype(dtype)
+        padding = 0 if mode == "zeros" else "same"
+        yield (f"backward {size} {np.dtype(dtype).name} {k}x{k} {mode}",
+               {"backward": lambda p, x=x, y=y, kernel=kernel, padding=padding, mode=mode: (
+                   lambda: p.conv2d_backward(y, x, kernel, padding=padding, padding_mode=mode)),
+                "forward": lambda p, x=x, kernel=kernel, padding=padding, mode=mode: (
+                    lambda: p.conv2d(x, kernel, padding=padding, padding_mode=mode))})
+    x4, k4 = rng.random((8, 16, 64, 64)).astype(f32), rng.random((16, 16, 3, 3)).astype(f32)
+    y4 = rng.random((8, 16, 64, 64)).astype(f32)
+    yield ("backward layer (8,16,64,64) f32 3x3 reflect",
+           {"backward": lambda p: lambda: p.conv2d_backward(y4, x4, k4, padding=1,
+                                                             padding_mode="reflect"),
+            "forward": lambda p: lambda: p.conv2d(x4, k4, padding=1, padding_mode="reflect")})
+    for k, stride in ((21, 1), (5, 2), (11, 2)):
+        x = rng.random((256, 256)).astype(f32)
+        kernel = rng.random((k, k)).astype(f32)
+        spread = np.zeros(((256 - 1) * stride + 1,) * 2, f32)
+        spread[::stride, ::stride] = x
+        yield (f"transpose 256 f32 {k}x{k} s{stride}",
+               {"transpose": lambda p, x=x, kernel=kernel, stride=stride: (
+                   lambda: p.conv_transpose2d(x, kernel, stride=stride)),
+                "conv2d": lambda p, spread=spread, kernel=kernel: (
+                    lambda: p.conv2d(spread, kernel, padding="full", flip=True))})
+
+
+def targets(label, times):
+    """The ratio a case is held to, as text (empty where none applies)."""
+    if label.startswith("layer"):
+        named = [t for name, t in times.items() if name != "auto" and t is not None]
+        return f"auto / fastest named {times['auto'] / min(named):.2f} (target <= 1.3)"
+    if label.startswith("backward"):
+        return f"backward / forward {times['backward'] / times['forward']:.2f} (target <= 2.5)"
+    if label.startswith("transpose"):
+        limit = 1.3 if label.endswith("s1") else 0.7
+        return (f"transpose / conv2d {times['transpose'] / times['conv2d']:.2f} "
+                f"(target <= {limit})")
+    return ""
+
+
+def load_package(path, name="convolution_other"):
+    """The ``convolution`` package of another checkout at ``path``, imported as ``name``."""
+    import importlib.util
+    folder = Path(path).resolve() / "convolution"
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_operations(repeats, other=None):
+    """Time `operation_cases`, and with ``other`` (a package) the same calls on it, in turns.
+
+    Prints per case the median times (ms), the target ratio, and with
+    ``other`` the ratio other / ours of every name.
+    """
+    import convolution
+    print("# Operations: median ms; targets; with --versus, theirs / ours (same rounds)")
+    for label, functions in operation_cases():
+        contenders = {name: make(convolution) for name, make in functions.items()}
+        if other is not None:
+            contenders.update({f"theirs {name}": make(other) for name, make in functions.items()})
+        timings = race(contenders, repeats)
+        times = {name: t for name, (t, _) in timings.items()}
+        ours = {name: times[name] for name in functions}
+        line = f"{label}: " + ", ".join(f"{name} {t * 1e3:.2f}" for name, t in ours.items()
+                                        if t is not None)
+        line += "; " + targets(label, ours)
+        if other is not None:
+            line += "; theirs/ours " + ", ".join(
+                f"{name} {times['theirs ' + name] / t:.2f}" for name, t in ours.items()
+                if t is not None and times["theirs " + name] is not None)
+        print(line, flush=True)
+
+
+def run_versus_filters(sizes, repeats, other):
+    """Every filter case of `cases` with 'auto', ours against ``other``'s, in turns: theirs / ours."""
+    import convolution
+    print("# Filter cases, 'auto': median ms, theirs / ours (same rounds)")
+    ratios = []
+    for label, size, dtype, kernel, stride, dilation in cases(sizes):
+        image = np.random.default_rng(1).random((size, size)).astype(dtype)
+        timings = race({p.__name__: (lambda p=p: p.conv2d(image, kernel, stride, dilation))
+                        for p in (convolution, other)}, repeats)
+        ours, theirs = timings["convolution"][0], timings[other.__name__][0]
+        ratios.append(theirs / ours)
+        print(f"{label} {size} {np.dtype(dtype).name}: ours {ours * 1e3:.2f}, theirs "
+              f"{theirs * 1e3:.2f}, theirs/ours {theirs / ours:.2f}", flush=True)
+    print(f"theirs/ours over the filter cases: min {min(ratios):.2f}, median "
+          f"{statistics.median(ratios):.2f}, max {max(ratios):.2f}")
 
 
 def load_average():
@@ -771,7 +872,7 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true",
                         help="1024x1024 only and fewer repeats")
     parser.add_argument("--sizes", type=int, nargs="+", help="image sizes (default 1024 2048)")
-    parser.add_argument("--threads", default=f"1,{strips.cores()}",
+    parser.add_argument("--threads", default=f"1,{driver.cores()}",
                         help="comma-separated thread counts (default: 1 and the cores)")
     parser.add_argument("--repeats", type=int, help="timed rounds per measurement (default 7)")
     parser.add_argument("--no-paths", action="store_true",
@@ -780,6 +881,12 @@ def main(argv=None):
     parser.add_argument("--markdown", help="write the tables as Markdown to this file")
     parser.add_argument("--calibrate", action="store_true",
                         help="measure the constants of the cost model 'auto' uses, and stop")
+    parser.add_argument("--operations", action="store_true",
+                        help="time the layer, the backward pass and the transposed convolution "
+                             "against their targets, and stop")
+    parser.add_argument("--versus", metavar="CHECKOUT",
+                        help="with --operations or alone: also time the convolution package of "
+                             "another checkout (a folder), in the same rounds, and give ratios")
     parser.add_argument("--designs", action="store_true",
                         help="time the banded path's designs, sizes and BLAS threads, and stop")
     args = parser.parse_args(argv)
@@ -788,6 +895,12 @@ def main(argv=None):
         return
     if args.designs:
         designs(args.repeats or 7)
+        return
+    if args.operations or args.versus:
+        other = load_package(args.versus) if args.versus else None
+        run_operations(args.repeats or 7, other)
+        if other is not None:
+            run_versus_filters(args.sizes or [1024], args.repeats or 7, other)
         return
     try:
         thread_counts = sorted({int(n) for n in args.threads.split(",")})
@@ -798,7 +911,7 @@ def main(argv=None):
     sizes = args.sizes or ([1024] if args.quick else [1024, 2048])
     repeats = args.repeats or (5 if args.quick else 7)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
-          f"({strips.cores()} usable); Python {platform.python_version()}, "
+          f"({driver.cores()} usable); Python {platform.python_version()}, "
           f"NumPy {np.__version__}"
           + "".join(f", {m.__name__.split('.')[0]} {getattr(m, '__version__', '')}"
                     for m in (cv2, torch) if m is not None)

@@ -46,18 +46,27 @@ Map of the package (imports point down the list, never up):
     A long 1-D signal folded into rows: its sums as Toeplitz products (BLAS).
 ``fast_depth3d.py``
     A 3-D filter's depth and height taps folded into matrix products (BLAS).
-``engine.py``
-    The fast paths for a 2-D kernel (direct, polyphase, banded, separable,
-    fft), each with its plan, and the choice 'auto' makes between them.
-``channels.py``
-    The fast paths of the CNN layer: the sums over channels as one matrix
-    product (BLAS) per kernel tap, forward, transposed and for the kernel's
-    gradient.
-``strips.py``
-    The driver the fast paths share: strips of output, threads, scratch memory,
-    and the progress they report (``report_progress``, for the command line).
-``costs.py``
-    The cost model: estimated times, and the threads that pay.
+``fast/``
+    The fast paths, one file each, whose docstrings teach their idea, cost
+    and limits beside their plan: ``direct.py``, ``polyphase.py`` (stride
+    phases read contiguously), ``banded.py`` (band-matrix products),
+    ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
+    ``layer.py`` (a CNN layer's sums over channels as matrix products,
+    forward and for the kernel's gradient). ``__init__.py`` holds the
+    registry of paths and the planner 'auto' asks; ``operations.py`` puts
+    every operation (a layer, the transposed convolution by stride phases,
+    both gradients) in that one form and routes it; ``phases.py``,
+    ``cache.py`` and ``costs.py`` hold what the paths share.
+``driver/``
+    What the fast paths run on: strip planning (``strips.py``), the thread
+    pool (``pool.py``, and the progress it reports: ``report_progress``, for
+    the command line), each thread's scratch memory (``arena.py``) and BLAS
+    kept to one thread inside the paths (``blas.py``).
+``settings.py``
+    The tuning values (strip sizes, thread counts, the cost model's prices),
+    read per call; ``settings.using(...)`` changes them for a block.
+``dtypes.py``
+    The dtype rules: what a call computes in and returns, what BLAS takes.
 ``padding.py``
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.

@@ -22,7 +22,7 @@ import warnings
 
 import numpy as np
 
-from . import __version__, strips
+from . import __version__, driver
 from .checks import as_kernel
 from .files import (CommandError, Stopped, check_format, check_output_path, check_overwrite,
                     check_paths, read_image, stop_signals_raise, write_image)
@@ -337,7 +337,7 @@ def filter_command(args):
     check_overwrite(args.output, args.force)
     progress = progress_bar(desc="filtering", unit="strip")
     try:
-        with strips.report_progress(progress):
+        with driver.report_progress(progress):
             result = apply_filter_to_image(image, kernel, **params)
     except (TypeError, ValueError) as error:
         raise option_error(error) from None

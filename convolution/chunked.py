@@ -34,7 +34,7 @@ Every other axis keeps its chunks (a batch), except channels, which are made
 one chunk: the last axis of an (H, W, C) image, and the axis before (H, W)
 when the kernel is 4-D (C_out, C_in / groups, kh, kw).
 
-Threads: each chunk runs under ``strips.limit_threads(1)``. Dask already runs
+Threads: each chunk runs under ``driver.limit_threads(1)``. Dask already runs
 one chunk per core (a thread of the local scheduler or of a distributed
 worker), so a chunk that started its own pool would put cores x cores
 threads on the machine. With fewer chunks than cores, make the chunks
@@ -52,7 +52,7 @@ import numpy as np
 
 from .padding import PADDING_MODES, _runs, _slice, _source_map
 from .shapes import conv_geometry
-from .strips import limit_threads
+from .driver import limit_threads
 
 __all__ = ["is_dask_array", "convolve", "plan_axis"]
 

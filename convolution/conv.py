@@ -7,61 +7,21 @@ import numbers
 
 import numpy as np
 
-from . import channels, chunked, engine, reference
+from . import chunked, fast, reference
 from .checks import as_array, as_bias, as_kernel, check_choice
-from .padding import check_padding_mode, pad_adjoint
+from .dtypes import compute_dtype as _compute_dtype
+from .fast import operations
+from .padding import check_padding_mode, fill_docstring, pad_adjoint
 from .shapes import (channels as channel_layout, check_axes, conv_geometry,
                      conv_transpose_geometry)
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "METHODS", "LAYER_METHODS"]
 
 #: Every value ``conv2d``'s ``method`` accepts: 'auto', the reference loops,
-#: the fast paths of ``engine.py`` and the channel sums of ``channels.py``.
-METHODS = ("auto", "loops") + tuple(engine.METHODS) + ("matmul",)
+#: the fast paths of ``fast/`` (``fast.METHODS``) and the layer's stacked products.
+METHODS = ("auto", "loops") + fast.METHODS + ("matmul",)
 #: What ``conv_transpose2d`` and ``conv2d_backward`` accept.
 LAYER_METHODS = ("auto", "loops")
-
-
-def _is_int64(value):
-    """Whether ``value`` is a whole number (not NaN, not inf) that int64 holds."""
-    if isinstance(value, numbers.Integral):
-        return -2 ** 63 <= int(value) < 2 ** 63
-    if np.iscomplexobj(value) or not np.isfinite(value):
-        return False
-    return value == int(value) and -2 ** 63 <= int(value) < 2 ** 63
-
-
-def _compute_dtype(arrays, fill_value=0, bias=None):
-    """The dtype the paths compute in, and the dtype of the result.
-
-    ``arrays`` maps names to arrays (matrix and kernel; for the gradients,
-    grad_output too). Integers (and bools) accumulate exactly in int64.
-    Everything else follows NumPy's promotion, except that float16 is
-    accumulated in float32 and rounded once at the end. A bias promotes the
-    result as adding it afterwards would (a Python float keeps float32).
-    """
-    if all(array.dtype.kind in "biu" for array in arrays.values()):
-        for name, array in arrays.items():
-            # int(...): NumPy before 2 compares uint64 with int64 in float64, where
-            # 2**63 - 1 rounds up to 2**63 and the values just above it pass.
-            if array.dtype == np.uint64 and array.size and int(array.max()) >= 2 ** 63:
-                raise ValueError(f"{name} holds values above 2**63 - 1, which int64 "
-                                 f"accumulation cannot represent; convert it to float")
-        if not _is_int64(fill_value):
-            raise ValueError(f"fill_value must be an integer within int64's range when "
-                             f"matrix and kernel are integers, got {fill_value!r}")
-        result = np.dtype(np.int64)
-        if bias is None or np.asarray(bias).dtype.kind in "biu":
-            return result, result
-    else:
-        result = np.result_type(*arrays.values())
-        if result.kind != "c" and isinstance(fill_value, numbers.Complex) and np.imag(fill_value):
-            raise ValueError(f"fill_value must be real when matrix and kernel are real, "
-                             f"got {fill_value!r}")
-    if bias is not None:
-        weak = isinstance(bias, (int, float, complex)) and not isinstance(bias, bool)
-        result = np.result_type(result, bias if weak else np.asarray(bias))
-    return np.promote_types(result, np.float32), result
 
 
 def _check_matrix(matrix):
@@ -87,22 +47,6 @@ def _as_layer(matrix, kernel):
     return matrix.reshape((-1, 1) + matrix.shape[-2:]), kernel[np.newaxis, np.newaxis]
 
 
-def _per_pair(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, method):
-    """A 4-D kernel as 2-D convolutions through the engine, one per pair of channels, summed.
-
-    C_out * C_in / groups calls of ``engine.convolve`` with ``method``: the
-    FFT's path for kernels far larger than 3 x 3 with few channels.
-    """
-    out_channels, per_in = kernel.shape[:2]
-    per_out = out_channels // groups
-    out = np.zeros((matrix.shape[0], out_channels) + geometry.output_shape, dtype)
-    for o in range(out_channels):
-        for c in range(per_in):
-            out[:, o] += engine.convolve(matrix[:, (o // per_out) * per_in + c], kernel[o, c],
-                                         geometry, padding_mode, fill_value, dtype, method)
-    return out
-
-
 def along_axes(func, ndim, matrix, kernel, axes, **params):
     """``func(matrix, kernel, **params)``, the kernel's axes running along ``axes`` of the input.
 
@@ -120,6 +64,7 @@ def along_axes(func, ndim, matrix, kernel, axes, **params):
     return np.moveaxis(func(np.moveaxis(matrix, axes, last), kernel, **params), last, axes)
 
 
+@fill_docstring
 def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
            padding_mode="zeros", fill_value=0, flip=False, bias=None, groups=1, method="auto",
            axes=None):
@@ -157,24 +102,7 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         ``((top, bottom), (left, right))``, or 'valid' (none), 'full'
         (``dh * (kh - 1)`` rows on top and bottom, likewise for the width:
         every overlap of kernel and input) or 'same' (see Notes).
-    padding_mode : str, default 'zeros'
-        What the added cells hold. For the row ``a b c d``:
-
-        ==========  ===============  ===========  ==================  ==============
-        mode        left border      np.pad       OpenCV              scipy.ndimage
-        ==========  ===============  ===========  ==================  ==============
-        zeros       ``0 0 0 | a b``  constant     BORDER_CONSTANT     constant
-        constant    ``v v v | a b``  constant     BORDER_CONSTANT     constant
-        reflect     ``d c b | a b``  reflect      BORDER_REFLECT_101  mirror
-        symmetric   ``c b a | a b``  symmetric    BORDER_REFLECT      reflect
-        replicate   ``a a a | a b``  edge         BORDER_REPLICATE    nearest
-        circular    ``b c d | a b``  wrap         BORDER_WRAP         grid-wrap
-        ==========  ===============  ===========  ==================  ==============
-
-        Padding wider than the input repeats the pattern, as ``np.pad`` does.
-    fill_value : number, default 0
-        The value of the added cells with ``padding_mode='constant'``; any
-        other mode refuses a nonzero fill value, as ``np.pad`` does.
+    {padding_mode}
     flip : bool, default False
         True computes true convolution: the kernel rotated by 180 degrees
         (each (kh, kw) kernel of a 4-D one).
@@ -189,9 +117,9 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     method : str, default 'auto'
         'auto' picks the fastest path for the arguments; 'loops' runs the
         tutorial's loops of ``reference.py`` (slow, for reading and testing).
-        'matmul' (``channels.py``) does the sums over channels as one matrix
+        'matmul' (``fast/layer.py``) does the sums over channels as one matrix
         product per kernel tap, through BLAS: the path 'auto' takes for 4-D
-        kernels. The paths of ``engine.py`` convolve one (H, W) matrix with
+        kernels. The paths of ``fast/`` convolve one (H, W) matrix with
         one (kh, kw) kernel, and with a 4-D kernel run once per pair of
         channels: 'direct' and 'polyphase' loop over the kernel's taps,
         'banded' does the sums as matrix products, 'separable' applies a
@@ -335,9 +263,12 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
             out = reference.conv2d_loops(matrix.astype(compute_dtype, copy=False), kernel,
                                          geometry.stride, geometry.dilation, geometry.padding,
                                          padding_mode, fill_value)
+        elif bias is None:
+            return fast.convolve(matrix, kernel, geometry, padding_mode, fill_value,
+                                 compute_dtype, method, result_dtype)
         else:
-            out = engine.convolve(matrix, kernel, geometry, padding_mode, fill_value,
-                                  compute_dtype, method)
+            out = fast.convolve(matrix, kernel, geometry, padding_mode, fill_value,
+                                compute_dtype, method)
         if bias is not None:
             out += bias_array
         return out.astype(result_dtype, copy=False)
@@ -353,19 +284,44 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         out = reference.conv2d_layer_loops(
             images.astype(compute_dtype, copy=False), kernel, geometry.stride, geometry.dilation,
             geometry.padding, padding_mode, fill_value, bias_array, groups)
-    elif method in ("auto", "matmul"):
-        out = channels.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
-                              compute_dtype, bias_array)
     else:
-        out = _per_pair(images, kernel, geometry, groups, padding_mode, fill_value,
-                        compute_dtype, method)
-        if bias is not None:
-            out += bias_array[:, np.newaxis, np.newaxis]
+        out = operations.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
+                                compute_dtype, bias_array, method=method)
     return out.reshape(out_shape).astype(result_dtype, copy=False)
 
 
+def _adjoint(images, kernel, geometry, groups, padding_mode, dtype, bias=None, loops=False):
+    """The adjoint of conv2d with border ``padding_mode``: conv_transpose2d of (N, C_in, H, W).
+
+    ``geometry`` (a TransposeGeometry) crops ``padding`` off the spread
+    result. With 'zeros' and 'constant', the border held the fill value,
+    which no input cell feeds: cropped. With the other modes each border
+    cell was a copy of an input cell: the spread result is computed whole,
+    the padded size, and each border cell's sum folded back onto the cell it
+    copies (``padding.pad_adjoint``). The bias comes last.
+    """
+    copies = padding_mode not in ("zeros", "constant")
+    padding = geometry.padding
+    if copies:
+        geometry = conv_transpose_geometry(images.shape, kernel.shape[-2:], geometry.stride,
+                                           geometry.dilation, 0, geometry.output_padding)
+    if loops:
+        out = reference.conv_transpose2d_loops(images, kernel, geometry.stride, geometry.dilation,
+                                               geometry.padding, geometry.output_padding,
+                                               None if copies else bias, groups)
+    else:
+        out = operations.conv_transpose2d(images, kernel, geometry, groups, dtype,
+                                          None if copies else bias)
+    if copies:
+        out = pad_adjoint(out, padding, padding_mode, overwrite=True)
+        if bias is not None:
+            out += bias[:, np.newaxis, np.newaxis]
+    return out
+
+
+@fill_docstring
 def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_padding=0, *,
-                     bias=None, groups=1, method="auto"):
+                     padding_mode="zeros", bias=None, groups=1, method="auto"):
     """The transposed convolution, as ``torch.nn.functional.conv_transpose2d``.
 
     Each input cell spreads a copy of the kernel, weighted by its value, onto
@@ -401,6 +357,19 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
         Cells added at the bottom and the right, smaller than the stride or
         the dilation on its axis. A convolution with stride s maps s input
         sizes onto one output size; this picks which of them to return.
+    padding_mode : str, default 'zeros'
+        The border of the forward convolution this is the adjoint of:
+        ``sum(conv2d(x, k, padding=p, padding_mode=m) * y) ==
+        sum(x * conv_transpose2d(y, k, padding=p, padding_mode=m))``. With
+        'zeros' (and 'constant', whose fill value is a constant term with no
+        adjoint) the padding is cropped off the spread result, as in
+        PyTorch. With the other modes each border cell of the forward pass
+        was a copy of an input cell, so what the spread result holds there
+        is added onto that cell (``padding.pad_adjoint``): the gradient of a
+        conv2d with that border, as ``conv2d_backward`` computes it. PyTorch
+        accepts only 'zeros' here. The modes:
+
+        {padding_mode_names}
     bias : number or array_like of shape (C_out,), optional
         A scalar with a 2-D kernel, one value per output channel with a 4-D one.
     groups : int, default 1
@@ -471,6 +440,13 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     >>> np.array_equal(conv2d(spread, k, padding=((1, 1), (1, 2)), flip=True), back)
     True
 
+    With a border of copies, the adjoint of conv2d with that border:
+
+    >>> y2 = rng.integers(-9, 10, size=(5, 6))
+    >>> back = conv_transpose2d(y2, k, padding=1, padding_mode="reflect")
+    >>> int(np.sum(conv2d(x, k, padding=1, padding_mode="reflect") * y2)) == int(np.sum(x * back))
+    True
+
     A layer: 16 channels upsampled to 8, twice the size.
 
     >>> conv_transpose2d(np.ones((4, 16, 7, 7)), np.ones((16, 8, 4, 4)), stride=2,
@@ -478,6 +454,7 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     (4, 8, 14, 14)
     """
     check_choice("method", method, LAYER_METHODS)
+    check_padding_mode(padding_mode)
     matrix = _check_matrix(matrix)
     kernel = as_kernel(kernel, ndims=(2, 4), transposed=True)
     _check_groups(groups, kernel)
@@ -496,14 +473,10 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     else:
         out_shape = matrix.shape[:-3] + (layout.out_channels,) + geometry.output_shape
         images = matrix.reshape((-1,) + matrix.shape[-3:])
-    images = images.astype(compute_dtype, copy=False)
     if method == "loops":
-        out = reference.conv_transpose2d_loops(images, kernel, geometry.stride, geometry.dilation,
-                                               geometry.padding, geometry.output_padding,
-                                               bias_array, groups)
-    else:
-        out = channels.conv_transpose2d(images, kernel, geometry, groups, compute_dtype,
-                                        bias_array)
+        images = images.astype(compute_dtype, copy=False)
+    out = _adjoint(images, kernel, geometry, groups, padding_mode, compute_dtype, bias_array,
+                   loops=method == "loops")
     return out.reshape(out_shape).astype(result_dtype, copy=False)
 
 
@@ -552,7 +525,13 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     onto the input: with 'zeros' and 'constant' the border is the fill value
     and its gradient is dropped; with the other modes each border cell is a
     copy of an input cell and its gradient is added to that cell's
-    (``padding.pad_adjoint``). Time: about twice `conv2d`'s.
+    (``padding.pad_adjoint``): ``conv_transpose2d(grad_output, kernel, ...,
+    padding_mode=padding_mode)``. Both gradients go through the planner that
+    ``conv2d`` uses (``fast/operations.py``): the input's gradient one stride
+    phase of it at a time, the kernel's as the correlation of the input with
+    ``grad_output``, through the FFT for large kernels. Time: two to three
+    times `conv2d`'s for large kernels and for layers; more for kernels that
+    'separable' takes forward (the kernel's gradient has no such shortcut).
 
     Complex data: these are the derivatives of the sum as a holomorphic
     function, with nothing conjugated. PyTorch's autograd follows the
@@ -601,31 +580,23 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     else:
         images = matrix.reshape((-1,) + matrix.shape[-3:])
     grads = grad_output.reshape((images.shape[0], -1) + geometry.output_shape)
-    images = images.astype(compute_dtype, copy=False)
-    grads = grads.astype(compute_dtype, copy=False)
-
     if method == "loops":
         grad_matrix, grad_kernel, grad_bias = reference.conv2d_backward_loops(
-            grads, images, layer_kernel, geometry.stride, geometry.dilation, geometry.padding,
+            grads.astype(compute_dtype, copy=False), images.astype(compute_dtype, copy=False), layer_kernel, geometry.stride, geometry.dilation, geometry.padding,
             padding_mode, fill_value, groups)
     else:
-        grad_kernel = channels.kernel_gradient(grads, images, layer_kernel.shape, geometry,
+        grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape, geometry,
                                                groups, padding_mode, fill_value, compute_dtype)
-        grad_bias = grads.sum(axis=(0, 2, 3))
-        # The gradient of the padded input: the transposed convolution, with the
-        # output_padding that restores the rows and columns the windows never reached.
-        # A border of fill values has no gradient: cropped at once. A border of copies
-        # folds back onto the cells it copies.
+        # The data stay in their dtype: the paths convert what they fetch, strip by strip.
+        grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
+        # The gradient of the input: the adjoint of conv2d with this border, with
+        # the output_padding that restores the rows and columns the windows never reached.
         padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
         extra = tuple((size - d * (k - 1) - 1) % s for size, k, s, d in
                       zip(padded, kernel.shape[-2:], geometry.stride, geometry.dilation))
-        copies = padding_mode not in ("zeros", "constant")
         spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
-                                         geometry.dilation, 0 if copies else geometry.padding,
-                                         extra)
-        grad_matrix = channels.conv_transpose2d(grads, layer_kernel, spread, groups, compute_dtype)
-        if copies:
-            grad_matrix = pad_adjoint(grad_matrix, geometry.padding, padding_mode)
+                                         geometry.dilation, geometry.padding, extra)
+        grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode, compute_dtype)
     if kernel.ndim == 2:
         grad_kernel, grad_bias = grad_kernel[0, 0], grad_bias.sum()
     return (grad_matrix.reshape(matrix.shape).astype(result_dtype, copy=False),

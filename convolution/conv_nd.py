@@ -36,8 +36,9 @@ import numpy as np
 
 from . import chunked, fast_depth3d, fast_fold1d, reference
 from .checks import as_array, as_bias, check_choice
-from .conv import (LAYER_METHODS, METHODS, _compute_dtype, along_axes, conv2d, conv2d_backward,
+from .conv import (LAYER_METHODS, METHODS, along_axes, conv2d, conv2d_backward,
                    conv_transpose2d)
+from .dtypes import compute_dtype as _compute_dtype
 from .padding import PADDING_MODES, _source_map, check_padding_mode
 from .shapes import channels as channel_layout, conv_geometry, conv_transpose_geometry
 

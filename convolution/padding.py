@@ -12,17 +12,11 @@ import numpy as np
 
 from .checks import check_choice
 
-__all__ = ["PADDING_MODES", "check_padding_mode", "pad", "pad_adjoint", "Padded"]
+__all__ = ["PADDING_MODES", "PADDING_MODE_DOC", "check_padding_mode", "fill_docstring", "pad",
+           "pad_adjoint", "Padded"]
 
-#: Border mode -> np.pad mode. The same border in other libraries:
-#:
-#:   mode        left border of a b c d   OpenCV                scipy.ndimage
-#:   zeros       0 0 0 | a b c d          BORDER_CONSTANT       'constant'
-#:   constant    v v v | a b c d          BORDER_CONSTANT       'constant', cval=v
-#:   reflect     d c b | a b c d          BORDER_REFLECT_101    'mirror'
-#:   symmetric   c b a | a b c d          BORDER_REFLECT        'reflect'
-#:   replicate   a a a | a b c d          BORDER_REPLICATE      'nearest'
-#:   circular    b c d | a b c d          BORDER_WRAP           'grid-wrap'
+#: Border mode -> np.pad mode (`PADDING_MODE_DOC` gives the table of the
+#: same borders in OpenCV and scipy.ndimage).
 PADDING_MODES = {
     "zeros": "constant",
     "constant": "constant",
@@ -31,6 +25,56 @@ PADDING_MODES = {
     "replicate": "edge",
     "circular": "wrap",
 }
+
+
+#: The border modes as the docstrings of the public functions describe them,
+#: filled in by `fill_docstring` where a docstring says ``{padding_mode}``.
+PADDING_MODE_DOC = """\
+padding_mode : str, default 'zeros'
+    What the added cells hold. For the row ``a b c d``:
+
+    ==========  ===============  ===========  ==================  ==============
+    mode        left border      np.pad       OpenCV              scipy.ndimage
+    ==========  ===============  ===========  ==================  ==============
+    zeros       ``0 0 0 | a b``  constant     BORDER_CONSTANT     constant
+    constant    ``v v v | a b``  constant     BORDER_CONSTANT     constant
+    reflect     ``d c b | a b``  reflect      BORDER_REFLECT_101  mirror
+    symmetric   ``c b a | a b``  symmetric    BORDER_REFLECT      reflect
+    replicate   ``a a a | a b``  edge         BORDER_REPLICATE    nearest
+    circular    ``b c d | a b``  wrap         BORDER_WRAP         grid-wrap
+    ==========  ===============  ===========  ==================  ==============
+
+    Padding wider than the input repeats the pattern, as ``np.pad`` does.
+fill_value : number, default 0
+    The value of the added cells with ``padding_mode='constant'``; any
+    other mode refuses a nonzero fill value, as ``np.pad`` does."""
+
+
+#: The docstring pieces `fill_docstring` puts in: the parameters, or the table alone.
+_DOC_PIECES = {
+    "{padding_mode}": PADDING_MODE_DOC,
+    "{padding_mode_names}": "\n".join(line[4:] for line in PADDING_MODE_DOC.splitlines()[3:13]),
+}
+
+
+def fill_docstring(function):
+    """Put `PADDING_MODE_DOC` where ``function``'s docstring has a line ``{padding_mode}``.
+
+    Indented as that line is, so one table serves every public function; a
+    line ``{padding_mode_names}`` receives the table alone.
+    """
+    doc = function.__doc__
+    if doc:
+        lines = []
+        for line in doc.splitlines():
+            piece = _DOC_PIECES.get(line.strip())
+            if piece is not None:
+                indent = line[:len(line) - len(line.lstrip())]
+                lines.extend(indent + text if text else "" for text in piece.splitlines())
+            else:
+                lines.append(line)
+        function.__doc__ = "\n".join(lines)
+    return function
 
 
 def check_padding_mode(padding_mode, fill_value=0):
@@ -75,7 +119,7 @@ def pad(matrix, padding, padding_mode="zeros", fill_value=0):
     return np.pad(matrix, widths, mode=np_mode)
 
 
-def pad_adjoint(grad, padding, padding_mode="zeros"):
+def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
     """The adjoint of `pad`: fold a gradient of the padded array back onto the input.
 
     Every cell of the padded array is a copy of one input cell, or the fill
@@ -93,11 +137,14 @@ def pad_adjoint(grad, padding, padding_mode="zeros"):
         The padding `pad` added.
     padding_mode : str
         The border mode `pad` used.
+    overwrite : bool, default False
+        Fold in place: the result is then a view of ``grad``, whose inside
+        cells receive the border's sums (no copy of the whole array is made).
 
     Returns
     -------
     ndarray, shape (..., Hp - top - bottom, Wp - left - right)
-        A new array, the dtype of ``grad``.
+        A new array (a view of ``grad`` with ``overwrite``), the dtype of ``grad``.
 
     Notes
     -----
@@ -124,7 +171,8 @@ def pad_adjoint(grad, padding, padding_mode="zeros"):
     for axis, (before, after) in zip(range(-len(padding), 0), padding):
         size = grad.shape[axis] - before - after
         source = _source_map(size, before, after, padding_mode)
-        folded = np.take(grad, np.arange(before, before + size), axis=axis)  # the input's own cells
+        inside = (Ellipsis, slice(before, before + size)) + (slice(None),) * (-1 - axis)
+        folded = grad[inside] if overwrite else grad[inside].copy()     # the input's own cells
         border = np.flatnonzero(source >= 0)
         border = border[(border < before) | (border >= before + size)]   # the copies
         if len(border):
@@ -247,6 +295,10 @@ class Padded:
             runs = self._windows[key] = list(self._window(1, cols))
         return runs
 
+    def shifted(self, rows):
+        """This padded input seen ``rows`` rows further down: its region(rows) is ours(rows + rows)."""
+        return _Shifted(self, rows)
+
     def region(self, batch, rows, cols, dtype, out=None):
         """``padded[batch, rows, cols]`` as a C-contiguous array of ``dtype``.
 
@@ -274,3 +326,16 @@ class Padded:
                     target[...] = self.matrix[batch, _slice(rfirst, rn, rstep),
                                               _slice(cfirst, cn, cstep)]
         return out
+
+
+class _Shifted:
+    """A `Padded` seen a number of rows further down (`Padded.shifted`)."""
+
+    def __init__(self, padded, offset):
+        self.padded, self.offset = padded, offset
+        self.matrix, self.fill_value = padded.matrix, padded.fill_value
+        self.shape = (padded.shape[0] - offset, padded.shape[1])
+
+    def region(self, batch, rows, cols, dtype, out=None):
+        rows = range(rows.start + self.offset, rows.stop + self.offset, rows.step)
+        return self.padded.region(batch, rows, cols, dtype, out)

@@ -200,7 +200,7 @@ def conv2d_slices(matrix, kernel, stride=1, dilation=1, padding=0, padding_mode=
     (``out_h`` of them) and columns ``b*dw, b*dw + sw, ...``: one strided
     slice of the padded input, of the output's shape. Multiply it by the
     tap's weight and add it to the output. kh * kw NumPy operations instead of
-    H_out * W_out * kh * kw Python steps; the fast paths of ``engine.py`` start
+    H_out * W_out * kh * kw Python steps; the fast paths of ``fast/`` start
     from here.
 
     Examples

@@ -18,7 +18,8 @@ from .checks import check_choice
 __all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "Channels", "as_pair",
            "as_tuple", "check_axes", "resolve_padding",
            "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
-           "conv_transpose_output_shape", "channels", "window", "tap", "tap_phases",
+           "conv_transpose_output_shape", "channels", "window", "tap", "stride_phase",
+           "tap_phases",
            "TransposePhase", "transpose_phases", "spread"]
 
 PADDING_STRINGS = ("valid", "same", "full")
@@ -568,6 +569,20 @@ def spread(i, j, kernel_shape, stride, dilation, padding):
             range(j * sw - left, j * sw - left + _span(kw, dw) + 1, dw))
 
 
+def stride_phase(offset, stride):
+    """The stride phase an index ``i * stride + offset`` lies in, and its place in that phase.
+
+    ``i*s + offset = s * (i + offset // s) + offset % s``: always a cell of phase
+    ``offset % s`` (the cells ``q, q + s, q + 2*s, ...``), at cell
+    ``i + offset // s`` of it. Returns ``(offset % s, offset // s)``. For a tap
+    ``a`` of dilation ``d``, ``offset = a * d``. The only place this is written.
+
+    >>> stride_phase(5, 2)
+    (1, 2)
+    """
+    return offset % stride, offset // stride
+
+
 def tap_phases(kernel_shape, stride, dilation):
     """The kernel's taps grouped by the stride phase of the padded input they read.
 
@@ -595,9 +610,9 @@ def tap_phases(kernel_shape, stride, dilation):
     """
     phases = {}
     for taps in itertools.product(*map(range, kernel_shape)):   # any number of axes
-        phase = tuple(a * d % s for a, s, d in zip(taps, stride, dilation))
-        offset = tuple(a * d // s for a, s, d in zip(taps, stride, dilation))
-        phases.setdefault(phase, []).append((taps, offset))
+        split = [stride_phase(a * d, s) for a, s, d in zip(taps, stride, dilation)]
+        phases.setdefault(tuple(q for q, _ in split), []).append(
+            (taps, tuple(place for _, place in split)))
     return phases
 
 
@@ -646,12 +661,13 @@ def transpose_phases(size, kernel_size, stride, dilation, crop, output_size):
     phases = []
     for first in range(min(stride, output_size)):
         phase = (first + crop) % stride
-        taps = [a for a in range(kernel_size - 1, -1, -1) if a * dilation % stride == phase]
+        taps = [a for a in range(kernel_size - 1, -1, -1)
+                if stride_phase(a * dilation, stride)[0] == phase]
         count = len(range(first, output_size, stride))
         if not taps:
             continue
         m = (first + crop - phase) // stride          # output cell `first` is m * stride + phase
-        low = m - taps[0] * dilation // stride        # the input cells read by the first output
+        low = m - stride_phase(taps[0] * dilation, stride)[1]   # input cells of the first output
         high = low + (len(taps) - 1) * step + count - 1   # ... and by the last, through the last tap
         if high < 0 or low >= size:
             continue

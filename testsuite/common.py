@@ -7,13 +7,12 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 
-from convolution import conv2d, conv_output_shape, costs, strips
+from convolution import conv2d, conv_output_shape, settings
 from convolution.__main__ import main
-from convolution.engine import METHODS as FAST_METHODS
+from convolution.fast import METHODS as FAST_METHODS
 from convolution.padding import PADDING_MODES
 
 HERE = Path(__file__).resolve().parent.parent
@@ -265,8 +264,7 @@ def terminal_signals():
 @contextlib.contextmanager
 def pretend_cores(n):
     """The driver believes it may run on ``n`` cores, whatever the machine and settings."""
-    with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": str(n)}), \
-            mock.patch.object(strips, "cores", lambda: n):
+    with settings.using(cores=n, threads=n):
         yield
 
 
@@ -278,6 +276,5 @@ def forced_threads(n):
     tests of seams between strips and of the thread pool run the same on
     every machine.
     """
-    with pretend_cores(n), mock.patch.object(costs, "HANDOFF_NS", 0.0), \
-            mock.patch.object(costs, "CALL_NS", 0.0), mock.patch.object(costs, "THREAD_NS", 0.0):
+    with settings.using(cores=n, threads=n, handoff_ns=0.0, call_ns=0.0, thread_ns=0.0):
         yield

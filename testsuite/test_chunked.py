@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from convolution import PADDING_MODES, apply_filter_to_image, chunked, conv2d, get_kernel, strips
+from convolution import PADDING_MODES, apply_filter_to_image, chunked, conv2d, driver, get_kernel
 
 from .common import HERE, assert_close, optional, pretend_cores, term_scale
 
@@ -235,7 +235,7 @@ class TestConv2d(unittest.TestCase):
         seen = []
 
         def record(block, kernel, **params):
-            seen.append(strips.threads())
+            seen.append(driver.threads())
             return conv2d(block, kernel, **params)
 
         with pretend_cores(8):      # whatever this machine has: the driver may use 8 threads
@@ -245,7 +245,7 @@ class TestConv2d(unittest.TestCase):
             seen.clear()
             result.compute(scheduler="threads")
             self.assertEqual(seen, [1] * 16)
-            self.assertEqual(strips.threads(), 8)
+            self.assertEqual(driver.threads(), 8)
 
     def test_layers(self):
         # 4-D kernels (C_out, C_in / groups, kh, kw) with bias and groups: the input channels

@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from convolution import conv2d
-from convolution.engine import METHODS as FAST_METHODS, choose_method
+from convolution.fast import METHODS as FAST_METHODS, choose_method
 from convolution.reference import conv2d_loops
 from convolution.shapes import conv_geometry
 

@@ -17,8 +17,9 @@ from unittest import mock
 
 import numpy as np
 
-from convolution import conv2d, costs, engine, strips
-from convolution.engine import METHODS as FAST_METHODS, choose_method
+from convolution import conv2d, driver, fast, settings
+from convolution.driver import blas, pool as driver_threads, strips
+from convolution.fast import METHODS as FAST_METHODS, choose_method, separable
 from convolution.padding import PADDING_MODES, Padded, pad
 from convolution.shapes import conv_geometry
 
@@ -43,10 +44,9 @@ FORCE_THREADS = """
     import os
     os.environ["CONVOLUTION_THREADS"] = "3"
     import numpy as np
-    from convolution import conv2d, costs, strips
-    strips.cores = lambda: 3
-    costs.HANDOFF_NS = costs.CALL_NS = costs.THREAD_NS = 0.0
-    strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 4096
+    from convolution import conv2d, settings
+    settings.configure(cores=3, threads=3, handoff_ns=0.0, call_ns=0.0, thread_ns=0.0,
+                       strip_bytes=4096, min_strip_bytes=4096)
     x = np.random.default_rng(0).random((300, 300))
     k = np.random.default_rng(1).random((3, 3))
     expected = conv2d(x, k, method="loops")
@@ -56,22 +56,15 @@ FORCE_THREADS = """
 class TestPaths(unittest.TestCase):
     """Every path against the reference loops, cut into many strips and shared by threads."""
 
-    def setUp(self):
-        self.saved = (strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, engine.FFT_TILE)
-
-    def tearDown(self):
-        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, engine.FFT_TILE = self.saved
-
     def test_many_strips_tiles_and_threads(self):
         # Tiny strips and FFT tiles cut even the small random cases into many
         # pieces, shared by 3 threads: every seam must be invisible.
-        strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 256
-        engine.FFT_TILE = 8
-        with forced_threads(3):
+        with settings.using(strip_bytes=256, min_strip_bytes=256, fft_tile=8), \
+                forced_threads(3):
             geometry = conv_geometry((40, 40), (3, 3))
             for method in FAST_METHODS:
                 with self.subTest(method=method):
-                    self.assertEqual(engine.plan(method, geometry, np.ones((3, 3))).threads, 3)
+                    self.assertEqual(fast.plan(method, geometry, np.ones((3, 3))).threads, 3)
             compare_with_loops(self, 99, 150, methods=tuple(FAST_METHODS))
 
     def test_large_image_in_strips(self):
@@ -161,15 +154,15 @@ class TestSeparable(unittest.TestCase):
 
     def test_rank_terms(self):
         sobel = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]])
-        (u, v), = engine._rank_terms(sobel)
+        (u, v), = separable.rank_terms(sobel)
         np.testing.assert_array_equal(np.outer(u, v), sobel)
         self.assertEqual(u.dtype.kind, "i")
-        self.assertIsNone(engine._rank_terms(np.array([[1, 2], [3, 4]])))
+        self.assertIsNone(separable.rank_terms(np.array([[1, 2], [3, 4]])))
         g = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 1]) / 64
-        self.assertEqual(len(engine._rank_terms(g)), 1)
+        self.assertEqual(len(separable.rank_terms(g)), 1)
         rng = np.random.default_rng(10)
         k = rng.standard_normal((5, 4))
-        terms = engine._rank_terms(k)
+        terms = separable.rank_terms(k)
         self.assertEqual(len(terms), 4)
         np.testing.assert_allclose(sum(np.outer(u, v) for u, v in terms), k, atol=1e-14)
 
@@ -271,9 +264,10 @@ class TestAuto(unittest.TestCase):
         kernel = np.random.default_rng(21).random((5, 5)).astype(np.float32)
         geometry = conv_geometry((512, 512), kernel.shape, padding="same")
         method, chosen = choose_method(kernel, geometry)
-        self.assertEqual(chosen, engine.plan(method, geometry, kernel))
+        self.assertEqual(chosen, fast.plan(method, geometry, kernel))
         calls = []
-        with mock.patch.dict(engine.METHODS, {method: lambda *args: calls.append(args[-1])}):
+        spy = fast.PATHS[method]._replace(run=lambda *args: calls.append(args[-1]))
+        with mock.patch.dict(fast.PATHS, {method: spy}):
             conv2d(np.ones((512, 512), np.float32), kernel, padding="same")
         self.assertEqual(calls, [chosen])
 
@@ -281,27 +275,21 @@ class TestAuto(unittest.TestCase):
 class TestDriver(unittest.TestCase):
     """Threads, the pool, configuration and BLAS: the driver under conditions users meet."""
 
-    def setUp(self):
-        self.saved = (strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, strips.KEEP_BYTES)
-
-    def tearDown(self):
-        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES, strips.KEEP_BYTES = self.saved
-
     def test_threads_never_exceed_the_cores(self):
         with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "4096"}):
-            self.assertEqual(strips.threads(), strips.cores())
-            with strips.limit_threads(3):
-                self.assertEqual(strips.threads(), min(3, strips.cores()))
-                with strips.limit_threads(1):
-                    self.assertEqual(strips.threads(), 1)
+            self.assertEqual(driver.threads(), driver.cores())
+            with driver.limit_threads(3):
+                self.assertEqual(driver.threads(), min(3, driver.cores()))
+                with driver.limit_threads(1):
+                    self.assertEqual(driver.threads(), 1)
         # The plan does not read the machine's load: the same call plans
         # the same way however busy the machine is.
         with pretend_cores(8), mock.patch.object(os, "getloadavg", lambda: (64.0, 64.0, 64.0)):
-            self.assertEqual(strips.threads(), 8)
+            self.assertEqual(driver.threads(), 8)
         with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "many"}):
             with self.assertRaisesRegex(ValueError, r"CONVOLUTION_THREADS must be a positive "
                                                     r"integer, got 'many'"):
-                strips.threads()
+                driver.threads()
 
     def test_threads_follow_the_length_of_the_calls(self):
         # 16 cores: calls of a few microseconds stay on one thread (the GIL
@@ -314,35 +302,35 @@ class TestDriver(unittest.TestCase):
             self.assertEqual(strips.plan(1, 1024, 2 ** 24, long).threads, 16)
         # The model itself: 10 ms of work in 10,000 calls of 1 us each gains
         # nothing from threads; in 10 calls of 1 ms, 16 threads take 1/16.
-        many, few = [[costs.wall_ns(1e7, calls, n) for n in (1, 2, 16)] for calls in (1e4, 10)]
+        many, few = [[driver.wall_ns(1e7, calls, n) for n in (1, 2, 16)] for calls in (1e4, 10)]
         self.assertGreater(min(many[1:]), many[0])
         self.assertAlmostEqual(few[2] * 16 / few[0], 1, delta=0.05)
 
     def test_configuration_is_read_at_every_call(self):
         # An arena that wanted 128 KiB is kept while KEEP_BYTES is 1 MiB,
         # given back once it is 64 KiB.
-        strips.Arena._local.arena = None
+        driver.release_arena()
         kept = []
         for keep_bytes in (2 ** 20, 2 ** 16):
-            strips.KEEP_BYTES = keep_bytes
-            arena = strips.Arena.start()
-            arena.take((2 ** 17,), np.uint8)
-            strips.Arena.finish()
-            kept.append(strips.Arena.start() is arena)
-            strips.Arena.finish()
+            with settings.using(keep_bytes=keep_bytes):
+                plan = strips.Plan([(0,)], 1, 0.0, settings=settings.current())
+                arenas = []
+                driver.run(lambda arena, task: (arenas.append(arena),
+                                                arena.take((2 ** 17,), np.uint8)), plan)
+                driver.run(lambda arena, task: arenas.append(arena), plan)
+                kept.append(arenas[1] is arenas[0])
         self.assertEqual(kept, [True, False])
         work = strips.Work(row_bytes=2 ** 10, extra_rows=0, row_ns=1.0, calls=1)
-        strips.MIN_STRIP_BYTES = 2 ** 10
-        with mock.patch.dict(os.environ, {"CONVOLUTION_THREADS": "1"}):
-            strips.STRIP_BYTES = 2 ** 16
-            self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 16)
-            strips.STRIP_BYTES = 2 ** 18
-            self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 4)
+        with settings.using(threads=1, min_strip_bytes=2 ** 10):
+            with settings.using(strip_bytes=2 ** 16):
+                self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 16)
+            with settings.using(strip_bytes=2 ** 18):
+                self.assertEqual(len(strips.plan(1, 1024, 2 ** 30, work).tasks), 4)
 
     def test_a_grown_pool_shuts_the_old_one_down(self):
-        old = strips._get_pool(1)
-        self.assertIs(strips._get_pool(1), old)
-        new = strips._get_pool(strips._pool_size + 1)
+        old = driver_threads.pool(1)
+        self.assertIs(driver_threads.pool(1), old)
+        new = driver_threads.pool(driver_threads.pool_size() + 1)
         self.assertIsNot(new, old)
         with self.assertRaisesRegex(RuntimeError, "shutdown"):
             old.submit(int)
@@ -353,7 +341,7 @@ class TestDriver(unittest.TestCase):
                 raise ZeroDivisionError("strip 5")
         with forced_threads(3):
             with self.assertRaisesRegex(ZeroDivisionError, "strip 5"):
-                strips.run(work, strips.Plan([(n,) for n in range(12)], 3, 0.0))
+                driver.run(work, strips.Plan([(n,) for n in range(12)], 3, 0.0))
 
     def test_a_forked_child_does_not_hang(self):
         # The pool's threads do not exist in a child of os.fork(): the child
@@ -402,7 +390,7 @@ class TestDriver(unittest.TestCase):
         self.assertEqual((status, out.strip()), (0, "True"), err)
 
     def test_blas_single_threaded_inside_and_restored_after(self):
-        libraries = [lib for lib in strips._blas_libraries() if lib.num_threads is not None]
+        libraries = [lib for lib in blas.libraries() if lib.num_threads is not None]
         if not libraries:
             self.skipTest("threadpoolctl finds no BLAS whose threads it can set")
         import threadpoolctl
@@ -411,7 +399,7 @@ class TestDriver(unittest.TestCase):
         before = [lib.num_threads for lib in libraries]
 
         def call(wait):
-            with strips.single_threaded_blas():
+            with driver.single_threaded_blas():
                 inside.append([lib.num_threads for lib in libraries])
                 entered.wait(10)
                 if wait:
@@ -423,7 +411,7 @@ class TestDriver(unittest.TestCase):
                 self.skipTest("this BLAS keeps one thread here")
             # Two calls overlap; the one that started first ends first.
             second = threading.Thread(target=call, args=(True,))
-            with strips.single_threaded_blas():
+            with driver.single_threaded_blas():
                 second.start()
                 call(False)
             self.assertEqual([lib.num_threads for lib in libraries], [1] * len(libraries))
@@ -435,7 +423,7 @@ class TestDriver(unittest.TestCase):
 
 
 class TestProgress(unittest.TestCase):
-    """strips.report_progress: every strip of every path counted once, on any thread count."""
+    """driver.report_progress: every strip of every path counted once, on any thread count."""
 
     def test_each_strip_once(self):
         rng = np.random.default_rng(30)
@@ -443,7 +431,7 @@ class TestProgress(unittest.TestCase):
         for method, threads in itertools.product(FAST_METHODS, (1, 4)):
             calls = []
             with self.subTest(method=method, threads=threads), forced_threads(threads):
-                with strips.report_progress(lambda done, total: calls.append((done, total))):
+                with driver.report_progress(lambda done, total: calls.append((done, total))):
                     conv2d(matrix, kernel, method=method)
                 total = calls[0][1]
                 self.assertGreater(total, 1)
@@ -463,11 +451,8 @@ class TestMemory(unittest.TestCase):
         this thread's arena are dropped first, so that the call pays for all
         the memory it uses.
         """
-        strips.Arena._local.arena = None
-        with strips._pool_lock:
-            pool, strips._pool, strips._pool_size = strips._pool, None, 0
-        if pool is not None:
-            pool.shutdown(wait=True)
+        driver.release_arena()
+        driver_threads.shutdown_pool()
         tracemalloc.start()
         try:
             tracemalloc.reset_peak()
@@ -515,7 +500,7 @@ class TestMemory(unittest.TestCase):
         rng = np.random.default_rng(13)
         kernel = rng.random((31, 31)).astype(np.float32)
         extra = []
-        with strips.limit_threads(1):
+        with driver.limit_threads(1):
             for n in (1024, 2048):
                 x = rng.random((n, n)).astype(np.float32)
                 extra.append(self.peak(lambda: conv2d(x, kernel, padding="same", method="fft")))
@@ -525,7 +510,7 @@ class TestMemory(unittest.TestCase):
         rng = np.random.default_rng(13)
         kernel = rng.random((31, 31)).astype(np.float32)
         x = rng.random((1024, 1024)).astype(np.float32)
-        with strips.limit_threads(1):
+        with driver.limit_threads(1):
             one = self.peak(lambda: conv2d(x, kernel, padding="same", method="fft"))
         with forced_threads(3):
             three = self.peak(lambda: conv2d(x, kernel, padding="same", method="fft"))

@@ -13,14 +13,13 @@ import sys
 import tracemalloc
 import unittest
 import warnings
-from unittest import mock
 
 import numpy as np
 
-from convolution import (channels, conv2d, conv2d_backward, conv2d_backward_loops,
-                         conv2d_layer_loops, conv2d_loops, conv2d_slices, conv_output_shape,
-                         conv_transpose2d, conv_transpose2d_loops, conv_transpose_output_shape,
-                         reference, strips)
+from convolution import (conv2d, conv2d_backward, conv2d_backward_loops, conv2d_layer_loops,
+                         conv2d_loops, conv2d_slices, conv_output_shape, conv_transpose2d,
+                         conv_transpose2d_loops, conv_transpose_output_shape, reference,
+                         settings)
 from convolution.padding import PADDING_MODES, _source_map, pad, pad_adjoint
 from convolution.shapes import tap, window
 
@@ -435,9 +434,9 @@ class TestIdentities(unittest.TestCase):
                 back = conv2d_backward(y, x, k, **params)[0]
                 self.assertEqual(back.dtype, np.int64)
                 self.assertEqual(int(np.sum(linear * y)), int(np.sum(x * back)))
-                if params["padding_mode"] in ("zeros", "constant"):
-                    transposed = self.transpose(y, k, x.shape, params)
-                    np.testing.assert_array_equal(transposed, back)
+                # conv_transpose2d with the same border is that gradient, every border.
+                transposed = self.transpose(y, k, x.shape, params)
+                np.testing.assert_array_equal(transposed, back)
 
     def test_pad_adjoint(self):
         # sum(pad(x) * g) == sum(x * pad_adjoint(g)), exactly on integers, with
@@ -465,14 +464,13 @@ class TestIdentities(unittest.TestCase):
         extra = tuple((n + sum(p) - d * (kk - 1) - 1) % s for n, p, kk, s, d in zip(
             shape[-2:], params["padding"], k.shape[-2:], params["stride"], params["dilation"]))
         return conv_transpose2d(y, k, params["stride"], params["dilation"], params["padding"],
-                                extra, groups=params["groups"])
+                                extra, groups=params["groups"],
+                                padding_mode=params["padding_mode"])
 
     def test_adjoint_identity_float(self):
         rng = np.random.default_rng(21)
         for case, (x, k, _, params) in enumerate(random_layers(22, 80)):
-            if params["padding_mode"] not in ("zeros", "constant"):
-                params.update(padding_mode="zeros", fill_value=0)
-            params["fill_value"] = 0
+            params["fill_value"] = 0      # every border, each linear then
             y = rng.standard_normal(conv2d(x, k, **params).shape)
             with self.subTest(case=case, shape=x.shape, kernel=k.shape, **params):
                 lhs = np.sum(conv2d(x, k, **params) * y)
@@ -539,12 +537,6 @@ class TestIdentities(unittest.TestCase):
 class TestFastPathsAgainstLoops(unittest.TestCase):
     """Every fast path of the layer against the tutorial's loops."""
 
-    def setUp(self):
-        self.saved = strips.STRIP_BYTES, strips.MIN_STRIP_BYTES
-
-    def tearDown(self):
-        strips.STRIP_BYTES, strips.MIN_STRIP_BYTES = self.saved
-
     def check_all(self, seed, count, methods):
         rng = np.random.default_rng(seed)
         for matrix, kernel, bias, params in random_layers(seed, count, small=True):
@@ -580,8 +572,7 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
     def test_many_strips_and_threads(self):
         # Tiny strips cut even small layers into many pieces, shared by 3 threads:
         # every seam must be invisible, the scatter's and the kernel gradient's too.
-        strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 512
-        with forced_threads(3):
+        with settings.using(strip_bytes=512, min_strip_bytes=512), forced_threads(3):
             self.check_all(34, 40, ("auto",))
 
     def test_stacks_of_taps(self):
@@ -589,8 +580,7 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
         # single tap read in place, others copied one above the other), all in one,
         # and every tap a product of its own.
         for depth, channels_alone in ((3, 256), (5, 256), (2 ** 20, 256), (1024, 2)):
-            with mock.patch.object(channels, "STACK_DEPTH", depth), \
-                    mock.patch.object(channels, "STACK_CHANNELS", channels_alone):
+            with settings.using(stack_depth=depth, stack_channels=channels_alone):
                 self.check_all(36, 12, ("auto",))
 
     def test_integers_are_exact(self):
@@ -620,11 +610,10 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
                          2 ** 52 + 1)
 
     def test_kernel_gradient_does_not_depend_on_the_threads_schedule(self):
-        strips.STRIP_BYTES = strips.MIN_STRIP_BYTES = 4096
         rng = np.random.default_rng(38)
         x, k = rng.standard_normal((3, 8, 40, 40)), rng.standard_normal((8, 8, 3, 3))
         grad = rng.standard_normal((3, 8, 38, 38))
-        with forced_threads(3):
+        with settings.using(strip_bytes=4096, min_strip_bytes=4096), forced_threads(3):
             first = conv2d_backward(grad, x, k)[1]
             for _ in range(5):
                 np.testing.assert_array_equal(conv2d_backward(grad, x, k)[1], first)

@@ -25,37 +25,46 @@ one contiguous run per channel: a matrix whose rows are the channels, read in
 place. The runs also cover the ``row_width - W_out`` cells at the end of each
 row, which hold no output; they are computed and dropped.
 
-The transposed convolution runs as such products too: one plain
-convolution for each stride phase of its output. The kernel's gradient
-sums, for each tap, the products of the output's gradient with the cells
-the tap met.
+The transposed convolution and the input's gradient run as such products
+too, one plain convolution for each stride phase of their output
+(``fast/operations.py`` routes them). The kernel's gradient sums, for each
+tap, the products of the output's gradient with the cells the tap met
+(`kernel_gradient`). A transposed kernel holding NaN or infinity is
+scattered tap by tap instead (`scatter`).
 
-Every path runs on ``strips.py``'s driver (strips of output rows of a few
+Cost per output: C_in / groups * kh * kw multiply-adds in BLAS, plus a copy
+of the stacked taps' cells. Limits: every dtype (integers exactly, in
+NumPy's loops); large kernels with few channels are faster through a 2-D
+path per pair of channels (the FFT, the band), which the planner weighs.
+
+Every path runs on the driver (``driver/``: strips of output rows of a few
 MiB, the thread pool, each thread's scratch memory), and is tested against
 ``reference.py``. Integers run through the same products in int64: exact,
 but NumPy's own loops rather than BLAS.
 """
 import functools
 import itertools
+import math
 
 import numpy as np
 
-from . import costs, strips
-from .padding import Padded
-from .shapes import conv_geometry, tap_phases, transpose_phases
+from .. import driver, settings as _settings
+from ..padding import Padded
+from ..shapes import tap_phases
+from .costs import cell_scale, products
 
-__all__ = ["conv2d", "conv_transpose2d", "kernel_gradient"]
+__all__ = ["plan", "conv2d", "scatter", "plan_kernel_gradient", "kernel_gradient"]
 
 
 def _run(work, plan):
-    """`strips.run`, with BLAS on one thread while it runs: the strips are the threads.
+    """`driver.run`, with BLAS on one thread while it runs: the strips are the threads.
 
     BLAS's own threads on top of ours would oversubscribe the cores, and many
     short products split over threads are slow even alone (measured: 820 ms
     instead of 52 for the benchmark's layer with OpenBLAS on two threads).
     """
-    with strips.single_threaded_blas():
-        strips.run(work, plan)
+    with driver.single_threaded_blas(plan.settings.limit_blas):
+        driver.run(work, plan)
 
 
 def _product(per_in):
@@ -79,14 +88,7 @@ def _weights(kernel, groups):
             for a, b in itertools.product(range(kh), range(kw))}
 
 
-#: The taps of one matrix product are stacked until its inner dimension
-#: (taps times input channels per group) would pass this.
-STACK_DEPTH = 1024
-#: Input channels per group from which each tap is a product of its own.
-STACK_CHANNELS = 256
-
-
-def _stacks(taps, per_in, dtype):
+def _stacks(taps, per_in, dtype, s):
     """The taps cut into runs, each run one matrix product over its taps' channels stacked.
 
     A product over 64 input channels keeps BLAS's multiply-adds busy less
@@ -108,9 +110,9 @@ def _stacks(taps, per_in, dtype):
     the flat runs and their one copy at the end (25.9 against 24.5 ms).
     """
     taps = list(taps)
-    if not 1 < per_in < STACK_CHANNELS or np.dtype(dtype) not in (np.float32, np.float64):
+    if not 1 < per_in < s.stack_channels or np.dtype(dtype) not in (np.float32, np.float64):
         return [taps[i:i + 1] for i in range(len(taps))]
-    count = -(-len(taps) * per_in // STACK_DEPTH)
+    count = -(-len(taps) * per_in // s.stack_depth)
     size = -(-len(taps) // count)
     return [taps[i:i + size] for i in range(0, len(taps), size)]
 
@@ -124,7 +126,9 @@ class _FlatStrips:
     ``a' * row_width + b'`` to that plus `length`.
     """
 
-    def __init__(self, matrix, kernel_shape, groups, geometry, padding_mode, fill_value, dtype):
+    def __init__(self, matrix, kernel_shape, groups, geometry, padding_mode, fill_value, dtype,
+                 s):
+        self.settings = s
         batch, self.in_channels = matrix.shape[:2]
         self.groups, self.dtype = groups, dtype
         images = matrix.reshape((batch * self.in_channels,) + matrix.shape[2:])
@@ -139,7 +143,7 @@ class _FlatStrips:
         per_in = self.in_channels // groups
         self.stacks = _stacks(((tap, phase, a * self.row_width + b)
                                for phase, taps in self.phases.items() for tap, (a, b) in taps),
-                              per_in, dtype)
+                              per_in, dtype, s)
         #: Rows of the buffer a stack of taps is copied into (0: every tap read in place).
         self.depth = max(len(stack) for stack in self.stacks) * per_in
         if max(map(len, self.stacks)) == 1:
@@ -152,7 +156,7 @@ class _FlatStrips:
                 + self.groups * self.depth) * cells
 
     def work(self, out_channels):
-        """What a strip costs, for the driver's plan (`strips.Work`).
+        """What a strip costs, for the driver's plan (`driver.Work`).
 
         Per output row: the phases fetched, the stacks of taps copied, and
         per stack a product over the channels and an addition, priced by
@@ -161,12 +165,13 @@ class _FlatStrips:
         taps = sum(map(len, self.phases.values()))
         per_in, cells = self.in_channels // self.groups, self.row_width
         copied = sum(len(stack) for stack in self.stacks if len(stack) > 1) * self.in_channels
-        row_ns = (costs.cell_scale(self.dtype) * cells
-                  * (len(self.phases) * self.in_channels * costs.FETCH_NS
-                     + copied * costs.COPY_NS + len(self.stacks) * out_channels * costs.FLAT_NS)
-                  + costs.products(taps * out_channels * per_in * cells,
-                                   per_in * cells * np.dtype(self.dtype).itemsize, self.dtype))
-        return strips.Work(row_bytes=self.row_bytes(out_channels), extra_rows=self.reach_h,
+        s = self.settings
+        row_ns = (cell_scale(self.dtype) * cells
+                  * (len(self.phases) * self.in_channels * s.fetch_ns
+                     + copied * s.copy_ns + len(self.stacks) * out_channels * s.flat_ns)
+                  + products(taps * out_channels * per_in * cells,
+                             per_in * cells * np.dtype(self.dtype).itemsize, self.dtype, s))
+        return driver.Work(row_bytes=self.row_bytes(out_channels), extra_rows=self.reach_h,
                            row_ns=row_ns, calls=2 * len(self.stacks) + taps + 4 * len(self.phases))
 
     def length(self, n_rows):
@@ -221,9 +226,23 @@ class _FlatStrips:
                 yield tap, grid[..., a:a + n_rows, b:b + self.width]
 
 
+def plan(matrix, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
+    """The plan of a layer's forward pass: strips of output rows, threads, the estimate.
+
+    ``matrix`` (N, C_in, H, W), ``kernel_shape`` (C_out, C_in / groups, kh, kw).
+    The plan's ``detail`` holds how the strips lay out the padded input.
+    """
+    flat = _FlatStrips(matrix, kernel_shape[2:], groups, geometry, padding_mode, fill_value,
+                       dtype, s)
+    out_bytes = (matrix.shape[0] * kernel_shape[0] * math.prod(geometry.output_shape)
+                 * np.dtype(dtype).itemsize)
+    return driver.plan(matrix.shape[0], geometry.output_shape[0], out_bytes,
+                       flat.work(kernel_shape[0]), s)._replace(detail=flat)
+
+
 def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None,
-           out=None):
-    """A layer's forward pass: one matrix product per kernel tap and strip.
+           out=None, plan_=None):
+    """A layer's forward pass: one matrix product per stack of kernel taps and strip.
 
     Parameters
     ----------
@@ -238,6 +257,8 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     bias : ndarray, shape (C_out,), optional
     out : ndarray, shape (N, C_out, H_out, W_out), optional
         Where to write the result (a strided view of a larger array will do).
+    plan_ : driver.Plan, optional
+        As `plan` made it for these arguments.
 
     Returns
     -------
@@ -248,7 +269,10 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     height, width = geometry.output_shape
     if out is None:
         out = np.empty((matrix.shape[0], out_channels, height, width), dtype)
-    flat = _FlatStrips(matrix, kernel.shape[2:], groups, geometry, padding_mode, fill_value, dtype)
+    if plan_ is None:
+        plan_ = plan(matrix, kernel.shape, geometry, groups, padding_mode, fill_value, dtype,
+                     _settings.current())
+    flat = plan_.detail
     weights, product = _weights(kernel, groups), _product(per_in)
     # A stack's weights side by side, in the order its cells are stacked.
     stacked = [np.concatenate([weights[tap] for tap, _, _ in stack], axis=-1)
@@ -274,67 +298,11 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
         else:
             np.add(result, bias[:, np.newaxis, np.newaxis], out=out[images, :, rows])
 
-    _run(strip, strips.plan(out.shape[0], height, out.nbytes, flat.work(out_channels)))
+    _run(strip, plan_)
     return out
 
 
-def conv_transpose2d(matrix, kernel, geometry, groups, dtype, bias=None):
-    """The transposed convolution, one plain convolution per output phase.
-
-    Parameters
-    ----------
-    matrix : ndarray, shape (N, C_in, H, W)
-    kernel : ndarray, shape (C_in, C_out / groups, kh, kw), of ``dtype``
-    geometry : shapes.TransposeGeometry
-    groups : int
-    dtype : dtype
-    bias : ndarray, shape (C_out,), optional
-
-    Returns
-    -------
-    ndarray, shape (N, C_out, H_out, W_out)
-
-    Notes
-    -----
-    The output cells of one stride phase (every sh-th row from q, every
-    sw-th column from r) are reached by one subset of the kernel's taps
-    (``shapes.transpose_phases``), and gather their sums as `conv2d` does
-    with those taps, reversed, at stride 1: the third face of
-    ``conv_transpose2d``, without multiplying the zeros spread between the
-    input's cells. So each phase runs through `conv2d`, writing into its
-    strided slice of the output.
-
-    A gather also multiplies weights by the zeros beyond the input's edges,
-    and an infinite or NaN weight times zero is NaN, where the scatter of
-    ``reference.conv_transpose2d_loops`` (and PyTorch) adds nothing. A kernel
-    that is not all finite is scattered, tap by tap (`_scatter`).
-    """
-    batch, in_channels = matrix.shape[:2]
-    per_out, kh, kw = kernel.shape[1:]
-    out_channels, per_in = groups * per_out, in_channels // groups
-    # (C_in, C_out / groups, ...) as conv2d's (C_out, C_in / groups, ...), group by group.
-    forward = kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
-        out_channels, per_in, kh, kw)
-    out = np.empty((batch, out_channels) + geometry.output_shape, dtype)
-    out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]   # phases no tap reaches
-    if not np.isfinite(kernel).all():
-        return _scatter(matrix, forward, geometry, groups, out)
-    rows, cols = (transpose_phases(matrix.shape[axis], kernel.shape[axis], *args)
-                  for axis, args in ((2, (geometry.stride[0], geometry.dilation[0],
-                                          geometry.padding[0][0], geometry.output_shape[0])),
-                                     (3, (geometry.stride[1], geometry.dilation[1],
-                                          geometry.padding[1][0], geometry.output_shape[1]))))
-    for row, col in itertools.product(rows, cols):
-        cells = matrix[:, :, row.input, col.input]
-        sub_kernel = forward[:, :, row.taps][:, :, :, col.taps]
-        phase_geometry = conv_geometry(cells.shape, sub_kernel.shape[2:], 1,
-                                       (row.dilation, col.dilation), (row.padding, col.padding))
-        conv2d(cells, sub_kernel, phase_geometry, groups, "zeros", 0, dtype, bias,
-               out=out[:, :, row.output, col.output])
-    return out
-
-
-def _scatter(matrix, forward, geometry, groups, out):
+def scatter(matrix, forward, geometry, groups, out):
     """Add to ``out`` what each input cell spreads through each tap, tap by tap.
 
     ``forward`` is the kernel in conv2d's layout (C_out, C_in / groups, kh, kw).
@@ -375,8 +343,19 @@ def _copies(grids, cells):
         yield tap, cells.reshape(cells.shape[:3] + (-1,))
 
 
+def plan_kernel_gradient(matrix, kernel_shape, geometry, groups, padding_mode, fill_value, dtype,
+                         s):
+    """The plan of `kernel_gradient`: the forward pass's strips (the same products, transposed)."""
+    flat = _FlatStrips(matrix, kernel_shape[2:], groups, geometry, padding_mode, fill_value,
+                       dtype, s)
+    out_bytes = (matrix.shape[0] * kernel_shape[0] * math.prod(geometry.output_shape)
+                 * np.dtype(dtype).itemsize)
+    return driver.plan(matrix.shape[0], geometry.output_shape[0], out_bytes,
+                       flat.work(kernel_shape[0]), s)._replace(detail=flat)
+
+
 def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding_mode,
-                    fill_value, dtype):
+                    fill_value, dtype, plan_=None):
     """The gradient of ``sum(grad_output * conv2d(matrix, kernel))`` with respect to the kernel.
 
     ``grad[o, c, a, b]`` sums ``grad_output[n, o, i, j]`` times the cell tap
@@ -404,10 +383,11 @@ def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding
     out_channels, per_in, kh, kw = kernel_shape
     per_out = out_channels // groups
     height, width = geometry.output_shape
-    flat = _FlatStrips(matrix, (kh, kw), groups, geometry, padding_mode, fill_value, dtype)
-    grad_output = np.ascontiguousarray(grad_output, dtype)
-    plan = strips.plan(grad_output.shape[0], height, grad_output.nbytes, flat.work(out_channels))
-    tasks, workers = plan.tasks, min(plan.threads, len(plan.tasks))
+    if plan_ is None:
+        plan_ = plan_kernel_gradient(matrix, kernel_shape, geometry, groups, padding_mode,
+                                     fill_value, dtype, _settings.current())
+    flat, s = plan_.detail, plan_.settings
+    tasks, workers = plan_.tasks, min(plan_.threads, len(plan_.tasks))
     totals = [np.zeros((kh, kw, groups, per_out, per_in), dtype) for _ in range(workers)]
 
     # Runs of row_width cells read in place, as the forward pass reads them, against
@@ -428,7 +408,8 @@ def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding
             grads = grads.reshape(n, groups, per_out, -1)[..., :length]
             pairs = flat.taps(blocks, length)
         else:
-            grads = grad_output[images, :, rows].reshape(n, groups, per_out, n_rows * width)
+            grads = np.asarray(grad_output[images, :, rows], dtype).reshape(
+                n, groups, per_out, n_rows * width)
             pairs = _copies(flat.tap_grids(blocks, n_rows),
                             arena.take((n, groups, per_in, n_rows, width), dtype))
         for (a, b), cells in pairs:
@@ -436,8 +417,9 @@ def kernel_gradient(grad_output, matrix, kernel_shape, geometry, groups, padding
 
     def worker(arena, index):
         for images, rows in tasks[index::workers]:
-            strip(strips.Arena.start(), images, rows, totals[index])
+            strip(driver.Arena.start(), images, rows, totals[index])
 
-    _run(worker, strips.Plan([(index,) for index in range(workers)], workers, plan.ns))
+    _run(worker, driver.Plan([(index,) for index in range(workers)], workers, plan_.ns,
+                             settings=s))
     total = functools.reduce(np.add, totals)      # (kh, kw, groups, per_out, per_in)
     return total.transpose(2, 3, 4, 0, 1).reshape(kernel_shape)

@@ -1,0 +1,112 @@
+"""Stride phases and flat multiply-adds: the pieces the tap-by-tap paths share.
+
+Tap ``(a, b)`` of output cell ``(i, j)`` reads padded cell
+``(i*sh + a*dh, j*sw + b*dw)``: always a cell of one stride phase,
+``(a*dh % sh, b*dw % sw)``, at a fixed offset ``(a*dh // sh, b*dw // sw)``
+in it (``shapes.stride_phase``). Laid out flat, each phase block ``row_width``
+cells a row, the taps of a phase then read contiguous runs of one block:
+a tap is one multiply-add over a 1-D run (`multiply_add`).
+"""
+import numpy as np
+
+from ..shapes import stride_phase
+from .cache import kernel_cache
+
+__all__ = ["taps", "phases", "tap_phases", "phase_blocks", "offsets", "multiply_add",
+           "may_hold_nonfinite", "finite", "padded_width"]
+
+
+def multiply_add(acc, terms, scratch, out=None):
+    """``acc.flat[:L] = sum of w * block.flat[o:o + L]`` over ``terms`` of (block, o, w).
+
+    Every block has ``acc``'s shape (N, rows, width); ``L`` is its size less
+    the largest offset, so no read runs past a block's end. The cells of
+    ``acc`` from ``L`` on are set to zero: margins no caller reads, kept finite.
+
+    With ``out`` (N, R, W), the last term is added straight into it, on the
+    cells that are results (``acc[:, :R, :W]``): one pass less than finishing
+    ``acc`` and copying those cells out.
+    """
+    if out is not None:
+        *terms, (block, offset, weight) = terms
+        width = acc.shape[2]
+        a, b = divmod(offset, width)
+        view = (slice(None), slice(a, a + out.shape[1]), slice(b, b + out.shape[2]))
+        np.multiply(block[view], weight, out=out)
+        if terms:
+            multiply_add(acc, terms, scratch)
+            out += acc[:, :out.shape[1], :out.shape[2]]
+        return
+    length = acc.size - max(offset for _, offset, _ in terms)
+    flat, scratch = acc.reshape(-1), scratch.reshape(-1)[:length]
+    flat[length:] = 0
+    flat = flat[:length]
+    for k, (block, offset, weight) in enumerate(terms):
+        source = block.reshape(-1)[offset:offset + length]
+        if k == 0:
+            np.multiply(source, weight, out=flat)
+        else:
+            np.multiply(source, weight, out=scratch)
+            flat += scratch
+
+
+def taps(kernel):
+    """The kernel's taps as ``((a, b), weight)``; zero taps are dropped for integers.
+
+    A zero weight still matters for floats: 0 * inf and 0 * nan are nan.
+    """
+    found = list(np.ndenumerate(kernel))
+    if kernel.dtype.kind in "iub":
+        found = [(index, weight) for index, weight in found if weight != 0]
+    return found
+
+
+def phases(weighted_taps, stride, dilation):
+    """Group taps by the stride phase they read: {(q, r): [(row offset, col offset, w)]}."""
+    (sh, sw), (dh, dw) = stride, dilation
+    grouped = {}
+    for (a, b), weight in weighted_taps:
+        (q, row), (r, col) = stride_phase(a * dh, sh), stride_phase(b * dw, sw)
+        grouped.setdefault((q, r), []).append((row, col, weight))
+    return grouped
+
+
+@kernel_cache()
+def _tap_phases(kernel, stride, dilation):
+    return phases(taps(kernel), stride, dilation)
+
+
+def tap_phases(kernel, geometry):
+    """`phases` of the kernel's taps for this geometry (cached; read-only, shared)."""
+    return _tap_phases(kernel, geometry.stride, geometry.dilation)
+
+
+def phase_blocks(arena, source, batch, first_row, n_rows, row_width, grouped, stride, dtype):
+    """The strip's stride phases that ``grouped`` reads, each (N, n_rows, row_width)."""
+    sh, sw = stride
+    shape = (len(range(*batch.indices(source.matrix.shape[0]))), n_rows, row_width)
+    return {(q, r): source.region(batch, range(first_row + q, first_row + q + sh * n_rows, sh),
+                                  range(r, r + sw * row_width, sw), dtype,
+                                  out=arena.take(shape, dtype))
+            for q, r in grouped}
+
+
+def offsets(grouped, row_width, blocks):
+    """Flat multiply-add terms: each tap's phase block and offset in it."""
+    return [(blocks[phase], a * row_width + b, weight)
+            for phase, found in grouped.items() for a, b, weight in found]
+
+
+def may_hold_nonfinite(source):
+    """Whether regions of ``source`` (a Padded) can hold NaN or infinity: not for integer data."""
+    return source.matrix.dtype.kind in "fc" or not np.isfinite(source.fill_value)
+
+
+def finite(flags, block):
+    """Whether ``block`` holds only finite numbers; ``flags``: a bool buffer at least as large."""
+    return bool(np.isfinite(block, out=flags[:block.size].reshape(block.shape)).all())
+
+
+def padded_width(geometry):
+    """The padded input's width."""
+    return geometry.input_shape[1] + sum(geometry.padding[1])
