@@ -42,17 +42,16 @@ Map of the package (imports point down the list, never up):
     The tutorial: the convolution one output cell at a time, in plain loops;
     then a CNN layer, the transposed convolution and the gradients, the same
     way. Every fast path is tested against it.
-``fast_fold1d.py``
-    A long 1-D signal folded into rows: its sums as Toeplitz products (BLAS).
-``fast_depth3d.py``
-    A 3-D filter's depth and height taps folded into matrix products (BLAS).
 ``fast/``
     The fast paths, one file each, whose docstrings teach their idea, cost
     and limits beside their plan: ``direct.py``, ``polyphase.py`` (stride
     phases read contiguously), ``banded.py`` (band-matrix products),
     ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
-    forward and for the kernel's gradient). ``__init__.py`` holds the
+    forward and for the kernel's gradient); for ``conv1d`` and ``conv3d``,
+    ``fold1d.py`` (a long signal folded into rows, its sums as Toeplitz
+    products) and ``depth3d.py`` (a volume's depth and height taps as
+    band-matrix products). ``__init__.py`` holds the
     registry of paths and the planner 'auto' asks; ``operations.py`` puts
     every operation (a layer, the transposed convolution by stride phases,
     both gradients) in that one form and routes it; ``phases.py``,

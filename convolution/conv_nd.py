@@ -12,7 +12,7 @@ mode, dtype rule and NaN right and is tested against the loops), or on a fast
 path of their own:
 
 - A signal is a matrix of one row: ``conv1d`` is `conv2d` with a unit axis
-  in front of the signal's. For long float signals, ``fast_fold1d.py`` folds
+  in front of the signal's. For long float signals, ``fast/fold1d.py`` folds
   the signal into rows instead and does the sums as Toeplitz products (BLAS).
 - A 3-D kernel is a sum over its depth taps of 2-D convolutions: output slice
   ``z`` adds ``conv2d(padded[z * sd + a * dd], kernel[a])`` over the taps
@@ -20,7 +20,7 @@ path of their own:
   (``padding._source_map``, from ``np.pad`` itself) says which input slice
   each padded slice copies (or that it is the fill), so the slices are read
   in place, a bounded block of them at a time, and memory stays O(output).
-  For float filters, ``fast_depth3d.py`` folds the depth and height taps into
+  For float filters, ``fast/depth3d.py`` folds the depth and height taps into
   one matrix product per block of slices.
 - The transposed convolution and the gradients run the same decomposition
   backwards (`conv_transpose2d`, `conv2d_backward` per depth tap); a
@@ -34,7 +34,8 @@ import numbers
 
 import numpy as np
 
-from . import chunked, fast_depth3d, fast_fold1d, reference
+from . import chunked, reference
+from .fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from .checks import as_array, as_bias, check_choice
 from .conv import (LAYER_METHODS, METHODS, along_axes, conv2d, conv2d_backward,
                    conv_transpose2d)
@@ -46,8 +47,8 @@ __all__ = ["conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_b
            "conv3d_backward", "ND_METHODS"]
 
 #: What ``conv1d`` and ``conv3d`` accept as ``method``: conv2d's, which run the
-#: 2-D work, and 'fold', the fast path of ``fast_fold1d.py`` (1-D) or
-#: ``fast_depth3d.py`` (3-D) for real float filters.
+#: 2-D work, and 'fold', the fast path of ``fast/fold1d.py`` (1-D) or
+#: ``fast/depth3d.py`` (3-D) for real float filters.
 ND_METHODS = METHODS + ("fold",)
 
 #: Bytes of input slices one 2-D call of the depth sum reads, at most (more
@@ -280,7 +281,7 @@ def conv1d(matrix, kernel, stride=1, dilation=1, padding=0, *, padding_mode="zer
         `conv2d`'s methods run `conv2d` on the signal as one row; 'fold'
         (real float filters) folds the signal into overlapping rows and does
         the sums as one Toeplitz matrix product per block of rows
-        (``fast_fold1d.py``), the path 'auto' takes for long float signals.
+        (``fast/fold1d.py``), the path 'auto' takes for long float signals.
     axes : int or (int,), optional
         The input axis a 1-D kernel runs along (SciPy's convention); the
         last by default.
@@ -338,7 +339,7 @@ def conv3d(matrix, kernel, stride=1, dilation=1, padding=0, *, padding_mode="zer
         'loops' runs ``reference.convnd_loops``; `conv2d`'s methods run the
         2-D work of each depth tap; 'fold' (real float filters) does the
         sums of a block of slices as one matrix product per slice
-        (``fast_depth3d.py``), the path 'auto' takes for them.
+        (``fast/depth3d.py``), the path 'auto' takes for them.
     axes : 3 ints, optional
         The input axes the kernel's run along (SciPy's convention).
 

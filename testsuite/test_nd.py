@@ -15,7 +15,7 @@ from convolution import (conv1d, conv1d_backward, conv2d, conv3d, conv3d_backwar
                          conv_output_shape, conv_transpose1d, conv_transpose3d,
                          conv_transpose_output_shape, convnd_layer_loops, convnd_loops,
                          conv_transposend_loops, reference)
-from convolution import fast_depth3d, fast_fold1d
+from convolution.fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from convolution.padding import PADDING_MODES
 from convolution.shapes import as_tuple, check_axes, conv_geometry
 

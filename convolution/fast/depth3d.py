@@ -41,7 +41,7 @@ through the 2-D layer path, one depth tap at a time.
 """
 import numpy as np
 
-from .padding import Padded, _runs, _slice, _source_map
+from ..padding import Padded, _runs, _slice, _source_map
 
 __all__ = ["ROWS", "BLOCK_BYTES", "applies", "convolve"]
 

@@ -49,7 +49,7 @@ is never padded whole.
 """
 import numpy as np
 
-from .padding import _source_map
+from ..padding import _source_map
 
 __all__ = ["DTYPES", "pays", "correlate", "sources", "convolve"]
 
