@@ -20,10 +20,16 @@ Map of the package (imports point down the list, never up):
 ``pictures/``
     ``plot_conv2d``, ``plot_conv_transpose2d``: the cells one cell reads or
     spreads into; ``animate_conv2d``, ``animate_conv_transpose2d``: those
-    pictures, one frame per cell; ``explore``: an explorer to drag; the
-    README's figures. Drawn from the same index arithmetic as the loops;
-    they show themselves in Jupyter. Need matplotlib (and ipywidgets, for
-    the explorer), imported only when a picture is drawn.
+    pictures, one frame per cell; ``plot_conv1d``, ``animate_conv1d``: a
+    signal as a strip of cells (the causal case too); ``explore``: an
+    explorer to drag; the README's figures. Drawn from the same index
+    arithmetic as the loops; they show themselves in Jupyter. Need
+    matplotlib (and ipywidgets, for the explorer), imported only when a
+    picture is drawn.
+``conv_nd.py``
+    ``conv1d`` and ``conv3d`` (signals, volumes and video), their transposed
+    convolutions and gradients: everything ``conv2d`` has, on every axis,
+    built on the 2-D functions or on the fast paths below.
 ``conv.py``
     ``conv2d`` (a filter, or a CNN layer with channels, groups and bias),
     ``conv_transpose2d`` and ``conv2d_backward``, the public functions:
@@ -42,7 +48,10 @@ Map of the package (imports point down the list, never up):
     phases read contiguously), ``banded.py`` (band-matrix products),
     ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
-    forward and for the kernel's gradient). ``__init__.py`` holds the
+    forward and for the kernel's gradient); for ``conv1d`` and ``conv3d``,
+    ``fold1d.py`` (a long signal folded into rows, its sums as Toeplitz
+    products) and ``depth3d.py`` (a volume's depth and height taps as
+    band-matrix products). ``__init__.py`` holds the
     registry of paths and the planner 'auto' asks; ``operations.py`` puts
     every operation (a layer, the transposed convolution by stride phases,
     both gradients) in that one form and routes it; ``phases.py``,
@@ -72,20 +81,27 @@ Map of the package (imports point down the list, never up):
 __version__ = "0.1.0"
 
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
+from .conv_nd import (ND_METHODS, conv1d, conv1d_backward, conv3d, conv3d_backward,
+                      conv_transpose1d, conv_transpose3d)
 from .image import apply_filter_to_image
 from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
-from .pictures import (animate_conv2d, animate_conv_transpose2d, explore, explore_window,
-                       plot_conv2d, plot_conv_transpose2d)
+from .pictures import (animate_conv1d, animate_conv2d, animate_conv_transpose2d, explore,
+                       explore_window, plot_conv1d, plot_conv2d, plot_conv_transpose2d)
 from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
-                        conv_transpose2d_loops)
+                        conv_transpose2d_loops, conv_transposend_loops, convnd_layer_loops,
+                        convnd_loops)
 from .shapes import conv_output_shape, conv_transpose_output_shape, resolve_padding
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
-           "conv_transpose_output_shape", "resolve_padding", "METHODS", "LAYER_METHODS", "PADDING_MODES",
+           "conv_transpose_output_shape", "resolve_padding", "METHODS", "LAYER_METHODS",
+           "PADDING_MODES",
+           "conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward",
+           "conv3d_backward", "ND_METHODS",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
-           "explore", "explore_window",
+           "explore", "explore_window", "plot_conv1d", "animate_conv1d",
            # the tutorial (reference.py), to read and to call
            "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
-           "conv2d_backward_loops"]
+           "conv2d_backward_loops", "convnd_loops", "convnd_layer_loops",
+           "conv_transposend_loops"]

@@ -12,7 +12,8 @@ from .checks import as_array, as_bias, as_kernel, check_choice
 from .dtypes import compute_dtype as _compute_dtype
 from .fast import operations
 from .padding import check_padding_mode, fill_docstring, pad_adjoint
-from .shapes import channels as channel_layout, conv_geometry, conv_transpose_geometry
+from .shapes import (channels as channel_layout, check_axes, conv_geometry,
+                     conv_transpose_geometry)
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "METHODS", "LAYER_METHODS"]
 
@@ -46,14 +47,38 @@ def _as_layer(matrix, kernel):
     return matrix.reshape((-1, 1) + matrix.shape[-2:]), kernel[np.newaxis, np.newaxis]
 
 
+def along_axes(func, ndim, matrix, kernel, axes, **params):
+    """``func(matrix, kernel, **params)``, the kernel's axes running along ``axes`` of the input.
+
+    SciPy's convention: kernel axis ``i`` runs along input axis ``axes[i]``.
+    Those axes are moved last, ``func`` filters the last ``ndim`` axes, and
+    the result's axes are moved back where they came from.
+    """
+    if not chunked.is_dask_array(matrix):
+        matrix = as_array(matrix, "matrix")
+    if np.ndim(kernel) != ndim:
+        raise ValueError(f"axes is for a filter (a {ndim}-D kernel); a layer's axes are "
+                         f"PyTorch's (N, C_in, ...), got kernel of shape {np.shape(kernel)}")
+    axes = check_axes(axes, matrix.ndim, ndim)
+    last = tuple(range(matrix.ndim - ndim, matrix.ndim))
+    return np.moveaxis(func(np.moveaxis(matrix, axes, last), kernel, **params), last, axes)
+
+
 @fill_docstring
 def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
-           padding_mode="zeros", fill_value=0, flip=False, bias=None, groups=1, method="auto"):
+           padding_mode="zeros", fill_value=0, flip=False, bias=None, groups=1, method="auto",
+           axes=None):
     """Generalized 2-D convolution (cross-correlation) with stride, dilation and padding.
 
     With a 2-D kernel, a filter: every (H, W) matrix of the input is
     convolved with it. With a 4-D kernel, a CNN layer, as
     ``torch.nn.functional.conv2d``: channels, a batch, groups and a bias.
+
+    The filter runs along the last two axes, unless ``axes`` says otherwise:
+    an (H, W, 3) photo is, to ``conv2d``, H matrices of W x 3, and
+    ``conv2d(photo, k)`` mixes its colours. ``conv2d(photo, k, axes=(0, 1))``
+    filters each colour channel (``apply_filter_to_image`` takes (H, W, C)
+    pictures as they come).
 
     Parameters
     ----------
@@ -105,6 +130,10 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         dynamic range (its error is relative to the largest value in a
         tile); NaN and infinity reach exactly the outputs whose window holds
         them on every path but 'fft'.
+    axes : (int, int), optional
+        With a 2-D kernel, the input axes its rows and columns run along
+        (SciPy's convention; negative axes count from the end). The last two
+        by default; ``(0, 1)`` for an (H, W, C) image. Not with a 4-D kernel.
 
     Returns
     -------
@@ -197,7 +226,16 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     >>> conv2d(np.ones((8, 32, 32)), np.ones((16, 2, 3, 3)), groups=4)[:, 0, 0]
     array([18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18., 18.,
            18., 18., 18.])
+
+    An (H, W, 3) photo, channel by channel:
+
+    >>> conv2d(np.ones((6, 5, 3)), np.ones((3, 3)), axes=(0, 1)).shape
+    (4, 3, 3)
     """
+    if axes is not None:
+        return along_axes(conv2d, 2, matrix, kernel, axes, stride=stride, dilation=dilation,
+                          padding=padding, padding_mode=padding_mode, fill_value=fill_value,
+                          flip=flip, bias=bias, groups=groups, method=method)
     if chunked.is_dask_array(matrix):    # lazily, chunk by chunk: see chunked.py
         return chunked.convolve(conv2d, matrix, as_array(kernel, "kernel"), stride, dilation,
                                 padding, padding_mode, fill_value, flip=flip, bias=bias,

@@ -289,6 +289,10 @@ def apply_filter_to_image(image, kernel, *, stride=1, dilation=1, padding="same"
         (uint8, uint16, int16, ...) or float; bool is refused (see Raises).
         Not modified. A Dask array gives a lazy Dask array, filtered chunk
         by chunk with the same result (``chunked.py``; docs/large-images.md).
+        A channels-first array (C, H, W) is ``np.moveaxis(image, 0, -1)``
+        here (and back with ``np.moveaxis(out, -1, 0)``); or, without the
+        picture's rounding and alpha rules, ``conv2d(image, kernel)``, which
+        filters the last two axes of anything.
     kernel : str or array_like, shape (kh, kw)
         A name from the kernel library, made by `get_kernel` with
         ``kernel_params`` ('gaussian' is 5 x 5 by default), or a 2-D array of

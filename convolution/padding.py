@@ -94,7 +94,8 @@ def check_padding_mode(padding_mode, fill_value=0):
 def pad(matrix, padding, padding_mode="zeros", fill_value=0):
     """``matrix`` extended by ``padding = ((top, bottom), (left, right))`` cells.
 
-    Only the last two axes are padded. Returns ``matrix`` itself (not a copy)
+    Only the last two axes are padded (the last ``len(padding)``: one
+    ``(before, after)`` pair per axis, for any number of axes). Returns ``matrix`` itself (not a copy)
     when there is nothing to add, so callers must not write into the result.
 
     Examples
@@ -111,7 +112,7 @@ def pad(matrix, padding, padding_mode="zeros", fill_value=0):
     """
     if not any(map(any, padding)):
         return matrix
-    widths = ((0, 0),) * (matrix.ndim - 2) + tuple(padding)
+    widths = ((0, 0),) * (matrix.ndim - len(padding)) + tuple(padding)
     np_mode = PADDING_MODES[padding_mode]
     if np_mode == "constant":
         return np.pad(matrix, widths, mode="constant", constant_values=fill_value)
@@ -126,7 +127,7 @@ def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
     every padded cell that copies it: its own cell inside, plus the border
     cells that repeat it (none with 'zeros' and 'constant', whose border is
     the fill value; one or more with the other modes). Only the last two axes
-    were padded.
+    were padded (the last ``len(padding)``, for any number of axes).
 
     Parameters
     ----------
@@ -167,7 +168,7 @@ def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
     replicate [[   111   1000 110000]]
      circular [[100100   1001  10010]]
     """
-    for axis, (before, after) in zip((-2, -1), padding):
+    for axis, (before, after) in zip(range(-len(padding), 0), padding):
         size = grad.shape[axis] - before - after
         source = _source_map(size, before, after, padding_mode)
         inside = (Ellipsis, slice(before, before + size)) + (slice(None),) * (-1 - axis)

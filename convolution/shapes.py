@@ -1,10 +1,12 @@
 """Parameters and output-shape math: the one module every other path leans on.
 
 Everything here works on shapes and integers, never on data. It turns the
-user's ``stride``, ``dilation`` and ``padding`` into normalised pairs, checks
-them, and owns the output-shape formula. The reference loops, the fast paths
-and the pictures all take their geometry from here, so they cannot disagree
-about which input cells an output cell reads.
+user's ``stride``, ``dilation`` and ``padding`` into normalised tuples (pairs
+for the 2-D functions, one entry per axis for any number of axes), checks
+them, and owns the output-shape formula, written once for any number of axes.
+The reference loops, the fast paths and the pictures all take their geometry
+from here, so they cannot disagree about which input cells an output cell
+reads.
 """
 import itertools
 import math
@@ -14,9 +16,10 @@ from typing import NamedTuple
 from .checks import check_choice
 
 __all__ = ["PADDING_STRINGS", "ConvGeometry", "TransposeGeometry", "Channels", "as_pair",
-           "resolve_padding",
+           "as_tuple", "check_axes", "resolve_padding",
            "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
-           "conv_transpose_output_shape", "channels", "window", "tap", "stride_phase", "tap_phases",
+           "conv_transpose_output_shape", "channels", "window", "tap", "stride_phase",
+           "tap_phases",
            "TransposePhase", "transpose_phases", "spread"]
 
 PADDING_STRINGS = ("valid", "same", "full")
@@ -54,6 +57,71 @@ def _as_int(value, rule, shown):
         raise TypeError(f"{rule}, got {shown!r}") from None
 
 
+def as_tuple(value, name, ndim, minimum=1):
+    """An int or ``ndim`` ints as a tuple of ``ndim`` ints, one per axis.
+
+    The one normalisation of per-axis parameters (stride, dilation,
+    output_padding) for any number of axes; `as_pair` is its 2-D case.
+
+    Examples
+    --------
+    >>> as_tuple(2, "stride", 3)
+    (2, 2, 2)
+    >>> as_tuple((1, 2, 3), "dilation", 3)
+    (1, 2, 3)
+    >>> as_tuple((1, 2), "stride", 3)
+    Traceback (most recent call last):
+        ...
+    ValueError: stride must be an int >= 1 or 3 of them, got 2 values: (1, 2)
+    """
+    count = "a pair" if ndim == 2 else ndim
+    rule = f"{name} must be an int >= {minimum} or {count} of them"
+    if _is_scalar(value):
+        values = (_as_int(value, rule, value),) * ndim
+    elif len(entries := _values(value, rule)) == ndim:
+        values = tuple(_as_int(v, rule, value) for v in entries)
+    else:
+        raise ValueError(f"{rule}, got {len(entries)} values: {value!r}")
+    if min(values) < minimum:
+        raise ValueError(f"{rule}, got {value!r}")
+    return values
+
+
+def check_axes(axes, ndim, count, name="axes"):
+    """``axes`` of an array with ``ndim`` axes, as ``count`` distinct non-negative ints.
+
+    SciPy's convention for the axes a filter runs along: None means the last
+    ``count`` axes; negative entries count from the end.
+
+    Examples
+    --------
+    >>> check_axes(None, 3, 2)
+    (1, 2)
+    >>> check_axes((0, -2), 3, 2)
+    (0, 1)
+    >>> check_axes((0, 0), 3, 2)
+    Traceback (most recent call last):
+        ...
+    ValueError: axes must name 2 different axes of the input, got (0, 0) for an input with 3 axes
+    """
+    if axes is None:
+        return tuple(range(ndim - count, ndim))
+    rule = f"{name} must be an int or a tuple of ints"
+    entries = [axes] if _is_scalar(axes) else _values(axes, rule)
+    values = tuple(_as_int(v, rule, axes) for v in entries)
+    if len(values) != count:
+        raise ValueError(f"{name} must have {count} entries, one per axis of the kernel, "
+                         f"got {axes!r}")
+    if any(not -ndim <= v < ndim for v in values):
+        raise ValueError(f"{name} must be axes of the input (from {-ndim} to {ndim - 1}), "
+                         f"got {axes!r} for an input with {ndim} axes")
+    values = tuple(v % ndim for v in values)
+    if len(set(values)) != count:
+        raise ValueError(f"{name} must name {count} different axes of the input, got {axes!r} "
+                         f"for an input with {ndim} axes")
+    return values
+
+
 def as_pair(value, name, minimum=1):
     """An int or a pair of ints as a pair ``(for_height, for_width)``.
 
@@ -68,21 +136,7 @@ def as_pair(value, name, minimum=1):
         ...
     ValueError: stride must be an int >= 1 or a pair of them, got 0
     """
-    return _per_axis(value, name, 2, minimum)
-
-
-def _per_axis(value, name, axes, minimum=1):
-    """An int, or ``axes`` ints, as a tuple of ``axes`` ints: one for each axis."""
-    rule = f"{name} must be an int >= {minimum} or {'a pair' if axes == 2 else axes} of them"
-    if _is_scalar(value):
-        values = (_as_int(value, rule, value),) * axes
-    elif len(entries := _values(value, rule)) == axes:
-        values = tuple(_as_int(v, rule, value) for v in entries)
-    else:
-        raise ValueError(f"{rule}, got {len(entries)} values: {value!r}")
-    if min(values) < minimum:
-        raise ValueError(f"{rule}, got {value!r}")
-    return values
+    return as_tuple(value, name, 2, minimum)
 
 
 def _shape(value, name, ndim):
@@ -100,11 +154,23 @@ def _shape(value, name, ndim):
 
 
 def _padding_pairs(padding, ndim=2):
-    """``padding`` that is not a string as ``((top, bottom), (left, right))``: a pair an axis."""
-    rule = ("padding must be an int, a pair (pad_h, pad_w), a pair of pairs "
-            "((top, bottom), (left, right)) or one of 'valid', 'same', 'full'" if ndim == 2 else
-            f"padding must be an int, {ndim} ints (one an axis), {ndim} pairs (before, after) "
-            f"or one of 'valid', 'same', 'full'")
+    """``padding`` that is not a string as ``((before, after), ...)``, one pair per axis.
+
+    For 2 axes, ``((top, bottom), (left, right))``. With one axis, a plain
+    pair ``(before, after)`` is also taken (it cannot be read as one value
+    per axis), so that a causal padding is ``(k - 1, 0)``.
+    """
+    if ndim == 2:
+        rule = ("padding must be an int, a pair (pad_h, pad_w), a pair of pairs "
+                "((top, bottom), (left, right)) or one of 'valid', 'same', 'full'")
+    else:
+        rule = (f"padding must be an int, a tuple of {ndim} ints (one per axis), a tuple of "
+                f"{ndim} pairs ((before, after), ...)"
+                + (", a pair (before, after)" if ndim == 1 else "")
+                + " or one of 'valid', 'same', 'full'")
+    if (ndim == 1 and not _is_scalar(padding) and len(_values(padding, rule)) == 2
+            and all(map(_is_scalar, padding))):
+        padding = (tuple(padding),)
     if _is_scalar(padding):
         amount = _as_int(padding, rule, padding)
         pairs = ((amount, amount),) * ndim
@@ -207,8 +273,8 @@ def resolve_padding(padding, input_shape, kernel_shape, stride=1, dilation=1):
     kernel = _shape(kernel_shape, "kernel_shape", (1, math.inf))
     axes = len(kernel)
     size = _shape(input_shape, "input_shape", (axes, math.inf))[-axes:]
-    stride = _per_axis(stride, "stride", axes)
-    dilation = _per_axis(dilation, "dilation", axes)
+    stride = as_tuple(stride, "stride", axes)
+    dilation = as_tuple(dilation, "dilation", axes)
     if not isinstance(padding, str):
         return _padding_pairs(padding, axes)
     check_choice("padding", padding, PADDING_STRINGS)
@@ -220,12 +286,12 @@ def resolve_padding(padding, input_shape, kernel_shape, stride=1, dilation=1):
 
 
 class ConvGeometry(NamedTuple):
-    """Normalised parameters of one convolution, all pairs ``(height, width)``."""
+    """Normalised parameters of one convolution: pairs ``(height, width)``, one entry per axis."""
     input_shape: tuple
     kernel_shape: tuple
     stride: tuple
     dilation: tuple
-    padding: tuple   # ((top, bottom), (left, right))
+    padding: tuple   # ((top, bottom), (left, right)): (before, after) per axis
     output_shape: tuple
 
     @property
@@ -253,17 +319,19 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
     Parameters
     ----------
     input_shape : tuple of int, (..., H, W)
-        Only the last two entries matter.
-    kernel_shape : tuple of int, (kh, kw)
+        Only the last ``len(kernel_shape)`` entries matter.
+    kernel_shape : tuple of int, (kh, kw), or one entry per axis: (k,), (kd, kh, kw), ...
+        Its length is the number of axes convolved (2 for `conv2d`).
     stride, dilation, padding
-        As for `conv2d`.
+        As for `conv2d`, with one entry (or pair) per axis.
 
     Returns
     -------
     ConvGeometry
         ``input_shape`` and ``kernel_shape`` as (H, W) and (kh, kw), ``stride``
         and ``dilation`` as pairs, ``padding`` as ((top, bottom), (left, right))
-        and ``output_shape`` as (H_out, W_out).
+        and ``output_shape`` as (H_out, W_out); with another number of axes,
+        one entry per axis.
 
     Raises
     ------
@@ -273,10 +341,11 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
         A value out of range, a wrong number of values, an unknown padding
         string, or a dilated kernel larger than the padded input.
     """
-    input_hw = _shape(input_shape, "input_shape", (2, math.inf))[-2:]
-    kernel_hw = _shape(kernel_shape, "kernel_shape", (2, 2))
-    stride = as_pair(stride, "stride")
-    dilation = as_pair(dilation, "dilation")
+    kernel_hw = _shape(kernel_shape, "kernel_shape", (1, math.inf))
+    ndim = len(kernel_hw)
+    input_hw = _shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]
+    stride = as_tuple(stride, "stride", ndim)
+    dilation = as_tuple(dilation, "dilation", ndim)
     pads = resolve_padding(padding, input_hw, kernel_hw, stride, dilation)
     if _too_large(padded := tuple(n + sum(p) for n, p in zip(input_hw, pads))):
         dilated = isinstance(padding, str)      # 'full' and 'same' grow with the dilation
@@ -296,19 +365,21 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
 
 
 def conv_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
-    """The shape ``(H_out, W_out)`` of ``conv2d``'s result.
+    """The shape ``(H_out, W_out)`` of ``conv2d``'s result; conv1d's and conv3d's too.
 
     Parameters
     ----------
     input_shape : tuple of int, (..., H, W)
-    kernel_shape : tuple of int, (kh, kw)
+    kernel_shape : tuple of int, (kh, kw), or (k,), (kd, kh, kw), ...
+        One entry per axis convolved: the input's last that many axes.
     stride, dilation, padding
-        As for `conv2d`.
+        As for `conv2d`, one entry (or pair) per axis.
 
     Returns
     -------
     tuple of int
-        ``(H_out, W_out)``; leading (batch) axes of the input are not included.
+        ``(H_out, W_out)``, one entry per axis of the kernel; leading (batch)
+        axes of the input are not included.
 
     Raises
     ------
@@ -338,6 +409,10 @@ def conv_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0
     (4, 4)
     >>> conv_output_shape((32, 32), (3, 3), padding="full")
     (34, 34)
+    >>> conv_output_shape((1000,), (7,), stride=2, padding="same")
+    (500,)
+    >>> conv_output_shape((16, 32, 32), (3, 3, 3), padding=((2, 0), 1, 1))
+    (16, 32, 32)
     """
     return conv_geometry(input_shape, kernel_shape, stride, dilation, padding).output_shape
 
@@ -354,7 +429,7 @@ def _transpose_output_size(size, kernel_size, stride, dilation, before, after, e
 
 
 class TransposeGeometry(NamedTuple):
-    """Normalised parameters of one transposed convolution, all pairs ``(height, width)``."""
+    """Normalised parameters of one transposed convolution: pairs ``(height, width)``, one per axis."""
     input_shape: tuple
     kernel_shape: tuple
     stride: tuple
@@ -390,16 +465,18 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
         ...
     ValueError: output_padding must be smaller than the stride or the dilation on its axis, got output_padding (2, 2) with stride (2, 2) and dilation (1, 1)
     """
-    input_hw = _shape(input_shape, "input_shape", (2, math.inf))[-2:]
-    kernel_hw = _shape(kernel_shape, "kernel_shape", (2, 2))
-    stride = as_pair(stride, "stride")
-    dilation = as_pair(dilation, "dilation")
+    kernel_hw = _shape(kernel_shape, "kernel_shape", (1, math.inf))
+    ndim = len(kernel_hw)
+    input_hw = _shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]
+    stride = as_tuple(stride, "stride", ndim)
+    dilation = as_tuple(dilation, "dilation", ndim)
     if isinstance(padding, str):
-        raise TypeError(f"padding of a transposed convolution must be an int, a pair "
-                        f"(pad_h, pad_w) or a pair of pairs ((top, bottom), (left, right)), "
+        forms = ("a pair (pad_h, pad_w) or a pair of pairs ((top, bottom), (left, right))"
+                 if ndim == 2 else f"a tuple of {ndim} ints or a tuple of {ndim} pairs")
+        raise TypeError(f"padding of a transposed convolution must be an int, {forms}, "
                         f"got {padding!r}")
-    pads = _padding_pairs(padding)
-    extra = as_pair(output_padding, "output_padding", minimum=0)
+    pads = _padding_pairs(padding, ndim)
+    extra = as_tuple(output_padding, "output_padding", ndim, minimum=0)
     if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
         raise ValueError(f"output_padding must be smaller than the stride or the dilation on "
                          f"its axis, got output_padding {extra} with stride {stride} and "
@@ -418,14 +495,18 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
 
 def conv_transpose_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0,
                                 output_padding=0):
-    """The shape ``(H_out, W_out)`` of ``conv_transpose2d``'s result.
+    """The shape ``(H_out, W_out)`` of ``conv_transpose2d``'s result; any number of axes.
 
-    See `conv_transpose_geometry` for the formula and the checks.
+    See `conv_transpose_geometry` for the formula and the checks; the kernel
+    shape's length is the number of axes, as for `conv_output_shape`.
 
     Examples
     --------
     >>> conv_transpose_output_shape((4, 4), (4, 4), stride=2, padding=1)
     (8, 8)
+    >>> conv_transpose_output_shape((5, 4, 4), (3, 3, 3), stride=2, padding=1,
+    ...                             output_padding=(1, 0, 0))
+    (10, 7, 7)
     """
     return conv_transpose_geometry(input_shape, kernel_shape, stride, dilation, padding,
                                    output_padding).output_shape
@@ -527,11 +608,11 @@ def tap_phases(kernel_shape, stride, dilation):
     (1, 0) [((1, 0), (0, 0)), ((1, 2), (0, 1))]
     (1, 1) [((1, 1), (0, 0))]
     """
-    (kh, kw), (sh, sw), (dh, dw) = kernel_shape, stride, dilation
     phases = {}
-    for a, b in itertools.product(range(kh), range(kw)):
-        (q, row), (r, col) = stride_phase(a * dh, sh), stride_phase(b * dw, sw)
-        phases.setdefault((q, r), []).append(((a, b), (row, col)))
+    for taps in itertools.product(*map(range, kernel_shape)):   # any number of axes
+        split = [stride_phase(a * d, s) for a, s, d in zip(taps, stride, dilation)]
+        phases.setdefault(tuple(q for q, _ in split), []).append(
+            (taps, tuple(place for _, place in split)))
     return phases
 
 
@@ -608,13 +689,17 @@ class Channels(NamedTuple):
 def channels(matrix_shape, kernel_shape, groups=1, transposed=False):
     """Check the channels of a layer with a 4-D kernel; return them as `Channels`.
 
+    Any number of axes: a kernel of ``n + 2`` axes is a layer over ``n``
+    spatial axes, on a matrix of ``n + 2`` axes (a batch) or ``n + 1``.
+
     Parameters
     ----------
     matrix_shape : tuple of int, (N, C_in, H, W) or (C_in, H, W)
     kernel_shape : tuple of int
         ``(C_out, C_in / groups, kh, kw)`` for `conv2d`;
         ``(C_in, C_out / groups, kh, kw)`` for ``conv_transpose2d``
-        (``transposed=True``), as in PyTorch.
+        (``transposed=True``), as in PyTorch; (..., k) or (..., kd, kh, kw)
+        for 1 or 3 spatial axes.
     groups : int
         Splits the input channels and the output channels into ``groups``
         groups; output channels of group ``g`` read only input channels of
@@ -640,18 +725,23 @@ def channels(matrix_shape, kernel_shape, groups=1, transposed=False):
     groups = _as_int(groups, "groups must be an int >= 1", groups)
     if groups < 1:
         raise ValueError(f"groups must be an int >= 1, got {groups!r}")
-    if len(matrix_shape) not in (3, 4):
-        raise ValueError(f"matrix must be 4-D (N, C_in, H, W) or 3-D (C_in, H, W) with a 4-D "
+    spatial = len(kernel_shape) - 2
+    names = {1: "L", 2: "H, W", 3: "D, H, W"}.get(spatial, "...")
+    window = {1: "k", 2: "kh, kw", 3: "kd, kh, kw"}.get(spatial, "...")
+    if len(matrix_shape) not in (spatial + 1, spatial + 2):
+        raise ValueError(f"matrix must be {spatial + 2}-D (N, C_in, {names}) or "
+                         f"{spatial + 1}-D (C_in, {names}) with a {spatial + 2}-D "
                          f"kernel, got shape {tuple(matrix_shape)}")
-    in_channels = matrix_shape[-3]
+    channel_axis = -1 - spatial
+    in_channels = matrix_shape[channel_axis]
     per_group = kernel_shape[1]
     if transposed:
         # (C_in, C_out / groups, kh, kw): the input channels lead.
         if kernel_shape[0] != in_channels:
-            raise ValueError(f"matrix has {in_channels} channels (axis -3 of shape "
+            raise ValueError(f"matrix has {in_channels} channels (axis {channel_axis} of shape "
                              f"{tuple(matrix_shape)}), but kernel of shape {tuple(kernel_shape)} "
                              f"expects kernel.shape[0] = {kernel_shape[0]} (C_in, C_out / groups, "
-                             f"kh, kw)")
+                             f"{window})")
         if in_channels % groups:
             raise ValueError(f"groups={groups} must divide the input channels, "
                              f"C_in = kernel.shape[0] = {in_channels}")
@@ -663,10 +753,10 @@ def channels(matrix_shape, kernel_shape, groups=1, transposed=False):
                              f"C_out = kernel.shape[0] = {out_channels} (kernel of shape "
                              f"{tuple(kernel_shape)})")
         if in_channels != groups * per_group:
-            raise ValueError(f"matrix has {in_channels} channels (axis -3 of shape "
+            raise ValueError(f"matrix has {in_channels} channels (axis {channel_axis} of shape "
                              f"{tuple(matrix_shape)}), but kernel of shape {tuple(kernel_shape)} "
                              f"with groups={groups} expects groups * kernel.shape[1] = "
                              f"{groups * per_group}")
-    batched = len(matrix_shape) == 4
+    batched = len(matrix_shape) == spatial + 2
     return Channels(matrix_shape[0] if batched else 1, batched, in_channels, out_channels,
                     groups)

@@ -55,6 +55,14 @@ class TestBenchmarks(unittest.TestCase):
             with open(target) as table:
                 self.assertTrue(table.read().startswith("| case | size | dtype |"))
 
+    def test_nd_py(self):
+        # Small sizes, one round: each contender is checked against ours before it is timed.
+        done, left = run("nd.py", "--quick", "--rounds", "1")
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        self.assertIn("3-D float32", done.stdout)
+        self.assertRegex(done.stdout, r"targets met: \d+ of \d+")
+        self.assertEqual(left, [])
+
     @unittest.skipIf(torch is None, "benchmarks/layer.py compares with PyTorch")
     def test_layer_py(self):
         done, left = run("layer.py", "--quick", "--rounds", "1")

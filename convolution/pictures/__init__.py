@@ -28,6 +28,9 @@ Map of the folder (imports point down the list):
 ``transposed.py``
     ``plot_conv_transpose2d``: the output cells one input cell of the
     transposed convolution adds into.
+``plot1d.py``
+    ``plot_conv1d`` and ``animate_conv1d``: a 1-D signal as a strip of
+    cells, the cells one output cell reads; a causal filter says so.
 ``grid.py``
     What the pictures are made of: cells coloured by role, the colours, and
     the figure that shows itself (``PictureFigure``).
@@ -35,8 +38,9 @@ Map of the folder (imports point down the list):
 from .animation import Animation, animate_conv2d, animate_conv_transpose2d
 from .forward import plot_conv2d
 from .notebook import explore
+from .plot1d import animate_conv1d, plot_conv1d
 from .transposed import plot_conv_transpose2d
 from .window import explore_window
 
 __all__ = ["plot_conv2d", "plot_conv_transpose2d", "animate_conv2d", "animate_conv_transpose2d",
-           "Animation", "explore", "explore_window"]
+           "Animation", "explore", "explore_window", "plot_conv1d", "animate_conv1d"]
