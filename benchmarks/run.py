@@ -5,6 +5,7 @@
     python benchmarks/run.py --threads 1,2,16   # each thread count, ours and the peers'
     python benchmarks/run.py --calibrate        # the cost model's prices (convolution/settings.py)
     python benchmarks/run.py --designs          # the banded path's designs, sizes, BLAS threads
+    python benchmarks/run.py --sweep            # ns per output from 1024² to 8192² (sizes.py)
 
 Every case runs in this one process, on the same data, for ``conv2d``
 (method 'auto', and each of its paths) and each installed peer:
@@ -889,7 +890,15 @@ def main(argv=None):
                              "another checkout (a folder), in the same rounds, and give ratios")
     parser.add_argument("--designs", action="store_true",
                         help="time the banded path's designs, sizes and BLAS threads, and stop")
+    parser.add_argument("--sweep", action="store_true",
+                        help="the size sweep of benchmarks/sizes.py (ns per output cell by "
+                             "image size, beside OpenCV), and stop")
     args = parser.parse_args(argv)
+    if args.sweep:
+        import sizes
+        sizes.main(["--threads", args.threads, "--repeats", str(args.repeats or 5)]
+                   + (["--sizes", *map(str, args.sizes)] if args.sizes else []))
+        return
     if args.calibrate:
         calibrate(args.repeats or 5)
         return

@@ -55,6 +55,12 @@ class Settings:
     band_rows: int = 4
     #: Bytes of the shifted rows one product of 'banded' multiplies.
     band_bytes: int = 2 ** 19
+    #: Bytes of one group's shifted rows in a tile of 'banded' (its columns follow): half the
+    #: L2 cache of the smallest current cores (256 KiB); 208 columns for float32 11x11.
+    band_tile_bytes: int = 2 ** 17
+    #: 'banded' cuts its strips into tiles only where one group's shifted rows of the whole
+    #: width exceed this (the L2 cache of current cores, 1 to 2 MiB): below, tiles add calls.
+    band_tile_from: int = 2 ** 20
     #: What products four times `band_bytes` cost more per cell on one thread.
     band_large_cost: float = 1.2
     #: Output columns per block of the separable path's row pass (fast/separable.py).

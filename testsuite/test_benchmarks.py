@@ -34,6 +34,16 @@ class TestBenchmarks(unittest.TestCase):
         self.assertRegex(done.stdout, r"\[(ok|NO)\] 2 thread\(s\): faster than")
         self.assertEqual(left, [])
 
+    def test_size_sweep(self):
+        # Through run.py's flag, on small sizes: OpenCV's results are checked against
+        # ours before they are timed, and every case's growth is checked.
+        done, left = run("run.py", "--sweep", "--sizes", "64", "96", "--repeats", "1",
+                         "--threads", "1")
+        self.assertEqual(done.returncode, 0, done.stderr[-2000:])
+        self.assertRegex(done.stdout, r"11x11 +float64 +1 +96 ")
+        self.assertRegex(done.stdout, r"\[(ok|NO)\] 5x5 float32 1 thread\(s\): cost per output")
+        self.assertEqual(left, [])
+
     def test_run_py_writes_where_asked(self):
         with tempfile.TemporaryDirectory() as folder:
             target = os.path.join(folder, "table.md")

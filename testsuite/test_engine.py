@@ -115,6 +115,112 @@ class TestPaths(unittest.TestCase):
                     assert_close(self, np.where(finite, result, 0), np.where(finite, expected, 0),
                                  term_scale(np.nan_to_num(x, posinf=1), kernel))
 
+    def test_banded_tiles_every_mode_stride_and_dilation(self):
+        # Tiny tiles (64 columns, the least) and tiny strips over 3 threads: tiles
+        # that read the input in place beside tiles at the borders that fetch a
+        # copy, on images just wider than two edge tiles and much wider.
+        rng = np.random.default_rng(21)
+        with settings.using(band_tile_bytes=64, band_tile_from=0, strip_bytes=4096,
+                            min_strip_bytes=4096), forced_threads(3):
+            for width in (1, 63, 129, 200, 401):
+                for mode in PADDING_MODES:
+                    x = rng.standard_normal((2, 23, width))
+                    kernel = rng.standard_normal((3, 4))
+                    fill = 1.5 if mode == "constant" else 0
+                    for stride, dilation, padding in (((1, 1), (1, 1), "same"),
+                                                      ((2, 3), (2, 1), (3, 5)),
+                                                      ((1, 2), (1, 3), ((0, 2), (7, 0))),
+                                                      ((3, 1), (1, 1), 0)):
+                        params = dict(stride=stride, dilation=dilation, padding=padding,
+                                      padding_mode=mode, fill_value=fill)
+                        try:
+                            expected = conv2d(x, kernel, method="loops", **params)
+                        except ValueError:      # no output, or padding wider than reflect allows
+                            continue
+                        with self.subTest(width=width, **params):
+                            assert_close(self, conv2d(x, kernel, method="banded", **params),
+                                         expected, term_scale(x, kernel, fill))
+
+    def test_banded_tiles_read_views_and_other_dtypes(self):
+        # The input read in place only where it can be: a transposed view and
+        # float32 data computed in float64 are fetched, with the same results.
+        rng = np.random.default_rng(22)
+        x = rng.standard_normal((300, 180))
+        kernel = rng.standard_normal((5, 5))
+        with settings.using(band_tile_bytes=64, band_tile_from=0):
+            expected = conv2d(x.T, kernel, padding="same", method="loops")
+            assert_close(self, conv2d(x.T, kernel, padding="same", method="banded"),
+                         expected, term_scale(x, kernel))
+            low = x.astype(np.float32)
+            assert_close(self, conv2d(low, kernel, padding="same", method="banded"),
+                         conv2d(low, kernel, padding="same", method="loops"),
+                         term_scale(x, kernel))
+
+    def test_banded_tiles_keep_nan_and_infinity_to_their_windows(self):
+        # NaN or infinity in a tile read in place, in an edge tile, beside a kernel
+        # column of zeros (left out of the band, 0 * NaN is still NaN), just below
+        # a strip's windows (its products read those rows with weight 0), at the
+        # image's corner: each reaches exactly the outputs whose window holds it.
+        rng = np.random.default_rng(23)
+        kernel = rng.random((3, 5))
+        sparse = kernel.copy()
+        sparse[:, 1] = 0
+        places = ((40, 150), (3, 2), (30, 298), (0, 0), (59, 299), (17, 100))
+        # Strips cut into tiles (band_tile_from=0) and strips fetched whole.
+        for tile_from in (0, 2 ** 20):
+            with settings.using(band_tile_bytes=64, band_tile_from=tile_from, strip_bytes=4096,
+                                min_strip_bytes=4096), np.errstate(invalid="ignore"):
+                self._nan_and_infinity_in_their_windows(rng, kernel, sparse, places, tile_from)
+
+    def _nan_and_infinity_in_their_windows(self, rng, kernel, sparse, places, tile_from):
+        for place, value in zip(places, (np.nan, np.inf, -np.inf) * 2):
+            for k in (kernel, sparse):
+                for params in (dict(padding="same"), dict(stride=2, padding=(1, 2),
+                                                          padding_mode="circular"),
+                               dict(stride=(3, 2), dilation=(1, 2)),
+                               dict(padding=2, padding_mode="reflect")):
+                    x = rng.random((60, 300))
+                    x[place] = value
+                    expected = conv2d(x, k, method="loops", **params)
+                    result = conv2d(x, k, method="banded", **params)
+                    with self.subTest(place=place, value=value, sparse=k is sparse,
+                                      tile_from=tile_from, **params):
+                        np.testing.assert_array_equal(np.isnan(result),
+                                                      np.isnan(expected))
+                        np.testing.assert_array_equal(np.isinf(result),
+                                                      np.isinf(expected))
+                        finite = np.isfinite(expected)
+                        assert_close(self, result[finite], expected[finite],
+                                     term_scale(np.nan_to_num(x, posinf=1,
+                                                              neginf=-1), k))
+
+    def test_banded_tiles_are_small_whatever_the_width(self):
+        # The tiles' products stay small: one group's shifted rows within
+        # band_tile_bytes, however wide the image; the edge tiles hold the
+        # border columns; the interior tiles read no border.
+        from convolution.fast import banded
+        for width, k in ((1024, 3), (8192, 3), (4096, 11), (300, 5)):
+            kernel = np.ones((k, k), np.float32)
+            geometry = conv_geometry((64, width), kernel.shape, padding="same")
+            tiles = fast.plan("banded", geometry, kernel, 1, np.float32).detail[1]
+            band = banded.band(kernel, (1, 1), (1, 1), settings.current().band_rows)
+            with self.subTest(width=width, k=k):
+                # Untiled exactly where one group's shifted rows of the whole width are small.
+                whole = band.matrix.shape[1] * width * 4 <= settings.current().band_tile_from
+                self.assertEqual(tiles is None, whole)
+                if whole:
+                    with settings.using(band_tile_from=0):
+                        tiles = fast.plan("banded", geometry, kernel, 1,
+                                          np.float32).detail[1]
+                self.assertEqual(tiles[0][0], 0)
+                self.assertEqual(tiles[-1][1], width)
+                self.assertTrue(all(a[1] == b[0] for a, b in zip(tiles, tiles[1:])))
+                self.assertLessEqual(max(b - a for a, b in tiles) * band.matrix.shape[1] * 4,
+                                     settings.current().band_tile_bytes)
+                low, high = banded._inside(band, geometry)
+                self.assertEqual((low, high), (k // 2, width - k // 2))
+                self.assertTrue(all(a >= low and b <= high for a, b in tiles[1:-1]))
+
     def test_padded_region_equals_np_pad(self):
         rng = np.random.default_rng(9)
         for _ in range(2000):

@@ -1,4 +1,4 @@
-"""'banded': groups of output rows as band-matrix products, which BLAS does in one call a strip.
+"""'banded': output rows in groups as band-matrix products, tile by tile, through BLAS.
 
 The idea
     Output row ``i`` is a sum over kernel rows ``a`` and columns ``b`` of
@@ -10,30 +10,50 @@ The idea
     (and split into column phases for stride > 1): ``K = (R + reach) * phases
     * columns`` shifted rows. Then the R output rows are one matrix product:
     the band ``(R, K)``, which holds the kernel's weights on its diagonals
-    (`band`), times the ``(K, W_out)`` shifted rows. The groups of a strip
+    (`band`), times the ``(K, columns)`` shifted rows. The groups of a strip
     share one product call: ``np.matmul`` of the band with a strided view
-    ``(groups, K, W_out)`` of the shifted rows, each group ``R`` rows below the
-    last, so nothing is copied twice.
+    ``(groups, K, columns)`` of the shifted rows, each group ``R`` rows below
+    the last, so nothing is copied twice.
 
-    A strip's input is fetched once (each row phase, each column phase);
-    then, a few groups at a time (``Settings.band_bytes`` of shifted rows, or
-    four times that as planned: fewer, longer calls pay with many threads),
-    its rows are laid out shifted and multiplied by the band, while they are
-    still in cache.
+    The output is cut into strips of rows (the driver's tasks) and each strip
+    into tiles of columns (`_tile_columns`), so that every product stays small
+    and its operands in cache however wide the image: one group's shifted
+    rows are at most ``Settings.band_tile_bytes`` (128 KiB: K * columns *
+    itemsize), and a product's groups at most ``Settings.band_bytes`` of
+    them. Products that grow with the image's width leave BLAS's kernels for
+    small matrices and the cache together: that made the cost of an output
+    cell grow 2 to 4 times from 1024 to 8192 columns, which tiles keep flat.
+    Where one group's shifted rows of the whole width are within
+    ``Settings.band_tile_from`` (1 MiB: a current core's L2 cache) they stay
+    in cache untiled, and tiles would only add calls: the plan then keeps
+    whole-width strips (`_plan_whole`, `_run_whole`), each strip's input
+    fetched once and checked as it is fetched.
+    Tiles that read no border read the input in place (with column stride 1);
+    the edge tiles, just wide enough to hold the columns that read the left
+    and right borders, and the strips at the top and bottom, fetch a copy of
+    their input with its border (`padding.Padded`).
 
 Cost per output
-    ``K`` multiply-adds in BLAS (``mac_ns`` each, dearer as the shifted rows
-    outgrow the cache), about ``(R + reach) / R`` times the kh * kw of the
-    tap loops (the band's zeros), but at BLAS's speed; plus a copy per kernel
-    column and row phase of the input (``copy_ns``), and its fetch.
+    ``K / R`` multiply-adds in BLAS (``mac_ns`` each), about ``(R + reach) /
+    R`` times the kh * kw of the tap loops (the band's zeros), but at BLAS's
+    speed; plus a copy per kernel column and row phase of the input into the
+    shifted rows (``copy_ns``), in cache; the fetch of the edge tiles only;
+    and the NaN gate, one sum over the input. A few NumPy calls per product.
 
 Limits
     Floats that BLAS takes (``dtypes.BLAS_DTYPES``) and finite kernels. The
     band's zeros would spread a NaN or an infinity (0 * inf is NaN), so a
-    strip whose fetched input holds one is done by 'polyphase' instead: they
-    reach exactly the outputs whose window holds them. Kernel rows and columns
-    of zeros are left out of the band. Its memory is a strip's fetched input
-    and one product's shifted rows per thread.
+    strip whose input holds one is done by 'polyphase' instead: they reach
+    exactly the outputs whose window holds them. The gate is a sum (finite
+    only if every term is; cell by cell only where it overflowed), never a
+    separate pass that writes flags. For a kernel without weights 0 it sums
+    each product's results as they leave them in the cache: a window's NaN
+    or infinity times a nonzero weight shows in its own output, whatever
+    BLAS does with the band's zeros. Else it sums what each tile reads (its
+    fetched block, or in place its windows); and for a kernel with rows or
+    columns of zeros, which the band leaves out, each strip's windows whole
+    first (0 * NaN is NaN in the tap loops too). Its memory is a strip's edge
+    tiles and one product's shifted rows per thread.
 
 'separable' builds its column pass from `band` too (a one-column kernel).
 """
@@ -44,7 +64,7 @@ import numpy as np
 from .. import driver
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
-from .phases import finite, may_hold_nonfinite
+from .phases import finite, may_hold_nonfinite, padded_width
 from . import polyphase
 
 __all__ = ["Band", "band", "cost", "plan", "run"]
@@ -109,35 +129,142 @@ def _even_step(values):
     return steps.pop() if len(steps) == 1 else 0 if not steps else None
 
 
-def _layout(band_, width, itemsize, product_bytes):
-    """Per row of a strip: the cells fetched, and the shifted cells; the groups a product takes."""
+def _tile_columns(band_, geometry, itemsize, s):
+    """The output columns' tiles, as (start, stop) pairs: narrow ones at the borders.
+
+    A tile is as wide as one group's shifted rows within
+    ``Settings.band_tile_bytes`` allow (K * columns * itemsize bytes: the
+    products stay small and their operands in cache whatever the image's
+    width), the interior ones of equal width. A tile that reads a border
+    (padding) needs a copy of its input fetched with it; the others read the
+    input in place. So the first and last tiles are just wide enough to hold
+    the columns that read the left and right borders (at least 64, so that
+    their products are not slivers), and the rest read no border at all.
+    """
+    width = geometry.output_shape[1]
+    most = max(64, s.band_tile_bytes // (band_.matrix.shape[1] * itemsize) // 16 * 16)
+    if width <= most:       # one tile: edge tiles beside it would cost more calls than they save
+        return ((0, width),)
+    low, high = _inside(band_, geometry) if _reads_in_place(geometry) else (0, 0)
+    edges = [0]
+    if low:
+        edges.append(max(low, 64))
+    end = min(high, width - 64) if high < width else width
+    if end - edges[-1] < 64:          # no interior worth a tile of its own
+        edges = [0]
+        end = 0
+    else:
+        count = -(-(end - edges[-1]) // most)
+        step = -(-(end - edges[-1]) // count)
+        edges.extend(range(edges[-1] + step, end, step))
+        edges.append(end)
+    if edges[-1] < width:
+        count = -(-(width - edges[-1]) // most)
+        step = -(-(width - edges[-1]) // count)
+        edges.extend(range(edges[-1] + step, width, step))
+        edges.append(width)
+    return tuple(zip(edges, edges[1:])) or ((0, 0),)
+
+
+def _reads_in_place(geometry):
+    """Whether tiles that read no border read the input in place.
+
+    Not with column stride > 1: each shifted copy would then read the input
+    with a stride, where one fetch of the stride phase makes them all
+    contiguous (measured: in place was slower, 5.2 against 3.9 ns an output
+    for a 3x3 kernel, stride 2, dilation 2, float32).
+    """
+    return geometry.stride[1] == 1
+
+
+def _inside(band_, geometry):
+    """The output columns ``low`` to ``high - 1`` read no border: only the input's own columns."""
+    sw = geometry.stride[1]
+    left = geometry.padding[1][0]
+    last = left + geometry.input_shape[1] - 1       # the last padded column inside
+    low = max(max(0, -(-(left - r - sw * first) // sw)) for r, first, _ in band_.columns)
+    high = min((last - r) // sw - first - offsets[-1] + 1 for r, first, offsets in band_.columns)
+    return low, high
+
+
+def _layout(band_, tile, itemsize, product_bytes):
+    """Per row of a tile: the cells fetched, and the shifted cells; the groups a product takes."""
     phases = len(band_.phases)
-    fetched = phases * sum(width + offsets[-1] for _, _, offsets in band_.columns)
-    shifted = phases * sum(len(offsets) for _, _, offsets in band_.columns) * width
-    groups = max(1, product_bytes // (shifted * itemsize * band_.rows))
+    fetched = phases * sum(tile + offsets[-1] for _, _, offsets in band_.columns)
+    shifted = phases * sum(len(offsets) for _, _, offsets in band_.columns) * tile
+    groups = max(1, product_bytes // max(1, shifted * itemsize * band_.rows))
     return fetched, shifted, groups
 
 
-def cost(width, fetched, shifted, band_width, dtype, s):
+def cost(width, fetched, shifted, band_width, operand_bytes, checked, dtype, s):
     """ns per output row.
 
-    Per output row: ``fetched`` cells of the padded input fetched,
+    Per output row: ``fetched`` cells of the padded input fetched (border
+    tiles only), ``checked`` cells of the input summed (the NaN gate),
     ``shifted`` cells laid out shifted, and a band of ``band_width`` columns
-    times as many shifted rows: that many multiply-adds per output cell.
+    times as many shifted rows: that many multiply-adds per output cell, in
+    products whose operand has ``operand_bytes``.
     """
-    itemsize = np.dtype(dtype).itemsize
-    return (cell_scale(dtype) * (fetched * s.fetch_ns + shifted * s.copy_ns)
-            + products(width * band_width, band_width * width * itemsize, dtype, s))
+    return (cell_scale(dtype) * (fetched * s.fetch_ns + shifted * s.copy_ns
+                                 + checked * s.flat_ns / 2)
+            + products(width * band_width, operand_bytes, dtype, s))
 
 
 def plan(geometry, kernel, batch, dtype, s):
-    """The cheaper of two plans: cache-sized products, or four times larger ones.
+    """Strips of output rows, cut into tiles of columns; the cheaper of two product sizes.
 
     Each product is a few NumPy calls, each of which holds the GIL while it
     starts: with many threads, larger products (fewer calls) can beat the
     cache's preference for small ones.
     """
     band_ = _band(kernel, geometry, s)
+    height, width = geometry.output_shape
+    itemsize = dtype.itemsize
+    if band_.matrix.shape[1] * width * itemsize <= s.band_tile_from:
+        return _plan_whole(band_, geometry, batch, dtype, s)
+    tiles = _tile_columns(band_, geometry, itemsize, s)
+    tile = max(stop - start for start, stop in tiles)
+    # Tiles that read a border, and the columns they cover: only they fetch a copy.
+    low, high = _inside(band_, geometry) if _reads_in_place(geometry) else (0, 0)
+    border = [stop - start for start, stop in tiles if start < low or stop > high]
+    blocks = len(band_.phases) * len(band_.columns)
+    copies = sum(1 if _even_step(offsets) is not None else len(offsets)
+                 for _, _, offsets in band_.columns) * len(band_.phases)
+    out_bytes = batch * height * width * itemsize
+    checked = (len(band_.phases) * len(band_.columns) * padded_width(geometry)
+               // geometry.stride[1])
+    plans = []
+    for product_bytes, factor in ((s.band_bytes, 1.0), (4 * s.band_bytes, s.band_large_cost)):
+        fetched, shifted, groups = _layout(band_, tile, itemsize, product_bytes)
+        work = driver.Work(
+            # A strip fetches one tile at a time, but falls back to 'polyphase'
+            # over its whole width: its buffers are those of the whole row.
+            row_bytes=_layout(band_, width, itemsize, product_bytes)[0] * itemsize,
+            extra_rows=band_.reach + band_.rows - 1, rows_multiple=band_.rows,
+            calls=1 + (len(tiles) + len(border) * FETCH_CALLS) * blocks,
+            row_calls=sum((copies + 2) / (_layout(band_, stop - start, itemsize,
+                                                  product_bytes)[2] * band_.rows)
+                          for start, stop in tiles),
+            fixed_ns=2 * s.call_ns,
+            row_ns=factor * cost(width, fetched * sum(border) / max(tile, 1),
+                                 shifted * width / max(tile, 1),
+                                 band_.matrix.shape[1], band_.matrix.shape[1] * tile * itemsize,
+                                 checked, dtype, s))
+        chosen = driver.plan(batch, height, out_bytes, work, s)
+        # Every thread's products together within the output's size (the memory promise).
+        if product_bytes == s.band_bytes or chosen.threads * product_bytes <= out_bytes:
+            plans.append(chosen._replace(detail=(min(product_bytes,
+                                                     out_bytes // chosen.threads), tiles)))
+    return min(plans, key=lambda plan: plan.ns)
+
+
+def _plan_whole(band_, geometry, batch, dtype, s):
+    """As `plan`, for strips not cut into tiles: products as wide as the output.
+
+    Where one group's shifted rows fit ``Settings.band_tile_from`` (they and
+    the product stay in cache), tiles would only add calls, and a strip's
+    fetched input is checked for NaN and infinity as it is fetched.
+    """
     height, width = geometry.output_shape
     copies = sum(1 if _even_step(offsets) is not None else len(offsets)
                  for _, _, offsets in band_.columns) * len(band_.phases)
@@ -150,24 +277,24 @@ def plan(geometry, kernel, batch, dtype, s):
             rows_multiple=band_.rows,
             calls=len(band_.phases) * len(band_.columns) * (FETCH_CALLS + 2),
             row_calls=(copies + 2) / (groups * band_.rows), fixed_ns=2 * s.call_ns,
-            row_ns=factor * cost(width, fetched, shifted, band_.matrix.shape[1], dtype, s))
+            row_ns=factor * cost(width, fetched, shifted, band_.matrix.shape[1],
+                                 band_.matrix.shape[1] * width * dtype.itemsize, 0, dtype, s))
         chosen = driver.plan(batch, height, out_bytes, work, s)
         # Every thread's products together within the output's size (the memory promise).
         if product_bytes == s.band_bytes or chosen.threads * product_bytes <= out_bytes:
-            plans.append(chosen._replace(detail=min(product_bytes,
-                                                    out_bytes // chosen.threads)))
+            plans.append(chosen._replace(detail=(min(product_bytes,
+                                                     out_bytes // chosen.threads), None)))
     return min(plans, key=lambda plan: plan.ns)
 
 
-def run(source, kernel, geometry, out, plan):
-    """Fill ``out`` (N, H_out, W_out) from ``source`` (a Padded) as planned."""
-    band_ = _band(kernel, geometry, plan.settings)
+def _run_whole(source, kernel, geometry, out, plan, band_):
+    """As `run`, for a plan without tiles: each strip's input fetched whole, then its products."""
     sh, sw = geometry.stride
     width, dtype = out.shape[2], out.dtype
     itemsize = dtype.itemsize
     phases, rows_ = len(band_.phases), band_.rows
     shifts = sum(len(offsets) for _, _, offsets in band_.columns)
-    _, _, per_product = _layout(band_, width, itemsize, plan.detail)
+    _, _, per_product = _layout(band_, width, itemsize, plan.detail[0])
     widest = max(width + offsets[-1] for _, _, offsets in band_.columns)
     depth = band_.matrix.shape[1]
     # Per column phase: its block's width, its first shift in `shifted`, the step of its shifts.
@@ -176,6 +303,11 @@ def run(source, kernel, geometry, out, plan):
         layout.append((r, first, offsets, width + offsets[-1], k, _even_step(offsets)))
         k += len(offsets)
     check = may_hold_nonfinite(source)
+    # Kernel rows or columns of zeros, which the band leaves out: the fetched
+    # blocks then miss cells that the windows hold (0 * NaN is NaN in the tap
+    # loops too), so the strip's windows are checked whole, first.
+    dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
+    span_h = geometry.span[0]
     fallback = []
 
     def strip(arena, batch, rows):
@@ -183,8 +315,16 @@ def run(source, kernel, geometry, out, plan):
         count = rows.stop - rows.start
         groups = -(-count // rows_)
         phase_rows = groups * rows_ + band_.reach
+        if check and not dense:
+            top = rows.start * sh
+            bottom = max((rows.stop - 1) * sh + span_h,
+                         top + band_.phases[-1] + sh * (phase_rows - 1))
+            region = source.region(batch, range(top, bottom + 1), range(source.shape[1]), dtype,
+                                   out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype))
+            if not _all_finite(region):
+                return tap_by_tap(arena, batch, rows)
         blocks = []
-        flags = arena.take((n * phase_rows * widest,), np.bool_) if check else None
+        flags = arena.take((n * phase_rows * widest,), np.bool_) if check and dense else None
         for q in band_.phases:
             first_row = rows.start * sh + q
             row_range = range(first_row, first_row + sh * phase_rows, sh)
@@ -192,10 +332,8 @@ def run(source, kernel, geometry, out, plan):
                 block = source.region(
                     batch, row_range, range(r + sw * first, r + sw * (first + block_width), sw),
                     dtype, out=arena.take((n, phase_rows, block_width), dtype))
-                if check and not finite(flags, block):
-                    if not fallback:
-                        fallback.append(polyphase.strip_function(source, kernel, geometry, out))
-                    return fallback[0](arena, batch, rows)
+                if check and dense and not finite(flags, block):
+                    return tap_by_tap(arena, batch, rows)
                 blocks.append(block)
         taken = min(per_product, groups)
         shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
@@ -228,6 +366,202 @@ def run(source, kernel, geometry, out, plan):
             if whole < here:      # the image's last rows: part of a group
                 last = np.matmul(band_.matrix, operands[:, whole:])
                 target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
+
+    def tap_by_tap(arena, batch, rows):
+        if not fallback:
+            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
+        return fallback[0](arena, batch, rows)
+
+    with driver.single_threaded_blas(plan.settings.limit_blas):
+        driver.run(strip, plan)
+
+
+class _Block(NamedTuple):
+    """Where a block of the padded input lies: in ``base`` (C-contiguous) from byte ``offset``.
+
+    ``strides`` (image, row, column), in bytes. A tile inside the image reads
+    the input itself (``base`` is the input, the strides step over the
+    stride phases); a tile at a border reads a copy fetched with its border.
+    """
+    base: np.ndarray
+    offset: int
+    strides: tuple
+
+    def view(self, shape, offset, strides):
+        return np.ndarray(shape, self.base.dtype, self.base, self.offset + offset, strides)
+
+
+def _all_finite(values):
+    """Whether ``values`` hold only finite numbers: one sum, cell by cell only if it overflowed."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.add.reduce(values, axis=None))
+                    or np.isfinite(values).all())
+
+
+def run(source, kernel, geometry, out, plan):
+    """Fill ``out`` (N, H_out, W_out) from ``source`` (a Padded) as planned."""
+    if out.size == 0:
+        return
+    band_ = _band(kernel, geometry, plan.settings)
+    if plan.detail[1] is None:
+        return _run_whole(source, kernel, geometry, out, plan, band_)
+    sh, sw = geometry.stride
+    (top_pad, _), (left_pad, _) = geometry.padding
+    matrix = source.matrix
+    height, width = matrix.shape[1:]
+    dtype = out.dtype
+    itemsize = dtype.itemsize
+    phases, rows_ = len(band_.phases), band_.rows
+    shifts = sum(len(offsets) for _, _, offsets in band_.columns)
+    product_bytes, tiles = plan.detail
+    tile = max(stop - start for start, stop in tiles)
+    # Groups per product, per tile: narrow edge tiles take more of them, so
+    # that every product's shifted rows are about product_bytes.
+    per_product = [_layout(band_, stop - start, itemsize, product_bytes)[2]
+                   for start, stop in tiles]
+    depth = band_.matrix.shape[1]
+    # Per column phase: its first shift in `shifted`, the step of its shifts.
+    layout, k = [], 0
+    for r, first, offsets in band_.columns:
+        layout.append((r, first, offsets, k, _even_step(offsets)))
+        k += len(offsets)
+    in_place = _reads_in_place(geometry) and matrix.dtype == dtype and matrix.flags.c_contiguous
+    check = may_hold_nonfinite(source)
+    if check and not np.isfinite(source.fill_value):
+        in_place = False         # every tile is fetched, and checked as it is
+    # Kernel rows and columns of zeros the band leaves out, or none: the
+    # band then reads every cell of every window, and what it fetches is what to check.
+    dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
+    # No weight 0: every window's NaN or infinity shows in its own output (w * NaN is
+    # NaN for w != 0, whatever BLAS does with the band's zeros), so the products'
+    # results are checked instead of their input, as they leave them in the cache.
+    results = check and bool((kernel != 0).all())
+    span_h, span_w = geometry.span
+    window_phases = sorted({a * geometry.dilation[0] % sh for a in range(kernel.shape[0])})
+    fallback = []
+
+    def batch_size(batch):
+        return len(range(*batch.indices(out.shape[0])))
+
+    def tap_by_tap(arena, batch, rows):
+        if not fallback:
+            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
+        return fallback[0](arena, batch, rows)
+
+    def _gate(batch, first, last):
+        """Whether padded rows ``first`` to ``last`` (inside the image) hold only finite numbers.
+
+        A sum over each row phase that some window reads, all its columns:
+        the cells every tile of the strip reads in place, and those its border
+        tiles copy (the padding maps columns within a row), and those of the
+        kernel's rows and columns of zeros that the band leaves out (0 * NaN is
+        NaN, so they matter too).
+        """
+        return all(_all_finite(matrix[batch, first + q - top_pad:last - top_pad + 1:sh])
+                   for q in window_phases)
+
+    def _window_finite(arena, batch, first, last):
+        """As `_gate`, for a strip that reads a border above or below: a copy of its windows."""
+        region = source.region(batch, range(first, last + 1), range(source.shape[1]), dtype,
+                               out=arena.take((batch_size(batch), last + 1 - first,
+                                               source.shape[1]), dtype))
+        return _all_finite(region)
+
+    def strip(arena, batch, rows):
+        b0, n = batch.indices(out.shape[0])[0], len(range(*batch.indices(out.shape[0])))
+        count = rows.stop - rows.start
+        groups = -(-count // rows_)
+        phase_rows = groups * rows_ + band_.reach
+        # The padded rows the strip's windows hold, and those its band reads:
+        # all inside the image, its tiles may read the input in place.
+        # (Its products also read rows beyond the windows, with weights 0: 0 * NaN is NaN.)
+        top = rows.start * sh
+        bottom = max((rows.stop - 1) * sh + span_h, top + band_.phases[-1] + sh * (phase_rows - 1))
+        rows_inside = in_place and top >= top_pad and bottom < top_pad + height
+        # The gate. A band without kernel rows or columns of zeros reads every cell
+        # of every window: each tile checks what it reads, while it comes into the
+        # cache anyway. Else the strip's windows are checked whole, first.
+        if check and not results and not dense and not (
+                _gate(batch, top, bottom) if rows_inside
+                else _window_finite(arena, batch, top, bottom)):
+            return tap_by_tap(arena, batch, rows)
+        space = arena.take((n * max((min(most, groups) * rows_ + band_.reach) * (stop - start)
+                                    for most, (start, stop) in zip(per_product, tiles))
+                                * phases * shifts,), dtype)
+        scratch = {}
+        for (c0, c1), most in zip(tiles, per_product):
+            here_width = c1 - c0
+            taken = min(most, groups)
+            shifted = space[:n * (taken * rows_ + band_.reach) * phases * shifts * here_width]
+            shifted = shifted.reshape(n, taken * rows_ + band_.reach, phases, shifts, here_width)
+            blocks, unchecked = [], check and dense and not results
+            for q in band_.phases:
+                first_row = rows.start * sh + q
+                for r, first, offsets, _, _ in layout:
+                    block_width = here_width + offsets[-1]
+                    col = r + sw * (first + c0)          # padded column of the block's first
+                    end = col + sw * (block_width - 1)    # and of its last
+                    if rows_inside and col >= left_pad and end < left_pad + width:
+                        if unchecked:      # in place (column stride 1): the tile's windows
+                            unchecked = False
+                            if not _all_finite(matrix[batch, top - top_pad:bottom - top_pad + 1,
+                                                      c0 - left_pad:c1 + span_w - left_pad]):
+                                return tap_by_tap(arena, batch, rows)
+                        blocks.append(_Block(matrix, matrix.strides[0] * b0
+                                             + matrix.strides[1] * (first_row - top_pad)
+                                             + matrix.strides[2] * (col - left_pad),
+                                             (matrix.strides[0], matrix.strides[1] * sh,
+                                              matrix.strides[2] * sw)))
+                        continue
+                    key = (q, r)
+                    if key not in scratch:
+                        scratch[key] = arena.take((n, phase_rows, tile + offsets[-1]), dtype)
+                    fetched = source.region(
+                        batch, range(first_row, first_row + sh * phase_rows, sh),
+                        range(col, end + 1, sw), dtype, out=scratch[key][:, :, :block_width])
+                    if check and dense and not results and not _all_finite(fetched):
+                        return tap_by_tap(arena, batch, rows)
+                    blocks.append(_Block(scratch[key], 0, scratch[key].strides))
+            if not _tile(blocks, batch, rows, groups, taken, slice(c0, c1), shifted):
+                return tap_by_tap(arena, batch, rows)
+
+    def _tile(blocks, batch, rows, groups, taken, cols, shifted):
+        n, here_width = shifted.shape[0], shifted.shape[4]
+        count = rows.stop - rows.start
+        target = out[batch, rows, cols]
+        work = shifted
+        for g in range(0, groups, taken):
+            here = min(taken, groups - g)         # groups in this product
+            top, lines = g * rows_, here * rows_ + band_.reach
+            b = 0
+            for p in range(phases):
+                for _, _, offsets, s, step in layout:
+                    block = blocks[b]
+                    b += 1
+                    bs, rs, cs = block.strides
+                    if step is not None:    # every shift of this column phase in one copy
+                        work[:, :lines, p, s:s + len(offsets)] = block.view(
+                            (n, lines, len(offsets), here_width), top * rs,
+                            (bs, rs, step * cs, cs))
+                    else:
+                        for i, offset in enumerate(offsets):
+                            work[:, :lines, p, s + i] = block.view(
+                                (n, lines, here_width), top * rs + offset * cs, (bs, rs, cs))
+            # Group g multiplies the `depth` rows of `shifted` from its first row on.
+            operands = np.ndarray((n, here, depth, here_width), dtype, shifted, 0,
+                                  (shifted.strides[0], shifted.strides[1] * rows_,
+                                   shifted.strides[3], itemsize))
+            whole = min(here * rows_, count - top) // rows_
+            if whole:
+                np.matmul(band_.matrix, operands[:, :whole],
+                          out=target[:, top:top + whole * rows_].reshape(n, whole, rows_,
+                                                                         here_width))
+            if whole < here:      # the image's last rows: part of a group
+                last = np.matmul(band_.matrix, operands[:, whole:])
+                target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
+            if results and not _all_finite(target[:, top:top + here * rows_]):
+                return False
+        return True
 
     with driver.single_threaded_blas(plan.settings.limit_blas):
         driver.run(strip, plan)

@@ -1,0 +1,144 @@
+"""The size sweep: ns per output cell from 1024² to 4096² (8192² for 5×5), beside OpenCV's.
+
+    python benchmarks/sizes.py                  # 1 thread and all cores
+    python benchmarks/sizes.py --threads 1      # one thread only
+    python benchmarks/sizes.py --sizes 256 512  # these sizes for every case
+    python benchmarks/run.py --sweep            # the same, from the main benchmark
+
+A cost per output cell that grows with the image means that something left
+the cache as the image grew: the user who moves from a test picture to a
+scan pays more per pixel. For each case (kernel size, dtype, stride and
+dilation, zero borders of ``span // 2`` cells) this times ``conv2d`` with
+method 'auto' and ``cv2.filter2D`` taking turns in the same rounds (medians;
+CPU time of the calling thread on one thread, wall time with more), checks
+OpenCV's result against ours, and prints per size the ns per output cell of
+each, OpenCV's time over ours (above 1: we are faster), and ours over its
+lowest across the sizes: the growth. The lines after the table check the
+targets: growth within 1.25 for every case, and the 11×11 kernel within
+1.25× of OpenCV's time at every size.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from run import clock, cv2, dilated, race, thread_count  # noqa: E402
+from convolution import conv2d, driver  # noqa: E402
+
+#: (label, kernel size, stride, dilation, sizes) of every case.
+CASES = (
+    ("3x3", 3, 1, 1, (1024, 2048, 4096)),
+    ("5x5", 5, 1, 1, (1024, 2048, 4096, 8192)),
+    ("11x11", 11, 1, 1, (1024, 2048, 4096)),
+    ("3x3 s2 d2", 3, 2, 2, (1024, 2048, 4096)),
+)
+#: Growth of the cost per output cell allowed across sizes, and 11×11's time against OpenCV's.
+GROWTH, OPENCV_11 = 1.25, 1.25
+
+
+def time_case(size, dtype, k, stride, dilation, threads, repeats):
+    """(our ns per output, OpenCV's ns per output or None) for one case at one size."""
+    rng = np.random.default_rng(size + k)
+    image = rng.random((size, size), dtype=np.float64).astype(dtype)
+    kernel = rng.random((k, k)).astype(dtype)
+    big = dilated(kernel, dilation)
+    pad = big.shape[0] // 2
+    contenders = {"ours": lambda: conv2d(image, kernel, stride, dilation, pad)}
+    if cv2 is not None:
+        contenders["cv2"] = lambda: cv2.filter2D(
+            image, -1, big, borderType=cv2.BORDER_CONSTANT)[::stride, ::stride]
+    with thread_count(threads):
+        timings = race(contenders, repeats, clock(threads))
+    ours, result = timings["ours"]
+    cells = result.size
+    theirs = None
+    if "cv2" in timings and timings["cv2"][0] is not None:
+        other = timings["cv2"][1]
+        scale = float(np.abs(kernel).sum())
+        error = float(np.max(np.abs(other.astype(np.float64) - result)))
+        if other.shape != result.shape or error > 64 * np.finfo(dtype).eps * scale:
+            raise SystemExit(f"cv2.filter2D disagrees with conv2d on {k}x{k} {size}: "
+                             f"max error {error:.3g}")
+        theirs = timings["cv2"][0] * 1e9 / cells
+    return ours * 1e9 / cells, theirs
+
+
+def sweep(thread_counts, repeats=5, dtypes=(np.float32, np.float64), cases=CASES):
+    """Time every case at every size and thread count; print the table and the checks.
+
+    Returns the rows: dicts of case, dtype, threads, size, ours, cv2 (ns per output).
+    """
+    rows = []
+    print(f"{'case':>10} {'dtype':>8} {'thr':>3} {'size':>6} {'ours ns':>8} {'cv2 ns':>8} "
+          f"{'cv2/ours':>8} {'growth':>6}", flush=True)
+    for threads in thread_counts:
+        for dtype in dtypes:
+            for label, k, stride, dilation, sizes in cases:
+                found = []
+                for size in sizes:
+                    ours, theirs = time_case(size, dtype, k, stride, dilation, threads,
+                                             repeats)
+                    found.append(dict(case=label, dtype=np.dtype(dtype).name,
+                                      threads=threads, size=size, ours=ours, cv2=theirs))
+                lowest = min(row["ours"] for row in found)
+                for row in found:
+                    row["growth"] = row["ours"] / lowest
+                    ratio = f"{row['cv2'] / row['ours']:8.2f}" if row["cv2"] else f"{'-':>8}"
+                    theirs = f"{row['cv2']:8.2f}" if row["cv2"] else f"{'-':>8}"
+                    print(f"{label:>10} {row['dtype']:>8} {threads:>3} {row['size']:>6} "
+                          f"{row['ours']:8.2f} {theirs} {ratio} {row['growth']:6.2f}",
+                          flush=True)
+                rows.extend(found)
+    print()
+    for line in checks(rows):
+        print(line)
+    return rows
+
+
+def checks(rows):
+    """The targets, one line each: '[ok]' or '[NO]', and the figure."""
+    lines = []
+    groups = {}
+    for row in rows:
+        groups.setdefault((row["case"], row["dtype"], row["threads"]), []).append(row)
+    for (case, dtype, threads), found in groups.items():
+        growth = max(row["growth"] for row in found)
+        lines.append(f"[{'ok' if growth <= GROWTH else 'NO'}] {case} {dtype} {threads} "
+                     f"thread(s): cost per output within {GROWTH}x of its lowest from "
+                     f"{found[0]['size']} to {found[-1]['size']} (largest {growth:.2f}x)")
+        if case == "11x11" and all(row["cv2"] for row in found):
+            worst = max(row["ours"] / row["cv2"] for row in found)
+            lines.append(f"[{'ok' if worst <= OPENCV_11 else 'NO'}] {case} {dtype} {threads} "
+                         f"thread(s): within {OPENCV_11}x of OpenCV at every size "
+                         f"(worst {worst:.2f}x)")
+    return lines
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", default=f"1,{driver.cores()}",
+                        help="comma-separated thread counts (default: 1 and the cores)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds per size")
+    parser.add_argument("--largest", type=int, default=8192,
+                        help="leave out sizes above this (default 8192)")
+    parser.add_argument("--sizes", type=int, nargs="+",
+                        help="these image sizes for every case instead (a quick look)")
+    args = parser.parse_args(argv)
+    try:
+        thread_counts = sorted({int(n) for n in args.threads.split(",")})
+    except ValueError:
+        parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
+    if min(thread_counts) < 1:
+        parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
+    cases = tuple((label, k, s, d, tuple(n for n in args.sizes or sizes if n <= args.largest))
+                  for label, k, s, d, sizes in CASES)
+    sweep(thread_counts, args.repeats, cases=tuple(c for c in cases if c[4]))
+
+
+if __name__ == "__main__":
+    main()
