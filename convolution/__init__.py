@@ -1,4 +1,4 @@
-"""Generalized 2-D convolution in Python and NumPy, written to be used and to be read.
+"""Generalized 1-, 2- and 3-D convolution in Python and NumPy, written to be used and to be read.
 
 >>> from convolution import conv2d
 >>> conv2d([[1, 2, 3], [4, 5, 6], [7, 8, 9]], [[1, 0], [0, 1]], padding=1).tolist()
