@@ -2,6 +2,8 @@
 import doctest
 import importlib
 import pkgutil
+import re
+import unittest
 
 import numpy as np
 
@@ -21,3 +23,16 @@ def load_tests(loader, tests, pattern):
         tests.addTests(doctest.DocFileSuite(str(page), module_relative=False,
                                             globs={"np": np}))
     return tests
+
+
+class TestPackaging(unittest.TestCase):
+    def test_every_subpackage_is_installed(self):
+        # `pip install .` installs only the packages pyproject.toml lists: a folder left out
+        # imports from the repository but not from an installed copy.
+        listed = re.search(r"^packages\s*=\s*\[(.*?)\]", (HERE / "pyproject.toml").read_text(),
+                           re.MULTILINE | re.DOTALL)
+        self.assertIsNotNone(listed, "pyproject.toml lists no packages")
+        listed = set(re.findall(r'"([\w.]+)"', listed.group(1)))
+        folders = {".".join(path.parent.relative_to(HERE).parts)
+                   for path in (HERE / "convolution").rglob("__init__.py")}
+        self.assertEqual(folders, listed)
