@@ -75,6 +75,11 @@ class Settings:
     stack_depth: int = 1024
     #: Input channels per group from which each tap is a product of its own.
     stack_channels: int = 256
+    #: Bytes of one strip of 'winograd' (fast/winograd.py), at most: its strips make about 90
+    #: NumPy calls each, so they are made larger than ``strip_bytes`` (one image of 64 -> 64
+    #: channels, 56 x 56, float32 is 3 MiB; measured, two threads: 13.5 ms a layer in strips of
+    #: 4 MiB, 14.5 in strips of 2).
+    winograd_strip_bytes: int = 4 * 2 ** 20
     #: A layer is weighed as 2-D paths once per pair of channels up to this many pairs
     #: (fast/operations.py) ...
     pair_limit: int = 64
