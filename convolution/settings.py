@@ -80,6 +80,11 @@ class Settings:
     #: channels, 56 x 56, float32 is 3 MiB; measured, two threads: 13.5 ms a layer in strips of
     #: 4 MiB, 14.5 in strips of 2).
     winograd_strip_bytes: int = 4 * 2 ** 20
+    #: A layer takes 'winograd' only where its estimate beats the others' by this factor: the
+    #: cost model prices its transforms' passes as plain passes, and they measured 1.2 to 1.5
+    #: times slower than that against the stacked products (one thread, 3 x 3 layers of 8 to
+    #: 512 channels, 7 x 7 to 256 x 256, groups of 2 to 64 channels).
+    winograd_margin: float = 1.25
     #: A layer is weighed as 2-D paths once per pair of channels up to this many pairs
     #: (fast/operations.py) ...
     pair_limit: int = 64

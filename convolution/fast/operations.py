@@ -74,7 +74,9 @@ def plan_layer(images, kernel, geometry, groups, padding_mode, fill_value, dtype
     if pairs == 1:
         return "pairs", "auto"
     name, chosen = min(_layer_plans(images, kernel.shape, geometry, groups, padding_mode,
-                                    fill_value, dtype, s), key=lambda option: option[1].ns)
+                                    fill_value, dtype, s),
+                       key=lambda option: option[1].ns * (s.winograd_margin
+                                                          if option[0] == "winograd" else 1))
     if pairs > s.pair_limit or chosen.ns < s.pair_floor_ns:
         return name, chosen
     method, best = choose_method(kernel[0, 0], geometry, images=images[:, 0],

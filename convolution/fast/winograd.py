@@ -41,11 +41,15 @@ Cost per output cell, for C_in = C_out = C: 4 C multiply-adds in BLAS
 (against 9 C), about 12 additions per channel in the transforms and a fetch
 of the input; measured, one thread, the benchmark's layer (N = 8, 64 -> 64,
 56 x 56, float32): 14 ms, against 18 ms for the stacked products of
-``layer.py``. Memory: about 7 (C_in + C_out) cells per tile and row of tiles
-of a strip.
+``layer.py``. Memory: 8 (C_in + C_out) cells per column of tiles and row of
+tiles of a strip.
 
 Limits: 3 x 3 kernels at stride 1 and dilation 1, float32 and float64 (every
 border mode, bias, groups). Integers keep the exact sums of ``layer.py``.
+'auto' weighs it only for groups of 16 input channels or more (fewer make
+shallow products, and the transforms outweigh what they save), and small
+images pay for the dropped column and row of tiles (a 7 x 7 image computes
+5 x 5 tiles for its 4 x 4).
 The transforms mix the cells of a tile, so a NaN or an infinity reaches all
 four outputs of its tiles (and infinities meet as NaN), and large finite
 values may overflow where the direct sums do not: a strip whose result is not
@@ -54,7 +58,6 @@ where the reference puts them. Its rounding error: a few units of the
 dtype's precision times the sum of the magnitudes of the kernel's terms, like
 the direct sums' (the transforms' coefficients are 0, +-1/2 and +-1).
 """
-import dataclasses
 import math
 
 import numpy as np
@@ -67,29 +70,36 @@ from .costs import cell_scale, products
 
 __all__ = ["plan", "conv2d", "kernel_transform"]
 
-#: B^T's rows (and B's columns) as one operation on two cells: cell k of the
-#: transform is ``op(d[a], d[b])``.
+#: B^T's rows as one operation on two cells: row k of the transform is ``op(d[a], d[b])``.
 _IN = ((np.subtract, 0, 2), (np.add, 1, 2), (np.subtract, 2, 1), (np.subtract, 1, 3))
 
 #: The kernel's transform: ``G g G^T`` of each (3, 3) kernel.
 _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
 
-#: NumPy calls of a strip: 4 fetches (each a few), 3 + 4 transform passes and
-#: 4 products per transform row, 6 inverse passes per row, 4 writes.
-_CALLS = 4 * 4 + 4 * (3 + 4 + 4 + 6) + 4 + 2
+#: 'auto' weighs the path only for groups of at least this many input channels. Fewer
+#: make its 16 products too shallow for BLAS, and its transforms (per input and output
+#: channel) outweigh the multiply-adds they save; measured, one thread, against the
+#: stacked products: 8 -> 8 channels 1.1 to 1.3 times slower, 16 -> 16 0.86, 2 a group
+#: (64 channels, 32 groups) 1.4 to 1.7 times slower, on one thread and on two.
+_FEWEST_CHANNELS = 16
+
+#: NumPy calls of a strip: per transform row 4 passes in, 2 products, 5 passes out;
+#: 4 writes and the check. And per image of the strip, 4 fetches of about 6 calls.
+_CALLS, _IMAGE_CALLS = 4 * (4 + 2 + 5) + 4 + 3, 4 * 6
 
 
 def kernel_transform(kernel, groups):
     """``U[k, l]``: (4, 4, groups, C_out / groups, C_in / groups), ``G g G^T`` of every kernel.
 
-    ``kernel`` is (C_out, C_in / groups, 3, 3); computed in its dtype (the
-    coefficients 1/2 are exact).
+    ``kernel`` is (C_out, C_in / groups, 3, 3). One product for all pairs of
+    channels: ``U[k, l] = sum over (a, b) of G[k, a] G[l, b] g[a, b]``, the
+    16 x 9 matrix of those coefficients (0, +-1/4, +-1/2, 1: exact) times the
+    (9, pairs) kernels, in the kernel's dtype.
     """
     out_channels, per_in = kernel.shape[:2]
-    g = _G.astype(kernel.dtype)
-    u = g @ kernel @ g.T                                   # (C_out, C_in / groups, 4, 4)
-    u = u.reshape(groups, out_channels // groups, per_in, 4, 4)
-    return np.ascontiguousarray(u.transpose(3, 4, 0, 1, 2))
+    coefficients = np.einsum("ka,lb->klab", _G, _G).reshape(16, 9).astype(kernel.dtype)
+    u = coefficients @ kernel.reshape(-1, 9).T                    # (16, pairs)
+    return u.reshape(4, 4, groups, out_channels // groups, per_in)
 
 
 def _check(kernel_shape, geometry, dtype):
@@ -117,38 +127,76 @@ class _Tiles:
         self.s = (self.width + 1) // 2 + 1
 
     def row_bytes(self):
-        """Buffer bytes per output row: 4 phases, 2 + 1 transform rows in, 1 + 4 + 2 out."""
-        return (7 * self.in_channels + 7 * self.out_channels) * self.s * self.dtype.itemsize // 2
+        """Buffer bytes per output row: 4 phases, 2 + 2 transform rows in, 2 + 4 + 2 out."""
+        return 8 * (self.in_channels + self.out_channels) * self.s * self.dtype.itemsize // 2
 
-    def work(self, st):
-        """What a strip costs, for the driver's plan (`driver.Work`), per output row.
+    def estimate(self, st):
+        """(ns per output row of one image, ns once a call), by the prices of ``costs.py``.
 
         Per tile (half a tile row an output row): 16 products over the
         group's input channels; 24 passes over the input's transforms and 24
-        over the output's; the fetch of 4 phases and the writes of 4.
+        over the output's; the fetch of 4 phases and the writes of 4. Once a
+        call, the kernel's transform: a (16, 9) @ (9, pairs) product, bound
+        by memory.
         """
         s, c, o = self.s, self.in_channels, self.out_channels
         per_in = c // self.groups
+        tile_rows = (self.height + 1) // 2
+        s *= (tile_rows + 1) / tile_rows     # the row of tiles an image's strips add, dropped
         macs = 16 * o * per_in * s / 2
         passes = (24 * (c + o) * st.flat_ns + 4 * c * st.fetch_ns + 4 * o * st.strided_ns) * s / 2
         row_ns = (cell_scale(self.dtype) * passes
                   + products(macs, per_in * s * self.dtype.itemsize, self.dtype, st))
-        return driver.Work(row_bytes=self.row_bytes(), extra_rows=2, row_ns=row_ns,
-                           calls=_CALLS, rows_multiple=2)
+        return row_ns, 16 * 9 * o * per_in * cell_scale(self.dtype) * st.flat_ns
+
+    def cut(self, batch, budget):
+        """Tasks ``(images, rows)`` of at most ``budget`` bytes of buffers: whole images if one fits.
+
+        Several whole images to a strip where they fit (one product then
+        spans them all), else strips of an even number of rows.
+        """
+        image_bytes = (self.height + 4) * self.row_bytes()
+        if image_bytes <= budget:
+            step = max(1, min(batch, budget // image_bytes))
+            return [(slice(n, min(n + step, batch)), slice(0, self.height))
+                    for n in range(0, batch, step)]
+        rows = max(2, (budget // self.row_bytes() - 4) // 2 * 2)
+        return [(slice(n, n + 1), slice(r, min(r + rows, self.height)))
+                for n in range(batch) for r in range(0, self.height, rows)]
 
 
 def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
     """The plan of a layer by F(2 x 2, 3 x 3): strips of output rows (even counts), threads.
 
-    Raises ValueError where the path does not take the layer (`_check`).
+    A strip's buffers are about four times its output, and its ~50 NumPy calls
+    want long strips, so strips are cut here (`_Tiles.cut`), not by the
+    driver's rule for the other paths (all strips together within the
+    output's size): each at most ``Settings.winograd_strip_bytes``, all the
+    threads' together within three times the output. Layers of fewer than
+    `_FEWEST_CHANNELS` input channels a group get an infinite estimate: they
+    run here when asked for by name only. Raises ValueError where the path
+    does not take the layer (`_check`).
     """
     _check(kernel_shape, geometry, dtype)
     tiles = _Tiles(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype)
-    out_bytes = (images.shape[0] * kernel_shape[0] * math.prod(geometry.output_shape)
-                 * tiles.dtype.itemsize)
-    strips = dataclasses.replace(s, strip_bytes=max(s.strip_bytes, s.winograd_strip_bytes))
-    return driver.plan(images.shape[0], geometry.output_shape[0], out_bytes, tiles.work(s),
-                       strips)._replace(detail=tiles, settings=s)
+    batch, height = images.shape[0], geometry.output_shape[0]
+    out_bytes = batch * kernel_shape[0] * math.prod(geometry.output_shape) * tiles.dtype.itemsize
+    row_ns, fixed_ns = tiles.estimate(s)
+    most, options = driver.threads(), []
+    for threads in sorted({most} | {2 ** i for i in range(most.bit_length()) if 2 ** i < most}):
+        budget = max(min(s.winograd_strip_bytes, 3 * out_bytes // threads), s.min_strip_bytes)
+        tasks = tiles.cut(batch, budget)
+        images_per_task = max(1.0, batch / len(tasks))
+        # Each product of a group is a BLAS call of its own, 16 a strip, at a call's price.
+        products_ns = len(tasks) * 16 * groups * s.call_ns
+        with driver.limit_threads(threads):
+            options.append(driver.plan_tasks(tasks, batch * height * row_ns + products_ns,
+                                             _CALLS + _IMAGE_CALLS * images_per_task,
+                                             fixed_ns, s))
+    chosen = min(options, key=lambda option: (option.ns, option.threads))
+    if kernel_shape[1] < _FEWEST_CHANNELS:       # runs when asked for, never by 'auto'
+        chosen = chosen._replace(ns=math.inf)
+    return chosen._replace(detail=tiles)
 
 
 def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None,
@@ -210,58 +258,56 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     # Four phases, each followed by room for the shifted runs that pass its end.
     phases = arena.take((4, length + s + 2), dtype)
     phases[:, length:] = 0
+    # Channel-major, (C_in, n, tile rows + 1, s): a product then spans the strip's images.
     for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         top = 2 * first + p
-        tiles.source.region(
-            slice(batch_slice.start * c, batch_slice.stop * c),
-            range(top, top + 2 * (tile_rows + 1), 2), range(q, q + 2 * s, 2), dtype,
-            out=phases[index, :length].reshape(n * c, tile_rows + 1, s))
+        grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
+        for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
+            tiles.source.region(slice(image * c, (image + 1) * c),
+                                range(top, top + 2 * (tile_rows + 1), 2), range(q, q + 2 * s, 2),
+                                dtype, out=grid[:, i])
     rows_in = arena.take((2, length + 1), dtype)      # B^T d of one transform row, per column phase
-    cell = arena.take((length,), dtype)                # V[k, l]
-    product = arena.take((out_length,), dtype)         # M[k, l], where it is not summed in place
+    cells = arena.take((2, length), dtype)             # V[k, l] of two columns l
+    products_ = arena.take((2, out_length), dtype)     # M[k, 1], M[k, 2]
     result = arena.take((4, out_length), dtype)        # y, per output phase (row % 2, col % 2)
     partial = arena.take((2, out_length), dtype)       # A^T-row sums of M[k, :], for k >= 2
-    (y00, y01, y10, y11), (p0, p1) = result, partial
-    shape_in, shape_out = (n, groups, c // groups, span), (n, groups, o // groups, span)
+    shape_in, shape_out = (2, groups, c // groups, n * span), (2, groups, o // groups, n * span)
     for k in range(4):
-        # B^T d: transform row k from tile rows i = k - 1 .. k + 1 (phase i % 2, shifted i // 2).
-        for q in range(2):
-            d = [phases[2 * (i % 2) + q, (i // 2) * s:(i // 2) * s + length + 1]
-                 for i in range(4)]
-            op, a, b = _IN[k]
-            op(d[a], d[b], out=rows_in[q])
-        # (B^T d) B, column l, read shifted as the rows were; each then multiplied by U[k, l].
-        e = [rows_in[j % 2, j // 2:j // 2 + length] for j in range(4)]
-        first_sum, second_sum = ((y00, y01), (y10, y11), (p0, p1), (p0, p1))[k]
-        for l in range(4):
-            op, a, b = _IN[l]
-            op(e[a], e[b], out=cell)
-            target = (first_sum, second_sum, product, product)[l]
-            np.matmul(u[k, l], cell.reshape(shape_in), out=target.reshape(shape_out))
-            if k == 1 and l == 1 and bias is not None:
-                # M[1, 1] reaches all four outputs of its tile once: the bias joins it there.
-                view = target.reshape(n, o, span)
-                np.add(view, bias[:, np.newaxis], out=view)
-            # A^T along the row: first = M0 + M1 + M2, second = M1 - M2 - M3.
-            if l == 1:
-                np.add(first_sum, second_sum, out=first_sum)
-            elif l == 2:
-                np.add(first_sum, product, out=first_sum)
-                np.subtract(second_sum, product, out=second_sum)
-            elif l == 3:
-                np.subtract(second_sum, product, out=second_sum)
+        # B^T d: transform row k from tile rows i = k - 1 .. k + 1 (phase i % 2, shifted
+        # i // 2), both column phases in one pass.
+        d = [phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
+             for i in range(4)]
+        op, a, b = _IN[k]
+        op(d[a], d[b], out=rows_in)
+        # (B^T d) B, column l, read shifted as the rows were: columns 0 and 3 (e0 - e2 and
+        # e1 - e3, each column phase less itself shifted) in one pass, then 1 and 2.
+        np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
+        sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
+        np.matmul(u[k, ::3], cells.reshape(shape_in), out=sums.reshape(shape_out))
+        e1, e2 = rows_in[1, :length], rows_in[0, 1:]
+        np.add(e1, e2, out=cells[0])
+        np.subtract(e2, e1, out=cells[1])
+        np.matmul(u[k, 1:3], cells.reshape(shape_in), out=products_.reshape(shape_out))
+        if k == 1 and bias is not None:
+            # M[1, 1] reaches all four outputs of its tile once: the bias joins it there.
+            view = products_[0].reshape(o, n * span)
+            np.add(view, bias[:, np.newaxis], out=view)
+        # A^T along the row, from sums = (M0, M3), products_ = (M1, M2):
+        # sums[0] = M0 + M1 + M2, sums[1] = M1 - M2 - M3.
+        np.add(sums[0], products_[0], out=sums[0])
+        np.add(sums[0], products_[1], out=sums[0])
+        np.subtract(products_[0], sums[1], out=sums[1])
+        np.subtract(sums[1], products_[1], out=sums[1])
         # A^T down the column: y0 = r0 + r1 + r2, y1 = r1 - r2 - r3 (r0, r1 summed in place).
         if k == 1:
-            np.add(y00, y10, out=y00)
-            np.add(y01, y11, out=y01)
-        elif k >= 2:
-            for y, r in ((y00, p0), (y01, p1)) if k == 2 else ():
-                np.add(y, r, out=y)
-            for y, r in ((y10, p0), (y11, p1)):
-                np.subtract(y, r, out=y)
+            np.add(result[:2], result[2:], out=result[:2])
+        elif k == 2:
+            np.add(result[:2], partial, out=result[:2])
+        if k >= 2:
+            np.subtract(result[2:], partial, out=result[2:])
     if not np.isfinite(np.add.reduce(result, axis=None)):
         return False
-    grid = result.reshape(2, 2, n, o, tile_rows + 1, s)
+    grid = result.reshape(2, 2, o, n, tile_rows + 1, s).swapaxes(2, 3)
     for p in range(2):
         out_rows = range(rows.start + p, rows.stop, 2)
         for q in range(2):
