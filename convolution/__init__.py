@@ -48,7 +48,9 @@ Map of the package (imports point down the list, never up):
     phases read contiguously), ``banded.py`` (band-matrix products),
     ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
-    forward and for the kernel's gradient); for ``conv1d`` and ``conv3d``,
+    forward and for the kernel's gradient), ``winograd.py`` (a 3 x 3 layer
+    at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products of all tiles
+    instead of 36 multiply-adds a tile); for ``conv1d`` and ``conv3d``,
     ``fold1d.py`` (a long signal folded into rows, its sums as Toeplitz
     products) and ``depth3d.py`` (a volume's depth and height taps as
     band-matrix products). ``__init__.py`` holds the
