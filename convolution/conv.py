@@ -19,8 +19,8 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "METHODS", "LAYER_ME
 
 #: Every value ``conv2d``'s ``method`` accepts: 'auto', the reference loops,
 #: the fast paths of ``fast/`` (``fast.METHODS``) and the layer's own
-#: (``fast.LAYER_METHODS``: the stacked products, Winograd's).
-METHODS = ("auto", "loops") + fast.METHODS + fast.LAYER_METHODS
+#: (``fast.CHANNEL_METHODS``: the stacked products, Winograd's).
+METHODS = ("auto", "loops") + fast.METHODS + fast.CHANNEL_METHODS
 #: What ``conv_transpose2d`` and ``conv2d_backward`` accept.
 LAYER_METHODS = ("auto", "loops")
 
@@ -262,7 +262,7 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     if bias is not None:
         bias_array = bias_array.astype(compute_dtype)
 
-    if kernel.ndim == 2 and method not in fast.LAYER_METHODS:
+    if kernel.ndim == 2 and method not in fast.CHANNEL_METHODS:
         if method == "loops":
             out = reference.conv2d_loops(matrix.astype(compute_dtype, copy=False), kernel,
                                          geometry.stride, geometry.dilation, geometry.padding,

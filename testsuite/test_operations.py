@@ -43,7 +43,7 @@ class TestRegistry(unittest.TestCase):
         self.assertEqual(fast.METHODS, ("direct", "polyphase", "banded", "separable", "fft"))
         self.assertEqual([name for name, path in fast.PATHS.items() if path.channels],
                          ["matmul", "winograd"])
-        self.assertEqual(fast.LAYER_METHODS, ("matmul", "winograd"))
+        self.assertEqual(fast.CHANNEL_METHODS, ("matmul", "winograd"))
 
 
 class TestLayerPlanner(unittest.TestCase):

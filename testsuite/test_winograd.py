@@ -10,9 +10,8 @@ import unittest
 
 import numpy as np
 
-from convolution import PADDING_MODES, conv2d, conv2d_backward, settings
+from convolution import PADDING_MODES, conv2d, conv2d_backward, conv2d_layer_loops, settings
 from convolution.fast import operations, winograd
-from convolution.reference import conv2d_layer_loops
 from convolution.shapes import conv_geometry
 
 from .common import forced_threads, torch

@@ -45,7 +45,7 @@ from ..padding import Padded
 from . import banded, direct, fft, layer, polyphase, separable, winograd
 from .cache import kernel_cache
 
-__all__ = ["PATHS", "METHODS", "LAYER_METHODS", "Path", "all_finite", "choose_method",
+__all__ = ["PATHS", "CHANNEL_METHODS", "METHODS", "Path", "all_finite", "choose_method",
            "convolve", "cost_estimates", "fft_surprise_free", "plan"]
 
 
@@ -82,8 +82,8 @@ PATHS = {
 }
 #: The names of the paths of a 2-D kernel (that do no sums over channels).
 METHODS = tuple(name for name, path in PATHS.items() if not path.channels)
-#: The names of the paths of a layer (that do the sums over channels themselves).
-LAYER_METHODS = tuple(name for name, path in PATHS.items() if path.channels)
+#: The names of the paths of a layer that do the sums over channels themselves.
+CHANNEL_METHODS = tuple(name for name, path in PATHS.items() if path.channels)
 #: Kernels of more cells than this are planned afresh each call, not cached
 #: (the kernel's gradient takes the output's gradient as its kernel).
 _CACHED_CELLS = 4096
