@@ -21,7 +21,7 @@ from convolution import conv2d, driver, fast, settings
 from convolution.driver import blas, pool as driver_threads, strips
 from convolution.fast import METHODS as FAST_METHODS, choose_method, separable
 from convolution.padding import PADDING_MODES, Padded, pad
-from convolution.shapes import conv_geometry
+from convolution.geometry import conv_geometry
 
 from .common import (HERE, assert_close, compare_with_loops, forced_threads, pretend_cores,
                      term_scale)

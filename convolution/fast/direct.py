@@ -20,7 +20,7 @@ Limits
 import numpy as np
 
 from .. import driver
-from ..shapes import tap
+from ..geometry import tap
 from .costs import FETCH_CALLS, cell_scale
 from .phases import padded_width, tap_phases, taps
 

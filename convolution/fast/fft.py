@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import driver
 from .costs import FETCH_CALLS, cell_scale, transforms
-from ..shapes import stride_phase
+from ..geometry import stride_phase
 
 __all__ = ["exact_enough", "tiles", "cost", "plan", "run"]
 

@@ -50,7 +50,7 @@ import numpy as np
 
 from .. import driver, settings as _settings
 from ..padding import Padded
-from ..shapes import tap_phases
+from ..geometry import tap_phases
 from .costs import cell_scale, products
 
 __all__ = ["plan", "conv2d", "scatter", "plan_kernel_gradient", "kernel_gradient"]

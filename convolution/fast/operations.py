@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import driver, settings as _settings
-from ..shapes import conv_geometry, transpose_phases
+from ..geometry import conv_geometry, transpose_phases
 from . import PATHS, all_finite, choose_method, convolve, fft, fft_surprise_free, layer, plan
 from .costs import cell_scale
 

@@ -9,7 +9,7 @@ a tap is one multiply-add over a 1-D run (`multiply_add`).
 """
 import numpy as np
 
-from ..shapes import stride_phase
+from ..geometry import stride_phase
 from .cache import kernel_cache
 
 __all__ = ["taps", "phases", "tap_phases", "phase_blocks", "offsets", "multiply_add",
