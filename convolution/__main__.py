@@ -1,4 +1,7 @@
-"""``python -m convolution COMMAND ...``: the command line (``cli/``), also installed as ``convolution``."""
+"""``python -m convolution COMMAND ...``: runs the command line, ``cli/``.
+
+Installed, the same command line is the ``convolution`` console script.
+"""
 import sys
 
 from .cli import main

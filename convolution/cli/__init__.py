@@ -2,14 +2,18 @@
 
 Commands: ``filter`` (filter an image file), ``animate`` (an animation of the
 kernel sliding), ``explore`` (the explorer, in a window) and ``figures``
-(regenerate the README's figures). Each is a
-function ``<name>_command(args)`` and one ``add_parser`` block in
-`build_parser`. Errors the user can fix are raised as `CommandError` and
+(regenerate the README's figures). Each is a function ``<name>_command(args)``
+in ``commands.py`` and one ``add_parser`` block in `build_parser`
+(``parser.py``). Errors the user can fix are raised as `CommandError` and
 reported by `main` as one line on stderr with exit status 2, without a
-traceback; argparse's own usage errors follow the same rule. Files are
-written through ``files.py``: to a temporary file beside the target, renamed
-into place only once complete, so no error, Ctrl-C or SIGTERM leaves a
-half-written file.
+traceback; argparse's own usage errors follow the same rule (``options.py``,
+with the types of the options). Files are written through ``files.py``: to a
+temporary file beside the target, renamed into place only once complete, so
+no error, Ctrl-C or SIGTERM leaves a half-written file. ``progress.py`` draws
+the progress bars on a terminal.
+
+Imports point down: ``__init__`` (`main`), ``parser``, ``commands``,
+``options`` and ``progress``, ``files``.
 """
 import os
 import signal
