@@ -14,7 +14,7 @@ import math
 from typing import NamedTuple
 
 from .checks import check_choice
-from .shapes import PADDING_STRINGS, _padding_pairs, _shape, _too_large, as_tuple
+from .shapes import PADDING_STRINGS, as_shape, as_tuple, padding_pairs, too_large
 
 __all__ = ["ConvGeometry", "TransposeGeometry", "resolve_padding",
            "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
@@ -90,13 +90,13 @@ def resolve_padding(padding, input_shape, kernel_shape, stride=1, dilation=1):
     >>> resolve_padding("same", (7,), (2,), dilation=3)    # one axis: a 1-D kernel
     ((1, 2),)
     """
-    kernel = _shape(kernel_shape, "kernel_shape", (1, math.inf))
+    kernel = as_shape(kernel_shape, "kernel_shape", (1, math.inf))
     axes = len(kernel)
-    size = _shape(input_shape, "input_shape", (axes, math.inf))[-axes:]
+    size = as_shape(input_shape, "input_shape", (axes, math.inf))[-axes:]
     stride = as_tuple(stride, "stride", axes)
     dilation = as_tuple(dilation, "dilation", axes)
     if not isinstance(padding, str):
-        return _padding_pairs(padding, axes)
+        return padding_pairs(padding, axes)
     check_choice("padding", padding, PADDING_STRINGS)
     if padding == "valid":
         return ((0, 0),) * axes
@@ -161,13 +161,13 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
         A value out of range, a wrong number of values, an unknown padding
         string, or a dilated kernel larger than the padded input.
     """
-    kernel_hw = _shape(kernel_shape, "kernel_shape", (1, math.inf))
+    kernel_hw = as_shape(kernel_shape, "kernel_shape", (1, math.inf))
     ndim = len(kernel_hw)
-    input_hw = _shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]
+    input_hw = as_shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]
     stride = as_tuple(stride, "stride", ndim)
     dilation = as_tuple(dilation, "dilation", ndim)
     pads = resolve_padding(padding, input_hw, kernel_hw, stride, dilation)
-    if _too_large(padded := tuple(n + sum(p) for n, p in zip(input_hw, pads))):
+    if too_large(padded := tuple(n + sum(p) for n, p in zip(input_hw, pads))):
         dilated = isinstance(padding, str)      # 'full' and 'same' grow with the dilation
         raise ValueError(f"padding {padding!r}{f' with dilation {dilation}' * dilated} pads "
                          f"the input to shape {padded}, more than an array holds (2**59 "
@@ -285,9 +285,9 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
         ...
     ValueError: output_padding must be smaller than the stride or the dilation on its axis, got output_padding (2, 2) with stride (2, 2) and dilation (1, 1)
     """
-    kernel_hw = _shape(kernel_shape, "kernel_shape", (1, math.inf))
+    kernel_hw = as_shape(kernel_shape, "kernel_shape", (1, math.inf))
     ndim = len(kernel_hw)
-    input_hw = _shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]
+    input_hw = as_shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]
     stride = as_tuple(stride, "stride", ndim)
     dilation = as_tuple(dilation, "dilation", ndim)
     if isinstance(padding, str):
@@ -295,7 +295,7 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
                  if ndim == 2 else f"a tuple of {ndim} ints or a tuple of {ndim} pairs")
         raise TypeError(f"padding of a transposed convolution must be an int, {forms}, "
                         f"got {padding!r}")
-    pads = _padding_pairs(padding, ndim)
+    pads = padding_pairs(padding, ndim)
     extra = as_tuple(output_padding, "output_padding", ndim, minimum=0)
     if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
         raise ValueError(f"output_padding must be smaller than the stride or the dilation on "
@@ -303,7 +303,7 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
                          f"dilation {dilation}")
     output_hw = tuple(_transpose_output_size(n, k, s, d, *p, e) for n, k, s, d, p, e
                       in zip(input_hw, kernel_hw, stride, dilation, pads, extra))
-    if _too_large(output_hw):
+    if too_large(output_hw):
         raise ValueError(f"stride {stride} and dilation {dilation} make an output of shape "
                          f"{output_hw}, more than an array holds (2**59 cells); use a smaller "
                          f"stride or dilation")

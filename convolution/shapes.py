@@ -12,8 +12,8 @@ import math
 import operator
 from typing import NamedTuple
 
-__all__ = ["PADDING_STRINGS", "MAX_CELLS", "Channels", "as_pair", "as_tuple", "check_axes",
-           "channels"]
+__all__ = ["PADDING_STRINGS", "MAX_CELLS", "Channels", "as_pair", "as_tuple", "as_shape",
+           "check_axes", "padding_pairs", "too_large", "channels"]
 
 PADDING_STRINGS = ("valid", "same", "full")
 
@@ -132,7 +132,7 @@ def as_pair(value, name, minimum=1):
     return as_tuple(value, name, 2, minimum)
 
 
-def _shape(value, name, ndim):
+def as_shape(value, name, ndim):
     """A shape given by the user, as a tuple of positive ints."""
     rule = f"{name} must be a tuple of ints"
     if _is_scalar(value):
@@ -146,7 +146,7 @@ def _shape(value, name, ndim):
     return shape
 
 
-def _padding_pairs(padding, ndim=2):
+def padding_pairs(padding, ndim=2):
     """``padding`` that is not a string as ``((before, after), ...)``, one pair per axis.
 
     For 2 axes, ``((top, bottom), (left, right))``. With one axis, a plain
@@ -190,7 +190,7 @@ def _padding_pairs(padding, ndim=2):
 MAX_CELLS = 2 ** 59
 
 
-def _too_large(shape):
+def too_large(shape):
     """Whether an array of ``shape`` has more cells than `MAX_CELLS` (then no machine holds it)."""
     return math.prod(shape) > MAX_CELLS
 
