@@ -12,15 +12,19 @@ leans on the rest of the package only to check its arguments, so that
 5. `same_padding` and `full_padding`: the border 'same' and 'full' add,
    worked out for an even kernel at stride 2.
 
-The story goes on in two more files, read in this order:
+The story goes on in two more files, read in this order. In
+``reference_layers.py``:
 
-6. ``reference_layers.py``: `conv2d_layer_loops`, a CNN layer (channels, a
-   batch, groups and a bias); 7. `conv_transpose2d_loops`, the transposed
-   convolution, each input cell spreading copies of the kernel into the
-   output; 8. `conv2d_backward_loops`, the gradients that train a layer.
-9. ``reference_nd.py``: `convnd_loops`, `convnd_layer_loops`,
-   `conv_transposend_loops`, the same loops for any number of axes (1-D
-   signals, 3-D volumes), and a causal filter.
+6. `conv2d_layer_loops`: a CNN layer: channels, a batch, groups and a bias.
+7. `conv_transpose2d_loops`: the transposed convolution, each input cell
+   spreading copies of the kernel into the output.
+8. `conv2d_backward_loops`: the gradients that train a layer.
+
+In ``reference_nd.py``:
+
+9. `convnd_loops`, `convnd_layer_loops`, `conv_transposend_loops`: the same
+   loops for any number of axes (1-D signals, 3-D volumes), and a causal
+   filter.
 
 A worked example with stride 2 and dilation 2 closes this introduction.
 
@@ -71,7 +75,7 @@ True
 """
 import numpy as np
 
-from .checks import as_array, as_kernel
+from .checks import as_kernel, as_matrix
 from .geometry import conv_geometry
 from .padding import PADDING_MODES, check_padding_mode
 
@@ -300,11 +304,8 @@ def _arguments(matrix, kernel, stride, dilation, padding, padding_mode, fill_val
     ``((top, bottom), (left, right))`` ('same' and 'full' worked out).
     """
     check_padding_mode(padding_mode, fill_value)
-    matrix = as_array(matrix, "matrix")
+    matrix = as_matrix(matrix)
     kernel = as_kernel(kernel, ndims=(4,) if layer else (2,))
-    if matrix.ndim < 2 or 0 in matrix.shape:
-        raise ValueError(f"matrix must have at least 2 dimensions (..., H, W) and no empty "
-                         f"axis, got shape {matrix.shape}")
     geometry = conv_geometry(matrix.shape, kernel.shape[-2:], stride, dilation, padding)
     return matrix, kernel, geometry.stride, geometry.dilation, geometry.padding
 
@@ -318,7 +319,6 @@ def _dtype(*arrays):
     if all(array.dtype.kind in "biu" for array in arrays):
         return np.dtype(np.int64)
     return np.result_type(*arrays)
-
 
 
 # ---------------------------------------------------------------------------
