@@ -12,7 +12,7 @@ import numpy as np
 
 from convolution import PADDING_MODES, conv2d, conv2d_backward, conv2d_layer_loops, settings
 from convolution.fast import operations, winograd
-from convolution.shapes import conv_geometry
+from convolution.geometry import conv_geometry
 
 from .common import forced_threads, torch
 from .test_layer import assert_close, scale

@@ -65,7 +65,7 @@ import numpy as np
 
 from .. import driver, settings as _settings
 from ..padding import Padded
-from ..shapes import conv_geometry
+from ..geometry import conv_geometry
 from . import layer
 from .costs import cell_scale, products
 
