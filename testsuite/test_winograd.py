@@ -16,6 +16,7 @@ from convolution.geometry import conv_geometry
 
 from .common import forced_threads, torch
 from .test_layer import assert_close, scale
+from .test_operations import peak_beyond_result
 
 
 def random_case(rng, dtype=np.float64):
@@ -117,6 +118,16 @@ class TestAgainstLoops(unittest.TestCase):
         theirs = conv2d_layer_loops(x, k, padding=1)
         np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
         np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+
+    def test_memory_stays_within_three_times_the_output(self):
+        # Beyond input and output: the strips of every thread and the kernel's transform.
+        rng = np.random.default_rng(82)
+        for shape, threads in (((1, 64, 56, 56), 1), ((2, 64, 40, 40), 2), ((2, 128, 28, 28), 4)):
+            x = rng.standard_normal(shape).astype(np.float32)
+            k = rng.standard_normal((shape[1], shape[1], 3, 3)).astype(np.float32)
+            with self.subTest(shape=shape, threads=threads), forced_threads(threads):
+                self.assertLess(peak_beyond_result(
+                    lambda: conv2d(x, k, padding=1, method="winograd")), 3.0)
 
     def test_kernel_transform(self):
         rng = np.random.default_rng(76)

@@ -58,7 +58,6 @@ where the reference puts them. Its rounding error: a few units of the
 dtype's precision times the sum of the magnitudes of the kernel's terms, like
 the direct sums' (the transforms' coefficients are 0, +-1/2 and +-1).
 """
-import functools
 import math
 
 import numpy as np
@@ -173,7 +172,8 @@ def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype
     want long strips, so strips are cut here (`_Tiles.cut`), not by the
     driver's rule for the other paths (all strips together within the
     output's size): each at most ``Settings.winograd_strip_bytes``, all the
-    threads' together within three times the output. Layers of fewer than
+    threads' together and the kernel's transform within three times the
+    output (strips of ``Settings.min_strip_bytes`` at least). Layers of fewer than
     `_FEWEST_CHANNELS` input channels a group get an infinite estimate: they
     run here when asked for by name only. Raises ValueError where the path
     does not take the layer (`_check`).
@@ -183,9 +183,12 @@ def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype
     batch, height = images.shape[0], geometry.output_shape[0]
     out_bytes = batch * kernel_shape[0] * math.prod(geometry.output_shape) * tiles.dtype.itemsize
     row_ns, fixed_ns = tiles.estimate(s)
+    # Memory beyond input and output within 3 times the output: the kernel's transform
+    # (16 cells a pair of channels) and every thread's strip.
+    room = 3 * out_bytes - 16 * kernel_shape[0] * kernel_shape[1] * tiles.dtype.itemsize
     most, options = driver.threads(), []
     for threads in sorted({most} | {2 ** i for i in range(most.bit_length()) if 2 ** i < most}):
-        budget = max(min(s.winograd_strip_bytes, 3 * out_bytes // threads), s.min_strip_bytes)
+        budget = max(min(s.winograd_strip_bytes, room // threads), s.min_strip_bytes)
         tasks = tiles.cut(batch, budget)
         images_per_task = max(1.0, batch / len(tasks))
         # Each product of a group is a BLAS call of its own, 16 a strip, at a call's price.
@@ -248,14 +251,6 @@ def _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bia
                  bias, out=out[batch_slice, :, rows])
 
 
-@functools.lru_cache(maxsize=16)
-def _ones(length, dtype):
-    """A read-only vector of ``length`` ones."""
-    ones = np.ones(length, dtype)
-    ones.flags.writeable = False
-    return ones
-
-
 def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     """Output ``rows`` (an even start) of images ``batch_slice`` into ``out``; whether all finite."""
     n = batch_slice.stop - batch_slice.start
@@ -314,9 +309,9 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
             np.add(result[:2], partial, out=result[:2])
         if k >= 2:
             np.subtract(result[2:], partial, out=result[2:])
-    # One product with ones sums each phase (a NaN or an infinity makes its sum so); a
-    # finite sum that overflows only sends the strip to the direct sums, which is correct.
-    if not np.isfinite(result @ _ones(out_length, dtype)).all():
+    # A NaN or an infinity makes the sum so; a finite sum that overflows only sends the
+    # strip to the direct sums, which is correct.
+    if not np.isfinite(np.add.reduce(result, axis=None)):
         return False
     grid = result.reshape(2, 2, o, n, tile_rows + 1, s).swapaxes(2, 3)
     for p in range(2):
