@@ -28,14 +28,14 @@ The transforms are passes over whole arrays, each a NumPy call over every
 tile of a strip (of several images) at once. The input of a strip is split
 into its four phases ``(row % 2, column % 2)`` and laid out flat, ``s =
 tiles_w + 1`` cells a row, the channels one after another: cell ``(i, j)``
-of tile ``(k, l)`` is then the phase ``(k % 2, l % 2)`` shifted by ``(k // 2)
-* s + l // 2``, so every transform is an addition of two shifted runs of one
+of every tile is then phase ``(i % 2, j % 2)`` shifted by ``(i // 2) * s + j
+// 2`` cells, so every transform is an addition of two shifted runs of one
 contiguous buffer. Each run's last column, and its last row per channel,
 straddle a row or a channel; their results are computed and dropped. The
 separable transform (rows, then columns) makes 24 passes over tile-sized
 arrays on the way in and 24 on the way out, and the inverse transform of a
 strip runs as its products come, transform row by row (``k``), so that only
-four of the 16 ``V`` and ``M`` are ever held.
+two of the 16 ``V`` and four of the 16 ``M`` are ever held.
 
 Cost per output cell, for C_in = C_out = C: 4 C multiply-adds in BLAS
 (against 9 C), about 12 additions per channel in the transforms and a fetch
@@ -83,8 +83,8 @@ _G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.
 #: (64 channels, 32 groups) 1.4 to 1.7 times slower, on one thread and on two.
 _FEWEST_CHANNELS = 16
 
-#: NumPy calls of a strip: per transform row 4 passes in, 2 products, 5 passes out;
-#: 4 writes and the check. And per image of the strip, 4 fetches of about 6 calls.
+#: NumPy calls of a strip, about: per transform row 4 passes in, 2 products, 5 passes
+#: out; 4 writes, the check and the zeroing. And per image, 4 fetches of about 6 calls.
 _CALLS, _IMAGE_CALLS = 4 * (4 + 2 + 5) + 4 + 3, 4 * 6
 
 
@@ -115,7 +115,7 @@ def _check(kernel_shape, geometry, dtype):
 
 
 class _Tiles:
-    """How a strip's tiles lie in its buffers: ``s`` cells a row, ``tile_rows + 1`` rows a channel."""
+    """How a strip's tiles lie in its buffers: ``s`` cells a row, tile rows + 1 a channel."""
 
     def __init__(self, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype):
         self.in_channels = images.shape[1]
@@ -150,7 +150,7 @@ class _Tiles:
         return row_ns, 16 * 9 * o * per_in * cell_scale(self.dtype) * st.flat_ns
 
     def cut(self, batch, budget):
-        """Tasks ``(images, rows)`` of at most ``budget`` bytes of buffers: whole images if one fits.
+        """Tasks ``(images, rows)`` within ``budget`` bytes of buffers: whole images, if they fit.
 
         Several whole images to a strip where they fit (one product then
         spans them all), else strips of an even number of rows.
@@ -168,14 +168,14 @@ class _Tiles:
 def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
     """The plan of a layer by F(2 x 2, 3 x 3): strips of output rows (even counts), threads.
 
-    A strip's buffers are about four times its output, and its ~50 NumPy calls
-    want long strips, so strips are cut here (`_Tiles.cut`), not by the
+    A strip's buffers are about four times its output, and its ~50 NumPy
+    calls want long strips, so strips are cut here (`_Tiles.cut`), not by the
     driver's rule for the other paths (all strips together within the
     output's size): each at most ``Settings.winograd_strip_bytes``, all the
     threads' together and the kernel's transform within three times the
-    output (strips of ``Settings.min_strip_bytes`` at least). Layers of fewer than
-    `_FEWEST_CHANNELS` input channels a group get an infinite estimate: they
-    run here when asked for by name only. Raises ValueError where the path
+    output (strips of ``Settings.min_strip_bytes`` at least). Layers of fewer
+    than `_FEWEST_CHANNELS` input channels a group get an infinite estimate:
+    they run here when asked for by name only. Raises ValueError where the path
     does not take the layer (`_check`).
     """
     _check(kernel_shape, geometry, dtype)
@@ -232,7 +232,9 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
         if not finite:
             spoilt.append((batch_slice, rows))
 
-    layer._run(strip, plan_)
+    # BLAS on one thread while the strips are the threads (as ``layer.py`` runs).
+    with driver.single_threaded_blas(plan_.settings.limit_blas):
+        driver.run(strip, plan_)
     for batch_slice, rows in spoilt:
         _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias,
               out, batch_slice, rows)
@@ -252,7 +254,7 @@ def _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bia
 
 
 def _strip(arena, tiles, u, bias, out, batch_slice, rows):
-    """Output ``rows`` (an even start) of images ``batch_slice`` into ``out``; whether all finite."""
+    """Output ``rows`` (from an even row) of images ``batch_slice``; whether all were finite."""
     n = batch_slice.stop - batch_slice.start
     c, o, s, dtype = tiles.in_channels, tiles.out_channels, tiles.s, tiles.dtype
     groups = tiles.groups
@@ -270,7 +272,7 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
             tiles.source.region(slice(image * c, (image + 1) * c),
                                 range(top, top + 2 * (tile_rows + 1), 2), range(q, q + 2 * s, 2),
                                 dtype, out=grid[:, i])
-    rows_in = arena.take((2, length + 1), dtype)      # B^T d of one transform row, per column phase
+    rows_in = arena.take((2, length + 1), dtype)      # B^T d, one row k, per column phase
     cells = arena.take((2, length), dtype)             # V[k, l] of two columns l
     products_ = arena.take((2, out_length), dtype)     # M[k, 1], M[k, 2]
     result = arena.take((4, out_length), dtype)        # y, per output phase (row % 2, col % 2)
