@@ -15,6 +15,7 @@ from convolution import (conv1d, conv1d_backward, conv2d, conv3d, conv3d_backwar
                          conv_output_shape, conv_transpose1d, conv_transpose3d,
                          conv_transpose_output_shape, convnd_layer_loops, convnd_loops,
                          conv_transposend_loops, reference)
+from convolution import settings
 from convolution.fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from convolution.padding import PADDING_MODES
 from convolution.shapes import as_tuple, check_axes, conv_geometry
@@ -623,16 +624,16 @@ class TestErrors(unittest.TestCase):
 
 class TestBorderSources(unittest.TestCase):
 
-    def test_fold1d_border_cells_are_the_source_map(self):
-        # fast_fold1d works out the few padded cells at the ends without the whole map.
-        from convolution.padding import _source_map
+    def test_border_cells_are_the_source_map(self):
+        # padding.source_cells works out the few padded cells at the ends without the whole map.
+        from convolution.padding import source_cells, source_map
         for length, before, after, mode in itertools.product((1, 2, 3, 7), (0, 1, 5, 16),
                                                             (0, 2, 9), MODES):
-            expected = _source_map(length, before, after, mode)
+            expected = source_map(length, before, after, mode)
             cells = np.arange(len(expected))
             with self.subTest(length=length, before=before, after=after, mode=mode):
                 np.testing.assert_array_equal(
-                    fast_fold1d.sources(cells, length, before, after, mode), expected)
+                    source_cells(cells, length, before, after, mode), expected)
 
 
 class TestMemory(unittest.TestCase):
@@ -653,7 +654,9 @@ class TestMemory(unittest.TestCase):
                 extra = peak - out.nbytes
                 # The block budgets (a few MiB) and the strips; never the whole padded volume
                 # nor kernel-sized multiples of it (27 x the input for an im2col).
-                self.assertLess(extra, max(fast_depth3d.BLOCK_BYTES, 8 << 20) + volume.nbytes)
+                self.assertLess(extra, max(settings.current().strip_bytes,
+                                           settings.current().slice_block_bytes)
+                                + volume.nbytes)
 
     def test_fold1d_memory_is_bounded(self):
         x = np.random.default_rng(16).standard_normal(2 * 10 ** 6)
