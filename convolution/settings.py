@@ -80,10 +80,11 @@ class Settings:
     pair_limit: int = 64
     #: ... and only where its matrix products are estimated to take longer than this (ns).
     pair_floor_ns: float = 5e5
-    #: Output rows (of `fold_width` outputs) a product of 'fold' takes (fast/fold1d.py): a
-    #: chunk of output that stays in cache (one core: 8192 rows of 8 float64, 512 KiB, beat
-    #: 2048 by 1.2 times).
-    fold_rows: int = 8192
+    #: Folded rows (8 outputs each for a short kernel) a product of 'fold' takes
+    #: (fast/fold1d.py): a chunk of output that stays in cache with its input and scratch
+    #: (one core, float64: 4096 rows, 256 KiB, as fast as 8192 and 1.1 to 1.2 times faster
+    #: than 2048 or 1024; on a loaded machine, a little faster than 8192).
+    fold_rows: int = 4096
     #: Rows a product of 'fold' takes where it copies overlapping rows (long kernels).
     fold_copy_rows: int = 512
     #: conv1d's 'auto' folds signals of at least this many samples; shorter ones go through

@@ -78,14 +78,14 @@ def _layout(span, stride, s):
     """Outputs per folded row, and folded rows per product, for a kernel spanning ``span`` cells.
 
     Measured on one core against each other (float64, 10**6 samples): 8 outputs a row and
-    ``fold_rows`` rows a product for a span up to 8 strides (k = 7); 32 and a sixteenth of
-    them up to 32 strides (k = 31: 1.2 times faster than 16 outputs on copied rows); beyond,
+    ``fold_rows`` rows a product for a span up to 8 strides (k = 7); 32 and an eighth of
+    those rows up to 32 strides (k = 31: 1.2 times faster than 16 outputs on copied rows); beyond,
     16 outputs a row on copied rows (``fold_copy_rows`` a product).
     """
     if span <= 8 * stride:
         return 8, s.fold_rows
     if span <= 32 * stride:
-        return 32, max(1, s.fold_rows // 16)
+        return 32, max(1, s.fold_rows // 8)
     return 16, s.fold_copy_rows
 
 
@@ -123,10 +123,10 @@ def _taps(cells, kernel, stride, dilation, count, out):
     over the taps only, so NaN and infinity reach exactly their windows.
     """
     span = dilation * (len(kernel) - 1)
-    windows = np.lib.stride_tricks.as_strided(
-        cells, (count, len(kernel)), (stride * cells.strides[0], dilation * cells.strides[0]),
-        writeable=False)
     assert (count - 1) * stride + span < len(cells)
+    cells = np.ascontiguousarray(cells)
+    windows = np.ndarray((count, len(kernel)), cells.dtype, cells, 0,
+                         (stride * cells.itemsize, dilation * cells.itemsize))
     np.matmul(windows, kernel, out=out)
     return out
 
@@ -199,8 +199,10 @@ class _Fold:
         row_ns = (products(macs, self.toeplitz.nbytes, dtype, s)
                   + cell_scale(dtype) * (moved * s.copy_ns + self.width * s.flat_ns / 8
                                          + (0 if in_place else self.period * s.fetch_ns)))
+        # A strip's buffers: its chunk's scratch, whatever its rows (so strips are as long as
+        # the threads allow), and a copy of its input cells where the signal is not in place.
         return driver.Work(
-            row_bytes=(self.width + (0 if in_place else self.period)) * itemsize,
+            row_bytes=max(1, 0 if in_place else self.period * itemsize),
             extra_rows=-(-self.reach // self.period), row_ns=row_ns, calls=3,
             row_calls=(2 if self.copies else 4) / self.step, fixed_ns=4 * s.call_ns)
 
