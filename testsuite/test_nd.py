@@ -20,7 +20,7 @@ from convolution.fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from convolution.padding import PADDING_MODES
 from convolution.shapes import as_tuple, check_axes, conv_geometry
 
-from .common import matplotlib, optional, torch
+from .common import forced_threads, matplotlib, optional, torch
 
 ndimage = optional("scipy.ndimage")
 dask_array = optional("dask.array")
@@ -195,6 +195,28 @@ class TestAgainstLoops(unittest.TestCase):
                     got = conv3d(x, w, stride, 1, padding, padding_mode=mode, method="fold")
                     self.assertEqual(got.dtype, np.float32)
                     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+    def test_fold_paths_in_strips_and_threads(self):
+        # Tiny strips, products and blocks, on three threads: the seams between strips (and
+        # the strips' conversion of a strided float32 signal) change nothing.
+        rng = np.random.default_rng(30)
+        signals = rng.standard_normal((3, 6000))
+        cases = [(signals, rng.standard_normal(k), dict(padding=padding, padding_mode=mode))
+                 for k, padding, mode in [(7, "same", "reflect"), (31, (30, 0), "zeros"),
+                                          (101, "full", "circular")]]
+        cases.append((signals.astype(np.float32)[:, ::2], rng.standard_normal(9).astype(
+            np.float32), dict(padding=4, padding_mode="symmetric")))
+        volume = rng.standard_normal((2, 13, 21, 17)).astype(np.float32)
+        for x, w, params in cases + [(volume, rng.standard_normal((3, 4, 3)).astype(np.float32),
+                                      dict(padding=(1, 2, 1), padding_mode="replicate"))]:
+            function = conv1d if w.ndim == 1 else conv3d
+            with self.subTest(shape=x.shape, kernel=w.shape, **params):
+                expected = function(x, w, method="direct", **params)
+                with settings.using(fold_rows=16, fold_copy_rows=8, strip_bytes=2048,
+                                    min_strip_bytes=1024, depth_rows=2), forced_threads(3):
+                    got = function(x, w, method="fold", **params)
+                np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+                self.assertEqual(got.dtype, expected.dtype)
 
     def test_layers_against_loops(self):
         rng = np.random.default_rng(4)
@@ -499,6 +521,18 @@ class TestDtypesAndNaN(unittest.TestCase):
             expected = conv1d(np.isnan(x) | np.isinf(x), np.ones(9, int), padding="same",
                               padding_mode="reflect") > 0
             np.testing.assert_array_equal(~np.isfinite(got), expected)
+        # One NaN or infinity at every place of a folded row, for each layout of the rows.
+        x = rng.standard_normal(12000)
+        for k in (7, 31, 101):
+            w = rng.standard_normal(k)
+            for place in range(6000, 6033):
+                y = x.copy()
+                y[place] = np.nan if place % 2 else -np.inf
+                with self.subTest(k=k, place=place):
+                    got = conv1d(y, w, method="fold")
+                    expected = np.zeros(len(x) - k + 1, bool)
+                    expected[place - k + 1:place + 1] = True
+                    np.testing.assert_array_equal(~np.isfinite(got), expected)
         v = rng.standard_normal((10, 30, 20)).astype(np.float32)
         v[4, 10, 3] = np.nan
         got = conv3d(v, rng.standard_normal((3, 3, 3)), padding=1, method="fold")

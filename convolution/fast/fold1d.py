@@ -17,9 +17,8 @@ output row ``r`` reads its own row and the start of the next ones, so with
 
 each term a matrix product over the whole folded signal (in chunks of
 ``Settings.fold_rows`` rows that stay in cache), when the kernel spans at
-most one row. NumPy
-hands each to BLAS, which does the multiply-adds of many rows in one call,
-with the GIL released. ``X[1:, :w_1]`` is a view with the row stride ``P``,
+most one row. NumPy hands each to BLAS, which does the multiply-adds of
+many rows in one call, with the GIL released. ``X[1:, :w_1]`` is a view with the row stride ``P``,
 which BLAS takes as it is: nothing is copied. A longer kernel would take
 one term per row it spans; instead, a chunk of overlapping rows, each the
 cells its block reads, is copied (in cache) and multiplied by the whole of
@@ -35,16 +34,22 @@ Cost per output
 BLAS speed, with ``W = 8`` for a short kernel, 32 for a middling one and 16
 for a long one; plus one addition for the second product, or
 ``(W + span) / W`` copied cells.
-Measured on one core: about np.correlate's time at k = 7 (its loop is
-hard to beat there), a quarter of it at k = 31, a third at k = 101.
+Measured on one core (``benchmarks/nd.py``): 1.2 to 1.4 times
+np.correlate's time at k = 7 (its loop is hard to beat there: the products
+alone take about its time, the NaN gate and the call the rest), a quarter
+of it at k = 31, a third to a half at k = 101.
 Memory: the Toeplitz matrix (``(W * s + span) * W`` cells) and one chunk of
-output rows; the signal is read in place.
+output rows (and of copied rows) per thread; the signal is read in place
+(a strip converts its own part of it, where it is not contiguous float).
 
 Limits
 ------
 Real float32 and float64 only (BLAS; integers go through the exact tap
 loops). A product sums the zeros of ``T`` times every cell of the row too,
-so a NaN or an infinity in a row's input would reach all of its outputs:
+so a NaN or an infinity in a row's input would reach all of its outputs.
+Every output of a row multiplies every cell the row reads, so one column
+of a chunk's outputs tells whether any of them met a NaN or an infinity (a
+sum of a few thousand cells, not of the whole chunk); where it did, the
 rows whose outputs are not all finite are done again window by window (each
 window's taps times the kernel, nothing else), so that NaN and infinity
 reach exactly the outputs whose window holds them. The borders (the outputs
