@@ -6,8 +6,11 @@ the filters in every border mode, the adjoint identity, exact integers, NaN
 placement, Dask, and every error path.
 """
 import itertools
+import threading
 import tracemalloc
 import unittest
+import warnings
+from unittest import mock
 
 import numpy as np
 
@@ -143,6 +146,18 @@ class TestGeometry(unittest.TestCase):
                 check_axes(axes, 3, 2)
 
 
+def _meet_once(function, barrier):
+    """``function``, which waits at ``barrier`` the first time each thread calls it."""
+    met = set()
+
+    def wrapper(*args, **kwargs):
+        if threading.get_ident() not in met:
+            met.add(threading.get_ident())
+            barrier.wait(timeout=60)       # a broken barrier: fewer threads ran strips
+        return function(*args, **kwargs)
+    return wrapper
+
+
 class TestAgainstLoops(unittest.TestCase):
     """Every method against the tutorial's N-d loops, on seeded random cases."""
 
@@ -208,13 +223,33 @@ class TestAgainstLoops(unittest.TestCase):
         cases.append((signals.astype(np.float32)[:, ::2], rng.standard_normal(9).astype(
             np.float32), dict(padding=4, padding_mode="symmetric")))
         volume = rng.standard_normal((2, 13, 21, 17)).astype(np.float32)
+        # NaN and infinity too: the threads that meet them warn of nothing (the products
+        # multiply T's zeros by them on purpose).
+        spoiled = signals.copy()
+        spoiled[:, ::701], spoiled[:, 5::997] = np.inf, np.nan
+        cases.append((spoiled, rng.standard_normal(31), dict(padding="same")))
+        hollow = volume.copy()
+        hollow[:, ::5, 3, 4] = -np.inf
         for x, w, params in cases + [(volume, rng.standard_normal((3, 4, 3)).astype(np.float32),
-                                      dict(padding=(1, 2, 1), padding_mode="replicate"))]:
+                                      dict(padding=(1, 2, 1), padding_mode="replicate")),
+                                     (hollow, rng.standard_normal((2, 3, 3)).astype(np.float32),
+                                      dict(padding=1))]:
             function = conv1d if w.ndim == 1 else conv3d
+            # Each of the three threads waits for the others at its first strip: all three
+            # run strips, whatever the machine's speed.
+            barrier = threading.Barrier(3)
+            if w.ndim == 1:
+                patched = mock.patch.object(fast_fold1d._Fold, "products", _meet_once(
+                    fast_fold1d._Fold.products, barrier))
+            else:
+                patched = mock.patch.object(fast_depth3d, "_fetch", _meet_once(
+                    fast_depth3d._fetch, barrier))
             with self.subTest(shape=x.shape, kernel=w.shape, **params):
                 expected = function(x, w, method="direct", **params)
                 with settings.using(fold_rows=16, fold_copy_rows=8, strip_bytes=2048,
-                                    min_strip_bytes=1024, depth_rows=2), forced_threads(3):
+                                    min_strip_bytes=1024, depth_rows=2), forced_threads(3), \
+                        warnings.catch_warnings(), patched:
+                    warnings.simplefilter("error", RuntimeWarning)
                     got = function(x, w, method="fold", **params)
                 np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
                 self.assertEqual(got.dtype, expected.dtype)

@@ -141,6 +141,12 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     plan = driver.plan(len(volumes), depth, out.nbytes, work, s)
 
     def strip(arena, batch, block):
+        # On the thread that runs the strip (errstate is per thread): the band's zeros
+        # times an infinity.
+        with np.errstate(invalid="ignore", over="ignore"):
+            blocks(arena, batch, block)
+
+    def blocks(arena, batch, block):
         z0, count = block.start, block.stop - block.start
         needed = (count - 1) * sd + (kd - 1) * dd + 1      # input slices the block reads
         shifted = arena.take((needed, lines, kw, width), dtype)
@@ -167,7 +173,6 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
                 for z in np.flatnonzero(~np.isfinite(result).all(axis=(1, 2))):
                     _taps(shifted, kernel, geometry, z, height, out[n, z0 + z])
 
-    with np.errstate(invalid="ignore", over="ignore"):   # the band's zeros times an infinity
-        with driver.single_threaded_blas(s.limit_blas):
-            driver.run(strip, plan)
+    with driver.single_threaded_blas(s.limit_blas):
+        driver.run(strip, plan)
     return out.reshape(matrix.shape[:-3] + geometry.output_shape)

@@ -249,11 +249,13 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
                     buffer = arena.take(cells.shape, dtype)
                     buffer[...] = cells
                     cells = buffer
-                fold.products(cells, body[n, part], arena)
+                # On the thread that runs the strip (errstate is per thread): T's zeros
+                # times an infinity.
+                with np.errstate(invalid="ignore", over="ignore"):
+                    fold.products(cells, body[n, part], arena)
 
-        with np.errstate(invalid="ignore", over="ignore"):    # T's zeros times an infinity
-            with driver.single_threaded_blas(s.limit_blas):
-                driver.run(strip, plan)
+        with driver.single_threaded_blas(s.limit_blas):
+            driver.run(strip, plan)
     rest = first + rows * fold.width
     for n, signal in enumerate(signals):
         if rest < stop:         # the body's last outputs, too few for a folded row
