@@ -144,9 +144,9 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
         # On the thread that runs the strip (errstate is per thread): the band's zeros
         # times an infinity.
         with np.errstate(invalid="ignore", over="ignore"):
-            blocks(arena, batch, block)
+            block_of_slices(arena, batch, block)
 
-    def blocks(arena, batch, block):
+    def block_of_slices(arena, batch, block):
         z0, count = block.start, block.stop - block.start
         needed = (count - 1) * sd + (kd - 1) * dd + 1      # input slices the block reads
         shifted = arena.take((needed, lines, kw, width), dtype)
