@@ -23,7 +23,7 @@ import numpy as np
 
 from . import settings as _settings
 from .conv import conv2d, conv2d_backward, conv_transpose2d
-from .padding import PADDING_MODES, source_map
+from .padding import PADDING_MODES, source_map, source_runs
 
 __all__ = ["plane", "depth_sources", "depth_sum", "depth_spread", "depth_backward",
            "dask_depth_sum"]
@@ -85,25 +85,46 @@ def _from_planes(planes, layer, n):
 
 
 def depth_sum(matrix, kernel, geometry, layer, groups, padding_mode, fill_value, dtype, method):
-    """conv3d: the sum over the depth taps of `conv2d` calls on blocks of slices, in ``dtype``."""
+    """conv3d: the sum over the depth taps of `conv2d` calls on blocks of slices, in ``dtype``.
+
+    Each tap reads its slices through the depth border's source map, run by
+    run (``padding.source_runs``): a run of input slices is a view of them
+    (reversed for a reflection), a replicated slice is convolved once for
+    the whole run, and the fill is convolved once as a slice of its own, or
+    not at all where it is zero and the tap's weights are finite (it adds
+    nothing then). No slice is copied here.
+    """
     if layer and matrix.ndim == 4:
         return depth_sum(matrix[np.newaxis], kernel, geometry, layer, groups, padding_mode,
                          fill_value, dtype, method)[0]
-    out_depth = geometry.output_shape[0]
     lead = matrix.shape[:-3]
     out_lead = (lead[0], kernel.shape[0]) if layer else lead
     out = np.zeros(out_lead + geometry.output_shape, dtype)
     slice_bytes = int(np.prod(lead)) * int(np.prod(matrix.shape[-2:])) * max(
         matrix.itemsize, np.dtype(dtype).itemsize)
+    n = out_lead[0] if layer else 0
+
+    def add(cells, weights, target):
+        part = conv2d(_as_planes(cells, layer), weights, padding_mode=padding_mode,
+                      fill_value=fill_value, groups=groups, method=method, **plane(geometry))
+        target += _from_planes(part, layer, n)     # one slice's part broadcasts over a run
+
     for tap in range(kernel.shape[-3]):
-        sources = depth_sources(geometry, padding_mode, tap)
         weights = kernel[..., tap, :, :]
-        for block in _blocks(out_depth, slice_bytes):
-            cells = _slices(matrix, sources[block.start:block.stop], dtype, fill_value)
-            part = conv2d(_as_planes(cells, layer), weights, padding_mode=padding_mode,
-                          fill_value=fill_value, groups=groups, method=method, **plane(geometry))
-            out[..., block.start:block.stop, :, :] += _from_planes(part, layer, out_lead[0]
-                                                                   if layer else 0)
+        for run in source_runs(depth_sources(geometry, padding_mode, tap)):
+            target = out[..., run.start:run.start + run.length, :, :]
+            if run.first < 0:                         # the fill
+                if fill_value == 0 and np.isfinite(weights).all():
+                    continue
+                add(np.full(lead + (1,) + matrix.shape[-2:], fill_value, dtype), weights,
+                    target)
+            elif run.step == 0:                       # one slice, repeated
+                add(matrix[..., run.input_slice(), :, :], weights, target)
+            else:
+                cells = matrix[..., run.input_slice(), :, :]
+                for block in _blocks(run.length, slice_bytes):
+                    add(cells[..., block.start:block.stop, :, :], weights,
+                        target[..., block.start:block.stop, :, :])
     return out
 
 

@@ -569,6 +569,25 @@ class TestDtypesAndNaN(unittest.TestCase):
                     expected = np.zeros(len(x) - k + 1, bool)
                     expected[place - k + 1:place + 1] = True
                     np.testing.assert_array_equal(~np.isfinite(got), expected)
+        # An infinite weight times the zero fill of the depth border is NaN, as in the loops
+        # (the sum over depth taps must not leave the fill's slices out then).
+        v = rng.standard_normal((5, 6, 7))
+        w = rng.standard_normal((3, 2, 2))
+        w[0, 1, 1] = np.inf
+        for padding_mode, fill in (("zeros", 0), ("constant", 0), ("constant", 2.5),
+                                   ("replicate", 0)):
+            with self.subTest(padding_mode=padding_mode, fill_value=fill):
+                got = conv3d(v, w, padding=(2, 1, 0), padding_mode=padding_mode,
+                             fill_value=fill, method="direct")
+                expected = conv3d(v, w, padding=(2, 1, 0), padding_mode=padding_mode,
+                                  fill_value=fill, method="loops")
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+                zero_fill = fill == 0 and padding_mode != "replicate"
+                self.assertEqual(np.isnan(expected).any(), zero_fill)
+                finite = np.isfinite(expected)
+                np.testing.assert_array_equal(got[~finite & ~np.isnan(expected)],
+                                              expected[~finite & ~np.isnan(expected)])
+                np.testing.assert_allclose(got[finite], expected[finite])
         v = rng.standard_normal((10, 30, 20)).astype(np.float32)
         v[4, 10, 3] = np.nan
         got = conv3d(v, rng.standard_normal((3, 3, 3)), padding=1, method="fold")
