@@ -186,10 +186,15 @@ def depth_backward(grad_output, matrix, kernel, geometry, layer, groups, padding
                 method=method, **plane(geometry))
             grad_kernel[..., tap, :, :] += part_kernel
             # A gradient of a border slice goes to the slice it copies; the fill has none.
+            # Run by run: the slices of one run are distinct, but for a replicated one.
             part_matrix = _from_planes(part_matrix, layer, n)
-            inside = here >= 0
-            np.add.at(grad_matrix, (Ellipsis, here[inside], slice(None), slice(None)),
-                      part_matrix[..., inside, :, :])
+            for run in source_runs(here):
+                if run.first < 0:
+                    continue
+                piece = part_matrix[..., run.start:run.start + run.length, :, :]
+                if run.step == 0:
+                    piece = piece.sum(axis=-3, keepdims=True)
+                grad_matrix[..., run.input_slice(), :, :] += piece
     return grad_matrix, grad_kernel
 
 
