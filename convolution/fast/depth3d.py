@@ -129,7 +129,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     slice_cells = lines * kw * width
     cells = groups * rows * width
     work = driver.Work(
-        row_bytes=(sd * slice_cells + 2 * cells) * itemsize,
+        row_bytes=(sd * slice_cells + (1 if groups * rows == height else 2) * cells) * itemsize,
         extra_rows=max(0, -(-((kd - 1) * dd + 1 - sd) // sd)),
         row_ns=(products(kd * cells * per_group, bands[0].nbytes, dtype, s)
                 + cell_scale(dtype) * (sd * slice_cells * s.fetch_ns
@@ -150,10 +150,14 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
         z0, count = block.start, block.stop - block.start
         needed = (count - 1) * sd + (kd - 1) * dd + 1      # input slices the block reads
         shifted = arena.take((needed, lines, kw, width), dtype)
-        acc = arena.take((count, groups, rows, width), dtype)
+        # The sums go straight into the output where its rows are whole groups.
+        whole = groups * rows == height
+        acc = None if whole else arena.take((count, groups, rows, width), dtype)
         part = arena.take((count, groups, rows, width), dtype)
         strides = shifted.strides
         for n in range(*batch.indices(len(volumes))):
+            if whole:
+                acc = out[n, z0:z0 + count].reshape(count, groups, rows, width)
             padded = Padded(volumes[n], geometry.padding[1:], padding_mode, fill_value)
             _fetch(padded, source[z0 * sd:z0 * sd + needed], shifted, geometry, dtype,
                    fill_value)
@@ -167,7 +171,8 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
                 if a:
                     acc += part
             result = acc.reshape(count, groups * rows, width)[:, :height]
-            out[n, z0:z0 + count] = result
+            if not whole:
+                out[n, z0:z0 + count] = result
             if not np.isfinite(np.add.reduce(result, axis=None)):
                 # NaN or infinity: those slices tap by tap, exactly
                 for z in np.flatnonzero(~np.isfinite(result).all(axis=(1, 2))):
