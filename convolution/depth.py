@@ -92,7 +92,8 @@ def depth_sum(matrix, kernel, geometry, layer, groups, padding_mode, fill_value,
     (reversed for a reflection), a replicated slice is convolved once for
     the whole run, and the fill is convolved once as a slice of its own, or
     not at all where it is zero and the tap's weights are finite (it adds
-    nothing then). No slice is copied here.
+    nothing then). No slices are gathered into a copy (a layer's are laid
+    out as a batch of planes for `conv2d`, `_as_planes`, which copies them).
     """
     if layer and matrix.ndim == 4:
         return depth_sum(matrix[np.newaxis], kernel, geometry, layer, groups, padding_mode,
