@@ -87,13 +87,13 @@ def _from_planes(planes, layer, n):
 def depth_sum(matrix, kernel, geometry, layer, groups, padding_mode, fill_value, dtype, method):
     """conv3d: the sum over the depth taps of `conv2d` calls on blocks of slices, in ``dtype``.
 
-    Each tap reads its slices through the depth border's source map, run by
-    run (``padding.source_runs``): a run of input slices is a view of them
-    (reversed for a reflection), a replicated slice is convolved once for
-    the whole run, and the fill is convolved once as a slice of its own, or
-    not at all where it is zero and the tap's weights are finite (it adds
-    nothing then). No slices are gathered into a copy (a layer's are laid
-    out as a batch of planes for `conv2d`, `_as_planes`, which copies them).
+    A tap that reads one run of input slices, a stride apart, once the zero
+    fill is left out, reads them in place, a view: the zero fill adds
+    nothing where the tap's weights are finite, so its slices are not
+    convolved at all. A tap that reads its slices otherwise (a reflected,
+    replicated or circular border, a nonzero fill) gathers each block's
+    slices into one copy: one `conv2d` call per block rather than one per
+    run of slices.
     """
     if layer and matrix.ndim == 4:
         return depth_sum(matrix[np.newaxis], kernel, geometry, layer, groups, padding_mode,
@@ -108,24 +108,28 @@ def depth_sum(matrix, kernel, geometry, layer, groups, padding_mode, fill_value,
     def add(cells, weights, target):
         part = conv2d(_as_planes(cells, layer), weights, padding_mode=padding_mode,
                       fill_value=fill_value, groups=groups, method=method, **plane(geometry))
-        target += _from_planes(part, layer, n)     # one slice's part broadcasts over a run
+        target += _from_planes(part, layer, n)
 
     for tap in range(kernel.shape[-3]):
         weights = kernel[..., tap, :, :]
-        for run in source_runs(depth_sources(geometry, padding_mode, tap)):
-            target = out[..., run.start:run.start + run.length, :, :]
-            if run.first < 0:                         # the fill
-                if fill_value == 0 and np.isfinite(weights).all():
-                    continue
-                add(np.full(lead + (1,) + matrix.shape[-2:], fill_value, dtype), weights,
-                    target)
-            elif run.step == 0:                       # one slice, repeated
-                add(matrix[..., run.input_slice(), :, :], weights, target)
-            else:
-                cells = matrix[..., run.input_slice(), :, :]
-                for block in _blocks(run.length, slice_bytes):
-                    add(cells[..., block.start:block.stop, :, :], weights,
-                        target[..., block.start:block.stop, :, :])
+        sources = depth_sources(geometry, padding_mode, tap)
+        inside = np.flatnonzero(sources >= 0)
+        skip_fill = fill_value == 0 and np.isfinite(weights).all()
+        if skip_fill and not len(inside):
+            continue
+        lo, hi = (inside[0], inside[-1] + 1) if len(inside) else (0, 0)
+        step = sources[lo + 1] - sources[lo] if hi - lo > 1 else 1
+        if (hi - lo == len(inside) and (skip_fill or hi - lo == len(sources)) and step > 0
+                and (np.diff(sources[lo:hi]) == step).all()):
+            # One run of slices, a stride apart: a view.
+            cells = matrix[..., sources[lo]:sources[hi - 1] + 1:step, :, :]
+            for block in _blocks(hi - lo, slice_bytes):
+                add(cells[..., block.start:block.stop, :, :], weights,
+                    out[..., lo + block.start:lo + block.stop, :, :])
+            continue
+        for block in _blocks(len(sources), slice_bytes):
+            add(_slices(matrix, sources[block.start:block.stop], dtype, fill_value), weights,
+                out[..., block.start:block.stop, :, :])
     return out
 
 
