@@ -17,6 +17,8 @@ beside its plan and its cost formula:
     Overlap-save: the sums of each tile as a product of spectra.
 ``layer.py``
     A CNN layer's sums over channels as matrix products, one per stack of taps.
+``subpixel.py``
+    The transposed convolution: every stride phase of a block of rows in one product.
 ``operations.py``
     Every operation (the layer, the transposed convolution, both gradients)
     put in that one form, and the planner that routes a layer.
