@@ -3,53 +3,62 @@
 The idea
     A transposed convolution with stride s spreads each input cell over the
     output, s cells apart. Along one axis, kernel tap ``a`` lands input cell
-    ``i`` on output cell ``Y = i*s + a*d`` (before the padding is cropped):
-    on cell ``n*s + p`` with ``p = a*d % s`` (the tap's phase) and ``n = i +
-    a*d // s``. So the s cells ``n*s + p`` of one block ``n`` (its
-    sub-pixels) gather from the same few input cells ``n - reach .. n``, each
-    through the taps of its own phase (``shapes.stride_phase``); in 2-D, the
-    sh * sw sub-pixels of block ``(n, m)`` gather from one window of
-    ``(reach_h + 1) x (reach_w + 1)`` input cells. A window times one matrix
-    gives all of them at once: the transposed convolution is a plain
-    correlation at stride 1 with ``sh * sw * C_out`` output channels and a
-    kernel of ``ceil(kh/sh) x ceil(kw/sw)`` taps, whose channels are then
-    laid out as the sub-pixels of each block (the "sub-pixel convolution"
-    of Shi et al., 2016, read backwards; PyTorch's ``pixel_shuffle``).
+    ``i`` on output cell ``y = i*s + a*d - crop``. Cut the output into blocks
+    of s cells: ``y = n*s + p`` is sub-pixel ``p`` of block ``n``, and with
+    ``(p, o) = shapes.stride_phase(a*d - crop, s)`` (the tap's phase and
+    offset) tap ``a`` brings block ``n`` input cell ``n - o``. So the s
+    sub-pixels of a block gather from the same few input cells, each through
+    the taps of its own phase; in 2-D, the ``sh * sw`` sub-pixels of block
+    ``(n, m)`` gather from one window of ``(reach_h + 1) x (reach_w + 1)``
+    input cells (``reach``: the offsets' range; `Axis` places the blocks so
+    that it is smallest). A window times one matrix gives all of them at
+    once: the transposed convolution is a plain correlation at stride 1 with
+    ``sh * sw * C_out`` output channels and a kernel of ``ceil(kh/sh) x
+    ceil(kw/sw)`` taps, whose channels are then laid out as the sub-pixels
+    of each block (the "sub-pixel convolution" of Shi et al., 2016, read
+    backwards; PyTorch's ``pixel_shuffle``).
 
-    As a product: lay each input row out once per column offset ``0 ..
-    reach_w`` (``shifts`` copies, each shifted by one more cell; and the
+    As a product: lay each input row out once per column shift ``0 ..
+    reach_w`` (``shifts`` copies, each shifted by one more cell, with the
     group's input channels between them). The ``R + reach_h`` consecutive
-    rows of that layout below block row ``n`` are then one matrix of ``K =
-    (R + reach_h) * C_in / groups * shifts`` rows, read in place, and the
-    ``R`` block rows from ``n`` on are the band ``(M, K)`` times it, with
-    ``M = R * C_out / groups * sh * sw`` rows of weights (`band`: the
-    kernel's taps on its diagonals, zeros elsewhere). ``R`` is 1 wherever
-    the sub-pixels alone give BLAS four rows or more. One ``np.matmul``
-    takes every block row of a strip, in C, and ``sh * sw`` strided copies
-    put the sub-pixels where they go in the output, cropping the padding.
+    rows of that layout from block row ``n``'s first are then one matrix of
+    ``K = (R + reach_h) * C_in / groups * shifts`` rows, read in place, and
+    the ``R`` block rows from ``n`` on are the band ``(M, K)`` times it,
+    ``M = R * C_out / groups * sh * sw`` rows of weights (`band`: each
+    sub-pixel's taps where its rows and shifts meet them, zeros elsewhere).
+    ``R`` is 1 wherever the sub-pixels give BLAS four rows or more. One
+    ``np.matmul`` takes every block row of a strip. A band of few rows is
+    multiplied transposed, ``(width, K) @ (K, M)``: each block's ``sw``
+    column sub-pixels then lie side by side, as in the output, and an output
+    row copies as units of ``sw`` cells, one call per row sub-pixel for the
+    whole strip; a band of many rows, as it is, and each sub-pixel copies to
+    its strided place in the output.
 
 Cost per output
-    About ``K / (R * sh * sw)`` ... precisely ``K`` multiply-adds in BLAS per
-    block and output channel, ``(reach_h + R) * (reach_w + 1)`` taps where
-    the phase's own correlation has ``ceil(kh/sh) * ceil(kw/sw)`` or fewer
-    (the band's zeros): for a 4 x 4 kernel at stride 2 none are wasted, for
-    5 x 5 a third. The input is fetched once and copied ``shifts`` times,
-    1 / (sh * sw) of an output's size each, and each output cell written
-    once. Against the stride phases as separate correlations (``fast/
-    operations.py``), each of which copies its own shifted rows of the same
-    input and writes its strided slice, this shares the input's copies
-    between the phases and makes one product call where they make one per
-    phase, and no planning per phase.
+    ``K`` multiply-adds in BLAS per block and output channel: ``(R + reach_h)
+    * (reach_w + 1)`` taps where the phase's own correlation has about
+    ``kh/sh * kw/sw`` (the band's zeros): for a 4 x 4 kernel at stride 2 none
+    are wasted, for 5 x 5 a third. The input is fetched once and copied
+    ``shifts`` times, ``1 / (sh * sw)`` of an output's size each, and each
+    output cell is written once. Against the stride phases as separate
+    correlations (``fast/operations.py``), each of which copies its own
+    shifted rows of the same input and writes its strided slice, this shares
+    the input's copies between the phases, and makes one product call and
+    one plan where they make one per phase. Measured, float32, one thread,
+    a 256 x 256 input at stride 2: 5 x 5, 0.55 and 11 x 11, 0.35 of the time
+    of conv2d over the zero-spread input; the phases' correlations took 1.75
+    and 1.0.
 
 Limits
     Floats that BLAS takes, finite kernels and finite data: the band's zeros
     would spread a NaN or an infinity onto the sub-pixels of other phases
     (0 * inf is NaN), so the caller sends those to the stride phases'
-    correlations, which read only their own taps. The band holds ``R *
-    (R + reach_h) / ceil(kh/sh)`` times the kernel's weights; it is kept
-    (`kernel_cache`) for kernels of up to `CACHED_CELLS` weights. Memory:
-    one strip's fetched rows, their shifted layout and its products (the
-    driver's strips: a few MiB), and the band.
+    correlations, which read only their own taps. At stride 1 the caller
+    keeps to the correlation, which the planner routes. The band holds about
+    ``R * (R + reach_h) * (reach_w + 1) * sh * sw / (kh * kw)`` times the
+    kernel's weights; it is kept (`kernel_cache`) for kernels of up to
+    `CACHED_CELLS` weights. Memory: one strip's fetched rows, their shifted
+    layout and its products (the driver's strips: a few MiB), and the band.
 """
 import math
 
@@ -61,48 +70,63 @@ from ..shapes import stride_phase
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
 
-__all__ = ["CACHED_CELLS", "Axis", "axis", "band", "plan", "run"]
+__all__ = ["CACHED_CELLS", "Axis", "band", "plan", "run"]
 
 #: Kernels of more weights than this build their band each call (kept: at most this many).
 CACHED_CELLS = 4096
 
 
 class Axis:
-    """One axis of the transposed convolution as blocks of ``stride`` sub-pixels.
+    """One axis of the transposed convolution as blocks of ``stride`` output cells.
 
-    ``phases``: the phases some tap lands on, sorted; ``tap_phase[a]`` and
-    ``tap_offset[a]``: tap ``a``'s phase and the blocks it reaches ahead
-    (``shapes.stride_phase`` of ``a * dilation``); ``reach``: the largest of
-    these. Output cell ``y`` is sub-pixel ``(y + crop) % stride`` of block
-    ``(y + crop) // stride``; ``first`` and ``count``: the blocks that hold
-    output cells, from ``crop // stride`` on.
+    Output cell ``y`` gathers input cell ``i`` through tap ``a`` where ``y =
+    i*stride + a*dilation - crop``. Cut the output into blocks of ``stride``
+    cells from cell ``-align`` on: ``y + align = n*stride + p``, sub-pixel
+    ``p`` of block ``n``, and ``n = i + o`` with ``(p, o) =
+    shapes.stride_phase(a*dilation - crop + align, stride)``: the tap's phase
+    and offset (`tap_phase`, `tap_offset`). ``align`` is chosen so that a
+    block's taps reach as few input cells as can be (block grid on the full
+    result's, before the crop); `count` blocks hold output cells.
+    ``phases``: the sub-pixels some tap reaches, sorted; ``last``: the
+    largest offset (block ``n`` reads input cells from ``n - last`` on),
+    ``reach``: the largest less the smallest.
     """
 
-    def __init__(self, kernel_size, stride, dilation, crop, out_size):
-        split = [stride_phase(a * dilation, stride) for a in range(kernel_size)]
-        self.stride, self.crop, self.out_size = stride, crop, out_size
-        self.tap_phase = tuple(p for p, _ in split)
-        self.tap_offset = tuple(o for _, o in split)
+    def __init__(self, kernel_size, stride, dilation, crop, out_size, align=None):
+        def split(shift):
+            return [stride_phase(a * dilation - crop + shift, stride) for a in range(kernel_size)]
+
+        def reach(shift):
+            offsets = [o for _, o in split(shift)]
+            return max(offsets) - min(offsets)
+
+        if align is None:
+            align = min(range(stride), key=reach)
+        taps = split(align)
+        self.stride, self.out_size, self.align = stride, out_size, align
+        self.tap_phase = tuple(p for p, _ in taps)
+        self.tap_offset = tuple(o for _, o in taps)
         self.phases = tuple(sorted(set(self.tap_phase)))
-        self.reach = max(self.tap_offset)
-        self.first = crop // stride
-        self.count = -(-(crop + out_size) // stride) - self.first
+        self.last = max(self.tap_offset)
+        self.reach = self.last - min(self.tap_offset)
+        self.count = -(-(out_size + align) // stride)
 
-    def cells(self, phase, start, stop):
-        """Blocks ``start .. stop - 1`` (counted from `first`) as far as sub-pixel
-        ``phase`` of them is an output cell: ``(lo, hi, y0)``, output cells
-        ``y0, y0 + stride, ...`` from block ``lo`` to ``hi - 1``; None if none is."""
-        s, offset = self.stride, self.crop - phase
-        lo = max(start, -(-offset // s) - self.first)
-        hi = min(stop, (self.out_size - 1 + offset) // s - self.first + 1)
-        if lo >= hi:
-            return None
-        return lo, hi, s * (self.first + lo) - offset
+    def blocks(self, phase, start, stop):
+        """``(lo, hi)``: of blocks ``start .. stop - 1``, those whose sub-pixel ``phase`` is a
+        cell of the output (``0 <= n*stride + phase - align < out_size``)."""
+        s, shift = self.stride, self.align - phase
+        return max(start, -(-shift // s)), min(stop, -(-(self.out_size + shift) // s))
+
+    def cell(self, block, phase):
+        """The output cell of sub-pixel ``phase`` of ``block``."""
+        return block * self.stride + phase - self.align
 
 
-def axis(kernel_size, stride, dilation, crop, out_size):
-    """The `Axis` of these parameters."""
-    return Axis(kernel_size, stride, dilation, crop, out_size)
+#: Bands of more rows than this multiply as they are, ``(M, K) @ (K, width)``; of fewer,
+#: transposed. Measured, float32, ms: (width, K) @ (K, M) against (M, K) @ (K, width) for
+#: M = 4, K = 9, width 258: 0.068 and 0.068 (and the copies out half as long); for M = 128,
+#: K = 256, width 17: 2.6 against 1.1.
+_BY_ROWS = 16
 
 
 def _rows_per_product(out_channels, phases, s):
@@ -115,27 +139,28 @@ def _rows_per_product(out_channels, phases, s):
     return max(1, -(-s.band_rows // (out_channels * phases)))
 
 
-def _band(kernel, groups, strides, dilations, rows):
+def _band(kernel, groups, strides, dilations, crops, rows):
     """The band: (groups, M, K) weights, M over (block row, channel out, row phase, column
     phase), K over (input row, channel in, column shift) of one product (see the module's
-    docstring). ``kernel`` (C_in, C_out / groups, kh, kw), the transposed layout."""
+    docstring). ``kernel`` (C_in, C_out / groups, kh, kw), the transposed layout; ``crops``
+    per axis, ``(crop - align) % stride`` (the rest shifts every block alike).
+    """
     in_channels, per_out, kh, kw = kernel.shape
     per_in = in_channels // groups
     (sh, sw), (dh, dw) = strides, dilations
-    rows_axis, cols_axis = Axis(kh, sh, dh, 0, 1), Axis(kw, sw, dw, 0, 1)
-    reach_h, reach_w = rows_axis.reach, cols_axis.reach
+    rows_axis, cols_axis = Axis(kh, sh, dh, crops[0], 1, 0), Axis(kw, sw, dw, crops[1], 1, 0)
     # (groups, C_in / groups, C_out / groups, kh, kw) -> (groups, C_out / groups, C_in / groups, ...)
     weights = kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4)
     matrix = np.zeros((groups, rows, per_out, len(rows_axis.phases), len(cols_axis.phases),
-                       rows + reach_h, per_in, reach_w + 1), kernel.dtype)
+                       rows + rows_axis.reach, per_in, cols_axis.reach + 1), kernel.dtype)
     for a in range(kh):
         p = rows_axis.phases.index(rows_axis.tap_phase[a])
+        line = rows_axis.last - rows_axis.tap_offset[a]
         for b in range(kw):
             r = cols_axis.phases.index(cols_axis.tap_phase[b])
-            shift = reach_w - cols_axis.tap_offset[b]
+            shift = cols_axis.last - cols_axis.tap_offset[b]
             for i in range(rows):
-                matrix[:, i, :, p, r, i + reach_h - rows_axis.tap_offset[a], :, shift] = (
-                    weights[..., a, b])
+                matrix[:, i, :, p, r, i + line, :, shift] = weights[..., a, b]
     matrix = matrix.reshape(groups, rows * per_out * len(rows_axis.phases)
                             * len(cols_axis.phases), -1)
     matrix.flags.writeable = False      # cached: shared by every call with this kernel
@@ -145,11 +170,11 @@ def _band(kernel, groups, strides, dilations, rows):
 _cached_band = kernel_cache(maxsize=64)(_band)
 
 
-def band(kernel, groups, strides, dilations, rows):
+def band(kernel, groups, strides, dilations, crops, rows):
     """`_band`, kept for kernels of up to `CACHED_CELLS` weights (read-only)."""
     if kernel.size > CACHED_CELLS:
-        return _band(kernel, groups, strides, dilations, rows)
-    return _cached_band(kernel, groups, strides, dilations, rows)
+        return _band(kernel, groups, strides, dilations, crops, rows)
+    return _cached_band(kernel, groups, strides, dilations, crops, rows)
 
 
 class _Layout:
@@ -162,6 +187,7 @@ class _Layout:
         (top, _), (left, _) = geometry.padding
         self.rows = Axis(kh, sh, dh, top, geometry.output_shape[0])
         self.cols = Axis(kw, sw, dw, left, geometry.output_shape[1])
+        self.crops = ((top - self.rows.align) % sh, (left - self.cols.align) % sw)
         self.batch, self.in_channels, self.groups = batch, in_channels, groups
         self.per_in, self.per_out = in_channels // groups, per_out
         self.sub_pixels = len(self.rows.phases) * len(self.cols.phases)
@@ -177,14 +203,13 @@ class _Layout:
         fetched = self.in_channels * (self.width + self.cols.reach)
         shifted = self.in_channels * self.shifts * self.width
         written = self.groups * self.per_out * self.sub_pixels * self.width
-        macs = written * self.depth
         row_ns = (cell_scale(dtype) * (fetched * s.fetch_ns + shifted * s.copy_ns
-                                       + written * s.strided_ns)
-                  + products(macs, self.depth * self.width * itemsize, dtype, s))
+                                       + written * s.copy_ns)
+                  + products(written * self.depth, self.depth * self.width * itemsize, dtype, s))
         return driver.Work(row_bytes=(fetched + shifted + written) * itemsize,
                            extra_rows=self.rows.reach + self.R - 1, row_ns=row_ns,
-                           calls=FETCH_CALLS + 2 + self.sub_pixels, fixed_ns=2 * s.call_ns,
-                           rows_multiple=self.R)
+                           calls=FETCH_CALLS + 2 + self.R * len(self.rows.phases),
+                           fixed_ns=2 * s.call_ns, rows_multiple=self.R)
 
 
 def plan(images_shape, kernel_shape, geometry, groups, dtype, s):
@@ -202,36 +227,65 @@ def plan(images_shape, kernel_shape, geometry, groups, dtype, s):
 
 
 def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
-    """Fill ``out`` (N, C_out, H_out, W_out) with the transposed convolution, as planned.
+    """Fill ``out`` (N, C_out, H_out, W_out), C-contiguous, with the transposed convolution.
 
     ``images`` (N, C_in, H, W) and ``kernel`` (C_in, C_out / groups, kh, kw)
-    finite, of a dtype BLAS takes; ``bias`` (C_out,) or None.
+    finite, of a dtype BLAS takes; ``bias`` (C_out,) or None; ``plan_`` as
+    `plan` made it.
+
+    A band of at most `_BY_ROWS` rows multiplies transposed, ``(width, K) @
+    (K, M)``: the result's rows are block columns, each block's ``sw``
+    column sub-pixels side by side, as the output holds them, so that an
+    output row copies as units of ``sw`` cells (one NumPy call for every
+    channel and block row of a strip, per row sub-pixel), not as ``sw``
+    strided copies of single cells.
     """
     layout = plan_.detail
     rows_axis, cols_axis, R = layout.rows, layout.cols, layout.R
     batch, in_channels = images.shape[:2]
     G, per_in, per_out = groups, layout.per_in, layout.per_out
     n_rows, n_cols = len(rows_axis.phases), len(cols_axis.phases)
-    matrix = band(kernel, groups, geometry.stride, geometry.dilation, R)[np.newaxis, :, np.newaxis]
-    reach_h, reach_w, shifts, width = rows_axis.reach, cols_axis.reach, layout.shifts, layout.width
+    (sh, sw), (out_h, out_w) = geometry.stride, geometry.output_shape
+    weights = band(kernel, groups, geometry.stride, geometry.dilation, layout.crops, R)
+    M = weights.shape[1]
+    # Products of few rows transposed, so that each output row copies as units of sw
+    # cells (of a size NumPy copies in one move); of many, as they are, with BLAS's
+    # favourite shapes (`_BY_ROWS`).
+    by_rows = M > _BY_ROWS or sw * np.dtype(dtype).itemsize not in (4, 8, 16)
+    weights = weights[np.newaxis, :, np.newaxis]     # (1, G, 1, M, K)
+    reach_w, shifts, width = cols_axis.reach, layout.shifts, layout.width
     depth, itemsize = layout.depth, np.dtype(dtype).itemsize
-    # The input with reach_h rows and reach_w columns of zeros before it: its row
-    # rows_axis.first + t is the first that block row t of the output reads.
-    source = Padded(images.reshape((-1,) + images.shape[2:]), ((reach_h, 0), (reach_w, 0)))
-    columns = range(cols_axis.first, cols_axis.first + width + reach_w)
-    out_groups = out.reshape((batch, G, per_out) + out.shape[2:])
-    grouped_bias = None if bias is None else bias.reshape(1, G, per_out, 1, 1)
-    if n_rows < rows_axis.stride or n_cols < cols_axis.stride:   # sub-pixels no tap reaches
-        out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]
-    col_cells = [cols_axis.cells(r, 0, width) for r in cols_axis.phases]
+    # Block n reads input rows from n - rows_axis.last on, columns likewise: the input
+    # padded with zeros before it as far as those go below 0.
+    top, left = max(rows_axis.last, 0), max(cols_axis.last, 0)
+    source = Padded(images.reshape((-1,) + images.shape[2:]), ((top, 0), (left, 0)))
+    columns = range(left - cols_axis.last, left - cols_axis.last + width + reach_w)
+    out_groups = out.reshape((batch, G, per_out, out_h, out_w))
+    if n_rows < sh or n_cols < sw:      # sub-pixels no tap reaches (the strips add the bias)
+        out[...] = 0
+    # Blocks whose sw cells are all output cells copy as units of sw cells (where every
+    # column sub-pixel is reached and the products are transposed); the rest cell by cell:
+    # per column sub-pixel, (index, sub-pixel, first block, blocks, first output cell).
+    unit = np.dtype((np.void, sw * itemsize))
+    units = (int(cols_axis.align > 0), (out_w + cols_axis.align) // sw)
+    if n_cols < sw or by_rows or units[1] <= units[0]:
+        units = None
+    loose = []
+    for j, r in enumerate(cols_axis.phases):
+        lo, hi = cols_axis.blocks(r, 0, width)
+        spans = [(lo, hi)] if units is None else [(lo, min(hi, units[0])),
+                                                  (max(lo, units[1]), hi)]
+        loose += [(j, r, start, stop - start, cols_axis.cell(start, r))
+                  for start, stop in spans if start < stop]
+    strides = out.strides
 
     def strip(arena, images_slice, block_rows):
         n0, n1 = images_slice.indices(batch)[:2]
         n = n1 - n0
-        count = block_rows.stop - block_rows.start
+        b0, count = block_rows.start, block_rows.stop - block_rows.start
         products_ = -(-count // R)
-        lines = products_ * R + reach_h
-        first = rows_axis.first + block_rows.start
+        lines = products_ * R + rows_axis.reach
+        first = top - rows_axis.last + b0
         fetched = source.region(slice(n0 * in_channels, n1 * in_channels),
                                 range(first, first + lines), columns, dtype,
                                 out=arena.take((n * in_channels, lines, len(columns)), dtype))
@@ -239,39 +293,63 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
         # Each row once per column shift, the group's channels between: (n, G, lines, per_in,
         # shifts, width), so that the K rows a product reads are consecutive.
         if per_in == 1 and shifts == 1:
-            shifted = f
-            line = f.strides[3]
+            shifted, line = f, f.strides[3]
         else:
             shifted = arena.take((n, G, lines, per_in, shifts, width), dtype)
             bs, gs, cs, ls, xs = f.strides
             np.copyto(shifted, np.ndarray(shifted.shape, dtype, fetched, 0,
                                           (bs, gs, ls, cs, xs, xs)))
             line = shifted.strides[2]
-        operands = np.ndarray((n, G, products_, depth, width), dtype, shifted, 0,
-                              (shifted.strides[0], shifted.strides[1], R * line,
-                               width * itemsize if shifted is not f else line, itemsize))
-        result = arena.take((n, G, products_, matrix.shape[-2], width), dtype)
-        np.matmul(matrix, operands, out=result)
-        # (n, G, block rows, per_out, row phase, column phase, block columns)
-        result = result.reshape(n, G, products_ * R, per_out, n_rows, n_cols, width)
-        target = out_groups[n0:n1]
-        for i, p in enumerate(rows_axis.phases):
-            found = rows_axis.cells(p, block_rows.start, block_rows.start + count)
-            if found is None:
-                continue
-            lo, hi, y0 = found
-            lo, hi = lo - block_rows.start, hi - block_rows.start
-            for j, cells in enumerate(col_cells):
-                if cells is None:
+        # (n, G, products, width, K): each product's K rows, transposed.
+        operands = np.ndarray((n, G, products_, width, depth), dtype, shifted, 0,
+                              (shifted.strides[0], shifted.strides[1], R * line, itemsize,
+                               width * itemsize))
+        if by_rows:     # (n, G, products, block row, channel, row and column sub-pixel, width)
+            result = arena.take((n, G, products_, M, width), dtype)
+            np.matmul(weights, operands.swapaxes(-1, -2), out=result)
+            cells = result.reshape(n, G, products_, R, per_out, n_rows, n_cols, width)
+        else:           # (n, G, products, width, block row, channel, row and column sub-pixel)
+            result = arena.take((n, G, products_, width, M), dtype)
+            np.matmul(operands, weights.swapaxes(-1, -2), out=result)
+            cells = result.reshape(n, G, products_, width, R, per_out, n_rows, n_cols)
+        for rho in range(R):
+            for i, p in enumerate(rows_axis.phases):
+                # The products whose block row rho holds sub-pixel p inside the output.
+                lo, hi = rows_axis.blocks(p, b0 + rho, b0 + count)
+                q0, taken = -(-(lo - b0 - rho) // R), -(-(hi - b0 - rho) // R)
+                taken -= q0
+                if taken <= 0:
                     continue
-                c_lo, c_hi, x0 = cells
-                source_cells = result[:, :, lo:hi, :, i, j, c_lo:c_hi].transpose(0, 1, 3, 2, 4)
-                sink = target[..., y0:y0 + rows_axis.stride * (hi - lo):rows_axis.stride,
-                              x0:x0 + cols_axis.stride * (c_hi - c_lo):cols_axis.stride]
-                if grouped_bias is None:
-                    np.copyto(sink, source_cells)
-                else:
-                    np.add(source_cells, grouped_bias, out=sink)
+                y0 = rows_axis.cell(b0 + rho + R * q0, p)
+                step = R * sh
+                target = out_groups[n0:n1, :, :, y0:y0 + step * taken:step]
+                sub = slice(q0, q0 + taken)
+                if by_rows:
+                    for j, r, start, wide, x0 in loose:
+                        np.copyto(target[..., x0:x0 + sw * wide:sw],
+                                  cells[:, :, sub, rho, :, i, j, start:start + wide].transpose(
+                                      0, 1, 3, 2, 4))
+                    continue
+                if units is not None:
+                    u0, u1 = units
+                    whole = np.ndarray((n, G, taken, u1 - u0, per_out), unit, result,
+                                       cells.strides[2] * q0 + cells.strides[3] * u0
+                                       + cells.strides[4] * rho + cells.strides[6] * i,
+                                       (cells.strides[0], cells.strides[1], cells.strides[2],
+                                        cells.strides[3], cells.strides[5]))
+                    sink = np.ndarray((n, G, per_out, taken, u1 - u0), unit, out,
+                                      n0 * strides[0] + y0 * strides[2]
+                                      + cols_axis.cell(u0, 0) * itemsize,
+                                      (strides[0], per_out * strides[1], strides[1],
+                                       step * strides[2], sw * itemsize))
+                    np.copyto(sink, whole.transpose(0, 1, 4, 2, 3))
+                for j, r, start, wide, x0 in loose:
+                    np.copyto(target[..., x0:x0 + sw * wide:sw],
+                              cells[:, :, sub, start:start + wide, rho, :, i, j].transpose(
+                                  0, 1, 4, 2, 3))
+        if bias is not None:
+            rows = out[n0:n1, :, max(0, rows_axis.cell(b0, 0)):rows_axis.cell(b0 + count, 0)]
+            rows += bias[:, np.newaxis, np.newaxis]
 
     with driver.single_threaded_blas(plan_.settings.limit_blas):
         driver.run(strip, plan_)
