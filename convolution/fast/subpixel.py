@@ -129,6 +129,16 @@ class Axis:
 _BY_ROWS = 16
 
 
+def _by_rows(rows, sw, dtype):
+    """Whether a band of ``rows`` rows multiplies as it is, not transposed.
+
+    Transposed, each output row copies as units of ``sw`` cells, where a
+    unit is of a size NumPy copies in one move; a band of many rows as it
+    is, in BLAS's favourite shape (`_BY_ROWS`).
+    """
+    return rows > _BY_ROWS or sw * np.dtype(dtype).itemsize not in (4, 8, 16)
+
+
 def _rows_per_product(out_channels, phases, s):
     """R: block rows per product, so that the band has about ``Settings.band_rows`` rows or more.
 
@@ -248,10 +258,7 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
     (sh, sw), (out_h, out_w) = geometry.stride, geometry.output_shape
     weights = band(kernel, groups, geometry.stride, geometry.dilation, layout.crops, R)
     M = weights.shape[1]
-    # Products of few rows transposed, so that each output row copies as units of sw
-    # cells (of a size NumPy copies in one move); of many, as they are, with BLAS's
-    # favourite shapes (`_BY_ROWS`).
-    by_rows = M > _BY_ROWS or sw * np.dtype(dtype).itemsize not in (4, 8, 16)
+    by_rows = _by_rows(M, sw, dtype)
     weights = weights[np.newaxis, :, np.newaxis]     # (1, G, 1, M, K)
     reach_w, shifts, width = cols_axis.reach, layout.shifts, layout.width
     depth, itemsize = layout.depth, np.dtype(dtype).itemsize
