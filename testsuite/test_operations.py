@@ -228,6 +228,25 @@ class TestSubpixel(unittest.TestCase):
                     tolerance = 1e-5 if dtype == np.float32 else 1e-12
                     np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
 
+    def test_wide_rows_in_tiles(self):
+        # Transposed products of at most 64 block columns each, whatever the width: the
+        # tiles' seams, and a last tile partly beyond the output.
+        rng = np.random.default_rng(65)
+        for case in range(12):
+            stride = (int(rng.integers(1, 3)), int(rng.integers(2, 5)))
+            x = rng.standard_normal((1, 2, int(rng.integers(3, 9)), int(rng.integers(70, 200))))
+            k = rng.standard_normal((2, 1, int(rng.integers(1, 6)), int(rng.integers(1, 8))))
+            padding = ((0, 0), tuple(int(v) for v in rng.integers(0, 4, 2)))
+            geometry = conv_transpose_geometry(x.shape, k.shape[-2:], stride, 1, padding)
+            with self.subTest(case=case, stride=stride, shape=x.shape, kernel=k.shape), \
+                    settings.using(band_tile_bytes=2 ** 8):
+                chosen = subpixel.plan(x.shape, k.shape, geometry, 1, x.dtype, settings.current())
+                out = np.full((1, 1) + geometry.output_shape, np.nan)
+                subpixel.run(x, k, geometry, 1, x.dtype, None, out, chosen)
+                np.testing.assert_allclose(out, conv_transpose2d_loops(x, k, stride,
+                                                                       padding=padding),
+                                           rtol=1e-12, atol=1e-12)
+
     def test_the_adjoint_identity(self):
         # sum(conv2d(x, k) * y) == sum(x * conv_transpose2d(y, k)), float32 and float64.
         rng = np.random.default_rng(63)

@@ -191,14 +191,14 @@ class _Layout:
     """What a call's strips share: both axes, the rows per product, the product's sizes."""
 
     def __init__(self, images_shape, kernel_shape, geometry, groups, s):
-        batch, in_channels, height, width = images_shape
+        in_channels = images_shape[1]
         _, per_out, kh, kw = kernel_shape
         (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
         (top, _), (left, _) = geometry.padding
         self.rows = Axis(kh, sh, dh, top, geometry.output_shape[0])
         self.cols = Axis(kw, sw, dw, left, geometry.output_shape[1])
         self.crops = ((top - self.rows.align) % sh, (left - self.cols.align) % sw)
-        self.batch, self.in_channels, self.groups = batch, in_channels, groups
+        self.in_channels, self.groups = in_channels, groups
         self.per_in, self.per_out = in_channels // groups, per_out
         self.sub_pixels = len(self.rows.phases) * len(self.cols.phases)
         self.R = _rows_per_product(per_out, self.sub_pixels, s)
@@ -266,7 +266,15 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
     # padded with zeros before it as far as those go below 0.
     top, left = max(rows_axis.last, 0), max(cols_axis.last, 0)
     source = Padded(images.reshape((-1,) + images.shape[2:]), ((top, 0), (left, 0)))
-    columns = range(left - cols_axis.last, left - cols_axis.last + width + reach_w)
+    # A transposed product's rows are block columns: tiles of them keep each product's
+    # operand within Settings.band_tile_bytes (BLAS's kernels for small matrices, and the
+    # cache), however wide the image; the strips' rows are as wide as the tiles together.
+    tile = width if by_rows else max(64, plan_.settings.band_tile_bytes // (depth * itemsize)
+                                     // 16 * 16)
+    tiles = -(-width // tile)
+    tile = -(-width // tiles)
+    wide = tiles * tile
+    columns = range(left - cols_axis.last, left - cols_axis.last + wide + reach_w)
     out_groups = out.reshape((batch, G, per_out, out_h, out_w))
     if n_rows < sh or n_cols < sw:      # sub-pixels no tap reaches (the strips add the bias)
         out[...] = 0
@@ -275,7 +283,7 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
     # per column sub-pixel, (index, sub-pixel, first block, blocks, first output cell).
     unit = np.dtype((np.void, sw * itemsize))
     units = (int(cols_axis.align > 0), (out_w + cols_axis.align) // sw)
-    if n_cols < sw or by_rows or units[1] <= units[0]:
+    if n_cols < sw or by_rows or units[1] <= units[0] or not out.flags.c_contiguous:
         units = None
     loose = []
     for j, r in enumerate(cols_axis.phases):
@@ -302,23 +310,23 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
         if per_in == 1 and shifts == 1:
             shifted, line = f, f.strides[3]
         else:
-            shifted = arena.take((n, G, lines, per_in, shifts, width), dtype)
+            shifted = arena.take((n, G, lines, per_in, shifts, wide), dtype)
             bs, gs, cs, ls, xs = f.strides
             np.copyto(shifted, np.ndarray(shifted.shape, dtype, fetched, 0,
                                           (bs, gs, ls, cs, xs, xs)))
             line = shifted.strides[2]
-        # (n, G, products, width, K): each product's K rows, transposed.
-        operands = np.ndarray((n, G, products_, width, depth), dtype, shifted, 0,
-                              (shifted.strides[0], shifted.strides[1], R * line, itemsize,
-                               width * itemsize))
+        # (n, G, products, tiles, tile, K): each product's K rows, transposed, tile by tile.
+        operands = np.ndarray((n, G, products_, tiles, tile, depth), dtype, shifted, 0,
+                              (shifted.strides[0], shifted.strides[1], R * line,
+                               tile * itemsize, itemsize, wide * itemsize))
         if by_rows:     # (n, G, products, block row, channel, row and column sub-pixel, width)
-            result = arena.take((n, G, products_, M, width), dtype)
-            np.matmul(weights, operands.swapaxes(-1, -2), out=result)
-            cells = result.reshape(n, G, products_, R, per_out, n_rows, n_cols, width)
+            result = arena.take((n, G, products_, M, wide), dtype)
+            np.matmul(weights, operands[:, :, :, 0].swapaxes(-1, -2), out=result)
+            cells = result.reshape(n, G, products_, R, per_out, n_rows, n_cols, wide)
         else:           # (n, G, products, width, block row, channel, row and column sub-pixel)
-            result = arena.take((n, G, products_, width, M), dtype)
-            np.matmul(operands, weights.swapaxes(-1, -2), out=result)
-            cells = result.reshape(n, G, products_, width, R, per_out, n_rows, n_cols)
+            result = arena.take((n, G, products_, tiles, tile, M), dtype)
+            np.matmul(operands, weights[:, :, :, np.newaxis].swapaxes(-1, -2), out=result)
+            cells = result.reshape(n, G, products_, wide, R, per_out, n_rows, n_cols)
         for rho in range(R):
             for i, p in enumerate(rows_axis.phases):
                 # The products whose block row rho holds sub-pixel p inside the output.
@@ -332,9 +340,9 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
                 target = out_groups[n0:n1, :, :, y0:y0 + step * taken:step]
                 sub = slice(q0, q0 + taken)
                 if by_rows:
-                    for j, r, start, wide, x0 in loose:
-                        np.copyto(target[..., x0:x0 + sw * wide:sw],
-                                  cells[:, :, sub, rho, :, i, j, start:start + wide].transpose(
+                    for j, r, start, length, x0 in loose:
+                        np.copyto(target[..., x0:x0 + sw * length:sw],
+                                  cells[:, :, sub, rho, :, i, j, start:start + length].transpose(
                                       0, 1, 3, 2, 4))
                     continue
                 if units is not None:
@@ -350,9 +358,9 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
                                       (strides[0], per_out * strides[1], strides[1],
                                        step * strides[2], sw * itemsize))
                     np.copyto(sink, whole.transpose(0, 1, 4, 2, 3))
-                for j, r, start, wide, x0 in loose:
-                    np.copyto(target[..., x0:x0 + sw * wide:sw],
-                              cells[:, :, sub, start:start + wide, rho, :, i, j].transpose(
+                for j, r, start, length, x0 in loose:
+                    np.copyto(target[..., x0:x0 + sw * length:sw],
+                              cells[:, :, sub, start:start + length, rho, :, i, j].transpose(
                                   0, 1, 4, 2, 3))
         if bias is not None:
             rows = out[n0:n1, :, max(0, rows_axis.cell(b0, 0)):rows_axis.cell(b0 + count, 0)]
