@@ -38,7 +38,7 @@ Cost per output
     ``K`` multiply-adds in BLAS per block and output channel: ``(R + reach_h)
     * (reach_w + 1)`` taps where the phase's own correlation has about
     ``kh/sh * kw/sw`` (the band's zeros): for a 4 x 4 kernel at stride 2 none
-    are wasted, for 5 x 5 a third. The input is fetched once and copied
+    are wasted, for 5 x 5 a third. The input is copied
     ``shifts`` times, ``1 / (sh * sw)`` of an output's size each, and each
     output cell is written once. Against the stride phases as separate
     correlations (``fast/operations.py``), each of which copies its own
@@ -57,15 +57,14 @@ Limits
     keeps to the correlation, which the planner routes. The band holds about
     ``R * (R + reach_h) * (reach_w + 1) * sh * sw / (kh * kw)`` times the
     kernel's weights; it is kept (`kernel_cache`) for kernels of up to
-    `CACHED_CELLS` weights. Memory: one strip's fetched rows, their shifted
-    layout and its products (the driver's strips: a few MiB), and the band.
+    `CACHED_CELLS` weights. Memory: one strip's shifted rows and its products
+    (the driver's strips: a few MiB), and the band.
 """
 import math
 
 import numpy as np
 
 from .. import driver
-from ..padding import Padded
 from ..shapes import stride_phase
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
@@ -210,15 +209,14 @@ class _Layout:
     def work(self, dtype, s):
         """What a strip costs, per block row of one image (`driver.Work`)."""
         itemsize = np.dtype(dtype).itemsize
-        fetched = self.in_channels * (self.width + self.cols.reach)
-        shifted = self.in_channels * self.shifts * self.width
+        read = self.in_channels * self.width       # the input's cells, from memory once
+        shifted = read * self.shifts                # ... and laid out shifted, in cache
         written = self.groups * self.per_out * self.sub_pixels * self.width
-        row_ns = (cell_scale(dtype) * (fetched * s.fetch_ns + shifted * s.copy_ns
-                                       + written * s.copy_ns)
+        row_ns = (cell_scale(dtype) * (read * s.fetch_ns + (shifted - read + written) * s.copy_ns)
                   + products(written * self.depth, self.depth * self.width * itemsize, dtype, s))
-        return driver.Work(row_bytes=(fetched + shifted + written) * itemsize,
+        return driver.Work(row_bytes=(shifted + written) * itemsize,
                            extra_rows=self.rows.reach + self.R - 1, row_ns=row_ns,
-                           calls=FETCH_CALLS + 2 + self.R * len(self.rows.phases),
+                           calls=FETCH_CALLS + self.shifts + 1 + self.R * len(self.rows.phases),
                            fixed_ns=2 * s.call_ns, rows_multiple=self.R)
 
 
@@ -262,10 +260,11 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
     weights = weights[np.newaxis, :, np.newaxis]     # (1, G, 1, M, K)
     reach_w, shifts, width = cols_axis.reach, layout.shifts, layout.width
     depth, itemsize = layout.depth, np.dtype(dtype).itemsize
-    # Block n reads input rows from n - rows_axis.last on, columns likewise: the input
-    # padded with zeros before it as far as those go below 0.
-    top, left = max(rows_axis.last, 0), max(cols_axis.last, 0)
-    source = Padded(images.reshape((-1,) + images.shape[2:]), ((top, 0), (left, 0)))
+    # Block n reads input rows from n - rows_axis.last on; block column m, input columns
+    # from m - cols_axis.last on, and shift c of it m - cols_axis.last + c.
+    height, width_in = images.shape[2:]
+    # (N, G, H, C_in / groups, W): a row's channels side by side, as the shifted rows hold them.
+    source = images.reshape(batch, G, per_in, height, width_in).transpose(0, 1, 3, 2, 4)
     # A transposed product's rows are block columns: tiles of them keep each product's
     # operand within Settings.band_tile_bytes (BLAS's kernels for small matrices, and the
     # cache), however wide the image; the strips' rows are as wide as the tiles together.
@@ -274,7 +273,12 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
     tiles = -(-width // tile)
     tile = -(-width // tiles)
     wide = tiles * tile
-    columns = range(left - cols_axis.last, left - cols_axis.last + wide + reach_w)
+    # Per shift: the columns of the shifted rows that lie inside the input, and where they start.
+    inside = []
+    for c in range(shifts):
+        first = c - cols_axis.last
+        lo, hi = max(0, -first), min(wide, width_in - first)
+        inside.append((c, lo, hi, first + lo))
     out_groups = out.reshape((batch, G, per_out, out_h, out_w))
     if n_rows < sh or n_cols < sw:      # sub-pixels no tap reaches (the strips add the bias)
         out[...] = 0
@@ -300,21 +304,26 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
         b0, count = block_rows.start, block_rows.stop - block_rows.start
         products_ = -(-count // R)
         lines = products_ * R + rows_axis.reach
-        first = top - rows_axis.last + b0
-        fetched = source.region(slice(n0 * in_channels, n1 * in_channels),
-                                range(first, first + lines), columns, dtype,
-                                out=arena.take((n * in_channels, lines, len(columns)), dtype))
-        f = fetched.reshape(n, G, per_in, lines, len(columns))
-        # Each row once per column shift, the group's channels between: (n, G, lines, per_in,
-        # shifts, width), so that the K rows a product reads are consecutive.
-        if per_in == 1 and shifts == 1:
-            shifted, line = f, f.strides[3]
-        else:
-            shifted = arena.take((n, G, lines, per_in, shifts, wide), dtype)
-            bs, gs, cs, ls, xs = f.strides
-            np.copyto(shifted, np.ndarray(shifted.shape, dtype, fetched, 0,
-                                          (bs, gs, ls, cs, xs, xs)))
-            line = shifted.strides[2]
+        # The input rows the strip reads, those inside the input, and the shifted rows
+        # (n, G, lines, C_in / groups, shifts, wide): the K rows a product reads, consecutive.
+        first = b0 - rows_axis.last
+        r_lo, r_hi = max(0, -first), max(0, min(lines, height - first))
+        shifted = arena.take((n, G, lines, per_in, shifts, wide), dtype)
+        if r_lo:
+            shifted[:, :, :r_lo] = 0
+        if r_hi < lines:
+            shifted[:, :, max(r_hi, r_lo):] = 0
+        if r_lo < r_hi:
+            rows = source[n0:n1, :, first + r_lo:first + r_hi]
+            for c, lo, hi, x0 in inside:
+                cells = shifted[:, :, r_lo:r_hi, :, c]
+                if lo:
+                    cells[..., :lo] = 0
+                if hi < wide:
+                    cells[..., max(hi, lo):] = 0
+                if lo < hi:
+                    cells[..., lo:hi] = rows[..., x0:x0 + hi - lo]
+        line = shifted.strides[2]
         # (n, G, products, tiles, tile, K): each product's K rows, transposed, tile by tile.
         operands = np.ndarray((n, G, products_, tiles, tile, depth), dtype, shifted, 0,
                               (shifted.strides[0], shifted.strides[1], R * line,
