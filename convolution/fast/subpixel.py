@@ -45,9 +45,9 @@ Cost per output
     shifted rows of the same input and writes its strided slice, this shares
     the input's copies between the phases, and makes one product call and
     one plan where they make one per phase. Measured, float32, one thread,
-    a 256 x 256 input at stride 2: 5 x 5, 0.55 and 11 x 11, 0.35 of the time
-    of conv2d over the zero-spread input; the phases' correlations took 1.75
-    and 1.0.
+    a 256 x 256 input at stride 2: 5 x 5 about 0.5, 11 x 11 0.35 of the time
+    of conv2d over the zero-spread input, where the phases' correlations
+    took 1.75 and 1.0 (``benchmarks/run.py --operations``).
 
 Limits
     Floats that BLAS takes, finite kernels and finite data: the band's zeros
