@@ -15,7 +15,7 @@ from convolution import (PADDING_MODES, conv2d, conv2d_backward, conv2d_backward
                          conv_transpose2d, conv_transpose2d_loops, driver, fast, settings)
 from convolution.driver import pool
 from convolution.fast import operations, subpixel
-from convolution.shapes import conv_geometry, conv_transpose_geometry
+from convolution.geometry import conv_geometry, conv_transpose_geometry
 
 from .common import forced_threads, pretend_cores
 

@@ -5,7 +5,7 @@ The idea
     output, s cells apart. Along one axis, kernel tap ``a`` lands input cell
     ``i`` on output cell ``y = i*s + a*d - crop``. Cut the output into blocks
     of s cells: ``y = n*s + p`` is sub-pixel ``p`` of block ``n``, and with
-    ``(p, o) = shapes.stride_phase(a*d - crop, s)`` (the tap's phase and
+    ``(p, o) = geometry.stride_phase(a*d - crop, s)`` (the tap's phase and
     offset) tap ``a`` brings block ``n`` input cell ``n - o``. So the s
     sub-pixels of a block gather from the same few input cells, each through
     the taps of its own phase; in 2-D, the ``sh * sw`` sub-pixels of block
@@ -65,7 +65,7 @@ import math
 import numpy as np
 
 from .. import driver
-from ..shapes import stride_phase
+from ..geometry import stride_phase
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
 
@@ -82,7 +82,7 @@ class Axis:
     i*stride + a*dilation - crop``. Cut the output into blocks of ``stride``
     cells from cell ``-align`` on: ``y + align = n*stride + p``, sub-pixel
     ``p`` of block ``n``, and ``n = i + o`` with ``(p, o) =
-    shapes.stride_phase(a*dilation - crop + align, stride)``: the tap's phase
+    geometry.stride_phase(a*dilation - crop + align, stride)``: the tap's phase
     and offset (`tap_phase`, `tap_offset`). ``align`` is chosen so that a
     block's taps reach as few input cells as can be (block grid on the full
     result's, before the crop); `count` blocks hold output cells.
@@ -224,7 +224,7 @@ def plan(images_shape, kernel_shape, geometry, groups, dtype, s):
     """Strips of block rows, the threads that share them, the estimate; ``detail``: the layout.
 
     ``images_shape`` (N, C_in, H, W), ``kernel_shape`` (C_in, C_out / groups,
-    kh, kw), ``geometry`` a ``shapes.TransposeGeometry``.
+    kh, kw), ``geometry`` a ``geometry.TransposeGeometry``.
     """
     layout = _Layout(images_shape, kernel_shape, geometry, groups, s)
     out_bytes = (images_shape[0] * groups * kernel_shape[1] * math.prod(geometry.output_shape)
