@@ -128,6 +128,22 @@ class TestTransposed(unittest.TestCase):
         np.testing.assert_allclose(result, conv_transpose2d(x, k, stride=3, method="loops"),
                                    rtol=1e-12, atol=1e-12)
 
+    def test_the_route_is_the_same_at_any_thread_count(self):
+        # The work decides between the band product and the phases' correlations.
+        rng = np.random.default_rng(66)
+        for x_shape, k_shape, stride, padding in (((1, 1, 512, 512), (1, 1, 31, 31), 2, 0),
+                                                  ((1, 1, 256, 256), (1, 1, 63, 63), 2, 0),
+                                                  ((4, 64, 32, 32), (64, 64, 3, 3), 2, 1),
+                                                  ((8, 64, 16, 16), (64, 32, 4, 4), 2, 1)):
+            x, k = rng.random(x_shape, np.float32), rng.random(k_shape, np.float32)
+            geometry = conv_transpose_geometry(x.shape, k.shape[-2:], stride, 1, padding)
+            routes = set()
+            for n in (1, 2, 4, 16):
+                with pretend_cores(n):
+                    routes.add(operations.transpose_route(x, k, geometry, 1, x.dtype)[0])
+            with self.subTest(x=x_shape, k=k_shape):
+                self.assertEqual(len(routes), 1, routes)
+
     def test_data_that_is_not_finite_stays_off_the_band(self):
         # The band's zeros would spread a NaN onto the other phases' cells: the phases'
         # own correlations take such data, and a NaN reaches the cells its taps land on.

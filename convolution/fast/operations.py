@@ -257,8 +257,9 @@ def transpose_route(images, kernel, geometry, groups, dtype):
     Above, the band product of every phase at once ('subpixel') takes finite
     data of a dtype BLAS takes, where its estimate is below the sum of the
     phases' own best estimates (each by `layer_estimate`: the paths of the
-    planner, data assumed to meet their conditions). The choice depends on
-    the kernel and the shapes alone: it is kept, as plans are.
+    planner, data assumed to meet their conditions), both on one thread; the
+    plan then takes the call's threads. The choice depends on the kernel and
+    the shapes alone: it is kept, as plans are.
     """
     if geometry.stride == (1, 1) or np.dtype(dtype) not in BLAS_DTYPES \
             or not all_finite(images):
@@ -272,11 +273,14 @@ def transpose_route(images, kernel, geometry, groups, dtype):
 def _route(kernel, images_shape, geometry, groups, dtype, threads, s):
     dtype = np.dtype(dtype)
     images = np.broadcast_to(np.zeros((), dtype), images_shape)     # the plans read its shape
-    chosen = subpixel.plan(images_shape, kernel.shape, geometry, groups, dtype, s)
-    phases = sum(layer_estimate(cells, sub_kernel, phase_geometry, groups, dtype, s)
-                 for _, cells, sub_kernel, phase_geometry in _phase_layers(images, kernel,
-                                                                          geometry, groups))
-    return ("subpixel", chosen) if chosen.ns <= phases else ("phases", None)
+    with driver.limit_threads(1):       # the work decides, as for the 2-D paths (fast._ranked)
+        alone = subpixel.plan(images_shape, kernel.shape, geometry, groups, dtype, s).ns
+        phases = sum(layer_estimate(cells, sub_kernel, phase_geometry, groups, dtype, s)
+                     for _, cells, sub_kernel, phase_geometry in _phase_layers(images, kernel,
+                                                                              geometry, groups))
+    if alone > phases:
+        return "phases", None
+    return "subpixel", subpixel.plan(images_shape, kernel.shape, geometry, groups, dtype, s)
 
 
 def layer_estimate(images, kernel, geometry, groups, dtype, s):
