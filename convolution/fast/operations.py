@@ -14,7 +14,9 @@ input times kernel weights, summed over taps and channels.
   channels swapped (``geometry.transpose_phases``). No zeros are spread
   between the input's cells, and no product of a tap that lands elsewhere
   is computed: at stride s, 1/s**2 of the multiply-adds of a correlation
-  over the spread input.
+  over the spread input. Or every phase of a block of output rows at once,
+  as one band product that shares the input's copies between the phases
+  (``subpixel.py``); `transpose_route` weighs the two.
 - The kernel's gradient is the correlation of the padded input with the
   output's gradient as the kernel, stride and dilation trading places, the
   batch summed as channels are (`kernel_gradient`).
