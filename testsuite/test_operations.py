@@ -195,7 +195,7 @@ class TestTransposed(unittest.TestCase):
 
 
 class TestSubpixel(unittest.TestCase):
-    """The band product of every stride phase (``fast/subpixel.py``) against the tutorial's loops."""
+    """The band product of every stride phase (``fast/subpixel.py``) against the loops."""
 
     @staticmethod
     def random_case(rng):

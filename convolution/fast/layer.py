@@ -130,9 +130,9 @@ def _layout(kernel_shape, stride, dilation, width, per_in, dtype, s):
     reach_h = max(a for a, _ in offsets)     # rows below the strip that taps read
     reach_w = max(b for _, b in offsets)
     row_width = width + reach_w
-    stacks = tuple(tuple(stack) for stack in _stacks(
-        ((tap, phase, a * row_width + b) for phase, taps in phases.items() for tap, (a, b) in taps),
-        per_in, dtype, s))
+    runs = ((tap, phase, a * row_width + b) for phase, taps in phases.items()
+            for tap, (a, b) in taps)
+    stacks = tuple(tuple(stack) for stack in _stacks(runs, per_in, dtype, s))
     # Rows of the buffer a stack of taps is copied into (0: every tap read in place).
     depth = 0 if max(map(len, stacks)) == 1 else max(len(stack) for stack in stacks) * per_in
     return phases, reach_h, reach_w, row_width, stacks, depth

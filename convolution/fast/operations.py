@@ -210,7 +210,7 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
 
 
 def _forward_kernel(kernel, groups):
-    """(C_in, C_out / groups, kh, kw) as conv2d's (C_out, C_in / groups, kh, kw), group by group."""
+    """(C_in, C_out / groups, kh, kw) as conv2d's (C_out, C_in / groups, kh, kw), by group."""
     in_channels, per_out, kh, kw = kernel.shape
     per_in = in_channels // groups
     return kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
@@ -240,7 +240,7 @@ def _phase_layers(images, kernel, geometry, groups):
 
 
 def _by_phases(images, kernel, geometry, groups, dtype, bias, out):
-    """One layer correlation per stride phase, through `conv2d`, into its strided slice of ``out``."""
+    """One layer correlation per stride phase, through `conv2d`, into its slice of ``out``."""
     reached = np.zeros(geometry.output_shape, bool)
     for (rows, cols), cells, sub_kernel, phase_geometry in _phase_layers(images, kernel,
                                                                         geometry, groups):

@@ -158,7 +158,7 @@ def _band(kernel, groups, strides, dilations, crops, rows):
     per_in = in_channels // groups
     (sh, sw), (dh, dw) = strides, dilations
     rows_axis, cols_axis = Axis(kh, sh, dh, crops[0], 1, 0), Axis(kw, sw, dw, crops[1], 1, 0)
-    # (groups, C_in / groups, C_out / groups, kh, kw) -> (groups, C_out / groups, C_in / groups, ...)
+    # (G, C_in / G, C_out / G, kh, kw) -> (G, C_out / G, C_in / G, kh, kw)
     weights = kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4)
     matrix = np.zeros((groups, rows, per_out, len(rows_axis.phases), len(cols_axis.phases),
                        rows + rows_axis.reach, per_in, cols_axis.reach + 1), kernel.dtype)
@@ -258,7 +258,7 @@ def run(images, kernel, geometry, groups, dtype, bias, out, plan_):
     M = weights.shape[1]
     by_rows = _by_rows(M, sw, dtype)
     weights = weights[np.newaxis, :, np.newaxis]     # (1, G, 1, M, K)
-    reach_w, shifts, width = cols_axis.reach, layout.shifts, layout.width
+    shifts, width = layout.shifts, layout.width
     depth, itemsize = layout.depth, np.dtype(dtype).itemsize
     # Block n reads input rows from n - rows_axis.last on; block column m, input columns
     # from m - cols_axis.last on, and shift c of it m - cols_axis.last + c.
