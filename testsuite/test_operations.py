@@ -284,6 +284,28 @@ class TestSubpixel(unittest.TestCase):
                 tolerance = 1e-4 if dtype == np.float32 else 1e-11
                 self.assertLess(abs(lhs - rhs), tolerance * np.sum(np.abs(forward * y)))
 
+    def test_every_border_mode_through_the_band(self):
+        # Float data at stride 2: the band product, its border folded back as conv2d's
+        # adjoint; the same as the phases' correlations on integers would give, and the loops.
+        rng = np.random.default_rng(67)
+        for case, mode in enumerate(PADDING_MODES):
+            x = rng.standard_normal((1, 2, 13, 10))
+            k = rng.standard_normal((3, 2, 4, 3))
+            params = dict(stride=2, dilation=(1, 2), padding=(2, 1))
+            forward = conv2d(x, k, padding_mode=mode, **params)
+            y = rng.standard_normal(forward.shape)
+            extra = (1, 1)
+            with self.subTest(mode=mode), mock.patch.object(
+                    subpixel, "run", wraps=subpixel.run) as run:
+                back = conv_transpose2d(y, k, output_padding=extra, padding_mode=mode, **params)
+                self.assertEqual(run.call_count, 1)
+                self.assertEqual(back.shape, x.shape)
+                np.testing.assert_allclose(
+                    back, conv_transpose2d(y, k, output_padding=extra, padding_mode=mode,
+                                           method="loops", **params), rtol=1e-12, atol=1e-12)
+                self.assertAlmostEqual(float(np.sum(forward * y)), float(np.sum(x * back)),
+                                       places=9)
+
     def test_memory_within_the_output(self):
         rng = np.random.default_rng(64)
         x = rng.random((1, 8, 256, 256)).astype(np.float32)
