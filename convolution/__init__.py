@@ -54,17 +54,18 @@ Map of the package (imports point down the list, never up):
     The fast paths, one file each, whose docstrings teach their idea, cost
     and limits beside their plan: ``direct.py``, ``polyphase.py`` (stride
     phases read contiguously), ``banded.py`` (band-matrix products),
-    ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
+    ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save),
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
     forward and for the kernel's gradient), ``winograd.py`` (a 3 x 3 layer
     at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products of all tiles
-    instead of 36 multiply-adds a tile); for ``conv1d`` and ``conv3d``,
-    ``fold1d.py`` (a long signal folded into rows, its sums as Toeplitz
-    products) and ``depth3d.py`` (a volume's depth and height taps as
-    band-matrix products). ``__init__.py`` holds the
-    registry of paths and the planner 'auto' asks; ``operations.py`` puts
-    every operation (a layer, the transposed convolution by stride phases,
-    both gradients) in that one form and routes it; ``phases.py``,
+    instead of 36 multiply-adds a tile) and ``subpixel.py`` (the transposed
+    convolution's stride phases in one band product); for ``conv1d`` and
+    ``conv3d``, ``fold1d.py`` (a long signal folded into rows, its sums as
+    Toeplitz products) and ``depth3d.py`` (a volume's depth and height taps
+    as band-matrix products). ``__init__.py`` holds the registry of paths and
+    the planner 'auto' asks; ``operations.py`` puts every operation (a
+    layer, the transposed convolution, both gradients) in that one form and
+    routes it; ``phases.py``,
     ``cache.py`` and ``costs.py`` hold what the paths share.
 ``driver/``
     What the fast paths run on: strip planning (``strips.py``), the thread

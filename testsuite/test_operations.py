@@ -12,12 +12,12 @@ from unittest import mock
 import numpy as np
 
 from convolution import (PADDING_MODES, conv2d, conv2d_backward, conv2d_backward_loops,
-                         conv_transpose2d, driver, fast)
+                         conv_transpose2d, conv_transpose2d_loops, driver, fast, settings)
 from convolution.driver import pool
-from convolution.fast import operations
-from convolution.geometry import conv_geometry
+from convolution.fast import operations, subpixel
+from convolution.geometry import conv_geometry, conv_transpose_geometry
 
-from .common import pretend_cores
+from .common import forced_threads, pretend_cores
 
 
 def peak_beyond_result(function):
@@ -95,8 +95,9 @@ class TestTransposed(unittest.TestCase):
     def test_by_stride_phases_not_over_a_spread_input(self):
         # Each correlation it makes reads cells of the input itself (at most its size),
         # never the (H - 1) * stride + 1 rows of an input spread out with zeros.
+        # (Integers: exact sums, which the band product of all phases does not take.)
         rng = np.random.default_rng(52)
-        x, k = rng.random((20, 24)), rng.random((5, 5))
+        x, k = rng.integers(-9, 10, (20, 24)), rng.integers(-9, 10, (5, 5))
         seen = []
         real = operations.convolve
 
@@ -112,6 +113,51 @@ class TestTransposed(unittest.TestCase):
         for shape, kernel in seen:
             self.assertLessEqual(shape[-2:], x.shape)
             self.assertLessEqual(kernel, (2, 2))     # the taps that land on the phase only
+
+    def test_floats_take_every_phase_in_one_product(self):
+        # Finite floats at a stride above 1: the band product of all phases, which
+        # reads the input itself, its rows once per column shift; no correlation per phase.
+        rng = np.random.default_rng(60)
+        x, k = rng.random((40, 48)), rng.random((5, 5))
+        geometry = conv_transpose_geometry(x.shape, k.shape, 3)
+        self.assertEqual(operations.transpose_route(x[None, None], k[None, None], geometry, 1,
+                                                    x.dtype)[0], "subpixel")
+        with mock.patch.object(operations, "convolve", side_effect=AssertionError), \
+                mock.patch.object(subpixel, "run", wraps=subpixel.run) as run:
+            result = conv_transpose2d(x, k, stride=3)
+        self.assertEqual(run.call_count, 1)
+        np.testing.assert_allclose(result, conv_transpose2d(x, k, stride=3, method="loops"),
+                                   rtol=1e-12, atol=1e-12)
+
+    def test_the_route_is_the_same_at_any_thread_count(self):
+        # The work decides between the band product and the phases' correlations.
+        rng = np.random.default_rng(66)
+        for x_shape, k_shape, stride, padding in (((1, 1, 512, 512), (1, 1, 31, 31), 2, 0),
+                                                  ((1, 1, 256, 256), (1, 1, 63, 63), 2, 0),
+                                                  ((4, 64, 32, 32), (64, 64, 3, 3), 2, 1),
+                                                  ((8, 64, 16, 16), (64, 32, 4, 4), 2, 1)):
+            x, k = rng.random(x_shape, np.float32), rng.random(k_shape, np.float32)
+            geometry = conv_transpose_geometry(x.shape, k.shape[-2:], stride, 1, padding)
+            routes = set()
+            for n in (1, 2, 4, 16):
+                with pretend_cores(n):
+                    routes.add(operations.transpose_route(x, k, geometry, 1, x.dtype)[0])
+            with self.subTest(x=x_shape, k=k_shape):
+                self.assertEqual(len(routes), 1, routes)
+
+    def test_data_that_is_not_finite_stays_off_the_band(self):
+        # The band's zeros would spread a NaN onto the other phases' cells: the phases'
+        # own correlations take such data, and a NaN reaches the cells its taps land on.
+        rng = np.random.default_rng(61)
+        x, k = rng.random((1, 2, 30, 30)), rng.random((2, 3, 4, 5))
+        x[0, 1, 7, 9], x[0, 0, 20, 3] = np.nan, np.inf
+        with np.errstate(invalid="ignore"):
+            ours = conv_transpose2d(x, k, stride=2, padding=1)
+            theirs = conv_transpose2d(x, k, stride=2, padding=1, method="loops")
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+        finite = np.isfinite(theirs)
+        np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-12, atol=1e-12)
 
     def test_every_border_mode_is_the_adjoint_of_conv2d(self):
         rng = np.random.default_rng(53)
@@ -147,6 +193,125 @@ class TestTransposed(unittest.TestCase):
     def test_unknown_border(self):
         with self.assertRaisesRegex(ValueError, r"padding_mode must be one of .*'reflect'"):
             conv_transpose2d(np.ones((3, 3)), np.ones((2, 2)), padding_mode="mirror")
+
+
+class TestSubpixel(unittest.TestCase):
+    """The band product of every stride phase (``fast/subpixel.py``) against the loops."""
+
+    @staticmethod
+    def random_case(rng):
+        groups = int(rng.choice([1, 1, 2, 3]))
+        per_in, per_out = (int(v) for v in rng.integers(1, 4, 2))
+        stride, dilation, kernel, size = (tuple(int(v) for v in rng.integers(1, top, 2))
+                                          for top in (4, 4, 7, 12))
+        extra = tuple(int(rng.integers(0, max(s, d))) for s, d in zip(stride, dilation))
+        full = [(n - 1) * s + d * (k - 1) + 1 + e
+                for n, s, d, k, e in zip(size, stride, dilation, kernel, extra)]
+        padding = tuple(tuple(int(v) for v in rng.integers(0, max(1, f // 2), 2)) for f in full)
+        x = rng.standard_normal((int(rng.integers(1, 3)), groups * per_in) + size)
+        k = rng.standard_normal((groups * per_in, per_out) + kernel)
+        bias = rng.standard_normal(groups * per_out) if rng.random() < 0.5 else None
+        return x, k, bias, dict(stride=stride, dilation=dilation, padding=padding,
+                                output_padding=extra, groups=groups)
+
+    def test_against_the_loops(self):
+        # Strides 1 to 3 on each axis, dilations (some sharing a factor with the stride:
+        # phases no tap reaches), crops past whole blocks, output_padding, groups, bias;
+        # strips of a few rows on four threads and whole images on one.
+        rng = np.random.default_rng(62)
+        with mock.patch.object(subpixel, "_by_rows", wraps=subpixel._by_rows) as by_rows:
+            self.check_cases(rng)
+        # Bands multiplied as they are, and transposed: both.
+        self.assertEqual({subpixel._by_rows(*call.args) for call in by_rows.call_args_list},
+                         {True, False})
+
+    def check_cases(self, rng):
+        for case in range(150):
+            x, k, bias, params = self.random_case(rng)
+            dtype = np.float32 if case % 3 == 0 else np.float64     # units of 4 and 8 bytes
+            x, k = x.astype(dtype), k.astype(dtype)
+            bias = None if bias is None else bias.astype(dtype)
+            geometry = conv_transpose_geometry(x.shape, k.shape[-2:], params["stride"],
+                                               params["dilation"], params["padding"],
+                                               params["output_padding"])
+            expected = conv_transpose2d_loops(x, k, bias=bias, **params)
+            for cores, strip in ((4, 2 ** 10), (1, 2 ** 22)):
+                with self.subTest(case=case, cores=cores, **params), forced_threads(cores), \
+                        settings.using(strip_bytes=strip, min_strip_bytes=2 ** 8):
+                    chosen = subpixel.plan(x.shape, k.shape, geometry, params["groups"],
+                                           x.dtype, settings.current())
+                    out = np.full(expected.shape, np.nan, dtype)
+                    subpixel.run(x, k, geometry, params["groups"], x.dtype, bias, out, chosen)
+                    tolerance = 1e-5 if dtype == np.float32 else 1e-12
+                    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance)
+
+    def test_wide_rows_in_tiles(self):
+        # Transposed products of at most 64 block columns each, whatever the width: the
+        # tiles' seams, and a last tile partly beyond the output.
+        rng = np.random.default_rng(65)
+        for case in range(12):
+            stride = (int(rng.integers(1, 3)), int(rng.integers(2, 5)))
+            x = rng.standard_normal((1, 2, int(rng.integers(3, 9)), int(rng.integers(70, 200))))
+            k = rng.standard_normal((2, 1, int(rng.integers(1, 6)), int(rng.integers(1, 8))))
+            padding = ((0, 0), tuple(int(v) for v in rng.integers(0, 4, 2)))
+            geometry = conv_transpose_geometry(x.shape, k.shape[-2:], stride, 1, padding)
+            with self.subTest(case=case, stride=stride, shape=x.shape, kernel=k.shape), \
+                    settings.using(band_tile_bytes=2 ** 8):
+                chosen = subpixel.plan(x.shape, k.shape, geometry, 1, x.dtype, settings.current())
+                out = np.full((1, 1) + geometry.output_shape, np.nan)
+                subpixel.run(x, k, geometry, 1, x.dtype, None, out, chosen)
+                np.testing.assert_allclose(out, conv_transpose2d_loops(x, k, stride,
+                                                                       padding=padding),
+                                           rtol=1e-12, atol=1e-12)
+
+    def test_the_adjoint_identity(self):
+        # sum(conv2d(x, k) * y) == sum(x * conv_transpose2d(y, k)), float32 and float64.
+        rng = np.random.default_rng(63)
+        for case in range(40):
+            stride, dilation = tuple(rng.integers(2, 4, 2)), tuple(rng.integers(1, 3, 2))
+            padding = tuple(int(p) for p in rng.integers(0, 3, 2))
+            dtype = (np.float32, np.float64)[case % 2]
+            x = rng.standard_normal((2, 4) + tuple(rng.integers(9, 30, 2))).astype(dtype)
+            k = rng.standard_normal((6, 4) + tuple(rng.integers(1, 6, 2))).astype(dtype)
+            forward = conv2d(x, k, stride, dilation, padding)
+            y = rng.standard_normal(forward.shape).astype(dtype)
+            extra = tuple((n + 2 * p - d * (kk - 1) - 1) % s for n, p, kk, s, d in
+                          zip(x.shape[-2:], padding, k.shape[-2:], stride, dilation))
+            with self.subTest(case=case, stride=stride, dilation=dilation, padding=padding):
+                back = conv_transpose2d(y, k, stride, dilation, padding, extra)
+                self.assertEqual(back.shape, x.shape)
+                lhs, rhs = np.sum(forward * y, dtype=np.float64), np.sum(x * back,
+                                                                          dtype=np.float64)
+                tolerance = 1e-4 if dtype == np.float32 else 1e-11
+                self.assertLess(abs(lhs - rhs), tolerance * np.sum(np.abs(forward * y)))
+
+    def test_every_border_mode_through_the_band(self):
+        # Float data at stride 2: the band product, its border folded back as conv2d's
+        # adjoint; the same as the phases' correlations on integers would give, and the loops.
+        rng = np.random.default_rng(67)
+        for case, mode in enumerate(PADDING_MODES):
+            x = rng.standard_normal((1, 2, 13, 10))
+            k = rng.standard_normal((3, 2, 4, 3))
+            params = dict(stride=2, dilation=(1, 2), padding=(2, 1))
+            forward = conv2d(x, k, padding_mode=mode, **params)
+            y = rng.standard_normal(forward.shape)
+            extra = (1, 1)
+            with self.subTest(mode=mode), mock.patch.object(
+                    subpixel, "run", wraps=subpixel.run) as run:
+                back = conv_transpose2d(y, k, output_padding=extra, padding_mode=mode, **params)
+                self.assertEqual(run.call_count, 1)
+                self.assertEqual(back.shape, x.shape)
+                np.testing.assert_allclose(
+                    back, conv_transpose2d(y, k, output_padding=extra, padding_mode=mode,
+                                           method="loops", **params), rtol=1e-12, atol=1e-12)
+                self.assertAlmostEqual(float(np.sum(forward * y)), float(np.sum(x * back)),
+                                       places=9)
+
+    def test_memory_within_the_output(self):
+        rng = np.random.default_rng(64)
+        x = rng.random((1, 8, 256, 256)).astype(np.float32)
+        k = rng.random((8, 4, 5, 5)).astype(np.float32)
+        self.assertLess(peak_beyond_result(lambda: conv_transpose2d(x, k, stride=2)), 1.0)
 
 
 class TestKernelGradient(unittest.TestCase):

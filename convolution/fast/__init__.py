@@ -19,6 +19,8 @@ beside its plan and its cost formula:
     A CNN layer's sums over channels as matrix products, one per stack of taps.
 ``winograd.py``
     A 3 x 3 layer at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products, not 36.
+``subpixel.py``
+    The transposed convolution: every stride phase of a block of rows in one product.
 ``operations.py``
     Every operation (the layer, the transposed convolution, both gradients)
     put in that one form, and the planner that routes a layer.

@@ -117,6 +117,27 @@ def _stacks(taps, per_in, dtype, s):
     return [taps[i:i + size] for i in range(0, len(taps), size)]
 
 
+@functools.lru_cache(maxsize=256)
+def _layout(kernel_shape, stride, dilation, width, per_in, dtype, s):
+    """How `_FlatStrips` lays out the taps: (phases, reach_h, reach_w, row_width, stacks, depth).
+
+    Worked out from the shapes alone, once (for a 31 x 31 kernel, a thousand
+    taps sorted in Python: milliseconds, which every plan of a call paid).
+    Shared by every call: read only.
+    """
+    phases = tap_phases(kernel_shape, stride, dilation)
+    offsets = [offset for taps in phases.values() for _, offset in taps]
+    reach_h = max(a for a, _ in offsets)     # rows below the strip that taps read
+    reach_w = max(b for _, b in offsets)
+    row_width = width + reach_w
+    runs = ((tap, phase, a * row_width + b) for phase, taps in phases.items()
+            for tap, (a, b) in taps)
+    stacks = tuple(tuple(stack) for stack in _stacks(runs, per_in, dtype, s))
+    # Rows of the buffer a stack of taps is copied into (0: every tap read in place).
+    depth = 0 if max(map(len, stacks)) == 1 else max(len(stack) for stack in stacks) * per_in
+    return phases, reach_h, reach_w, row_width, stacks, depth
+
+
 class _FlatStrips:
     """The padded input's stride phases, fetched strip by strip and laid out flat.
 
@@ -134,20 +155,10 @@ class _FlatStrips:
         images = matrix.reshape((batch * self.in_channels,) + matrix.shape[2:])
         self.source = Padded(images, geometry.padding, padding_mode, fill_value)
         self.stride = geometry.stride
-        self.phases = tap_phases(kernel_shape, geometry.stride, geometry.dilation)
-        offsets = [offset for taps in self.phases.values() for _, offset in taps]
-        self.reach_h = max(a for a, _ in offsets)     # rows below the strip that taps read
-        self.reach_w = max(b for _, b in offsets)
         self.width = geometry.output_shape[1]
-        self.row_width = self.width + self.reach_w
-        per_in = self.in_channels // groups
-        self.stacks = _stacks(((tap, phase, a * self.row_width + b)
-                               for phase, taps in self.phases.items() for tap, (a, b) in taps),
-                              per_in, dtype, s)
-        #: Rows of the buffer a stack of taps is copied into (0: every tap read in place).
-        self.depth = max(len(stack) for stack in self.stacks) * per_in
-        if max(map(len, self.stacks)) == 1:
-            self.depth = 0
+        (self.phases, self.reach_h, self.reach_w, self.row_width, self.stacks,
+         self.depth) = _layout(kernel_shape, geometry.stride, geometry.dilation, self.width,
+                               self.in_channels // groups, np.dtype(dtype).str, s)
 
     def row_bytes(self, out_channels):
         """Bytes of buffers per output row: the phases, an accumulator and its scratch, a stack."""

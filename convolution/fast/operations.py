@@ -14,7 +14,9 @@ input times kernel weights, summed over taps and channels.
   channels swapped (``geometry.transpose_phases``). No zeros are spread
   between the input's cells, and no product of a tap that lands elsewhere
   is computed: at stride s, 1/s**2 of the multiply-adds of a correlation
-  over the spread input.
+  over the spread input. Or every phase of a block of output rows at once,
+  as one band product that shares the input's copies between the phases
+  (``subpixel.py``); `transpose_route` weighs the two.
 - The kernel's gradient is the correlation of the padded input with the
   output's gradient as the kernel, stride and dilation trading places, the
   batch summed as channels are (`kernel_gradient`).
@@ -34,11 +36,15 @@ import math
 import numpy as np
 
 from .. import driver, settings as _settings
-from ..geometry import conv_geometry, transpose_phases
-from . import PATHS, all_finite, choose_method, convolve, fft, fft_surprise_free, layer, plan
+from ..dtypes import BLAS_DTYPES
+from ..geometry import ConvGeometry, conv_geometry, transpose_phases
+from . import (PATHS, all_finite, choose_method, convolve, fft, fft_surprise_free, layer, plan,
+               subpixel)
+from .cache import kernel_cache
 from .costs import cell_scale
 
-__all__ = ["plan_layer", "conv2d", "conv_transpose2d", "kernel_gradient"]
+__all__ = ["plan_layer", "layer_estimate", "conv2d", "conv_transpose2d", "transpose_route",
+           "kernel_gradient"]
 
 
 def _blas_once(function):
@@ -168,7 +174,7 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
 
 @_blas_once
 def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
-    """The transposed convolution, one layer correlation per stride phase of its output.
+    """The transposed convolution: all stride phases in one product, or one correlation per phase.
 
     Parameters
     ----------
@@ -188,9 +194,13 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
     The output cells of one stride phase (every sh-th row from q, every
     sw-th column from r) are reached by one subset of the kernel's taps
     (``geometry.transpose_phases``), and gather their sums as `conv2d` does
-    with those taps, reversed, at stride 1: each phase runs through
+    with those taps, reversed, at stride 1: each phase can run through
     `conv2d` ('auto': the planner chooses its path), writing into its
-    strided slice of the output.
+    strided slice of the output (`_by_phases`). Or every phase of a block
+    of rows at once, as one band product ('subpixel', ``fast/subpixel.py``),
+    which shares the copies of the input between the phases: taken at a
+    stride above 1 where its estimate beats the phases' (`transpose_route`),
+    for finite data of a dtype BLAS takes.
 
     A gather also multiplies weights by the zeros beyond the input's edges,
     and an infinite or NaN weight times zero is NaN, where the scatter of
@@ -199,31 +209,113 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
     """
     batch, in_channels = images.shape[:2]
     per_out, kh, kw = kernel.shape[1:]
-    out_channels, per_in = groups * per_out, in_channels // groups
-    # (C_in, C_out / groups, ...) as conv2d's (C_out, C_in / groups, ...), group by group.
-    forward = kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
-        out_channels, per_in, kh, kw)
+    out_channels = groups * per_out
     out = np.empty((batch, out_channels) + geometry.output_shape, dtype)
     if not np.isfinite(kernel).all():
         out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]
-        return layer.scatter(images, forward, geometry, groups, out)
+        return layer.scatter(images, _forward_kernel(kernel, groups), geometry, groups, out)
+    route, chosen = transpose_route(images, kernel, geometry, groups, dtype)
+    if route == "subpixel":
+        return subpixel.run(images, kernel, geometry, groups, dtype, bias, out, chosen)
+    return _by_phases(images, kernel, geometry, groups, dtype, bias, out)
+
+
+def _forward_kernel(kernel, groups):
+    """(C_in, C_out / groups, kh, kw) as conv2d's (C_out, C_in / groups, kh, kw), by group."""
+    in_channels, per_out, kh, kw = kernel.shape
+    per_in = in_channels // groups
+    return kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
+        groups * per_out, per_in, kh, kw)
+
+
+def _phase_layers(images, kernel, geometry, groups):
+    """Per stride phase of the output: (output slice, its input cells, its kernel, its geometry).
+
+    The kernel in conv2d's layout, its taps those of the phase, reversed.
+    """
+    forward = _forward_kernel(kernel, groups)
     rows, cols = (transpose_phases(images.shape[axis], kernel.shape[axis], *args)
                   for axis, args in ((2, (geometry.stride[0], geometry.dilation[0],
                                           geometry.padding[0][0], geometry.output_shape[0])),
                                      (3, (geometry.stride[1], geometry.dilation[1],
                                           geometry.padding[1][0], geometry.output_shape[1]))))
-    reached = np.zeros(geometry.output_shape, bool)
+    out_h, out_w = geometry.output_shape
     for row, col in itertools.product(rows, cols):
         cells = images[:, :, row.input, col.input]
         sub_kernel = forward[:, :, row.taps][:, :, :, col.taps]
-        phase_geometry = conv_geometry(cells.shape, sub_kernel.shape[2:], 1,
-                                       (row.dilation, col.dilation), (row.padding, col.padding))
+        # What conv_geometry would find, without checking again what the phases derived.
+        yield (row.output, col.output), cells, sub_kernel, ConvGeometry(
+            cells.shape[2:], sub_kernel.shape[2:], (1, 1), (row.dilation, col.dilation),
+            (row.padding, col.padding), (len(range(*row.output.indices(out_h))),
+                                         len(range(*col.output.indices(out_w)))))
+
+
+def _by_phases(images, kernel, geometry, groups, dtype, bias, out):
+    """One layer correlation per stride phase, through `conv2d`, into its slice of ``out``."""
+    reached = np.zeros(geometry.output_shape, bool)
+    for (rows, cols), cells, sub_kernel, phase_geometry in _phase_layers(images, kernel,
+                                                                        geometry, groups):
         conv2d(cells, sub_kernel, phase_geometry, groups, "zeros", 0, dtype, bias,
-               out=out[:, :, row.output, col.output])
-        reached[row.output, col.output] = True
+               out=out[:, :, rows, cols])
+        reached[rows, cols] = True
     if not reached.all():       # phases no tap reaches: the bias alone
         out[:, :, ~reached] = 0 if bias is None else bias[:, np.newaxis]
     return out
+
+
+def transpose_route(images, kernel, geometry, groups, dtype):
+    """``('subpixel', plan)`` or ``('phases', None)``: how `conv_transpose2d` computes these sums.
+
+    At stride 1 there is one phase: a correlation, which the planner routes.
+    Above, the band product of every phase at once ('subpixel') takes finite
+    data of a dtype BLAS takes, where its estimate is below the sum of the
+    phases' own best estimates (each by `layer_estimate`: the paths of the
+    planner, data assumed to meet their conditions), both on one thread; the
+    plan then takes the call's threads. The choice depends on the kernel and
+    the shapes alone: it is kept, as plans are.
+    """
+    if geometry.stride == (1, 1) or np.dtype(dtype) not in BLAS_DTYPES \
+            or not all_finite(images):
+        return "phases", None
+    route = _route if kernel.size <= subpixel.CACHED_CELLS else _route.__wrapped__
+    return route(kernel, images.shape, geometry, groups, np.dtype(dtype).str, driver.threads(),
+                 _settings.current())
+
+
+@kernel_cache(maxsize=256)
+def _route(kernel, images_shape, geometry, groups, dtype, threads, s):
+    dtype = np.dtype(dtype)
+    images = np.broadcast_to(np.zeros((), dtype), images_shape)     # the plans read its shape
+    with driver.limit_threads(1):       # the work decides, as for the 2-D paths (fast._ranked)
+        alone = subpixel.plan(images_shape, kernel.shape, geometry, groups, dtype, s).ns
+        phases = sum(layer_estimate(cells, sub_kernel, phase_geometry, groups, dtype, s)
+                     for _, cells, sub_kernel, phase_geometry in _phase_layers(images, kernel,
+                                                                              geometry, groups))
+    if alone > phases:
+        return "phases", None
+    return "subpixel", subpixel.plan(images_shape, kernel.shape, geometry, groups, dtype, s)
+
+
+def layer_estimate(images, kernel, geometry, groups, dtype, s):
+    """The estimated time (ns) of a layer by the route `plan_layer` takes, data assumed fit.
+
+    ``kernel`` (C_out, C_in / groups, kh, kw). The cheaper of the paths
+    that do the sums over channels and, for up to ``Settings.pair_limit``
+    pairs, the best 2-D path once per pair of channels plus the sum of their
+    results (a single pair: that path alone).
+    """
+    out_channels, per_in = kernel.shape[:2]
+    pairs = out_channels * per_in
+    batch = images.shape[0]
+    best = choose_method(kernel[0, 0], geometry, batch)[1].ns if pairs <= s.pair_limit \
+        else math.inf
+    if pairs == 1:
+        return best
+    cells = batch * math.prod(geometry.output_shape)
+    per_pair = best + cells * cell_scale(dtype) * s.flat_ns
+    return min(pairs * per_pair,
+               min(path.plan(images, kernel.shape, geometry, groups, "zeros", 0, dtype, s).ns
+                   for path in PATHS.values() if path.channels))
 
 
 @_blas_once
