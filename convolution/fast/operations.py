@@ -314,8 +314,8 @@ def layer_estimate(images, kernel, geometry, groups, dtype, s):
     cells = batch * math.prod(geometry.output_shape)
     per_pair = best + cells * cell_scale(dtype) * s.flat_ns
     return min(pairs * per_pair,
-               min(path.plan(images, kernel.shape, geometry, groups, "zeros", 0, dtype, s).ns
-                   for path in PATHS.values() if path.channels))
+               min(chosen.ns for _, chosen in _layer_plans(images, kernel.shape, geometry,
+                                                           groups, "zeros", 0, dtype, s)))
 
 
 @_blas_once
