@@ -17,6 +17,8 @@ beside its plan and its cost formula:
     Overlap-save: the sums of each tile as a product of spectra.
 ``layer.py``
     A CNN layer's sums over channels as matrix products, one per stack of taps.
+``gradients.py``
+    The kernel's gradient as matrix products of shifted copies, or one FFT.
 ``operations.py``
     Every operation (the layer, the transposed convolution, both gradients)
     put in that one form, and the planner that routes a layer.
@@ -40,10 +42,10 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..dtypes import BLAS_DTYPES
 from ..padding import Padded
-from . import banded, direct, fft, layer, polyphase, separable
+from . import banded, direct, fft, gradients, layer, polyphase, separable
 from .cache import kernel_cache
 
-__all__ = ["PATHS", "METHODS", "Path", "all_finite", "choose_method", "convolve", "cost_estimates",
+__all__ = ["PATHS", "GRADIENT_PATHS", "METHODS", "Path", "GradientPath", "all_finite", "choose_method", "convolve", "cost_estimates",
            "fft_surprise_free", "plan"]
 
 
@@ -74,6 +76,27 @@ PATHS = {
     "separable": Path(separable.plan, separable.run),
     "fft": Path(fft.plan, fft.run),
     "matmul": Path(layer.plan, layer.conv2d, channels=True),
+}
+
+
+class GradientPath(NamedTuple):
+    """A path of the kernel's gradient (``operations.kernel_gradient`` ranks them).
+
+    ``plan(images, kernel_shape, geometry, groups, padding_mode, fill_value,
+    dtype, settings)`` returns a ``driver.Plan`` (or raises ValueError where
+    the path does not take the dtype or size); ``run(grad_output, images,
+    kernel_shape, geometry, groups, padding_mode, fill_value, dtype, plan)``
+    returns the gradient, of ``kernel_shape``.
+    """
+    plan: Callable
+    run: Callable
+
+
+#: The paths of the kernel's gradient by name: per tap, by shifted copies, by one FFT.
+GRADIENT_PATHS = {
+    "taps": GradientPath(layer.plan_kernel_gradient, layer.kernel_gradient),
+    "shifts": GradientPath(gradients.plan_shifts, gradients.shifts),
+    "fft": GradientPath(gradients.plan_fft, gradients.fft),
 }
 #: The names of the paths of a 2-D kernel (that do no sums over channels).
 METHODS = tuple(name for name, path in PATHS.items() if not path.channels)

@@ -1,0 +1,371 @@
+"""The kernel's gradient: the input correlated with the output's gradient, two ways.
+
+The sum
+    ``grad[o, c, a, b] = sum over n, i, j of g[n, o, i, j] * padded[n, c', i*sh + a*dh,
+    j*sw + b*dw]``, with ``g`` the gradient of ``conv2d``'s output: for each
+    tap, the sum of the output's gradient times the cells that tap met. It is
+    a correlation whose kernel (``g``) is as large as the image and whose
+    result (the kernel) is small: kh * kw multiply-adds per output cell, like
+    the forward pass, but with nothing to reuse from one tap to the next
+    unless the taps are made to share their operands.
+
+'shifts': matrix products of shifted copies
+    Lay a strip of the padded input's stride phase out flat, ``row_width``
+    cells a row (``W_out`` plus the kernel's reach in the phase), and the
+    output's gradient alike, zeros beyond ``W_out``. Tap ``(a, b)``, at
+    offset ``(a', b')`` in its phase, then meets the cell ``a' * row_width + b'``
+    places after the one each gradient cell multiplies, so::
+
+        grad[a, b] = sum over v of  x[a' * row_width + v]  *  g[v - b']
+                                    (row shift a', a copy)    (column shift b', a copy)
+
+    With the kh row shifts of the input strip copied into the rows of one
+    matrix, and the kw column shifts of the gradient into another, every
+    tap's sum is an entry of one matrix product, (kw x K) @ (K x kh), K the
+    strip's cells: (kh + kw) copies of the strip buy kh * kw multiply-adds
+    per cell inside BLAS, instead of kh * kw passes over memory. Channels
+    and groups stack into the same matrices, (C_out kw x K) @ (K x C_in kh)
+    a group; the batch is summed as the strips are.
+
+    Cost per output cell: about (kh + kw) copies and kh * kw multiply-adds
+    in BLAS. The products are cut along K so that each stays small enough
+    for OpenBLAS's unpacked kernels (``Settings.gradient_macs``): a
+    (9 x 16384) @ (16384 x 9) product runs at a quarter of the speed of
+    two of 8192, here.
+
+    Limits: finite float data only (the zeros beyond ``W_out`` multiply real
+    cells of the input; an infinite one would make NaN where the reference
+    loops add nothing). Integers and data holding NaN or infinity take the
+    taps' path (``layer.kernel_gradient``), which multiplies exactly the
+    cells each tap met. Memory: a strip's copies, a few MiB.
+
+'fft': one transform of the whole padded image
+    The same sums are the correlation of the padded input with the gradient
+    spread by the stride, at lags ``(a*dh, b*dw)``: the product of their
+    spectra. Transforms of the padded size (rounded up to a fast length) see
+    no wrap-around at these lags, for no lag plus gradient cell passes the
+    padded input's edge. Of the inverse only the kh lags' rows are kept
+    before its second axis is transformed back.
+
+    Cost: two real transforms of the padded image per pair of image and
+    channel, whatever the kernel's size, against kh * kw multiply-adds per
+    cell: from about 15 x 15 on, the faster. In float64 (float32 data
+    included), through ``scipy.fft`` where installed (numpy.fft otherwise).
+
+    Limits: finite float data of moderate range only. Its error is relative
+    to the norms of the whole input and gradient, where the direct sums' is
+    relative to their own terms; `fft` compares the two first (`_accurate`)
+    and leaves data it would not do well to the other paths. Memory: the
+    spectra of one image's channels and of each pair of channels.
+"""
+import math
+
+import numpy as np
+
+from .. import driver
+from ..padding import Padded
+from ..shapes import stride_phase
+from .costs import cell_scale, mac_scale, transforms
+
+__all__ = ["plan_shifts", "shifts", "plan_fft", "fft"]
+
+
+def _axis_taps(size, stride, dilation):
+    """``{phase: [(tap, offset in the phase), ...]}`` along one axis (``shapes.stride_phase``)."""
+    grouped = {}
+    for tap in range(size):
+        phase, offset = stride_phase(tap * dilation, stride)
+        grouped.setdefault(phase, []).append((tap, offset))
+    return grouped
+
+
+class _Layout:
+    """How `shifts` lays out a strip: its phases, its row width, its products."""
+
+    def __init__(self, images, kernel_shape, geometry, groups, dtype):
+        self.in_channels = images.shape[1]
+        self.out_channels, self.per_in, kh, kw = kernel_shape
+        self.groups, self.dtype = groups, np.dtype(dtype)
+        self.per_out = self.out_channels // groups
+        self.rows = _axis_taps(kh, geometry.stride[0], geometry.dilation[0])
+        self.cols = _axis_taps(kw, geometry.stride[1], geometry.dilation[1])
+        self.reach_h = max(offset for taps in self.rows.values() for _, offset in taps)
+        self.reach_w = max(offset for taps in self.cols.values() for _, offset in taps)
+        self.width = geometry.output_shape[1]
+        self.row_width = self.width + self.reach_w
+        self.taps = kh * kw
+
+    def row_bytes(self):
+        """Bytes of buffers per output row of one image: phases, shifted gradient, products."""
+        phases = len(self.rows) * len(self.cols)
+        kw = sum(map(len, self.cols.values()))
+        return ((phases * self.in_channels + self.out_channels * kw) * self.row_width
+                + self.in_channels * self.per_out * self.taps) * self.dtype.itemsize
+
+    def work(self, s):
+        """What a strip costs per output row of one image (`driver.Work`)."""
+        kw = sum(map(len, self.cols.values()))
+        phases = len(self.rows) * len(self.cols)
+        cells = self.row_width * cell_scale(self.dtype)
+        row_ns = (cells * (self.out_channels * kw * s.copy_ns
+                           + phases * self.in_channels * s.fetch_ns)
+                  + self.in_channels * self.per_out * self.taps
+                  * (self.row_width * mac_scale(self.dtype) * s.mac_ns + s.flat_ns)
+                  + phases * self.in_channels * s.product_call_ns)
+        return driver.Work(row_bytes=self.row_bytes(), extra_rows=self.reach_h, row_ns=row_ns,
+                           calls=3 * kw + 5 * phases)
+
+
+def plan_shifts(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
+    """The plan of `shifts`: strips of output rows, threads, the estimate; ``detail`` its layout.
+
+    Raises ValueError for dtypes BLAS does not take (integers, longdouble).
+    """
+    if np.dtype(dtype) not in (np.float32, np.float64, np.complex64, np.complex128):
+        raise ValueError(f"the shifted copies' products take BLAS's dtypes, not {dtype}")
+    layout = _Layout(images, kernel_shape, geometry, groups, dtype)
+    out_bytes = (images.shape[0] * kernel_shape[0] * math.prod(geometry.output_shape)
+                 * np.dtype(dtype).itemsize)
+    return driver.plan(images.shape[0], geometry.output_shape[0], out_bytes, layout.work(s),
+                       s)._replace(detail=layout)
+
+
+def _progression(offsets):
+    """``(first, step)`` of offsets that go up by a constant step (one offset: step 1)."""
+    steps = {b - a for a, b in zip(offsets, offsets[1:])}
+    assert len(steps) <= 1, offsets     # the taps of one phase are equally spaced
+    return offsets[0], steps.pop() if steps else 1
+
+
+def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fill_value,
+           dtype, plan_):
+    """The kernel's gradient as products of shifted copies, strip by strip (see the module).
+
+    ``grad_output`` (N, C_out, H_out, W_out), ``images`` (N, C_in, H, W),
+    finite; ``plan_`` from `plan_shifts`. Returns an array of
+    ``kernel_shape`` (C_out, C_in / groups, kh, kw), of ``dtype``.
+
+    Each thread sums its strips into arrays of its own, added up at the end
+    in a fixed order: the result does not depend on which thread took which
+    strip.
+    """
+    layout, s = plan_.detail, plan_.settings
+    groups, per_in, per_out = layout.groups, layout.per_in, layout.per_out
+    rw, width, reach_h = layout.row_width, layout.width, layout.reach_h
+    (sh, sw), channels, out_channels = geometry.stride, images.shape[1], layout.out_channels
+    itemsize = np.dtype(dtype).itemsize
+    source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding, padding_mode,
+                    fill_value)
+    tasks, workers = plan_.tasks, min(plan_.threads, len(plan_.tasks))
+    # Unpadded, at stride 1, the input's rows are the rows the taps read: no copy.
+    in_place = (geometry.padding == ((0, 0), (0, 0)) and geometry.stride == (1, 1)
+                and images.dtype == dtype and images.flags.c_contiguous)
+    flat_images, plane = images.reshape(-1), math.prod(images.shape[2:])
+    # Per phase (q, r) and worker: (groups, per_in, per_out * column taps, row taps).
+    totals = [{(q, r): np.zeros((groups, per_in, per_out * len(cols), len(rows)), dtype)
+               for q, rows in layout.rows.items() for r, cols in layout.cols.items()}
+              for _ in range(workers)]
+
+    def strip(arena, batch, out_rows, total):
+        n, m = batch.stop - batch.start, out_rows.stop - out_rows.start
+        block_rows = m + reach_h
+        # (n, G, m, per_out, W): the gradient's rows, output row by output row.
+        grads = grad_output[batch, :, out_rows].reshape(n, groups, per_out, m, width).transpose(
+            0, 1, 3, 2, 4)
+        shifted = {}
+        for r, cols in layout.cols.items():
+            # Each output row's gradient, rw cells a row, moved right by each column offset.
+            stack = arena.take((n, groups, m, per_out, len(cols), rw), dtype)
+            for k, (_, offset) in enumerate(cols):
+                stack[..., k, :offset] = 0
+                stack[..., k, offset:offset + width] = grads
+                stack[..., k, offset + width:] = 0
+            shifted[r] = stack.reshape(n, groups, m, 1, per_out * len(cols), rw)
+        for q, rows in layout.rows.items():
+            first_row = out_rows.start * sh + q
+            first, step = _progression([offset for _, offset in rows])
+            for r in layout.cols:
+                if in_place:    # the input's own rows: already rw cells a row
+                    base = flat_images[(batch.start * channels * plane
+                                        + (first_row + first) * rw):]
+                    cell = plane * itemsize
+                else:
+                    block = source.region(
+                        slice(batch.start * channels, batch.stop * channels),
+                        range(first_row, first_row + sh * block_rows, sh),
+                        range(r, r + sw * rw, sw), dtype,
+                        out=arena.take((n * channels, block_rows, rw), dtype))
+                    base, cell = block.reshape(-1)[first * rw:], block_rows * rw * itemsize
+                # Output row i, input channel c: the rw cells of each row offset (in
+                # place: rows of the block, `step` rows apart), as a (rw, row taps) matrix.
+                cells = np.lib.stride_tricks.as_strided(
+                    base, (n, groups, m, per_in, rw, len(rows)),
+                    (channels * cell, per_in * cell, rw * itemsize, cell, itemsize,
+                     step * rw * itemsize), writeable=False)
+                # One product per output row and input channel, each (per_out kw, rw) @ (rw, kh).
+                part = np.matmul(shifted[r], cells)
+                total[q, r] += part.sum(axis=(0, 2))
+
+    def worker(arena, index):
+        for batch, out_rows in tasks[index::workers]:
+            strip(driver.Arena.start(), batch, out_rows, totals[index])
+
+    with driver.single_threaded_blas(s.limit_blas):
+        driver.run(worker, driver.Plan([(index,) for index in range(workers)], workers,
+                                       plan_.ns, settings=s))
+    grad = np.empty(kernel_shape, dtype)
+    for (q, r), total in totals[0].items():
+        for other in totals[1:]:
+            total = total + other[q, r]
+        rows, cols = layout.rows[q], layout.cols[r]
+        # (groups, per_in, per_out, column taps, row taps) -> grad[o, c, a, b]
+        total = total.reshape(groups, per_in, per_out, len(cols), len(rows)).transpose(
+            0, 2, 1, 4, 3).reshape(out_channels, per_in, len(rows), len(cols))
+        grad[np.ix_(range(out_channels), range(per_in), [a for a, _ in rows],
+                    [b for b, _ in cols])] = total
+    return grad
+
+
+def _fft_module():
+    """``scipy.fft`` where installed (real transforms of float64, threads), else numpy.fft."""
+    try:
+        import scipy.fft
+        return scipy.fft
+    except ImportError:     # pragma: no cover - scipy is optional
+        return np.fft
+
+
+def _fast_length(n):
+    """A length >= n that the transforms do fast."""
+    try:
+        import scipy.fft
+        return scipy.fft.next_fast_len(n, real=True)
+    except ImportError:     # pragma: no cover - scipy is optional
+        from .fft import _length
+        return _length(n)
+
+
+def fft_lengths(geometry):
+    """The transforms' shape: the padded input's, each axis rounded up to a fast length."""
+    return tuple(_fast_length(n + sum(p)) for n, p in zip(geometry.input_shape,
+                                                           geometry.padding))
+
+
+def plan_fft(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
+    """``driver.Plan`` of `fft`: one task, its estimate.
+
+    Raises ValueError for other dtypes than real floats, and where the
+    spectra it holds (one image's channels, the gradient's, and one sum per
+    pair of channels) would pass 8 times the larger of the input and the
+    output's gradient.
+    """
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"the FFT of the kernel's gradient takes real floats, not {dtype}")
+    batch = images.shape[0]
+    out_channels, per_in = kernel_shape[:2]
+    lengths = fft_lengths(geometry)
+    spectra = batch * (images.shape[1] + out_channels)
+    pairs = out_channels * per_in
+    cells = lengths[0] * (lengths[1] // 2 + 1)
+    held = (pairs + images.shape[1] + out_channels) * cells * 16
+    if held > 8 * max(images.nbytes, images.size * np.dtype(dtype).itemsize,
+                      batch * out_channels * math.prod(geometry.output_shape)
+                      * np.dtype(dtype).itemsize):
+        raise ValueError(f"the FFT of the kernel's gradient would hold {held} bytes of spectra "
+                         f"for {pairs} pairs of channels")
+    ns = (transforms(lengths, spectra, s) + transforms(lengths, pairs, s) / 2
+          + cell_scale(np.complex128) * cells * (batch * pairs + spectra) * s.flat_ns)
+    return driver.Plan([()], 1, ns, settings=s)
+
+
+def _accurate(padded, grads, geometry, arena, s):
+    """Whether the FFT's error stays near the direct sums' for one image (see the module).
+
+    ``padded`` (C_in, Hp, Wp), ``grads`` (C_out, H_out, W_out). The FFT's
+    error on every lag is a few units of float64's precision times
+    ``|x| |g|``, the norms of the input and the gradient (by Cauchy-Schwarz
+    the most any lag's terms can add up to); the direct sums' is relative to
+    the lag's own terms, ``sum |x| |g|``. They differ where the gradient is
+    large only where the input is small. The terms of the first tap, a fair
+    sample of every tap's (their windows differ by the kernel's span), must
+    add up to within ``Settings.fft_range`` of the norms' product, and no
+    value may pass 2**500 (whose products could overflow in the spectra).
+    """
+    (height, width), (sh, sw) = geometry.output_shape, geometry.stride
+    channels, out_channels = padded.shape[0], grads.shape[0]
+    largest = terms = squares_x = squares_g = 0.0
+    step = max(1, 2 ** 15 // (width * max(channels, out_channels)))    # rows a block
+    x = arena.take((channels, step, width), np.float64)
+    g = arena.take((out_channels, step, width), np.float64)
+    for top in range(0, height, step):      # in blocks of rows: small buffers, in cache
+        rows = min(step, height - top)
+        xs, gs = x[:, :rows], g[:, :rows]
+        np.abs(padded[:, top * sh:(top + rows - 1) * sh + 1:sh, :(width - 1) * sw + 1:sw],
+               out=xs)
+        np.abs(grads[:, top:top + rows], out=gs)
+        largest = max(largest, float(xs.max()), float(gs.max()))
+        xs, gs = xs.reshape(channels, -1), gs.reshape(out_channels, -1)
+        terms += float(np.sum(gs @ xs.T))
+        squares_x += float(np.vdot(xs, xs))
+        squares_g += float(np.vdot(gs, gs))
+    norms = math.sqrt(squares_x * squares_g)
+    return largest < 2.0 ** 500 and norms <= s.fft_range * terms
+
+
+def fft(grad_output, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype,
+        plan_):
+    """The kernel's gradient through one FFT of the whole padded image (see the module).
+
+    ``grad_output`` (N, C_out, H_out, W_out) and ``images`` (N, C_in, H, W),
+    finite real floats. Returns an array of ``kernel_shape``, of ``dtype``;
+    None where an image fails `_accurate` (its error could pass the direct
+    sums' by far: another path must take these data).
+    """
+    module = _fft_module()
+    options = {} if module is np.fft else {"workers": driver.threads()}
+    lengths = fft_lengths(geometry)
+    (sh, sw), (dh, dw) = geometry.stride, geometry.dilation
+    out_channels, per_in, kh, kw = kernel_shape
+    per_out = out_channels // groups
+    batch, channels = images.shape[:2]
+    height, width = geometry.output_shape
+    source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding, padding_mode,
+                    fill_value)
+    padded_h, padded_w = source.shape
+    spectrum = (lengths[0], lengths[1] // 2 + 1)
+    sums = np.zeros((groups, per_out, per_in) + spectrum, np.complex128)
+    accurate = [True]
+
+    def transform(arena):
+        # The transforms' inputs, zero beyond the data, in the thread's scratch memory:
+        # a fresh array of this size would cost its page faults every call.
+        padded = arena.take((channels,) + lengths, np.float64)
+        spread = arena.take((out_channels,) + lengths, np.float64)
+        padded[:, padded_h:] = 0
+        padded[:, :padded_h, padded_w:] = 0
+        spread[...] = 0
+        for n in range(batch):
+            source.region(slice(n * channels, (n + 1) * channels), range(padded_h),
+                          range(padded_w), np.float64, out=padded[:, :padded_h, :padded_w])
+            if not _accurate(padded, grad_output[n], geometry, arena, plan_.settings):
+                accurate[0] = False
+                return
+            inputs = module.rfft2(padded, **options).reshape((groups, 1, per_in) + spectrum)
+            # The gradient's cells as far apart as the windows they weigh.
+            spread[:, :(height - 1) * sh + 1:sh, :(width - 1) * sw + 1:sw] = grad_output[n]
+            grads = module.rfft2(spread, **options).reshape((groups, per_out, 1) + spectrum)
+            np.conjugate(grads, out=grads)
+            if sums.shape[:3] == (1, 1, 1):
+                np.multiply(grads, inputs, out=grads)
+                sums[...] += grads
+            else:
+                sums[...] += grads * inputs
+
+    with driver.single_threaded_blas(plan_.settings.limit_blas):
+        driver.run(transform, driver.Plan([()], 1, plan_.ns, settings=plan_.settings))
+    if not accurate[0]:
+        return None
+    # Only the rows of the lags a * dh go through the second inverse transform.
+    rows = module.ifft(sums, axis=-2, **options)[..., np.arange(kh) * dh, :]
+    lags = module.irfft(rows, lengths[1], axis=-1, **options)[..., np.arange(kw) * dw]
+    return lags.reshape(kernel_shape).astype(dtype)
