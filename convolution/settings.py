@@ -95,7 +95,7 @@ class Settings:
     fft_ns: float = 0.75
     fft_call_ns: float = 55000.0
     #: One small matrix product of a batch, called from NumPy's loop (no Python between).
-    product_call_ns: float = 400.0
+    product_call_ns: float = 150.0
 
 
 _current = Settings()

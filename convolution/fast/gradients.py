@@ -9,35 +9,36 @@ The sum
     the forward pass, but with nothing to reuse from one tap to the next
     unless the taps are made to share their operands.
 
-'shifts': matrix products of shifted copies
-    Lay a strip of the padded input's stride phase out flat, ``row_width``
-    cells a row (``W_out`` plus the kernel's reach in the phase), and the
-    output's gradient alike, zeros beyond ``W_out``. Tap ``(a, b)``, at
-    offset ``(a', b')`` in its phase, then meets the cell ``a' * row_width + b'``
-    places after the one each gradient cell multiplies, so::
+'shifts': small matrix products of the input read in place and a few shifted copies
+    Lay the padded input's stride phase out in rows of ``row_width`` cells
+    (``W_out`` plus the kernel's reach in the phase), and the output's
+    gradient alike, zeros beyond ``W_out``. For output row ``i``, tap
+    ``(a, b)`` at offset ``(a', b')`` in its phase sums::
 
-        grad[a, b] = sum over v of  x[a' * row_width + v]  *  g[v - b']
-                                    (row shift a', a copy)    (column shift b', a copy)
+        grad[a, b] += sum over u of  x[i + a', u + b']  *  g[i, u]
 
-    With the kh row shifts of the input strip copied into the rows of one
-    matrix, and the kw column shifts of the gradient into another, every
-    tap's sum is an entry of one matrix product, (kw x K) @ (K x kh), K the
-    strip's cells: (kh + kw) copies of the strip buy kh * kw multiply-adds
-    per cell inside BLAS, instead of kh * kw passes over memory. Channels
-    and groups stack into the same matrices, (C_out kw x K) @ (K x C_in kh)
-    a group; the batch is summed as the strips are.
+    The rows ``x[i + a']`` of every row tap are rows of the input, ``row_width``
+    cells apart: in place, they are a (row_width x kh) matrix. The column
+    shift ``b'`` is split, ``b' = b0 + B * v``: the gradient's row moved by
+    ``b0`` (B copies, ``_split``), against the input's rows read ``B * v``
+    cells further on (in place again, a matrix per ``v``). So each output row
+    is ``kw / B`` products (B x row_width) @ (row_width x kh), one NumPy call a
+    strip (a batch of products), and every tap's sum an entry of them:
+    B copies of the gradient buy kh * kw multiply-adds per cell inside BLAS,
+    instead of kh * kw passes over memory. Few copies (B about kw / 6, at
+    least 2) measured fastest: wider products do more per call, and each
+    copy is a pass over the strip (`_COLUMNS_PER_COPY`). Channels and groups
+    are rows of the same products, (C_out/g B x row_width) @ (row_width x kh) per
+    input channel; the batch and the rows are summed as the strips are.
 
-    Cost per output cell: about (kh + kw) copies and kh * kw multiply-adds
-    in BLAS. The products are cut along K so that each stays small enough
-    for OpenBLAS's unpacked kernels (``Settings.gradient_macs``): a
-    (9 x 16384) @ (16384 x 9) product runs at a quarter of the speed of
-    two of 8192, here.
+    Cost per output cell: B copies and kh * kw multiply-adds in small BLAS
+    products, about 10**4 each, which NumPy calls in a loop of its own.
 
     Limits: finite float data only (the zeros beyond ``W_out`` multiply real
     cells of the input; an infinite one would make NaN where the reference
-    loops add nothing). Integers and data holding NaN or infinity take the
-    taps' path (``layer.kernel_gradient``), which multiplies exactly the
-    cells each tap met. Memory: a strip's copies, a few MiB.
+    loops add nothing: ``operations.kernel_gradient`` then computes the
+    gradient again by the taps, which multiply exactly the cells each tap
+    met). Integers take the taps too. Memory: a strip's copies, a few MiB.
 
 'fft': one transform of the whole padded image
     The same sums are the correlation of the padded input with the gradient
@@ -80,7 +81,7 @@ def _axis_taps(size, stride, dilation):
 
 
 class _Layout:
-    """How `shifts` lays out a strip: its phases, its row width, its products."""
+    """How `shifts` lays out a strip: its phases, its row width, its copies and products."""
 
     def __init__(self, images, kernel_shape, geometry, groups, dtype):
         self.in_channels = images.shape[1]
@@ -94,26 +95,49 @@ class _Layout:
         self.width = geometry.output_shape[1]
         self.row_width = self.width + self.reach_w
         self.taps = kh * kw
+        #: Per column phase: (copies of the gradient, views of the input), product B * views
+        #: covering its taps; ``slack``: cells the views read past a block's last row.
+        self.split = {r: _split(len(cols)) for r, cols in self.cols.items()}
+        self.slack = max(_progression([o for _, o in self.cols[r]])[1] * copies * (views - 1)
+                         for r, (copies, views) in self.split.items())
 
     def row_bytes(self):
         """Bytes of buffers per output row of one image: phases, shifted gradient, products."""
         phases = len(self.rows) * len(self.cols)
-        kw = sum(map(len, self.cols.values()))
-        return ((phases * self.in_channels + self.out_channels * kw) * self.row_width
-                + self.in_channels * self.per_out * self.taps) * self.dtype.itemsize
+        copies = sum(c for c, _ in self.split.values())
+        products = sum(c * v for c, v in self.split.values()) * sum(map(len, self.rows.values()))
+        return ((phases * self.in_channels + self.out_channels * (1 + copies)) * self.row_width
+                + self.in_channels * self.per_out * products) * self.dtype.itemsize
 
     def work(self, s):
         """What a strip costs per output row of one image (`driver.Work`)."""
-        kw = sum(map(len, self.cols.values()))
         phases = len(self.rows) * len(self.cols)
+        copies = sum(c for c, _ in self.split.values())
+        taps = sum(c * v for c, v in self.split.values()) * sum(map(len, self.rows.values()))
+        products = sum(v for _, v in self.split.values()) * len(self.rows) * self.in_channels
         cells = self.row_width * cell_scale(self.dtype)
-        row_ns = (cells * (self.out_channels * kw * s.copy_ns
+        row_ns = (cells * (self.out_channels * (1 + copies) * s.copy_ns
                            + phases * self.in_channels * s.fetch_ns)
-                  + self.in_channels * self.per_out * self.taps
+                  + self.in_channels * self.per_out * taps
                   * (self.row_width * mac_scale(self.dtype) * s.mac_ns + s.flat_ns)
-                  + phases * self.in_channels * s.product_call_ns)
-        return driver.Work(row_bytes=self.row_bytes(), extra_rows=self.reach_h, row_ns=row_ns,
-                           calls=3 * kw + 5 * phases)
+                  + products * s.product_call_ns)
+        return driver.Work(row_bytes=self.row_bytes(), extra_rows=self.reach_h + 1,
+                           row_ns=row_ns, calls=3 + copies + 5 * phases)
+
+
+#: The gradient is copied once per this many of a phase's kernel columns (at least twice):
+#: fewer copies, more and narrower products. Measured, one thread, float32 512 x 512 and
+#: float64 256 x 256, ms for 1, 2, 4 and kw copies: 9 x 9 1.25, 0.83, 0.96, 1.16;
+#: 15 x 15 2.84, 1.65, 1.45, 2.45 (float64: 1.49, 0.79, 0.75, 1.13); 31 x 31 11.0, 5.8,
+#: 4.7, 5.6 (8 copies: 4.5); 5 x 5 float64 0.29, 0.23, 0.30, 0.30; 3 x 3 0.48, 0.43, 0.49.
+_COLUMNS_PER_COPY = 6
+
+
+def _split(columns):
+    """``(copies, views)`` for a phase of ``columns`` kernel columns: a power of two of copies."""
+    copies = 1 if columns == 1 else max(2, 2 ** math.ceil(math.log2(columns / _COLUMNS_PER_COPY)))
+    copies = min(copies, columns)
+    return copies, -(-columns // copies)
 
 
 def plan_shifts(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
@@ -151,60 +175,82 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
     """
     layout, s = plan_.detail, plan_.settings
     groups, per_in, per_out = layout.groups, layout.per_in, layout.per_out
-    rw, width, reach_h = layout.row_width, layout.width, layout.reach_h
+    rw, width, reach_h, lead = layout.row_width, layout.width, layout.reach_h, layout.reach_w
     (sh, sw), channels, out_channels = geometry.stride, images.shape[1], layout.out_channels
+    height = geometry.output_shape[0]
     itemsize = np.dtype(dtype).itemsize
     source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding, padding_mode,
                     fill_value)
     tasks, workers = plan_.tasks, min(plan_.threads, len(plan_.tasks))
-    # Unpadded, at stride 1, the input's rows are the rows the taps read: no copy.
+    # Unpadded, at stride 1, the input's rows are the rows the taps read: no copy (but
+    # for the last strip, whose views read `slack` cells past the input's end).
     in_place = (geometry.padding == ((0, 0), (0, 0)) and geometry.stride == (1, 1)
                 and images.dtype == dtype and images.flags.c_contiguous)
     flat_images, plane = images.reshape(-1), math.prod(images.shape[2:])
-    # Per phase (q, r) and worker: (groups, per_in, per_out * column taps, row taps).
-    totals = [{(q, r): np.zeros((groups, per_in, per_out * len(cols), len(rows)), dtype)
-               for q, rows in layout.rows.items() for r, cols in layout.cols.items()}
+    # Per phase (q, r) and worker: (groups, per_in, views, per_out * copies, row taps).
+    totals = [{(q, r): np.zeros((groups, per_in, layout.split[r][1],
+                                 per_out * layout.split[r][0], len(rows)), dtype)
+               for q, rows in layout.rows.items() for r in layout.cols}
               for _ in range(workers)]
 
     def strip(arena, batch, out_rows, total):
         n, m = batch.stop - batch.start, out_rows.stop - out_rows.start
-        block_rows = m + reach_h
-        # (n, G, m, per_out, W): the gradient's rows, output row by output row.
-        grads = grad_output[batch, :, out_rows].reshape(n, groups, per_out, m, width).transpose(
-            0, 1, 3, 2, 4)
+        block_rows, cells = m + reach_h, m * rw
+        # The gradient laid out flat, rw cells a row, zeros beyond W_out and before its start.
+        grads = arena.take((n * out_channels, lead + cells), dtype)
+        grads[:, :lead] = 0
+        grid = grads[:, lead:].reshape(n * out_channels, m, rw)
+        grid[..., :width] = grad_output[batch, :, out_rows].reshape(n * out_channels, m, width)
+        grid[..., width:] = 0
         shifted = {}
         for r, cols in layout.cols.items():
-            # Each output row's gradient, rw cells a row, moved right by each column offset.
-            stack = arena.take((n, groups, m, per_out, len(cols), rw), dtype)
-            for k, (_, offset) in enumerate(cols):
-                stack[..., k, :offset] = 0
-                stack[..., k, offset:offset + width] = grads
-                stack[..., k, offset + width:] = 0
-            shifted[r] = stack.reshape(n, groups, m, 1, per_out * len(cols), rw)
+            # The gradient moved right by the first `copies` column offsets: one
+            # contiguous copy each. The further columns are the input read further on.
+            copies = layout.split[r][0]
+            first, step = _progression([offset for _, offset in cols])
+            if copies == 1:
+                base, rows_apart = grads[:, lead - first:], lead + cells
+            else:
+                stack = arena.take((n * out_channels, copies, cells), dtype)
+                for k in range(copies):
+                    offset = first + k * step
+                    stack[:, k] = grads[:, lead - offset:lead - offset + cells]
+                base, rows_apart = stack, cells
+            # Output row i: the (per_out * copies, rw) matrix of its shifted gradients.
+            channel = copies * rows_apart * itemsize
+            shifted[r] = np.lib.stride_tricks.as_strided(
+                base, (n, groups, m, 1, 1, per_out * copies, rw),
+                (out_channels * channel, per_out * channel, rw * itemsize, 0, 0,
+                 rows_apart * itemsize, itemsize), writeable=False)
         for q, rows in layout.rows.items():
             first_row = out_rows.start * sh + q
             first, step = _progression([offset for _, offset in rows])
-            for r in layout.cols:
-                if in_place:    # the input's own rows: already rw cells a row
+            for r, cols in layout.cols.items():
+                copies, views = layout.split[r]
+                # The views of the input: each `copies` column offsets further on.
+                view_step = copies * _progression([offset for _, offset in cols])[1]
+                if in_place and (layout.slack == 0 or out_rows.stop < height):
                     base = flat_images[(batch.start * channels * plane
                                         + (first_row + first) * rw):]
                     cell = plane * itemsize
                 else:
-                    block = source.region(
-                        slice(batch.start * channels, batch.stop * channels),
-                        range(first_row, first_row + sh * block_rows, sh),
-                        range(r, r + sw * rw, sw), dtype,
-                        out=arena.take((n * channels, block_rows, rw), dtype))
-                    base, cell = block.reshape(-1)[first * rw:], block_rows * rw * itemsize
-                # Output row i, input channel c: the rw cells of each row offset (in
-                # place: rows of the block, `step` rows apart), as a (rw, row taps) matrix.
-                cells = np.lib.stride_tricks.as_strided(
-                    base, (n, groups, m, per_in, rw, len(rows)),
-                    (channels * cell, per_in * cell, rw * itemsize, cell, itemsize,
-                     step * rw * itemsize), writeable=False)
-                # One product per output row and input channel, each (per_out kw, rw) @ (rw, kh).
-                part = np.matmul(shifted[r], cells)
-                total[q, r] += part.sum(axis=(0, 2))
+                    block = arena.take((n * channels, block_rows * rw + layout.slack), dtype)
+                    source.region(slice(batch.start * channels, batch.stop * channels),
+                                  range(first_row, first_row + sh * block_rows, sh),
+                                  range(r, r + sw * rw, sw), dtype,
+                                  out=block[:, :block_rows * rw].reshape(
+                                      n * channels, block_rows, rw))
+                    block[:, block_rows * rw:] = 0
+                    base, cell = block[:, first * rw:], block.shape[1] * itemsize
+                # Output row i, input channel c, view v: the rw cells of each row offset
+                # (rows of the block, `step` rows apart), as a (rw, row taps) matrix.
+                cells_of = np.lib.stride_tricks.as_strided(
+                    base, (n, groups, m, per_in, views, rw, len(rows)),
+                    (channels * cell, per_in * cell, rw * itemsize, cell,
+                     view_step * itemsize, itemsize, step * rw * itemsize), writeable=False)
+                # One product per output row, input channel and view: (per_out copies, rw)
+                # @ (rw, kh), summed over the images and rows.
+                total[q, r] += np.matmul(shifted[r], cells_of).sum(axis=(0, 2))
 
     def worker(arena, index):
         for batch, out_rows in tasks[index::workers]:
@@ -218,11 +264,13 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
         for other in totals[1:]:
             total = total + other[q, r]
         rows, cols = layout.rows[q], layout.cols[r]
-        # (groups, per_in, per_out, column taps, row taps) -> grad[o, c, a, b]
-        total = total.reshape(groups, per_in, per_out, len(cols), len(rows)).transpose(
-            0, 2, 1, 4, 3).reshape(out_channels, per_in, len(rows), len(cols))
+        copies, views = layout.split[r]
+        # (groups, per_in, views, per_out, copies, row taps) -> grad[o, c, a, b], the
+        # column tap b = copies * view + copy (those past the phase's last dropped).
+        total = total.reshape(groups, per_in, views, per_out, copies, len(rows)).transpose(
+            0, 3, 1, 5, 2, 4).reshape(out_channels, per_in, len(rows), views * copies)
         grad[np.ix_(range(out_channels), range(per_in), [a for a, _ in rows],
-                    [b for b, _ in cols])] = total
+                    [b for b, _ in cols])] = total[..., :len(cols)]
     return grad
 
 
@@ -257,7 +305,7 @@ def plan_fft(images, kernel_shape, geometry, groups, padding_mode, fill_value, d
     Raises ValueError for other dtypes than real floats, and where the
     spectra it holds (one image's channels, the gradient's, and one sum per
     pair of channels) would pass 8 times the larger of the input and the
-    output's gradient.
+    output's gradient, and ``Settings.keep_bytes`` (what a thread may keep).
     """
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"the FFT of the kernel's gradient takes real floats, not {dtype}")
@@ -268,9 +316,9 @@ def plan_fft(images, kernel_shape, geometry, groups, padding_mode, fill_value, d
     pairs = out_channels * per_in
     cells = lengths[0] * (lengths[1] // 2 + 1)
     held = (pairs + images.shape[1] + out_channels) * cells * 16
-    if held > 8 * max(images.nbytes, images.size * np.dtype(dtype).itemsize,
-                      batch * out_channels * math.prod(geometry.output_shape)
-                      * np.dtype(dtype).itemsize):
+    if held > max(8 * max(images.nbytes, images.size * np.dtype(dtype).itemsize,
+                          batch * out_channels * math.prod(geometry.output_shape)
+                          * np.dtype(dtype).itemsize), s.keep_bytes):
         raise ValueError(f"the FFT of the kernel's gradient would hold {held} bytes of spectra "
                          f"for {pairs} pairs of channels")
     ns = (transforms(lengths, spectra, s) + transforms(lengths, pairs, s) / 2

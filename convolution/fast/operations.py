@@ -39,7 +39,7 @@ from ..shapes import conv_geometry, transpose_phases
 from . import GRADIENT_PATHS, PATHS, all_finite, choose_method, convolve, fft_surprise_free, layer
 from .costs import cell_scale
 
-__all__ = ["plan_layer", "conv2d", "conv_transpose2d", "kernel_gradient"]
+__all__ = ["plan_layer", "conv2d", "conv_transpose2d", "kernel_gradient_plans", "kernel_gradient"]
 
 
 def _blas_once(function):
@@ -216,6 +216,34 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
     return out
 
 
+def kernel_gradient_plans(images, kernel_shape, geometry, groups, padding_mode, fill_value,
+                          dtype):
+    """``[(name, plan), ...]``: the kernel gradient's paths 'auto' weighs, the fastest first.
+
+    For floats, 'shifts' and 'fft' (where they take the dtype and size) and,
+    where the channels fill its products, 'taps'; for integers, 'taps'. The
+    FFT's estimate counts ``Settings.fft_margin`` times (see `kernel_gradient`).
+    """
+    s = _settings.current()
+    arguments = (images, kernel_shape, geometry, groups, padding_mode, fill_value,
+                 np.dtype(dtype), s)
+    options = []
+    if np.dtype(dtype).kind in "fc":
+        for name, path in GRADIENT_PATHS.items():
+            if name != "taps":
+                try:
+                    options.append((name, path.plan(*arguments)))
+                except ValueError:      # the path does not take this dtype or size
+                    pass
+    # The taps multiply exactly the cells each tap met: the path for every dtype and value.
+    # For floats it is weighed only where the channels fill its products; on one pair of
+    # channels 'shifts' does the same sums faster, and its plan costs far less to make.
+    if not options or kernel_shape[0] * kernel_shape[1] > 1:
+        options.append(("taps", GRADIENT_PATHS["taps"].plan(*arguments)))
+    return sorted(options, key=lambda option: option[1].ns
+                  * (s.fft_margin if option[0] == "fft" else 1))
+
+
 @_blas_once
 def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding_mode,
                     fill_value, dtype, method="auto"):
@@ -253,20 +281,8 @@ def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding
             raise ValueError(f"method={method!r} does not take these data (its error would "
                              f"pass the direct sums' by far); use method='auto'")
         return grad
-    options = []
-    if dtype.kind in "fc":
-        for name, path in GRADIENT_PATHS.items():
-            if name != "taps":
-                try:
-                    options.append((name, path.plan(*arguments)))
-                except ValueError:      # the path does not take this dtype or size
-                    pass
-    # The taps multiply exactly the cells each tap met: the path for every dtype and value.
-    # For floats it is weighed only where the channels fill its products; on one pair of
-    # channels 'shifts' does the same sums as fast, and its plan costs far less.
-    if not options or kernel_shape[0] * kernel_shape[1] > 1:
-        options.append(("taps", GRADIENT_PATHS["taps"].plan(*arguments)))
-    options.sort(key=lambda option: option[1].ns * (s.fft_margin if option[0] == "fft" else 1))
+    options = kernel_gradient_plans(images, kernel_shape, geometry, groups, padding_mode,
+                                    fill_value, dtype)
     for name, chosen in options:
         grad = GRADIENT_PATHS[name].run(*run, chosen)
         if name == "taps" or grad is not None and np.isfinite(grad).all():
