@@ -59,6 +59,7 @@ The sum
     and leaves data it would not do well to the other paths. Memory: the
     spectra of one image's channels and of each pair of channels.
 """
+import functools
 import math
 
 import numpy as np
@@ -83,8 +84,8 @@ def _axis_taps(size, stride, dilation):
 class _Layout:
     """How `shifts` lays out a strip: its phases, its row width, its copies and products."""
 
-    def __init__(self, images, kernel_shape, geometry, groups, dtype):
-        self.in_channels = images.shape[1]
+    def __init__(self, shape, kernel_shape, geometry, groups, dtype):
+        self.in_channels = shape[1]
         self.out_channels, self.per_in, kh, kw = kernel_shape
         self.groups, self.dtype = groups, np.dtype(dtype)
         self.per_out = self.out_channels // groups
@@ -98,7 +99,10 @@ class _Layout:
         #: Per column phase: (copies of the gradient, views of the input), product B * views
         #: covering its taps; ``slack``: cells the views read past a block's last row.
         self.split = {r: _split(len(cols)) for r, cols in self.cols.items()}
-        self.slack = max(_progression([o for _, o in self.cols[r]])[1] * copies * (views - 1)
+        #: Per phase of rows (of columns): its first offset and the step between its taps'.
+        self.row_steps = {q: _progression([o for _, o in taps]) for q, taps in self.rows.items()}
+        self.col_steps = {r: _progression([o for _, o in taps]) for r, taps in self.cols.items()}
+        self.slack = max(self.col_steps[r][1] * copies * (views - 1)
                          for r, (copies, views) in self.split.items())
 
     def row_bytes(self):
@@ -144,14 +148,31 @@ def plan_shifts(images, kernel_shape, geometry, groups, padding_mode, fill_value
     """The plan of `shifts`: strips of output rows, threads, the estimate; ``detail`` its layout.
 
     Raises ValueError for dtypes BLAS does not take (integers, longdouble).
+    It depends on the shapes alone: cached on them, the settings and the threads.
     """
     if np.dtype(dtype) not in (np.float32, np.float64, np.complex64, np.complex128):
         raise ValueError(f"the shifted copies' products take BLAS's dtypes, not {dtype}")
-    layout = _Layout(images, kernel_shape, geometry, groups, dtype)
-    out_bytes = (images.shape[0] * kernel_shape[0] * math.prod(geometry.output_shape)
+    return _plan_shifts(images.shape, tuple(kernel_shape), geometry, groups, np.dtype(dtype).str,
+                        driver.threads(), s)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_shifts(shape, kernel_shape, geometry, groups, dtype, threads, s):
+    layout = _Layout(shape, kernel_shape, geometry, groups, dtype)
+    out_bytes = (shape[0] * kernel_shape[0] * math.prod(geometry.output_shape)
                  * np.dtype(dtype).itemsize)
-    return driver.plan(images.shape[0], geometry.output_shape[0], out_bytes, layout.work(s),
+    return driver.plan(shape[0], geometry.output_shape[0], out_bytes, layout.work(s),
                        s)._replace(detail=layout)
+
+
+def _view(base, start, shape, strides):
+    """A read-only view of the C-contiguous ``base`` from its element ``start`` (as_strided, leaner).
+
+    Every element it reaches must lie inside ``base``: the callers see to it.
+    """
+    view = np.ndarray(shape, base.dtype, base, start * base.itemsize, strides)
+    view.flags.writeable = False
+    return view
 
 
 def _progression(offsets):
@@ -186,7 +207,7 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
     # for the last strip, whose views read `slack` cells past the input's end).
     in_place = (geometry.padding == ((0, 0), (0, 0)) and geometry.stride == (1, 1)
                 and images.dtype == dtype and images.flags.c_contiguous)
-    flat_images, plane = images.reshape(-1), math.prod(images.shape[2:])
+    plane = math.prod(images.shape[2:])
     # Per phase (q, r) and worker: (groups, per_in, views, per_out * copies, row taps).
     totals = [{(q, r): np.zeros((groups, per_in, layout.split[r][1],
                                  per_out * layout.split[r][0], len(rows)), dtype)
@@ -207,32 +228,29 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
             # The gradient moved right by the first `copies` column offsets: one
             # contiguous copy each. The further columns are the input read further on.
             copies = layout.split[r][0]
-            first, step = _progression([offset for _, offset in cols])
+            first, step = layout.col_steps[r]
             if copies == 1:
-                base, rows_apart = grads[:, lead - first:], lead + cells
+                base, start, rows_apart = grads, lead - first, lead + cells
             else:
-                stack = arena.take((n * out_channels, copies, cells), dtype)
+                base, start, rows_apart = arena.take((n * out_channels, copies, cells), dtype), 0, cells
                 for k in range(copies):
                     offset = first + k * step
-                    stack[:, k] = grads[:, lead - offset:lead - offset + cells]
-                base, rows_apart = stack, cells
+                    base[:, k] = grads[:, lead - offset:lead - offset + cells]
             # Output row i: the (per_out * copies, rw) matrix of its shifted gradients.
             channel = copies * rows_apart * itemsize
-            shifted[r] = np.lib.stride_tricks.as_strided(
-                base, (n, groups, m, 1, 1, per_out * copies, rw),
-                (out_channels * channel, per_out * channel, rw * itemsize, 0, 0,
-                 rows_apart * itemsize, itemsize), writeable=False)
+            shifted[r] = _view(base, start, (n, groups, m, 1, 1, per_out * copies, rw),
+                               (out_channels * channel, per_out * channel, rw * itemsize, 0, 0,
+                                rows_apart * itemsize, itemsize))
         for q, rows in layout.rows.items():
             first_row = out_rows.start * sh + q
-            first, step = _progression([offset for _, offset in rows])
+            first, step = layout.row_steps[q]
             for r, cols in layout.cols.items():
                 copies, views = layout.split[r]
                 # The views of the input: each `copies` column offsets further on.
-                view_step = copies * _progression([offset for _, offset in cols])[1]
+                view_step = copies * layout.col_steps[r][1]
                 if in_place and (layout.slack == 0 or out_rows.stop < height):
-                    base = flat_images[(batch.start * channels * plane
-                                        + (first_row + first) * rw):]
-                    cell = plane * itemsize
+                    base, cell = images, plane * itemsize
+                    start = batch.start * channels * plane + (first_row + first) * rw
                 else:
                     block = arena.take((n * channels, block_rows * rw + layout.slack), dtype)
                     source.region(slice(batch.start * channels, batch.stop * channels),
@@ -241,13 +259,12 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
                                   out=block[:, :block_rows * rw].reshape(
                                       n * channels, block_rows, rw))
                     block[:, block_rows * rw:] = 0
-                    base, cell = block[:, first * rw:], block.shape[1] * itemsize
+                    base, start, cell = block, first * rw, block.shape[1] * itemsize
                 # Output row i, input channel c, view v: the rw cells of each row offset
                 # (rows of the block, `step` rows apart), as a (rw, row taps) matrix.
-                cells_of = np.lib.stride_tricks.as_strided(
-                    base, (n, groups, m, per_in, views, rw, len(rows)),
-                    (channels * cell, per_in * cell, rw * itemsize, cell,
-                     view_step * itemsize, itemsize, step * rw * itemsize), writeable=False)
+                cells_of = _view(base, start, (n, groups, m, per_in, views, rw, len(rows)),
+                                 (channels * cell, per_in * cell, rw * itemsize, cell,
+                                  view_step * itemsize, itemsize, step * rw * itemsize))
                 # One product per output row, input channel and view: (per_out copies, rw)
                 # @ (rw, kh), summed over the images and rows.
                 total[q, r] += np.matmul(shifted[r], cells_of).sum(axis=(0, 2))
