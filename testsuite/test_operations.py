@@ -16,7 +16,7 @@ from convolution import (PADDING_MODES, conv2d, conv2d_backward, conv2d_backward
                          conv_transpose2d, driver, fast, settings)
 from convolution.driver import pool
 from convolution.fast import operations
-from convolution.shapes import conv_geometry
+from convolution.geometry import conv_geometry
 
 from .common import forced_threads, pretend_cores
 from .test_layer import assert_close, scale

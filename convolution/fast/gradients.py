@@ -66,14 +66,14 @@ import numpy as np
 
 from .. import driver
 from ..padding import Padded
-from ..shapes import stride_phase
+from ..geometry import stride_phase
 from .costs import cell_scale, mac_scale, transforms
 
 __all__ = ["plan_shifts", "shifts", "plan_fft", "fft"]
 
 
 def _axis_taps(size, stride, dilation):
-    """``{phase: [(tap, offset in the phase), ...]}`` along one axis (``shapes.stride_phase``)."""
+    """``{phase: [(tap, offset in the phase), ...]}`` along one axis (``geometry.stride_phase``)."""
     grouped = {}
     for tap in range(size):
         phase, offset = stride_phase(tap * dilation, stride)
