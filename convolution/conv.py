@@ -5,7 +5,7 @@
 """
 import numpy as np
 
-from . import chunked, fast, reference, reference_layers
+from . import chunked, driver, fast, reference, reference_layers, settings
 from .checks import as_array, as_bias, as_kernel, as_matrix, check_choice, check_groups
 from .dtypes import compute_dtype as _compute_dtype
 from .fast import operations
@@ -572,18 +572,22 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
             layer_kernel, geometry.stride, geometry.dilation, geometry.padding, padding_mode,
             fill_value, groups)
     else:
-        grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape, geometry,
-                                               groups, padding_mode, fill_value, compute_dtype)
-        # The data stay in their dtype: the paths convert what they fetch, strip by strip.
-        grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
-        # The gradient of the input: the adjoint of conv2d with this border, with
-        # the output_padding that restores the rows and columns the windows never reached.
-        padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
-        extra = tuple((size - span - 1) % s
-                      for size, span, s in zip(padded, geometry.span, geometry.stride))
-        spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
-                                         geometry.dilation, geometry.padding, extra)
-        grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode, compute_dtype)
+        # BLAS on one thread for the whole pass, set once (each gradient would set it again).
+        with driver.single_threaded_blas(settings.current().limit_blas):
+            grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape,
+                                                     geometry, groups, padding_mode, fill_value,
+                                                     compute_dtype)
+            # The data stay in their dtype: the paths convert what they fetch, strip by strip.
+            grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
+            # The gradient of the input: the adjoint of conv2d with this border, with
+            # the output_padding that restores the rows and columns the windows never reached.
+            padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
+            extra = tuple((size - span - 1) % s
+                          for size, span, s in zip(padded, geometry.span, geometry.stride))
+            spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
+                                             geometry.dilation, geometry.padding, extra)
+            grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode,
+                                   compute_dtype)
     if kernel.ndim == 2:
         grad_kernel, grad_bias = grad_kernel[0, 0], grad_bias.sum()
     return (grad_matrix.reshape(matrix.shape).astype(result_dtype, copy=False),
