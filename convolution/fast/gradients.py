@@ -132,10 +132,11 @@ class _Layout:
 
 
 #: The gradient is copied once per this many of a phase's kernel columns (at least twice):
-#: fewer copies, more and narrower products. Measured, one thread, float32 512 x 512 and
-#: float64 256 x 256, ms for 1, 2, 4 and kw copies: 9 x 9 1.25, 0.83, 0.96, 1.16;
-#: 15 x 15 2.84, 1.65, 1.45, 2.45 (float64: 1.49, 0.79, 0.75, 1.13); 31 x 31 11.0, 5.8,
-#: 4.7, 5.6 (8 copies: 4.5); 5 x 5 float64 0.29, 0.23, 0.30, 0.30; 3 x 3 0.48, 0.43, 0.49.
+#: fewer copies, more and narrower products. Measured on a whole image at once, one thread,
+#: float32 512 x 512 (float64 256 x 256), ms for 1, 2, 4 and kw copies: 9 x 9 1.25, 0.83,
+#: 0.96, 1.16; 15 x 15 2.84, 1.65, 1.45, 2.45 (1.49, 0.79, 0.75, 1.13); 31 x 31 11.0, 5.8,
+#: 4.7, 5.6, and 4.5 for 8; 5 x 5 (0.29, 0.23, 0.30, 0.30); for 1, 2, 3 copies, 3 x 3 0.48,
+#: 0.43, 0.49.
 _COLUMNS_PER_COPY = 6
 
 
@@ -172,7 +173,9 @@ def _plan_shifts(shape, kernel_shape, geometry, groups, dtype, threads, s):
 
 
 def _view(base, start, shape, strides):
-    """A read-only view of the C-contiguous ``base`` from its element ``start`` (as_strided, leaner).
+    """A read-only view of the C-contiguous ``base`` from its element ``start``.
+
+    What ``as_strided`` makes, with a few microseconds less of Python a call.
 
     Every element it reaches must lie inside ``base``: the callers see to it.
     """
