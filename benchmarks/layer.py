@@ -1,15 +1,19 @@
 """Benchmark: the CNN layer against PyTorch on the CPU, side by side in one process.
 
     python benchmarks/layer.py            # every case, 15 rounds, BLAS at 1 thread and at its default
-    python benchmarks/layer.py --quick    # the issue's layer only, 7 rounds
+    python benchmarks/layer.py --quick    # the ResNet layer only, 7 rounds
     python benchmarks/layer.py --threads 1 --cpu-time   # one thread each, by CPU time
 
-The cases: the layer of issue 10 (N=8, 64 -> 64 channels, 56 x 56, 3 x 3,
-padding 1, float32) forward (``conv2d``) and backward (``conv2d_backward``
-against autograd's ``backward`` of ``F.conv2d``, which also gives the three
+The cases: a ResNet layer (N=8, 64 -> 64 channels, 56 x 56, 3 x 3,
+padding 1, float32) forward (``conv2d``, which takes Winograd's
+``method='winograd'`` there) and backward (``conv2d_backward`` against
+autograd's ``backward`` of ``F.conv2d``, which also gives the three
 gradients); the same layer depthwise (groups=64); a strided layer; and a
 decoder's transposed convolution (64 -> 32 channels, 28 -> 56, 4 x 4,
-stride 2). Before timing, each result is checked against PyTorch's.
+stride 2). Before timing, each result is checked against PyTorch's. The
+layer forward also times the stacked products (``method='matmul'``) and
+the floor of the direct sums through BLAS: the layer's one im2col product,
+(N * 56 * 56, 576) @ (576, 64), alone on our threads.
 
 Timing: the contenders of a case run in rounds, interleaved, in an order
 that rotates from round to round, so that drift in the machine's speed falls
@@ -117,7 +121,35 @@ def check(ours, theirs, scale):
             raise AssertionError(f"results differ from PyTorch's by {error}")
 
 
-def forward_case(x, w, b, params, unlimited):
+def product_floor(x, w, params):
+    """A contender: the layer's multiply-adds as one im2col product, on our threads, alone.
+
+    The (N * H_out * W_out, C_in * kh * kw) @ (C_in * kh * kw, C_out) product
+    of a layer without groups, its rows shared by ``driver.threads()``
+    threads (BLAS on one thread each, as ours run): the floor of any design
+    that does the layer's direct sums through BLAS, copies aside. The
+    im2col matrix is built once, outside the clock.
+    """
+    n, c, h, width = x.shape
+    out, kh, kw = w.shape[0], w.shape[2], w.shape[3]
+    rows = n * ((h + 2 * params["padding"] - kh) // params["stride"] + 1) ** 2
+    columns = np.random.default_rng(4).standard_normal((rows, c * kh * kw), dtype=x.dtype)
+    weights = np.ascontiguousarray(w.reshape(out, -1).T)
+    result = np.empty((rows, out), x.dtype)
+    threads = driver.threads()
+    bounds = np.linspace(0, rows, threads + 1).astype(int)
+
+    def part(arena, index):
+        np.matmul(columns[bounds[index]:bounds[index + 1]], weights,
+                  out=result[bounds[index]:bounds[index + 1]])
+
+    def run():
+        with driver.single_threaded_blas():
+            driver.run(part, driver.Plan([(i,) for i in range(threads)], threads, 0.0))
+    return clocked(run)
+
+
+def forward_case(x, w, b, params, unlimited, floor=False):
     tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
     check([conv2d(x, w, bias=b, **params)], [F.conv2d(tx, tw, tb, **params)],
           float(np.abs(w).sum(axis=(1, 2, 3)).max() * np.abs(x).max()))
@@ -128,6 +160,10 @@ def forward_case(x, w, b, params, unlimited):
         "torch": clocked(lambda: F.conv2d(tx, tw, tb, **params)),
         "torch channels_last": clocked(lambda: F.conv2d(tx_last, tw_last, tb, **params)),
     }
+    if floor:       # the layer's other designs, and the floor of the direct sums
+        contenders["ours, method='matmul'"] = clocked(
+            lambda: conv2d(x, w, bias=b, method="matmul", **params))
+        contenders["one im2col product alone"] = product_floor(x, w, params)
     if unlimited:
         contenders["ours, BLAS threads not limited"] = unlimited(
             clocked(lambda: conv2d(x, w, bias=b, **params)))
@@ -186,8 +222,8 @@ def without_blas_limit(contender):
 
 def cases(quick, unlimited):
     layer = layer_case(8, 64, 64, 56, 3)
-    yield "layer forward (8, 64->64, 56x56, 3x3, pad 1)", forward_case(*layer[:4], unlimited), \
-        layer[4]
+    yield "layer forward (8, 64->64, 56x56, 3x3, pad 1)", forward_case(*layer[:4], unlimited,
+                                                                         floor=True), layer[4]
     yield "layer backward (x, w, b gradients)", backward_case(*layer[:4], unlimited), 2 * layer[4]
     if quick:
         return
@@ -225,7 +261,7 @@ def run(label, blas_limit, quick, rounds):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="the issue's layer only, 7 rounds")
+    parser.add_argument("--quick", action="store_true", help="the ResNet layer only, 7 rounds")
     parser.add_argument("--rounds", type=int, help="rounds per case (default 15, --quick 7)")
     parser.add_argument("--threads", type=int,
                         help="threads for both (CONVOLUTION_THREADS and torch.set_num_threads); "

@@ -23,6 +23,11 @@ clock (``--clock wall``).
   within 1.5 x of it for k = 7.
 - 3-D, float32, 128**3 with 3 x 3 x 3 and 96**3 with 5 x 5 x 5: at most
   0.3 x ndimage's correlate and torch's conv3d.
+- A small 3-D CNN layer (N = 2, 8 -> 8 channels, 32**3, 3 x 3 x 3, padding
+  1, float32, with a bias): ``conv3d``, ``conv_transpose3d`` and
+  ``conv3d_backward`` (the three gradients) beside torch's ``conv3d``,
+  ``conv_transpose3d`` and autograd's backward of ``conv3d`` (its graph
+  built outside the clock), for information: no target.
 """
 import argparse
 import os
@@ -36,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
 
-from convolution import conv1d, conv3d  # noqa: E402
+from convolution import conv1d, conv3d, conv3d_backward, conv_transpose3d  # noqa: E402
 
 
 def optional(name):
@@ -85,6 +90,44 @@ def contenders_3d(x, k):
                       lambda: torch.nn.functional.conv3d(xt, kt)[0, 0].numpy(),
                       (slice(None),) * 3))
     return found
+
+
+def contenders_layer(x, w, b, g):
+    """The 3-D layer forward, transposed and backward, ours and torch's, as (title, contenders).
+
+    Each contender returns arrays to compare: the output, or the three
+    gradients stacked flat.
+    """
+    def flat(*arrays):
+        return np.concatenate([np.asarray(a).ravel() for a in arrays])
+
+    cases = [
+        ("3-D layer conv3d", [("ours conv3d", lambda: conv3d(x, w, padding=1, bias=b),
+                               slice(None))]),
+        ("3-D layer conv_transpose3d",
+         [("ours conv_transpose3d", lambda: conv_transpose3d(g, w, padding=1, bias=b),
+           slice(None))]),
+        ("3-D layer conv3d_backward",
+         [("ours conv3d_backward", lambda: flat(*conv3d_backward(g, x, w, padding=1)),
+           slice(None))]),
+    ]
+    if torch is not None:
+        F = torch.nn.functional
+        xt, wt, bt, gt = (torch.from_numpy(a) for a in (x, w, b, g))
+        cases[0][1].append(("torch conv3d", lambda: F.conv3d(xt, wt, bt, padding=1).numpy(),
+                            slice(None)))
+        cases[1][1].append(("torch conv_transpose3d",
+                            lambda: F.conv_transpose3d(gt, wt, bt, padding=1).numpy(),
+                            slice(None)))
+        leaves = [t.clone().requires_grad_() for t in (xt, wt, bt)]
+        graph = F.conv3d(leaves[0], leaves[1], leaves[2], padding=1)
+
+        def autograd():
+            grads = torch.autograd.grad(graph, leaves, gt, retain_graph=True)
+            return flat(*(grad.numpy() for grad in grads))
+
+        cases[2][1].append(("torch autograd", autograd, slice(None)))
+    return cases
 
 
 CLOCKS = {"cpu": time.process_time, "wall": time.perf_counter}
@@ -158,6 +201,14 @@ def main(argv=None):
             medians = measure(contenders_3d(volume, kernel), args.rounds, 1e-3, clock)
             verdicts += report(f"3-D float32, {side}^3, kernel {k}x{k}x{k}", medians,
                                {"ndimage.correlate": 0.3, "torch conv3d": 0.3})
+        side = 8 if args.quick else 32
+        x = rng.standard_normal((2, 8, side, side, side)).astype(np.float32)
+        w = rng.standard_normal((8, 8, 3, 3, 3)).astype(np.float32)
+        b = rng.standard_normal(8).astype(np.float32)
+        g = rng.standard_normal((2, 8, side, side, side)).astype(np.float32)
+        for title, contenders in contenders_layer(x, w, b, g):
+            medians = measure(contenders, args.rounds, 1e-2, clock)
+            report(f"{title}, N=2, 8->8 channels, {side}^3, 3x3x3, float32", medians, {})
     finally:
         if limits is not None:
             limits.restore_original_limits()

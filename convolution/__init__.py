@@ -32,6 +32,10 @@ Map of the package (imports point down the list, never up):
     ``conv1d`` and ``conv3d`` (signals, volumes and video), their transposed
     convolutions and gradients: everything ``conv2d`` has, on every axis,
     built on the 2-D functions or on the fast paths below.
+``depth.py``
+    A 3-D convolution, its transpose and its gradients as 2-D ones, one per
+    depth tap, on blocks of slices read through the depth border's source
+    map: the work ``conv_nd.py`` routes to the 2-D functions.
 ``conv.py``
     ``conv2d`` (a filter, or a CNN layer with channels, groups and bias),
     ``conv_transpose2d`` and ``conv2d_backward``, the public functions:
@@ -52,7 +56,9 @@ Map of the package (imports point down the list, never up):
     phases read contiguously), ``banded.py`` (band-matrix products),
     ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save) and
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
-    forward and for the kernel's gradient); for ``conv1d`` and ``conv3d``,
+    forward and for the kernel's gradient), ``winograd.py`` (a 3 x 3 layer
+    at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products of all tiles
+    instead of 36 multiply-adds a tile); for ``conv1d`` and ``conv3d``,
     ``fold1d.py`` (a long signal folded into rows, its sums as Toeplitz
     products) and ``depth3d.py`` (a volume's depth and height taps as
     band-matrix products). ``__init__.py`` holds the
@@ -72,7 +78,9 @@ Map of the package (imports point down the list, never up):
     The dtype rules: what a call computes in and returns, what BLAS takes.
 ``padding.py``
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
-    and ``Padded``, which hands out any region of the padded input.
+    their source maps (which input cell each padded cell copies, and the runs
+    of them one slice copies), and ``Padded``, which hands out any region of
+    the padded input.
 ``geometry.py``
     The output-shape formulas (forward and transposed), the padding 'same'
     and 'full' add, the cells an output cell reads and an input cell spreads

@@ -14,7 +14,7 @@ How, along each of the two spatial axes:
 
 1. The border is resolved for the whole image, as in memory: ``padding``
    and its 'same' or 'full' forms by `conv_geometry`, the input cell that
-   each border cell copies by ``padding._source_map`` (built from ``np.pad``
+   each border cell copies by ``padding.source_map`` (built from ``np.pad``
    itself). A reflection is then a reversed run of input cells, a circular
    border a run from the far side, a replicated edge one cell repeated.
 2. `plan_axis` cuts the output into chunks that follow the input's (see it
@@ -50,7 +50,7 @@ import sys
 
 import numpy as np
 
-from .padding import PADDING_MODES, _runs, _slice, _source_map
+from .padding import PADDING_MODES, source_map, source_runs
 from .geometry import conv_geometry
 from .driver import limit_threads
 
@@ -179,7 +179,7 @@ def _axis_blocks(chunks, kernel_size, stride, dilation, padding, output_size, pa
     inside = (top, top + size) if fill else (0, size + top + bottom)
     span = dilation * (kernel_size - 1) + 1
     starts = plan_axis(chunks, kernel_size, stride, dilation, padding, output_size, fill)
-    source = _source_map(size, top, bottom, padding_mode)
+    source = source_map(size, top, bottom, padding_mode)
     bounds = np.cumsum((0,) + tuple(chunks))
     blocks = []
     for first, stop in zip(starts, starts[1:]):
@@ -189,12 +189,14 @@ def _axis_blocks(chunks, kernel_size, stride, dilation, padding, output_size, pa
         end = max((stop - 1) * stride + span, inside[0] + 1)
         before, after = max(inside[0] - begin, 0), max(end - inside[1], 0)
         runs = []
-        for _, length, cell, step in _runs(source[begin + before:end - after]):
-            cells = cell + step * np.arange(length)
+        for run in source_runs(source[begin + before:end - after]):
+            length, step = run.length, run.step
+            cells = run.first + step * np.arange(length)
             owner = np.searchsorted(bounds, cells, side="right") - 1
             for part in np.split(np.arange(length), np.flatnonzero(np.diff(owner)) + 1):
                 chunk = int(owner[part[0]])
-                local = _slice(int(cells[part[0]] - bounds[chunk]), len(part), step)
+                local = run._replace(length=len(part)).input_slice(
+                    int(cells[part[0]] - bounds[chunk]))
                 runs.append((chunk, local, len(part) if step == 0 else 1))
         blocks.append((stop - first, (before, after), runs))
     return blocks

@@ -16,31 +16,29 @@ path of their own:
   the signal into rows instead and does the sums as Toeplitz products (BLAS).
 - A 3-D kernel is a sum over its depth taps of 2-D convolutions: output slice
   ``z`` adds ``conv2d(padded[z * sd + a * dd], kernel[a])`` over the taps
-  ``a``. The depth border is never built: padding's source map
-  (``padding._source_map``, from ``np.pad`` itself) says which input slice
-  each padded slice copies (or that it is the fill), so the slices are read
-  in place, a bounded block of them at a time, and memory stays O(output).
-  For float filters, ``fast/depth3d.py`` folds the depth and height taps into
-  one matrix product per block of slices.
-- The transposed convolution and the gradients run the same decomposition
-  backwards (`conv_transpose2d`, `conv2d_backward` per depth tap); a
-  gradient that lands on a border slice is added to the slice it copies.
+  ``a``, on blocks of slices read in place through the depth border's source
+  map (``depth.py``, which runs the transposed convolution and the gradients
+  the same way, backwards). For float filters, ``fast/depth3d.py`` folds the
+  depth and height taps into one matrix product per block of slices.
 
 Dask arrays are computed lazily, chunk by chunk: a 1-D one through `conv2d`'s
 Dask path (``chunked.py``); a 3-D one as a sum over the depth taps of those
-lazy 2-D convolutions of its (lazily gathered) slices.
+lazy 2-D convolutions of its (lazily gathered) slices (``depth.py``).
+
+This module validates the arguments and routes the work; the work itself is
+``depth.py``'s, the 2-D functions' and the fast paths'.
 """
 import numbers
 
 import numpy as np
 
-from . import chunked, reference_nd
+from . import chunked, depth, reference_nd
 from .fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from .checks import as_array, as_bias, check_choice
 from .conv import (LAYER_METHODS, METHODS, along_axes, conv2d, conv2d_backward,
                    conv_transpose2d)
 from .dtypes import compute_dtype as _compute_dtype
-from .padding import PADDING_MODES, _source_map, check_padding_mode
+from .padding import check_padding_mode
 from .geometry import conv_geometry, conv_transpose_geometry
 from .shapes import channels as channel_layout
 
@@ -51,10 +49,6 @@ __all__ = ["conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_b
 #: 2-D work, and 'fold', the fast path of ``fast/fold1d.py`` (1-D) or
 #: ``fast/depth3d.py`` (3-D) for real float filters.
 ND_METHODS = METHODS + ("fold",)
-
-#: Bytes of input slices one 2-D call of the depth sum reads, at most (more
-#: calls below it, more memory above it).
-BLOCK_BYTES = 8 << 20
 
 _NAMES = {1: ("L", "k"), 3: ("D, H, W", "kd, kh, kw")}
 
@@ -95,65 +89,6 @@ def _check_groups(groups, kernel, ndim):
 def _check_flip(flip):
     if not isinstance(flip, (bool, np.bool_)):
         raise TypeError(f"flip must be True or False, got {flip!r}")
-
-
-# ---------------------------------------------------------------------------
-# The 2-D parameters of the last two axes, and the depth slices
-# ---------------------------------------------------------------------------
-
-def _plane(geometry):
-    """The stride, dilation and padding of the last two axes, for `conv2d`."""
-    return dict(stride=geometry.stride[-2:], dilation=geometry.dilation[-2:],
-                padding=geometry.padding[-2:])
-
-
-def _depth_sources(geometry, padding_mode, tap):
-    """For each output slice, the input slice depth tap ``tap`` reads; -1 for the fill."""
-    (depth, _, _), (sd, _, _), (dd, _, _) = geometry.input_shape, geometry.stride, geometry.dilation
-    source = _source_map(depth, *geometry.padding[0], padding_mode)
-    return source[tap * dd: tap * dd + (geometry.output_shape[0] - 1) * sd + 1: sd]
-
-
-def _slices(matrix, sources, dtype, fill_value):
-    """``matrix[..., sources, :, :]``, the fill where a source is -1 (then in ``dtype``).
-
-    A run of consecutive slices is a view; anything else a copy of the
-    slices asked for, which the caller keeps to a bounded block.
-    """
-    if (sources >= 0).all():
-        if len(sources) == 1 or (np.diff(sources) == 1).all():
-            return matrix[..., sources[0]:sources[-1] + 1, :, :]
-        return np.take(matrix, sources, axis=-3)
-    out = np.empty(matrix.shape[:-3] + (len(sources),) + matrix.shape[-2:], dtype)
-    inside = sources >= 0
-    out[..., inside, :, :] = np.take(matrix, sources[inside], axis=-3)
-    out[..., ~inside, :, :] = fill_value
-    return out
-
-
-def _blocks(count, slice_bytes):
-    """Ranges of at most `BLOCK_BYTES` worth of slices, covering ``range(count)``."""
-    step = max(1, BLOCK_BYTES // max(slice_bytes, 1))
-    return [range(start, min(start + step, count)) for start in range(0, count, step)]
-
-
-def _as_planes(cells, layer):
-    """Slices ``(..., Z, H, W)`` (a filter) or ``(N, C, Z, H, W)`` (a layer) as 2-D inputs.
-
-    A filter's slices are a batch as they are. A layer's become the batch
-    ``(N * Z, C, H, W)``.
-    """
-    if not layer:
-        return cells
-    n, c, z = cells.shape[:3]
-    return np.moveaxis(cells, 2, 1).reshape((n * z, c) + cells.shape[3:])
-
-
-def _from_planes(planes, layer, n):
-    """The inverse of `_as_planes` on a result: ``(N * Z, C, H, W)`` back to ``(N, C, Z, H, W)``."""
-    if not layer:
-        return planes
-    return np.moveaxis(planes.reshape((n, -1) + planes.shape[1:]), 1, 2)
 
 
 # ---------------------------------------------------------------------------
@@ -221,35 +156,11 @@ def _convolve(ndim, matrix, kernel, stride, dilation, padding, padding_mode, fil
         out = fast_depth3d.convolve(matrix, kernel, geometry, padding_mode, fill_value,
                                     compute_dtype)
     else:
-        out = _depth_sum(matrix, kernel, geometry, layer, groups, padding_mode, fill_value,
-                         compute_dtype, method if method in METHODS else "auto")
+        out = depth.depth_sum(matrix, kernel, geometry, layer, groups, padding_mode, fill_value,
+                              compute_dtype, method if method in METHODS else "auto")
     if bias is not None:
         out += bias_array.reshape((-1, 1, 1, 1)) if layer else bias_array
     return out.astype(result_dtype, copy=False)
-
-
-def _depth_sum(matrix, kernel, geometry, layer, groups, padding_mode, fill_value, dtype, method):
-    """A 3-D convolution as a sum over the depth taps of `conv2d` calls on blocks of slices."""
-    if layer and matrix.ndim == 4:
-        return _depth_sum(matrix[np.newaxis], kernel, geometry, layer, groups, padding_mode,
-                          fill_value, dtype, method)[0]
-    out_depth = geometry.output_shape[0]
-    lead = matrix.shape[:-3]
-    out_lead = (lead[0], kernel.shape[0]) if layer else lead
-    out = np.zeros(out_lead + geometry.output_shape, dtype)
-    slice_bytes = int(np.prod(lead)) * int(np.prod(matrix.shape[-2:])) * max(
-        matrix.itemsize, np.dtype(dtype).itemsize)
-    plane = _plane(geometry)
-    for tap in range(kernel.shape[-3]):
-        sources = _depth_sources(geometry, padding_mode, tap)
-        weights = kernel[..., tap, :, :]
-        for block in _blocks(out_depth, slice_bytes):
-            cells = _slices(matrix, sources[block.start:block.stop], dtype, fill_value)
-            part = conv2d(_as_planes(cells, layer), weights, padding_mode=padding_mode,
-                          fill_value=fill_value, groups=groups, method=method, **plane)
-            out[..., block.start:block.stop, :, :] += _from_planes(part, layer, out_lead[0]
-                                                                   if layer else 0)
-    return out
 
 
 def conv1d(matrix, kernel, stride=1, dilation=1, padding=0, *, padding_mode="zeros",
@@ -414,43 +325,10 @@ def _transpose(ndim, matrix, kernel, stride, dilation, padding, output_padding, 
         if not layer:
             out = out.reshape(matrix.shape[:-3] + geometry.output_shape)
     else:
-        out = _depth_spread(matrix, kernel, geometry, layer, groups, compute_dtype)
+        out = depth.depth_spread(matrix, kernel, geometry, layer, groups, compute_dtype)
     if bias is not None and not (method == "loops" and layer):
         out += bias_array.reshape((-1, 1, 1, 1)) if layer else bias_array
     return out.astype(result_dtype, copy=False)
-
-
-def _depth_spread(matrix, kernel, geometry, layer, groups, dtype):
-    """The transposed 3-D convolution: a depth tap spreads each input slice onto one output slice.
-
-    Input slice ``i`` through depth tap ``a`` lands on output slice
-    ``i * sd + a * dd - front``; those that land in the cropped padding are
-    dropped. Each tap is `conv_transpose2d` of blocks of input slices.
-    """
-    if layer and matrix.ndim == 4:
-        return _depth_spread(matrix[np.newaxis], kernel, geometry, layer, groups, dtype)[0]
-    depth = matrix.shape[-3]
-    (sd, _, _), (dd, _, _), (front, _) = geometry.stride, geometry.dilation, geometry.padding[0]
-    out_depth = geometry.output_shape[0]
-    lead = matrix.shape[:-3]
-    out_lead = (lead[0], kernel.shape[1] * groups) if layer else lead
-    out = np.zeros(out_lead + geometry.output_shape, dtype)
-    plane = dict(stride=geometry.stride[1:], dilation=geometry.dilation[1:],
-                 padding=geometry.padding[1:], output_padding=geometry.output_padding[1:])
-    slice_bytes = int(np.prod(lead)) * int(np.prod(matrix.shape[-2:])) * matrix.itemsize
-    for tap in range(kernel.shape[-3]):
-        targets = np.arange(depth) * sd + tap * dd - front
-        inside = np.flatnonzero((targets >= 0) & (targets < out_depth))
-        if not len(inside):
-            continue
-        for block in _blocks(len(inside), slice_bytes):
-            first, last = inside[block.start], inside[block.stop - 1]
-            cells = matrix[..., first:last + 1, :, :]
-            part = conv_transpose2d(_as_planes(cells, layer), kernel[..., tap, :, :],
-                                    groups=groups, **plane)
-            out[..., targets[first]:targets[last] + 1:sd, :, :] += _from_planes(
-                part, layer, out_lead[0] if layer else 0)
-    return out
 
 
 def conv_transpose1d(matrix, kernel, stride=1, dilation=1, padding=0, output_padding=0, *,
@@ -550,29 +428,9 @@ def _backward(ndim, grad_output, matrix, kernel, stride, dilation, padding, padd
     kernel = kernel.astype(compute_dtype, copy=False)
     if layer and not layout.batched:
         grad_output, matrix = grad_output[np.newaxis], matrix[np.newaxis]
-    grad_matrix = np.zeros(matrix.shape, compute_dtype)
-    grad_kernel = np.zeros(kernel.shape, compute_dtype)
-    lead = matrix.shape[:-3]
-    slice_bytes = int(np.prod(lead)) * int(np.prod(matrix.shape[-2:])) * np.dtype(
-        compute_dtype).itemsize
-    plane = _plane(geometry)
-    n = lead[0] if layer else 0
-    for tap in range(kernel.shape[-3]):
-        sources = _depth_sources(geometry, padding_mode, tap)
-        for block in _blocks(geometry.output_shape[0], slice_bytes):
-            here = sources[block.start:block.stop]
-            cells = _slices(matrix, here, compute_dtype, fill_value)
-            grads = grad_output[..., block.start:block.stop, :, :]
-            part_matrix, part_kernel, _ = conv2d_backward(
-                _as_planes(grads, layer), _as_planes(cells, layer), kernel[..., tap, :, :],
-                padding_mode=padding_mode, fill_value=fill_value, groups=groups,
-                method=method, **plane)
-            grad_kernel[..., tap, :, :] += part_kernel
-            # A gradient of a border slice goes to the slice it copies; the fill has none.
-            part_matrix = _from_planes(part_matrix, layer, n)
-            inside = here >= 0
-            np.add.at(grad_matrix, (Ellipsis, here[inside], slice(None), slice(None)),
-                      part_matrix[..., inside, :, :])
+    grad_matrix, grad_kernel = depth.depth_backward(grad_output, matrix, kernel, geometry, layer,
+                                                    groups, padding_mode, fill_value,
+                                                    compute_dtype, method)
     if layer:
         grad_bias = grad_output.sum(axis=(0, 2, 3, 4))
         if not layout.batched:
@@ -648,8 +506,6 @@ def _dask_convolve(ndim, matrix, kernel, *, stride, dilation, padding, padding_m
     fill's slices padded on lazily). Each chunk is then computed in memory,
     with the in-memory function's exactness.
     """
-    import dask.array as da
-
     params = dict(padding_mode=padding_mode, fill_value=fill_value, groups=groups, method=method)
     shape = matrix.shape
     if any(map(np.isnan, shape)):
@@ -682,35 +538,9 @@ def _dask_convolve(ndim, matrix, kernel, *, stride, dilation, padding, padding_m
     if flip:
         kernel = kernel[..., ::-1, ::-1, ::-1]
     kernel = kernel.astype(compute_dtype, copy=False)
-    fill = PADDING_MODES[padding_mode] == "constant"
-    front, back = geometry.padding[0]
-    if fill and (front or back):
-        # The fill's slices, lazily: cells of the dtype the sums are made in.
-        widths = [(0, 0)] * matrix.ndim
-        widths[-3] = (front, back)
-        matrix = da.pad(matrix.astype(compute_dtype), widths, mode="constant",
-                        constant_values=fill_value)
     batched = layer and matrix.ndim == 5
-    if layer and not batched:
-        matrix = matrix[np.newaxis]
-    total = None
-    for tap in range(kernel.shape[-3]):
-        if fill:
-            start = tap * geometry.dilation[0]
-            cells = matrix[..., start:start + (geometry.output_shape[0] - 1)
-                           * geometry.stride[0] + 1:geometry.stride[0], :, :]
-        else:
-            cells = da.take(matrix, _depth_sources(geometry, padding_mode, tap), axis=-3)
-        if layer:
-            n, c, z = cells.shape[:3]
-            planes = da.moveaxis(cells, 2, 1).reshape((n * z, c) + cells.shape[3:])
-        else:
-            planes = cells
-        part = conv2d(planes, kernel[..., tap, :, :], **_plane(geometry), **params)
-        if layer:
-            part = da.moveaxis(part.reshape((n, z) + part.shape[1:]), 1, 2)
-        part = part.astype(compute_dtype)
-        total = part if total is None else total + part
+    total = depth.dask_depth_sum(matrix if batched or not layer else matrix[np.newaxis], kernel,
+                                 geometry, layer, padding_mode, fill_value, compute_dtype, params)
     if bias is not None:
         total = total + (np.asarray(bias, compute_dtype).reshape((-1, 1, 1, 1)) if layer
                          else np.asarray(bias, compute_dtype))

@@ -7,13 +7,14 @@ pattern repeats).
 """
 import functools
 import numbers
+from typing import NamedTuple
 
 import numpy as np
 
 from .checks import check_choice
 
 __all__ = ["PADDING_MODES", "PADDING_MODE_DOC", "check_padding_mode", "fill_docstring", "pad",
-           "pad_adjoint", "Padded"]
+           "pad_adjoint", "source_map", "source_cells", "Run", "source_runs", "Padded"]
 
 #: Border mode -> np.pad mode (`PADDING_MODE_DOC` gives the table of the
 #: same borders in OpenCV and scipy.ndimage).
@@ -148,10 +149,10 @@ def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
 
     Notes
     -----
-    For each padded axis, ``_source_map`` (``np.pad`` of ``arange``, the very
+    For each padded axis, `source_map` (``np.pad`` of ``arange``, the very
     call `pad` makes) says which input cell each padded cell copies; the fold
     adds each border's gradient onto those cells, one axis after the other.
-    A border is a few runs that copy input cells one step apart (``_runs``:
+    A border is a few runs that copy input cells one step apart (`source_runs`:
     a reflection steps by -1, a wrap-around by +1, a replicated edge by 0),
     so the fold is a few slice additions (a sum first for a replicated edge),
     not a cell-by-cell scatter. In formulas, with ``P`` the padding as a 0/1
@@ -192,18 +193,32 @@ def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
 
 @functools.lru_cache(maxsize=1024)
 def _border_runs(size, before, after, padding_mode):
-    """The runs (see `_runs`) of a padded axis's two borders, placed in the padded axis."""
-    source = _source_map(size, before, after, padding_mode)
-    return (tuple(_runs(source[:before]))
-            + tuple((start + before + size, length, first, step)
-                    for start, length, first, step in _runs(source[before + size:])))
+    """The runs (`source_runs`) of a padded axis's two borders, placed in the padded axis."""
+    source = source_map(size, before, after, padding_mode)
+    return (tuple(source_runs(source[:before]))
+            + tuple(run._replace(start=run.start + before + size)
+                    for run in source_runs(source[before + size:])))
 
 
-def _source_map(size, before, after, padding_mode):
+# ---------------------------------------------------------------------------
+# Source maps: which input cell each padded cell copies
+# ---------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=256)
+def source_map(size, before, after, padding_mode):
     """For each cell of a padded axis, the index of the input cell it copies; -1 for the fill.
 
-    Made by padding ``arange(size)`` with ``pad``'s own ``np.pad`` mode, so the
-    two can never disagree about which cell a border copies.
+    Made by padding ``arange(size)`` with `pad`'s own ``np.pad`` mode, so the
+    two can never disagree about which cell a border copies. A fast path
+    reads the padded cells it needs through the map instead of building the
+    padded array. The result is cached and read-only.
+
+    Examples
+    --------
+    >>> source_map(4, 3, 1, "reflect")
+    array([3, 2, 1, 0, 1, 2, 3, 2])
+    >>> source_map(4, 2, 2, "zeros")
+    array([-1, -1,  0,  1,  2,  3, -1, -1])
     """
     indices = np.arange(size)
     np_mode = PADDING_MODES[padding_mode]
@@ -215,19 +230,85 @@ def _source_map(size, before, after, padding_mode):
     return source
 
 
-@functools.lru_cache(maxsize=1024)
-def _phase_runs(size, before, after, padding_mode, phase, step):
-    """The runs (see `_runs`) of every ``step``-th cell of a padded axis, from ``phase``."""
-    return tuple(_runs(_source_map(size, before, after, padding_mode)[phase::step]))
+def source_cells(cells, size, before, after, padding_mode):
+    """``source_map(size, before, after, padding_mode)[cells]``, without the whole map.
+
+    For an axis of millions of cells (a long signal), the map is as large as
+    the axis, for the few cells at its ends that a border reads. When the
+    padding is narrower than the axis, these are the same indices in closed
+    form: a reflection mirrors about the end cell, a symmetric border about
+    the end's edge, a circular one takes the other end. Wider padding
+    repeats the pattern, which NumPy's versions do differently (2.0 made
+    'wrap' strictly periodic): the map of ``np.pad`` itself then, no larger
+    than the padding.
+
+    Examples
+    --------
+    >>> source_cells([0, 1, 2, 10**6 + 2], 10**6, 2, 1, "symmetric")
+    array([     1,      0,      0, 999999])
+    """
+    if max(before, after) >= size:
+        return source_map(size, before, after, padding_mode)[cells]
+    q = np.asarray(cells) - before
+    if padding_mode in ("zeros", "constant"):
+        return np.where((q >= 0) & (q < size), q, -1)
+    if padding_mode == "replicate":
+        return np.clip(q, 0, size - 1)
+    if padding_mode == "circular":
+        return q % size
+    if padding_mode == "reflect":
+        if size == 1:
+            return np.zeros_like(q)
+        m = q % (2 * size - 2)
+        return np.where(m < size, m, 2 * size - 2 - m)
+    m = q % (2 * size)                    # symmetric
+    return np.where(m < size, m, 2 * size - 1 - m)
 
 
-def _runs(source):
-    """Split a source map into runs that one slice can copy.
+class Run(NamedTuple):
+    """Cells ``start .. start + length - 1`` of a source map copy input cells
+    ``first, first + step, ...`` (``step`` 0: one cell repeated); ``first == -1``: the fill."""
+    start: int
+    length: int
+    first: int
+    step: int
 
-    Yields ``(start, length, first, step)``: cells ``start .. start+length-1``
-    copy input cells ``first, first + step, ...``; ``first == -1`` marks fill.
+    def input_slice(self, first=None):
+        """The slice of the input this run copies, from ``first`` (default the run's own).
+
+        A repeated cell (step 0) is a slice of that one cell. ``first`` lets
+        a caller whose input is cut into pieces (Dask's chunks) ask for the
+        same run from a piece's own origin.
+
+        >>> Run(0, 3, 2, -1).input_slice()
+        slice(2, None, -1)
+        >>> np.arange(5)[Run(0, 3, 2, -1).input_slice()]
+        array([2, 1, 0])
+        """
+        return _slice(self.first if first is None else first, self.length, self.step)
+
+
+def _slice(first, length, step):
+    """`Run.input_slice`, for the loops that unpack runs as plain tuples."""
+    if step == 0:
+        return slice(first, first + 1)
+    stop = first + step * length
+    return slice(first, stop if stop >= 0 else None, step)
+
+
+def source_runs(source):
+    """Split a source map into runs (`Run`) that one slice each can copy.
+
     A border is a few runs (a reflection is a run with step -1, a replicated
-    edge a run with step 0), so a region is a few slice copies, not a gather.
+    edge a run with step 0, the fill a run of its own), so a region of the
+    padded input is a few slice copies, not a gather.
+
+    Examples
+    --------
+    >>> [tuple(run) for run in source_runs(source_map(4, 2, 2, "reflect"))]
+    [(0, 3, 2, -1), (3, 3, 1, 1), (6, 2, 2, -1)]
+    >>> [tuple(run) for run in source_runs(np.array([-1, 0, 0, 0]))]
+    [(0, 1, -1, 0), (1, 3, 0, 0)]
     """
     n = len(source)
     fill = source < 0
@@ -236,25 +317,23 @@ def _runs(source):
     while start < n:
         if fill[start]:
             stop = start + int(np.argmin(fill[start:])) if not fill[start:].all() else n
-            yield start, stop - start, -1, 0
+            yield Run(start, stop - start, -1, 0)
         elif start == n - 1 or fill[start + 1]:
             stop = start + 1
-            yield start, 1, int(source[start]), 1
+            yield Run(start, 1, int(source[start]), 1)
         else:
             step = steps[start]
             # The run goes on while the step stays the same and no fill cell comes.
             breaks = (steps[start + 1:] != step) | fill[start + 2:]
             stop = start + 2 + (int(np.argmax(breaks)) if breaks.any() else len(breaks))
-            yield start, stop - start, int(source[start]), int(step)
+            yield Run(start, stop - start, int(source[start]), int(step))
         start = stop
 
 
-def _slice(first, length, step):
-    """The slice of the input that a run copies (a length-1 slice for step 0)."""
-    if step == 0:
-        return slice(first, first + 1)
-    stop = first + step * length
-    return slice(first, stop if stop >= 0 else None, step)
+@functools.lru_cache(maxsize=1024)
+def _phase_runs(size, before, after, padding_mode, phase, step):
+    """The runs (see `source_runs`) of every ``step``-th cell of a padded axis, from ``phase``."""
+    return tuple(source_runs(source_map(size, before, after, padding_mode)[phase::step]))
 
 
 class Padded:

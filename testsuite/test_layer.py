@@ -20,7 +20,7 @@ from convolution import (conv2d, conv2d_backward, conv2d_backward_loops, conv2d_
                          conv2d_loops, conv2d_slices, conv_output_shape, conv_transpose2d,
                          conv_transpose2d_loops, conv_transpose_output_shape, reference,
                          reference_layers, settings)
-from convolution.padding import PADDING_MODES, _source_map, pad, pad_adjoint
+from convolution.padding import PADDING_MODES, pad, pad_adjoint, source_map
 from convolution.geometry import tap, window
 
 from .common import HERE, forced_threads, optional, torch
@@ -171,10 +171,10 @@ class TestTutorialArithmetic(unittest.TestCase):
                 widths = ((0, 0), (before, after))
                 np.testing.assert_array_equal(reference.pad(x, widths, mode, fill),
                                               pad(x, widths, mode, fill))
-                # The tutorial's fold pads arange with fill -1: padding._source_map.
+                # The tutorial's fold pads arange with fill -1: padding.source_map.
                 source = reference.pad(np.arange(size)[np.newaxis], ((0, 0), (before, after)),
                                        mode, -1)[0]
-                np.testing.assert_array_equal(source, _source_map(size, before, after, mode))
+                np.testing.assert_array_equal(source, source_map(size, before, after, mode))
 
     def test_slices_equal_loops(self):
         rng = np.random.default_rng(3)

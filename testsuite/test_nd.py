@@ -6,8 +6,11 @@ the filters in every border mode, the adjoint identity, exact integers, NaN
 placement, Dask, and every error path.
 """
 import itertools
+import threading
 import tracemalloc
 import unittest
+import warnings
+from unittest import mock
 
 import numpy as np
 
@@ -15,12 +18,13 @@ from convolution import (conv1d, conv1d_backward, conv2d, conv3d, conv3d_backwar
                          conv_output_shape, conv_transpose1d, conv_transpose3d,
                          conv_transpose_output_shape, convnd_layer_loops, convnd_loops,
                          conv_transposend_loops, reference)
+from convolution import settings
 from convolution.fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from convolution.padding import PADDING_MODES
 from convolution.geometry import conv_geometry
 from convolution.shapes import as_tuple, check_axes
 
-from .common import matplotlib, optional, torch
+from .common import forced_threads, matplotlib, optional, torch
 
 ndimage = optional("scipy.ndimage")
 dask_array = optional("dask.array")
@@ -142,6 +146,18 @@ class TestGeometry(unittest.TestCase):
                 check_axes(axes, 3, 2)
 
 
+def _meet_once(function, barrier):
+    """``function``, which waits at ``barrier`` the first time each thread calls it."""
+    met = set()
+
+    def wrapper(*args, **kwargs):
+        if threading.get_ident() not in met:
+            met.add(threading.get_ident())
+            barrier.wait(timeout=60)       # a broken barrier: fewer threads ran strips
+        return function(*args, **kwargs)
+    return wrapper
+
+
 class TestAgainstLoops(unittest.TestCase):
     """Every method against the tutorial's N-d loops, on seeded random cases."""
 
@@ -195,6 +211,48 @@ class TestAgainstLoops(unittest.TestCase):
                     got = conv3d(x, w, stride, 1, padding, padding_mode=mode, method="fold")
                     self.assertEqual(got.dtype, np.float32)
                     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+    def test_fold_paths_in_strips_and_threads(self):
+        # Tiny strips, products and blocks, on three threads: the seams between strips (and
+        # the strips' conversion of a strided float32 signal) change nothing.
+        rng = np.random.default_rng(30)
+        signals = rng.standard_normal((3, 6000))
+        cases = [(signals, rng.standard_normal(k), dict(padding=padding, padding_mode=mode))
+                 for k, padding, mode in [(7, "same", "reflect"), (31, (30, 0), "zeros"),
+                                          (101, "full", "circular")]]
+        cases.append((signals.astype(np.float32)[:, ::2], rng.standard_normal(9).astype(
+            np.float32), dict(padding=4, padding_mode="symmetric")))
+        volume = rng.standard_normal((2, 13, 21, 17)).astype(np.float32)
+        # NaN and infinity too: the threads that meet them warn of nothing (the products
+        # multiply T's zeros by them on purpose).
+        spoiled = signals.copy()
+        spoiled[:, ::701], spoiled[:, 5::997] = np.inf, np.nan
+        cases.append((spoiled, rng.standard_normal(31), dict(padding="same")))
+        hollow = volume.copy()
+        hollow[:, ::5, 3, 4] = -np.inf
+        for x, w, params in cases + [(volume, rng.standard_normal((3, 4, 3)).astype(np.float32),
+                                      dict(padding=(1, 2, 1), padding_mode="replicate")),
+                                     (hollow, rng.standard_normal((2, 3, 3)).astype(np.float32),
+                                      dict(padding=1))]:
+            function = conv1d if w.ndim == 1 else conv3d
+            # Each of the three threads waits for the others at its first strip: all three
+            # run strips, whatever the machine's speed.
+            barrier = threading.Barrier(3)
+            if w.ndim == 1:
+                patched = mock.patch.object(fast_fold1d._Fold, "products", _meet_once(
+                    fast_fold1d._Fold.products, barrier))
+            else:
+                patched = mock.patch.object(fast_depth3d, "_fetch", _meet_once(
+                    fast_depth3d._fetch, barrier))
+            with self.subTest(shape=x.shape, kernel=w.shape, **params):
+                expected = function(x, w, method="direct", **params)
+                with settings.using(fold_rows=16, fold_copy_rows=8, strip_bytes=2048,
+                                    min_strip_bytes=1024, depth_rows=2), forced_threads(3), \
+                        warnings.catch_warnings(), patched:
+                    warnings.simplefilter("error", RuntimeWarning)
+                    got = function(x, w, method="fold", **params)
+                np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+                self.assertEqual(got.dtype, expected.dtype)
 
     def test_layers_against_loops(self):
         rng = np.random.default_rng(4)
@@ -499,6 +557,39 @@ class TestDtypesAndNaN(unittest.TestCase):
             expected = conv1d(np.isnan(x) | np.isinf(x), np.ones(9, int), padding="same",
                               padding_mode="reflect") > 0
             np.testing.assert_array_equal(~np.isfinite(got), expected)
+        # One NaN or infinity at every place of a folded row, for each layout of the rows.
+        x = rng.standard_normal(12000)
+        for k in (7, 31, 101):
+            w = rng.standard_normal(k)
+            for place in range(6000, 6033):
+                y = x.copy()
+                y[place] = np.nan if place % 2 else -np.inf
+                with self.subTest(k=k, place=place):
+                    got = conv1d(y, w, method="fold")
+                    expected = np.zeros(len(x) - k + 1, bool)
+                    expected[place - k + 1:place + 1] = True
+                    np.testing.assert_array_equal(~np.isfinite(got), expected)
+        # An infinite weight times the zero fill of the depth border is NaN, as in the loops
+        # (the sum over depth taps must not leave the fill's slices out then).
+        v = rng.standard_normal((5, 6, 7))
+        w = rng.standard_normal((3, 2, 2))
+        w[0, 1, 1] = np.inf
+        for padding_mode, fill in (("zeros", 0), ("constant", 0), ("constant", 2.5),
+                                   ("replicate", 0)):
+            with self.subTest(padding_mode=padding_mode, fill_value=fill), \
+                    warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)     # inf * 0, on purpose
+                got = conv3d(v, w, padding=(2, 1, 0), padding_mode=padding_mode,
+                             fill_value=fill, method="direct")
+                expected = conv3d(v, w, padding=(2, 1, 0), padding_mode=padding_mode,
+                                  fill_value=fill, method="loops")
+                np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+                zero_fill = fill == 0 and padding_mode != "replicate"
+                self.assertEqual(np.isnan(expected).any(), zero_fill)
+                finite = np.isfinite(expected)
+                np.testing.assert_array_equal(got[~finite & ~np.isnan(expected)],
+                                              expected[~finite & ~np.isnan(expected)])
+                np.testing.assert_allclose(got[finite], expected[finite])
         v = rng.standard_normal((10, 30, 20)).astype(np.float32)
         v[4, 10, 3] = np.nan
         got = conv3d(v, rng.standard_normal((3, 3, 3)), padding=1, method="fold")
@@ -624,16 +715,16 @@ class TestErrors(unittest.TestCase):
 
 class TestBorderSources(unittest.TestCase):
 
-    def test_fold1d_border_cells_are_the_source_map(self):
-        # fast_fold1d works out the few padded cells at the ends without the whole map.
-        from convolution.padding import _source_map
+    def test_border_cells_are_the_source_map(self):
+        # padding.source_cells works out the few padded cells at the ends without the whole map.
+        from convolution.padding import source_cells, source_map
         for length, before, after, mode in itertools.product((1, 2, 3, 7), (0, 1, 5, 16),
                                                             (0, 2, 9), MODES):
-            expected = _source_map(length, before, after, mode)
+            expected = source_map(length, before, after, mode)
             cells = np.arange(len(expected))
             with self.subTest(length=length, before=before, after=after, mode=mode):
                 np.testing.assert_array_equal(
-                    fast_fold1d.sources(cells, length, before, after, mode), expected)
+                    source_cells(cells, length, before, after, mode), expected)
 
 
 class TestMemory(unittest.TestCase):
@@ -654,7 +745,9 @@ class TestMemory(unittest.TestCase):
                 extra = peak - out.nbytes
                 # The block budgets (a few MiB) and the strips; never the whole padded volume
                 # nor kernel-sized multiples of it (27 x the input for an im2col).
-                self.assertLess(extra, max(fast_depth3d.BLOCK_BYTES, 8 << 20) + volume.nbytes)
+                self.assertLess(extra, max(settings.current().strip_bytes,
+                                           settings.current().slice_block_bytes)
+                                + volume.nbytes)
 
     def test_fold1d_memory_is_bounded(self):
         x = np.random.default_rng(16).standard_normal(2 * 10 ** 6)

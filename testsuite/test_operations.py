@@ -44,7 +44,8 @@ class TestRegistry(unittest.TestCase):
     def test_every_path_says_whether_it_sums_channels(self):
         self.assertEqual(fast.METHODS, ("direct", "polyphase", "banded", "separable", "fft"))
         self.assertEqual([name for name, path in fast.PATHS.items() if path.channels],
-                         ["matmul"])
+                         ["matmul", "winograd"])
+        self.assertEqual(fast.CHANNEL_METHODS, ("matmul", "winograd"))
 
 
 class TestLayerPlanner(unittest.TestCase):

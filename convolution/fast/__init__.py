@@ -17,6 +17,8 @@ beside its plan and its cost formula:
     Overlap-save: the sums of each tile as a product of spectra.
 ``layer.py``
     A CNN layer's sums over channels as matrix products, one per stack of taps.
+``winograd.py``
+    A 3 x 3 layer at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products, not 36.
 ``gradients.py``
     The kernel's gradient as matrix products of shifted copies, or one FFT.
 ``operations.py``
@@ -42,11 +44,12 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..dtypes import BLAS_DTYPES
 from ..padding import Padded
-from . import banded, direct, fft, gradients, layer, polyphase, separable
+from . import banded, direct, fft, gradients, layer, polyphase, separable, winograd
 from .cache import kernel_cache
 
-__all__ = ["PATHS", "GRADIENT_PATHS", "METHODS", "Path", "GradientPath", "all_finite", "choose_method", "convolve", "cost_estimates",
-           "fft_surprise_free", "plan"]
+__all__ = ["PATHS", "CHANNEL_METHODS", "GRADIENT_PATHS", "METHODS", "Path", "GradientPath",
+           "all_finite", "choose_method", "convolve", "cost_estimates", "fft_surprise_free",
+           "plan"]
 
 
 class Path(NamedTuple):
@@ -60,8 +63,10 @@ class Path(NamedTuple):
     ``out`` (N, H_out, W_out) from ``source`` (a ``padding.Padded``) as
     planned; a layer runs it once per pair of channels. One that does:
     ``plan(images, kernel_shape, geometry, groups, padding_mode, fill_value,
-    dtype, settings)`` and ``run(images, kernel, geometry, groups,
-    padding_mode, fill_value, dtype, bias, out, plan)``, on (N, C_in, H, W).
+    dtype, settings)`` (raising ValueError where the path does not take the
+    layer: 'winograd' takes 3 x 3 kernels at stride 1 only) and
+    ``run(images, kernel, geometry, groups, padding_mode, fill_value, dtype,
+    bias, out, plan)``, on (N, C_in, H, W).
     """
     plan: Callable
     run: Callable
@@ -76,6 +81,7 @@ PATHS = {
     "separable": Path(separable.plan, separable.run),
     "fft": Path(fft.plan, fft.run),
     "matmul": Path(layer.plan, layer.conv2d, channels=True),
+    "winograd": Path(winograd.plan, winograd.conv2d, channels=True),
 }
 
 
@@ -100,6 +106,8 @@ GRADIENT_PATHS = {
 }
 #: The names of the paths of a 2-D kernel (that do no sums over channels).
 METHODS = tuple(name for name, path in PATHS.items() if not path.channels)
+#: The names of the paths of a layer that do the sums over channels themselves.
+CHANNEL_METHODS = tuple(name for name, path in PATHS.items() if path.channels)
 #: Kernels of more cells than this are planned afresh each call, not cached
 #: (the kernel's gradient takes the output's gradient as its kernel).
 _CACHED_CELLS = 4096

@@ -74,10 +74,10 @@ def plan_layer(images, kernel, geometry, groups, padding_mode, fill_value, dtype
     pairs = out_channels * per_in
     if pairs == 1:
         return "pairs", "auto"
-    name, chosen = min(((name, path.plan(images, kernel.shape, geometry, groups, padding_mode,
-                                         fill_value, dtype, s))
-                        for name, path in PATHS.items() if path.channels),
-                       key=lambda option: option[1].ns)
+    name, chosen = min(_layer_plans(images, kernel.shape, geometry, groups, padding_mode,
+                                    fill_value, dtype, s),
+                       key=lambda option: option[1].ns * (s.winograd_margin
+                                                          if option[0] == "winograd" else 1))
     if pairs > s.pair_limit or chosen.ns < s.pair_floor_ns:
         return name, chosen
     method, best = choose_method(kernel[0, 0], geometry, images=images[:, 0],
@@ -87,6 +87,17 @@ def plan_layer(images, kernel, geometry, groups, padding_mode, fill_value, dtype
     if pairs * per_pair >= chosen.ns:
         return name, chosen
     return "pairs", _pair_method(method, images, kernel, geometry, dtype, fill_value, s)
+
+
+def _layer_plans(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
+    """``(name, plan)`` of every path of the channel sums that takes the layer."""
+    for name, path in PATHS.items():
+        if path.channels:
+            try:
+                yield name, path.plan(images, kernel_shape, geometry, groups, padding_mode,
+                                      fill_value, dtype, s)
+            except ValueError:      # not a layer it takes (the kernel's size, the stride)
+                continue
 
 
 def _pair_method(method, images, kernel, geometry, dtype, fill_value, s):

@@ -24,9 +24,10 @@ import numpy as np
 
 from ..checks import as_array
 
-__all__ = ["Grid", "PictureFigure", "new_figure", "require_matplotlib", "COLORS", "GAP",
-           "TwoGrids", "check_values", "check_step", "check_ax", "shape_or_values",
-           "format_value", "format_all", "fit", "pairs_text", "side_by_side", "INPUT", "PADDING", "READ", "CURRENT", "DONE", "TODO", "DROPPED"]
+__all__ = ["Grid", "PictureFigure", "figure_class", "new_figure", "require_matplotlib", "COLORS",
+           "GAP", "TwoGrids", "check_values", "check_step", "check_ax", "shape_or_values",
+           "format_value", "format_all", "fit", "pairs_text", "side_by_side", "INPUT", "PADDING",
+           "READ", "CURRENT", "DONE", "TODO", "DROPPED"]
 
 # The role of a cell in one frame; each picture's frames are arrays of these.
 INPUT, PADDING, READ, CURRENT, DONE, TODO, DROPPED = range(7)
@@ -242,7 +243,7 @@ def new_figure(*extents):
     drawn = total * cell + between * (len(extents) - 1)
     fig_width = max(drawn + 2 * side, 5.6 * len(extents))
     fig_height = max(height for _, height in sizes) * cell + top + bottom
-    fig = _figure_class()(figsize=(fig_width, fig_height))
+    fig = figure_class()(figsize=(fig_width, fig_height))
     FigureCanvasAgg(fig)
     x = (fig_width - drawn) / 2
     for width, height in sizes:
@@ -253,7 +254,7 @@ def new_figure(*extents):
     return fig
 
 
-def _figure_class():
+def figure_class():
     """`PictureFigure`, defined on first use: its base class is matplotlib's Figure."""
     global PictureFigure
     if PictureFigure is None:
@@ -279,7 +280,7 @@ def _figure_class():
 
 
 #: The class of the figures `new_figure` makes, once matplotlib is imported
-#: (see `_figure_class`); None before.
+#: (see `figure_class`); None before.
 PictureFigure = None
 
 

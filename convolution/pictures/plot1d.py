@@ -18,7 +18,7 @@ import numpy as np
 from ..conv_nd import conv1d
 from ..padding import PADDING_MODES, check_padding_mode, pad
 from ..geometry import conv_geometry
-from .grid import _figure_class
+from .grid import figure_class
 
 __all__ = ["plot_conv1d", "animate_conv1d"]
 
@@ -97,7 +97,7 @@ class _Strip:
                                 padding_mode=padding_mode, fill_value=fill_value)
         if ax is None:
             width = min(12.0, max(7.0, 0.45 * max(padded_length, self.count) + 2.0))
-            figure = _figure_class()(figsize=(width, 2.6))    # shows itself in Jupyter
+            figure = figure_class()(figsize=(width, 2.6))    # shows itself in Jupyter
             from matplotlib.backends.backend_agg import FigureCanvasAgg
             FigureCanvasAgg(figure)
             ax = figure.add_subplot()

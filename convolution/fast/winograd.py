@@ -1,0 +1,325 @@
+"""A 3 x 3 layer by Winograd's minimal filtering F(2 x 2, 3 x 3): 16 matrix products, not 36.
+
+Four outputs in a 2 x 2 block read a 4 x 4 tile ``d`` of the padded input
+(stride 1: tiles two cells apart, overlapping by two). Winograd (1980), as
+Lavin and Gray (2016) apply it to CNN layers, computes them as::
+
+    y = A^T [ (G g G^T) * (B^T d B) ] A        (* : cell by cell, 4 x 4)
+
+      B^T = [1  0 -1  0]     G = [ 1    0    0 ]     A^T = [1  1  1  0]
+            [0  1  1  0]         [1/2  1/2  1/2]           [0  1 -1 -1]
+            [0 -1  1  0]         [1/2 -1/2  1/2]
+            [0  1  0 -1]         [ 0    0    1 ]
+
+The 16 products of a tile, one per cell ``(k, l)`` of the 4 x 4 transforms,
+replace the 36 multiply-adds of four 3 x 3 windows. Over channels, cell
+``(k, l)`` of every tile at once is one matrix product::
+
+    M[k, l] = U[k, l] @ V[k, l]
+    (C_out, tiles)  (C_out, C_in)  (C_in, tiles)
+
+with ``U = G g G^T`` of each pair of channels (the kernel's transform, once
+per call) and ``V = B^T d B`` of each tile and input channel. So a layer is 16
+products of depth C_in instead of 9 over four times as many cells: 2.25 times
+fewer multiply-adds in BLAS, at the price of the transforms, which add and
+subtract only.
+
+The transforms are passes over whole arrays, each a NumPy call over every
+tile of a strip (of several images) at once. The input of a strip is split
+into its four phases ``(row % 2, column % 2)`` and laid out flat, ``s =
+tiles_w + 1`` cells a row, the channels one after another: cell ``(i, j)``
+of every tile is then phase ``(i % 2, j % 2)`` shifted by ``(i // 2) * s + j
+// 2`` cells, so every transform is an addition of two shifted runs of one
+contiguous buffer. Each run's last column, and its last row per channel,
+straddle a row or a channel; their results are computed and dropped. The
+separable transform (rows, then columns) makes 24 passes over tile-sized
+arrays on the way in and 24 on the way out, and the inverse transform of a
+strip runs as its products come, transform row by row (``k``), so that only
+two of the 16 ``V`` and four of the 16 ``M`` are ever held.
+
+Cost per output cell, for C_in = C_out = C: 4 C multiply-adds in BLAS
+(against 9 C), about 12 additions per channel in the transforms and a fetch
+of the input; measured, one thread, the benchmark's layer (N = 8, 64 -> 64,
+56 x 56, float32): 14 ms, against 18 ms for the stacked products of
+``layer.py``. Memory: 8 (C_in + C_out) cells per column of tiles and row of
+tiles of a strip.
+
+Limits: 3 x 3 kernels at stride 1 and dilation 1, float32 and float64 (every
+border mode, bias, groups). Integers keep the exact sums of ``layer.py``.
+'auto' weighs it only for groups of 16 input channels or more (fewer make
+shallow products, and the transforms outweigh what they save), and small
+images pay for the dropped column and row of tiles (a 7 x 7 image computes
+5 x 5 tiles for its 4 x 4).
+The transforms mix the cells of a tile, so a NaN or an infinity reaches all
+four outputs of its tiles (and infinities meet as NaN), and large finite
+values may overflow where the direct sums do not: a strip whose result is not
+all finite is recomputed by ``layer.py``, so NaN and infinity land exactly
+where the reference puts them. Its rounding error: a few units of the
+dtype's precision times the sum of the magnitudes of the kernel's terms, like
+the direct sums' (the transforms' coefficients are 0, +-1/2 and +-1).
+"""
+import math
+
+import numpy as np
+
+from .. import driver, settings as _settings
+from ..padding import Padded
+from ..geometry import conv_geometry
+from . import layer
+from .costs import cell_scale, products
+
+__all__ = ["plan", "conv2d", "kernel_transform"]
+
+#: B^T's rows as one operation on two cells: row k of the transform is ``op(d[a], d[b])``.
+_IN = ((np.subtract, 0, 2), (np.add, 1, 2), (np.subtract, 2, 1), (np.subtract, 1, 3))
+
+#: The kernel's transform: ``G g G^T`` of each (3, 3) kernel.
+_G = np.array([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
+
+#: 'auto' weighs the path only for groups of at least this many input channels. Fewer
+#: make its 16 products too shallow for BLAS, and its transforms (per input and output
+#: channel) outweigh the multiply-adds they save; measured, one thread, against the
+#: stacked products: 8 -> 8 channels 1.1 to 1.3 times slower, 16 -> 16 0.86, 2 a group
+#: (64 channels, 32 groups) 1.4 to 1.7 times slower, on one thread and on two.
+_FEWEST_CHANNELS = 16
+
+#: NumPy calls of a strip, about: per transform row 4 passes in, 2 products, 5 passes
+#: out; 4 writes, the check and the zeroing. And per image, 4 fetches of about 6 calls.
+_CALLS, _IMAGE_CALLS = 4 * (4 + 2 + 5) + 4 + 3, 4 * 6
+
+
+def kernel_transform(kernel, groups):
+    """``U[k, l]``: (4, 4, groups, C_out / groups, C_in / groups), ``G g G^T`` of every kernel.
+
+    ``kernel`` is (C_out, C_in / groups, 3, 3). One product for all pairs of
+    channels: ``U[k, l] = sum over (a, b) of G[k, a] G[l, b] g[a, b]``, the
+    16 x 9 matrix of those coefficients (0, +-1/4, +-1/2, 1: exact) times the
+    (9, pairs) kernels, in the kernel's dtype.
+    """
+    out_channels, per_in = kernel.shape[:2]
+    coefficients = np.einsum("ka,lb->klab", _G, _G).reshape(16, 9).astype(kernel.dtype)
+    u = coefficients @ kernel.reshape(-1, 9).T                    # (16, pairs)
+    return u.reshape(4, 4, groups, out_channels // groups, per_in)
+
+
+def _check(kernel_shape, geometry, dtype):
+    """ValueError where this path does not take the layer: it says which condition fails."""
+    if tuple(kernel_shape[2:]) != (3, 3):
+        raise ValueError(f"method 'winograd' takes 3 x 3 kernels, got {tuple(kernel_shape[2:])}")
+    if geometry.stride != (1, 1) or geometry.dilation != (1, 1):
+        raise ValueError(f"method 'winograd' takes stride 1 and dilation 1, got stride "
+                         f"{geometry.stride} and dilation {geometry.dilation}")
+    if np.dtype(dtype) not in (np.float32, np.float64):
+        raise ValueError(f"method 'winograd' computes in float32 or float64, got "
+                         f"{np.dtype(dtype)}")
+
+
+class _Tiles:
+    """How a strip's tiles lie in its buffers: ``s`` cells a row, tile rows + 1 a channel."""
+
+    def __init__(self, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype):
+        self.in_channels = images.shape[1]
+        self.out_channels = kernel_shape[0]
+        self.groups, self.dtype = groups, np.dtype(dtype)
+        self.source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding,
+                             padding_mode, fill_value)
+        self.height, self.width = geometry.output_shape
+        self.s = (self.width + 1) // 2 + 1
+
+    def row_bytes(self):
+        """Buffer bytes per output row: 4 phases, 2 + 2 transform rows in, 2 + 4 + 2 out."""
+        return 8 * (self.in_channels + self.out_channels) * self.s * self.dtype.itemsize // 2
+
+    def estimate(self, st):
+        """(ns per output row of one image, ns once a call), by the prices of ``costs.py``.
+
+        Per tile (half a tile row an output row): 16 products over the
+        group's input channels; 24 passes over the input's transforms and 24
+        over the output's; the fetch of 4 phases and the writes of 4. Once a
+        call, the kernel's transform: a (16, 9) @ (9, pairs) product, bound
+        by memory.
+        """
+        s, c, o = self.s, self.in_channels, self.out_channels
+        per_in = c // self.groups
+        tile_rows = (self.height + 1) // 2
+        s *= (tile_rows + 1) / tile_rows     # the row of tiles an image's strips add, dropped
+        macs = 16 * o * per_in * s / 2
+        passes = (24 * (c + o) * st.flat_ns + 4 * c * st.fetch_ns + 4 * o * st.strided_ns) * s / 2
+        row_ns = (cell_scale(self.dtype) * passes
+                  + products(macs, per_in * s * self.dtype.itemsize, self.dtype, st))
+        return row_ns, 16 * 9 * o * per_in * cell_scale(self.dtype) * st.flat_ns
+
+    def cut(self, batch, budget):
+        """Tasks ``(images, rows)`` within ``budget`` bytes of buffers: whole images, if they fit.
+
+        Several whole images to a strip where they fit (one product then
+        spans them all), else strips of an even number of rows.
+        """
+        image_bytes = (self.height + 4) * self.row_bytes()
+        if image_bytes <= budget:
+            step = max(1, min(batch, budget // image_bytes))
+            return [(slice(n, min(n + step, batch)), slice(0, self.height))
+                    for n in range(0, batch, step)]
+        rows = max(2, (budget // self.row_bytes() - 4) // 2 * 2)
+        return [(slice(n, n + 1), slice(r, min(r + rows, self.height)))
+                for n in range(batch) for r in range(0, self.height, rows)]
+
+
+def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
+    """The plan of a layer by F(2 x 2, 3 x 3): strips of output rows (even counts), threads.
+
+    A strip's buffers are about four times its output, and its ~50 NumPy
+    calls want long strips, so strips are cut here (`_Tiles.cut`), not by the
+    driver's rule for the other paths (all strips together within the
+    output's size): each at most ``Settings.winograd_strip_bytes``, all the
+    threads' together and the kernel's transform within three times the
+    output (strips of ``Settings.min_strip_bytes`` at least). Layers of fewer
+    than `_FEWEST_CHANNELS` input channels a group get an infinite estimate:
+    they run here when asked for by name only. Raises ValueError where the path
+    does not take the layer (`_check`).
+    """
+    _check(kernel_shape, geometry, dtype)
+    tiles = _Tiles(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype)
+    batch, height = images.shape[0], geometry.output_shape[0]
+    out_bytes = batch * kernel_shape[0] * math.prod(geometry.output_shape) * tiles.dtype.itemsize
+    row_ns, fixed_ns = tiles.estimate(s)
+    # Memory beyond input and output within 3 times the output: the kernel's transform
+    # (16 cells a pair of channels) and every thread's strip.
+    room = 3 * out_bytes - 16 * kernel_shape[0] * kernel_shape[1] * tiles.dtype.itemsize
+    most, options = driver.threads(), []
+    for threads in sorted({most} | {2 ** i for i in range(most.bit_length()) if 2 ** i < most}):
+        budget = max(min(s.winograd_strip_bytes, room // threads), s.min_strip_bytes)
+        tasks = tiles.cut(batch, budget)
+        images_per_task = max(1.0, batch / len(tasks))
+        # Each product of a group is a BLAS call of its own, 16 a strip, at a call's price.
+        products_ns = len(tasks) * 16 * groups * s.call_ns
+        with driver.limit_threads(threads):
+            options.append(driver.plan_tasks(tasks, batch * height * row_ns + products_ns,
+                                             _CALLS + _IMAGE_CALLS * images_per_task,
+                                             fixed_ns, s))
+    chosen = min(options, key=lambda option: (option.ns, option.threads))
+    if kernel_shape[1] < _FEWEST_CHANNELS:       # runs when asked for, never by 'auto'
+        chosen = chosen._replace(ns=math.inf)
+    return chosen._replace(detail=tiles)
+
+
+def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None,
+           out=None, plan_=None):
+    """A 3 x 3 layer at stride 1 by F(2 x 2, 3 x 3); arguments as ``layer.conv2d``'s.
+
+    Strips whose result is not all finite (NaN or infinity in their input,
+    or an overflow in the transforms) are recomputed by ``layer.conv2d``.
+    """
+    if plan_ is None:
+        plan_ = plan(images, kernel.shape, geometry, groups, padding_mode, fill_value, dtype,
+                     _settings.current())
+    tiles = plan_.detail
+    height, width = geometry.output_shape
+    batch, out_channels = images.shape[0], kernel.shape[0]
+    if out is None:
+        out = np.empty((batch, out_channels, height, width), dtype)
+    with np.errstate(over="ignore", invalid="ignore"):
+        u = kernel_transform(kernel, groups)
+    if not np.isfinite(u).all():
+        return layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype,
+                            bias, out)
+    spoilt = []
+
+    def strip(arena, batch_slice, rows):
+        # Overflow and NaN in a strip's transforms are not the result's: the strip is redone.
+        with np.errstate(over="ignore", invalid="ignore"):
+            finite = _strip(arena, tiles, u, bias, out, batch_slice, rows)
+        if not finite:
+            spoilt.append((batch_slice, rows))
+
+    # BLAS on one thread while the strips are the threads (as ``layer.py`` runs).
+    with driver.single_threaded_blas(plan_.settings.limit_blas):
+        driver.run(strip, plan_)
+    for batch_slice, rows in spoilt:
+        _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias,
+              out, batch_slice, rows)
+    return out
+
+
+def _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias, out,
+          batch_slice, rows):
+    """Output ``rows`` of images ``batch_slice`` by the direct sums of ``layer.conv2d``."""
+    source = Padded(images[batch_slice].reshape((-1,) + images.shape[2:]), geometry.padding,
+                    padding_mode, fill_value)
+    part = source.region(slice(None), range(rows.start, rows.stop + 2),
+                         range(geometry.output_shape[1] + 2), dtype)
+    part = part.reshape((-1, images.shape[1]) + part.shape[1:])
+    layer.conv2d(part, kernel, conv_geometry(part.shape, (3, 3)), groups, "zeros", 0, dtype,
+                 bias, out=out[batch_slice, :, rows])
+
+
+def _strip(arena, tiles, u, bias, out, batch_slice, rows):
+    """Output ``rows`` (from an even row) of images ``batch_slice``; whether all were finite."""
+    n = batch_slice.stop - batch_slice.start
+    c, o, s, dtype = tiles.in_channels, tiles.out_channels, tiles.s, tiles.dtype
+    groups = tiles.groups
+    first, tile_rows = rows.start // 2, -(-(rows.stop - rows.start) // 2)
+    span = (tile_rows + 1) * s                 # one channel's run of tile positions
+    length, out_length = n * c * span, n * o * span
+    # Four phases, each followed by room for the shifted runs that pass its end.
+    phases = arena.take((4, length + s + 2), dtype)
+    phases[:, length:] = 0
+    # Channel-major, (C_in, n, tile rows + 1, s): a product then spans the strip's images.
+    for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        top = 2 * first + p
+        grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
+        for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
+            tiles.source.region(slice(image * c, (image + 1) * c),
+                                range(top, top + 2 * (tile_rows + 1), 2), range(q, q + 2 * s, 2),
+                                dtype, out=grid[:, i])
+    rows_in = arena.take((2, length + 1), dtype)      # B^T d, one row k, per column phase
+    cells = arena.take((2, length), dtype)             # V[k, l] of two columns l
+    products_ = arena.take((2, out_length), dtype)     # M[k, 1], M[k, 2]
+    result = arena.take((4, out_length), dtype)        # y, per output phase (row % 2, col % 2)
+    partial = arena.take((2, out_length), dtype)       # A^T-row sums of M[k, :], for k >= 2
+    shape_in, shape_out = (2, groups, c // groups, n * span), (2, groups, o // groups, n * span)
+    for k in range(4):
+        # B^T d: transform row k from tile rows i = k - 1 .. k + 1 (phase i % 2, shifted
+        # i // 2), both column phases in one pass.
+        d = [phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
+             for i in range(4)]
+        op, a, b = _IN[k]
+        op(d[a], d[b], out=rows_in)
+        # (B^T d) B, column l, read shifted as the rows were: columns 0 and 3 (e0 - e2 and
+        # e1 - e3, each column phase less itself shifted) in one pass, then 1 and 2.
+        np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
+        sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
+        np.matmul(u[k, ::3], cells.reshape(shape_in), out=sums.reshape(shape_out))
+        e1, e2 = rows_in[1, :length], rows_in[0, 1:]
+        np.add(e1, e2, out=cells[0])
+        np.subtract(e2, e1, out=cells[1])
+        np.matmul(u[k, 1:3], cells.reshape(shape_in), out=products_.reshape(shape_out))
+        if k == 1 and bias is not None:
+            # M[1, 1] reaches all four outputs of its tile once: the bias joins it there.
+            view = products_[0].reshape(o, n * span)
+            np.add(view, bias[:, np.newaxis], out=view)
+        # A^T along the row, from sums = (M0, M3), products_ = (M1, M2):
+        # sums[0] = M0 + M1 + M2, sums[1] = M1 - M2 - M3.
+        np.add(sums[0], products_[0], out=sums[0])
+        np.add(sums[0], products_[1], out=sums[0])
+        np.subtract(products_[0], sums[1], out=sums[1])
+        np.subtract(sums[1], products_[1], out=sums[1])
+        # A^T down the column: y0 = r0 + r1 + r2, y1 = r1 - r2 - r3 (r0, r1 summed in place).
+        if k == 1:
+            np.add(result[:2], result[2:], out=result[:2])
+        elif k == 2:
+            np.add(result[:2], partial, out=result[:2])
+        if k >= 2:
+            np.subtract(result[2:], partial, out=result[2:])
+    # A NaN or an infinity makes the sum so; a finite sum that overflows only sends the
+    # strip to the direct sums, which is correct.
+    if not np.isfinite(np.add.reduce(result, axis=None)):
+        return False
+    grid = result.reshape(2, 2, o, n, tile_rows + 1, s).swapaxes(2, 3)
+    for p in range(2):
+        out_rows = range(rows.start + p, rows.stop, 2)
+        for q in range(2):
+            out_cols = range(q, tiles.width, 2)
+            np.copyto(out[batch_slice, :, rows.start + p:rows.stop:2, q::2],
+                      grid[p, q, :, :, :len(out_rows), :len(out_cols)])
+    return True
