@@ -5,7 +5,7 @@
 """
 import numpy as np
 
-from . import chunked, fast, reference, reference_layers
+from . import chunked, driver, fast, reference, reference_layers, settings
 from .checks import as_array, as_bias, as_kernel, as_matrix, check_choice, check_groups
 from .dtypes import compute_dtype as _compute_dtype
 from .fast import operations
@@ -510,12 +510,18 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     and its gradient is dropped; with the other modes each border cell is a
     copy of an input cell and its gradient is added to that cell's
     (``padding.pad_adjoint``): ``conv_transpose2d(grad_output, kernel, ...,
-    padding_mode=padding_mode)``. Both gradients go through the planner that
-    ``conv2d`` uses (``fast/operations.py``): the input's gradient one stride
-    phase of it at a time, the kernel's as the correlation of the input with
-    ``grad_output``, through the FFT for large kernels. Time: two to three
-    times `conv2d`'s for large kernels and for layers; more for kernels that
-    'separable' takes forward (the kernel's gradient has no such shortcut).
+    padding_mode=padding_mode)``, a few slice additions. The input's gradient
+    goes through the planner that ``conv2d`` uses (``fast/operations.py``),
+    one stride phase of it at a time, with the kernel's structure (a
+    separable kernel's transposed convolution is separable too). The
+    kernel's is the correlation of the input with ``grad_output``, by the
+    path estimated fastest (``fast/gradients.py``): small matrix products of
+    the input read in place and a few shifted copies of ``grad_output``, one
+    FFT of the whole padded image for large kernels, or per tap one product
+    over the channels for layers. Time: about two to two and a half times
+    `conv2d`'s; more for kernels that 'separable' takes forward (2 k
+    multiply-adds an output forward for a k x k kernel, where the kernel's
+    gradient needs k * k).
 
     Complex data: these are the derivatives of the sum as a holomorphic
     function, with nothing conjugated. PyTorch's autograd follows the
@@ -570,18 +576,22 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
             layer_kernel, geometry.stride, geometry.dilation, geometry.padding, padding_mode,
             fill_value, groups)
     else:
-        grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape, geometry,
-                                               groups, padding_mode, fill_value, compute_dtype)
-        # The data stay in their dtype: the paths convert what they fetch, strip by strip.
-        grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
-        # The gradient of the input: the adjoint of conv2d with this border, with
-        # the output_padding that restores the rows and columns the windows never reached.
-        padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
-        extra = tuple((size - span - 1) % s
-                      for size, span, s in zip(padded, geometry.span, geometry.stride))
-        spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
-                                         geometry.dilation, geometry.padding, extra)
-        grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode, compute_dtype)
+        # BLAS on one thread for the whole pass, set once (each gradient would set it again).
+        with driver.single_threaded_blas(settings.current().limit_blas):
+            grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape,
+                                                     geometry, groups, padding_mode, fill_value,
+                                                     compute_dtype)
+            # The data stay in their dtype: the paths convert what they fetch, strip by strip.
+            grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
+            # The gradient of the input: the adjoint of conv2d with this border, with
+            # the output_padding that restores the rows and columns the windows never reached.
+            padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
+            extra = tuple((size - span - 1) % s
+                          for size, span, s in zip(padded, geometry.span, geometry.stride))
+            spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
+                                             geometry.dilation, geometry.padding, extra)
+            grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode,
+                                   compute_dtype)
     if kernel.ndim == 2:
         grad_kernel, grad_bias = grad_kernel[0, 0], grad_bias.sum()
     return (grad_matrix.reshape(matrix.shape).astype(result_dtype, copy=False),

@@ -151,9 +151,12 @@ def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
     -----
     For each padded axis, `source_map` (``np.pad`` of ``arange``, the very
     call `pad` makes) says which input cell each padded cell copies; the fold
-    is a scatter-add along that axis (``np.add.at``), one axis after the
-    other. In formulas, with ``P`` the padding as a 0/1 matrix along an axis,
-    ``pad(x) = P x`` and this is ``P^T g``, so that
+    adds each border's gradient onto those cells, one axis after the other.
+    A border is a few runs that copy input cells one step apart (`source_runs`:
+    a reflection steps by -1, a wrap-around by +1, a replicated edge by 0),
+    so the fold is a few slice additions (a sum first for a replicated edge),
+    not a cell-by-cell scatter. In formulas, with ``P`` the padding as a 0/1
+    matrix along an axis, ``pad(x) = P x`` and this is ``P^T g``, so that
     ``sum(pad(x) * g) == sum(x * pad_adjoint(g))``.
 
     Examples
@@ -171,16 +174,30 @@ def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
     """
     for axis, (before, after) in zip(range(-len(padding), 0), padding):
         size = grad.shape[axis] - before - after
-        source = source_map(size, before, after, padding_mode)
-        inside = (Ellipsis, slice(before, before + size)) + (slice(None),) * (-1 - axis)
-        folded = grad[inside] if overwrite else grad[inside].copy()     # the input's own cells
-        border = np.flatnonzero(source >= 0)
-        border = border[(border < before) | (border >= before + size)]   # the copies
-        if len(border):
-            index = (Ellipsis, source[border]) + (slice(None),) * (-1 - axis)
-            np.add.at(folded, index, np.take(grad, border, axis=axis))
+        tail = (slice(None),) * (-1 - axis)
+        folded = grad[(Ellipsis, slice(before, before + size)) + tail]     # the input's own cells
+        if not overwrite:
+            folded = folded.copy()
+        for start, length, first, step in _border_runs(size, before, after, padding_mode):
+            if first < 0:       # the fill value: no input cell receives its gradient
+                continue
+            part = grad[(Ellipsis, slice(start, start + length)) + tail]
+            if step == 0:       # a replicated edge: every cell of the run copies one
+                folded[(Ellipsis, slice(first, first + 1)) + tail] += np.sum(
+                    part, axis=axis, keepdims=True)
+            else:
+                folded[(Ellipsis, _slice(first, length, step)) + tail] += part
         grad = folded
     return grad
+
+
+@functools.lru_cache(maxsize=1024)
+def _border_runs(size, before, after, padding_mode):
+    """The runs (`source_runs`) of a padded axis's two borders, placed in the padded axis."""
+    source = source_map(size, before, after, padding_mode)
+    return (tuple(source_runs(source[:before]))
+            + tuple(run._replace(start=run.start + before + size)
+                    for run in source_runs(source[before + size:])))
 
 
 # ---------------------------------------------------------------------------

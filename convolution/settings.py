@@ -119,6 +119,8 @@ class Settings:
     cache_bytes: float = 2 ** 20
     fft_ns: float = 0.75
     fft_call_ns: float = 55000.0
+    #: One small matrix product of a batch, called from NumPy's loop (no Python between).
+    product_call_ns: float = 150.0
 
 
 _current = Settings()

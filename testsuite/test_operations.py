@@ -5,6 +5,7 @@ convolution by stride phases (never over a zero-spread input) and with every
 border mode, the kernel's gradient through the FFT, and the values and
 memory that the paths promise at the edges of the float range.
 """
+import itertools
 import tracemalloc
 import unittest
 from unittest import mock
@@ -18,6 +19,7 @@ from convolution.fast import operations, subpixel
 from convolution.geometry import conv_geometry, conv_transpose_geometry
 
 from .common import forced_threads, pretend_cores
+from .test_layer import assert_close, scale
 
 
 def peak_beyond_result(function):
@@ -339,6 +341,121 @@ class TestKernelGradient(unittest.TestCase):
         self.assertFalse(np.isnan(ours).any())
 
 
+    def test_every_path_agrees_with_the_loops(self):
+        # Each path by name against the loops: kernels up to 15 wide (several copies and
+        # views of 'shifts'), every border, stride, dilation and group, real and complex,
+        # in strips of every size on three threads.
+        rng = np.random.default_rng(60)
+        cases = 0
+        while cases < 24:
+            groups = int(rng.choice([1, 2]))
+            per_in, per_out, batch = (int(v) for v in rng.integers(1, 3, size=3))
+            kh, kw = (int(v) for v in rng.integers(1, 16, size=2))
+            stride, dilation = (tuple(int(v) for v in rng.integers(1, 3, size=2))
+                                for _ in range(2))
+            padding = tuple(tuple(int(v) for v in rng.integers(0, 4, size=2)) for _ in range(2))
+            mode = list(PADDING_MODES)[rng.integers(len(PADDING_MODES))]
+            fill = 1.5 if mode == "constant" else 0
+            h, w = (d * (k - 1) + 1 + int(rng.integers(0, 12)) for d, k in zip(dilation, (kh, kw)))
+            dtype = (np.float32, np.float64, np.complex128)[cases % 3]
+            x = rng.standard_normal((batch, groups * per_in, h, w)).astype(dtype)
+            k = np.zeros((groups * per_out, per_in, kh, kw), dtype)
+            geometry = conv_geometry(x.shape, (kh, kw), stride, dilation, padding)
+            grad = rng.standard_normal((batch, groups * per_out) + geometry.output_shape).astype(
+                dtype)
+            params = dict(stride=stride, dilation=dilation, padding=padding, padding_mode=mode,
+                          fill_value=fill, groups=groups)
+            expected = conv2d_backward_loops(grad, x, k, **params)[1]
+            cases += 1
+            for method, strip in itertools.product(fast.GRADIENT_PATHS, (512, 2 ** 21)):
+                if method == "fft" and dtype == np.complex128:
+                    continue
+                with self.subTest(method=method, strip=strip, x=x.shape, k=k.shape, **params), \
+                        settings.using(strip_bytes=strip, min_strip_bytes=512), \
+                        forced_threads(3):
+                    ours = operations.kernel_gradient(grad, x, k.shape, geometry, groups, mode,
+                                                      fill, np.dtype(dtype), method=method)
+                    assert_close(self, ours, expected, scale(grad, x, fill_value=fill))
+
+    def test_shifts_read_unpadded_input_in_place(self):
+        # No padding, stride 1: the input's own rows, strip by strip; the last strip,
+        # whose products read a few cells past the rows it needs, from a copy.
+        rng = np.random.default_rng(61)
+        for k, dilation, strip in itertools.product((3, 7, 14), (1, 2), (512, 4096, 2 ** 21)):
+            x = rng.standard_normal((2, 1, 40, 37)).astype(np.float32)
+            geometry = conv_geometry(x.shape, (k, k), 1, dilation, 0)
+            grad = rng.standard_normal((2, 1) + geometry.output_shape).astype(np.float32)
+            kernel = np.zeros((1, 1, k, k), np.float32)
+            with self.subTest(k=k, dilation=dilation, strip=strip), \
+                    settings.using(strip_bytes=strip, min_strip_bytes=512):
+                ours = operations.kernel_gradient(grad, x, kernel.shape, geometry, 1, "zeros", 0,
+                                                  np.dtype(np.float32), method="shifts")
+                assert_close(self, ours, conv2d_backward_loops(grad, x, kernel,
+                                                               dilation=dilation)[1],
+                             scale(grad, x))
+
+    def test_shifts_do_not_depend_on_the_threads_schedule(self):
+        rng = np.random.default_rng(62)
+        x, grad = rng.standard_normal((60, 70)), rng.standard_normal((60, 70))
+        k = rng.standard_normal((9, 9))
+        with settings.using(strip_bytes=4096, min_strip_bytes=4096), forced_threads(3):
+            first = conv2d_backward(grad, x, k, padding="same", padding_mode="reflect")[1]
+            for _ in range(5):
+                np.testing.assert_array_equal(
+                    conv2d_backward(grad, x, k, padding="same", padding_mode="reflect")[1], first)
+
+    def test_data_that_is_not_finite_take_the_taps(self):
+        # 'shifts' multiplies the cells beyond each row's last output by zeros too: 0 * inf
+        # is NaN where the loops add nothing. Its result is then not finite, and the taps,
+        # which multiply exactly the cells each tap met, compute it again.
+        x = np.ones((12, 12))
+        x[5, 11] = np.inf       # met by the last column of taps only, with positive weights
+        x[0, 0] = np.nan        # met by tap (0, 0) only
+        grad = np.ones((10, 10))
+        with np.errstate(invalid="ignore"):
+            ours = conv2d_backward(grad, x, np.ones((3, 3)))[1]
+            theirs = conv2d_backward(grad, x, np.ones((3, 3)), method="loops")[1]
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isposinf(ours), np.isposinf(theirs))
+        np.testing.assert_array_equal(ours[np.isfinite(theirs)], theirs[np.isfinite(theirs)])
+        self.assertEqual(int(np.isnan(theirs).sum()), 1)
+
+    def test_fft_leaves_data_beyond_its_accuracy(self):
+        # A gradient large only where the input is small: every tap's terms are far below
+        # the norms the FFT's error scales with. 'fft' refuses; 'auto' takes another path.
+        x = np.ones((80, 80))
+        x[:40] = 1e8
+        grad = np.zeros((66, 66))
+        grad[45:] = 1
+        k = np.ones((15, 15))
+        geometry = conv_geometry(x.shape, k.shape)
+        with self.assertRaisesRegex(ValueError, r"method='fft' does not take these data"):
+            operations.kernel_gradient(grad[None, None], x[None, None], (1, 1, 15, 15),
+                                       geometry, 1, "zeros", 0, np.dtype(np.float64),
+                                       method="fft")
+        np.testing.assert_allclose(conv2d_backward(grad, x, k)[1],
+                                   conv2d_backward(grad, x, k, method="loops")[1], rtol=1e-12)
+
+    def test_the_plans_follow_the_work(self):
+        # One pair of channels: the shifted copies for a small kernel, the FFT for a large
+        # one; a layer of many channels: the taps' products; integers: the taps alone.
+        rng = np.random.default_rng(63)
+        cases = (((1, 1, 256, 256), (1, 1, 3, 3), np.float32, "shifts"),
+                 ((1, 1, 256, 256), (1, 1, 45, 45), np.float32, "fft"),
+                 ((8, 32, 32, 32), (32, 32, 3, 3), np.float32, "taps"),
+                 ((1, 1, 64, 64), (1, 1, 5, 5), np.int64, "taps"))
+        for threads in (1, 4):
+            for shape, kernel_shape, dtype, name in cases:
+                x = rng.random(shape).astype(dtype)
+                geometry = conv_geometry(shape, kernel_shape[2:])
+                with self.subTest(threads=threads, x=shape, k=kernel_shape), \
+                        pretend_cores(threads):
+                    plans = operations.kernel_gradient_plans(x, kernel_shape, geometry, 1,
+                                                             "zeros", 0, np.dtype(dtype))
+                    self.assertEqual(plans[0][0], name)
+                    if dtype == np.int64:
+                        self.assertEqual([n for n, _ in plans], ["taps"])
+
 class TestFloatRange(unittest.TestCase):
     """Large finite data: the results every other path gives, not NaN."""
 
@@ -384,6 +501,12 @@ class TestMemory(unittest.TestCase):
         k = rng.random((16, 16, 3, 3)).astype(np.float32)
         self.assertLess(peak_beyond_result(
             lambda: conv2d_backward(y, x, k, padding=1, padding_mode="reflect")), 2.5)
+        # One pair of channels: the kernel's gradient by shifted copies takes strips, a
+        # fraction of the output's gradient (here the size of its result, with it).
+        x2, y2 = (rng.random((1, 1, 256, 256)).astype(np.float32) for _ in range(2))
+        geometry = conv_geometry(x2.shape, (9, 9), padding="same")
+        self.assertLess(peak_beyond_result(lambda: (operations.kernel_gradient(
+            y2, x2, (1, 1, 9, 9), geometry, 1, "reflect", 0, np.dtype(np.float32)), y2)), 0.5)
         # float32 data with a float64 kernel: the data are not copied into float64 whole.
         self.assertLess(peak_beyond_result(
             lambda: conv2d_backward(y, x, k.astype(np.float64), padding=1)), 1.5)

@@ -21,6 +21,8 @@ beside its plan and its cost formula:
     A 3 x 3 layer at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products, not 36.
 ``subpixel.py``
     The transposed convolution: every stride phase of a block of rows in one product.
+``gradients.py``
+    The kernel's gradient as matrix products of shifted copies, or one FFT.
 ``operations.py``
     Every operation (the layer, the transposed convolution, both gradients)
     put in that one form, and the planner that routes a layer.
@@ -44,11 +46,12 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..dtypes import BLAS_DTYPES
 from ..padding import Padded
-from . import banded, direct, fft, layer, polyphase, separable, winograd
+from . import banded, direct, fft, gradients, layer, polyphase, separable, winograd
 from .cache import kernel_cache
 
-__all__ = ["PATHS", "CHANNEL_METHODS", "METHODS", "Path", "all_finite", "choose_method",
-           "convolve", "cost_estimates", "fft_surprise_free", "plan"]
+__all__ = ["PATHS", "CHANNEL_METHODS", "GRADIENT_PATHS", "METHODS", "Path", "GradientPath",
+           "all_finite", "choose_method", "convolve", "cost_estimates", "fft_surprise_free",
+           "plan"]
 
 
 class Path(NamedTuple):
@@ -81,6 +84,27 @@ PATHS = {
     "fft": Path(fft.plan, fft.run),
     "matmul": Path(layer.plan, layer.conv2d, channels=True),
     "winograd": Path(winograd.plan, winograd.conv2d, channels=True),
+}
+
+
+class GradientPath(NamedTuple):
+    """A path of the kernel's gradient (``operations.kernel_gradient`` ranks them).
+
+    ``plan(images, kernel_shape, geometry, groups, padding_mode, fill_value,
+    dtype, settings)`` returns a ``driver.Plan`` (or raises ValueError where
+    the path does not take the dtype or size); ``run(grad_output, images,
+    kernel_shape, geometry, groups, padding_mode, fill_value, dtype, plan)``
+    returns the gradient, of ``kernel_shape``.
+    """
+    plan: Callable
+    run: Callable
+
+
+#: The paths of the kernel's gradient by name: per tap, by shifted copies, by one FFT.
+GRADIENT_PATHS = {
+    "taps": GradientPath(layer.plan_kernel_gradient, layer.kernel_gradient),
+    "shifts": GradientPath(gradients.plan_shifts, gradients.shifts),
+    "fft": GradientPath(gradients.plan_fft, gradients.fft),
 }
 #: The names of the paths of a 2-D kernel (that do no sums over channels).
 METHODS = tuple(name for name, path in PATHS.items() if not path.channels)

@@ -19,7 +19,8 @@ input times kernel weights, summed over taps and channels.
   (``subpixel.py``); `transpose_route` weighs the two.
 - The kernel's gradient is the correlation of the padded input with the
   output's gradient as the kernel, stride and dilation trading places, the
-  batch summed as channels are (`kernel_gradient`).
+  batch summed as channels are (`kernel_gradient`, which ranks its own
+  paths: ``fast/gradients.py`` and the layer's taps).
 
 For a layer, `plan_layer` ranks what can compute it, with one cost model:
 the paths that do the sums over channels themselves (``layer.py``'s stacked
@@ -37,14 +38,14 @@ import numpy as np
 
 from .. import driver, settings as _settings
 from ..dtypes import BLAS_DTYPES
-from ..geometry import ConvGeometry, conv_geometry, transpose_phases
-from . import (PATHS, all_finite, choose_method, convolve, fft, fft_surprise_free, layer, plan,
-               subpixel)
+from ..geometry import ConvGeometry, transpose_phases
+from . import (GRADIENT_PATHS, PATHS, all_finite, choose_method, convolve, fft_surprise_free,
+               layer, subpixel)
 from .cache import kernel_cache
 from .costs import cell_scale
 
 __all__ = ["plan_layer", "layer_estimate", "conv2d", "conv_transpose2d", "transpose_route",
-           "kernel_gradient"]
+           "kernel_gradient_plans", "kernel_gradient"]
 
 
 def _blas_once(function):
@@ -318,62 +319,80 @@ def layer_estimate(images, kernel, geometry, groups, dtype, s):
                                                            groups, "zeros", 0, dtype, s)))
 
 
+def kernel_gradient_plans(images, kernel_shape, geometry, groups, padding_mode, fill_value,
+                          dtype):
+    """``[(name, plan), ...]``: the kernel gradient's paths 'auto' weighs, the fastest first.
+
+    For floats, 'shifts' and 'fft' (where they take the dtype and size) and,
+    where the channels fill its products, 'taps'; for integers, 'taps'. The
+    FFT's estimate counts ``Settings.fft_margin`` times (see `kernel_gradient`).
+    """
+    s = _settings.current()
+    arguments = (images, kernel_shape, geometry, groups, padding_mode, fill_value,
+                 np.dtype(dtype), s)
+    options = []
+    if np.dtype(dtype).kind in "fc":
+        for name, path in GRADIENT_PATHS.items():
+            if name != "taps":
+                try:
+                    options.append((name, path.plan(*arguments)))
+                except ValueError:      # the path does not take this dtype or size
+                    pass
+    # The taps multiply exactly the cells each tap met: the path for every dtype and value.
+    # For floats it is weighed only where the channels fill its products; on one pair of
+    # channels 'shifts' does the same sums faster, and its plan costs far less to make.
+    if not options or kernel_shape[0] * kernel_shape[1] > 1:
+        options.append(("taps", GRADIENT_PATHS["taps"].plan(*arguments)))
+    return sorted(options, key=lambda option: option[1].ns
+                  * (s.fft_margin if option[0] == "fft" else 1))
+
+
 @_blas_once
 def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding_mode,
-                    fill_value, dtype):
+                    fill_value, dtype, method="auto"):
     """The gradient of ``sum(grad_output * conv2d(images, kernel))`` with respect to the kernel.
 
     ``grad[o, c, a, b]`` sums ``grad_output[n, o, i, j] * padded[n, c', i*sh + a*dh,
-    j*sw + b*dw]``: for each (n, o), the correlation of the padded input with
-    ``grad_output[n, o]`` as its kernel, at stride ``(dh, dw)`` and dilation
-    ``(sh, sw)``, of which the first (kh, kw) outputs are kept. Two paths:
-    ``layer.kernel_gradient`` (per tap, one product of the output's gradient
-    with the cells the tap met), or the FFT of that correlation once per
-    (n, o) with the group's input channels as its batch, for few images and
-    channels, large kernels and finite float data: the planner takes the one
-    estimated faster.
+    j*sw + b*dw]``: the correlation of the padded input with the output's
+    gradient as its kernel, stride and dilation trading places, the batch
+    summed as channels are. Three paths (``fast.GRADIENT_PATHS``): 'taps'
+    (``layer.kernel_gradient``: per tap, one product of the output's gradient
+    with the cells the tap met), 'shifts' (the kh x kw sums of a strip as one
+    matrix product of shifted copies) and 'fft' (one transform of the whole
+    padded image), both in ``fast/gradients.py``. 'auto' takes the plan
+    estimated fastest (the FFT's by ``Settings.fft_margin``): for floats,
+    'shifts' and 'fft' weighed against 'taps' (which for one pair of
+    channels they always beat), integers by 'taps' alone. A result of
+    'shifts' or 'fft' that is not all finite is computed again by 'taps':
+    where the data hold NaN or infinity, only they multiply exactly the
+    cells each tap met, as the reference loops do (the others also multiply
+    cells by the zeros they add, and 0 * inf is NaN); a finite result says
+    that every product was finite, the reference loops' own. 'fft' checks
+    its accuracy on the data first and leaves data it would not do well to
+    the next path. ``method`` names a path instead.
 
     Returns an array of ``kernel_shape`` (C_out, C_in / groups, kh, kw).
     """
     s = _settings.current()
-    out_channels, per_in, kh, kw = kernel_shape
-    batch = images.shape[0]
-    taps = layer.plan_kernel_gradient(images, kernel_shape, geometry, groups, padding_mode,
-                                      fill_value, dtype, s)
-    spread = _fft_geometry(images, grad_output, geometry)
-    if (taps.ns >= s.pair_floor_ns and batch * out_channels <= s.pair_limit
-            and spread is not None and fft.exact_enough(np.dtype(dtype))
-            and all_finite(images, fill_value) and all_finite(grad_output)):
-        estimate = batch * out_channels * plan("fft", spread, np.asarray(grad_output[0, 0], dtype),
-                                               per_in, dtype).ns
-        if _FFT_GRADIENT_MARGIN * estimate < taps.ns:
-            per_out = out_channels // groups
-            total = np.zeros(kernel_shape, dtype)
-            for n, o in itertools.product(range(batch), range(out_channels)):
-                first = (o // per_out) * per_in
-                total[o] += convolve(images[n, first:first + per_in],
-                                     np.asarray(grad_output[n, o], dtype), spread, padding_mode,
-                                     fill_value, dtype, "fft")[:, :kh, :kw]
-            return total
-    return layer.kernel_gradient(grad_output, images, kernel_shape, geometry, groups,
-                                 padding_mode, fill_value, dtype, taps)
-
-
-#: The FFT of a whole image takes the kernel's gradient only where its estimate beats
-#: the taps' by this factor: its transforms, as large as the image, outgrow the cache
-#: the prices were measured in. Measured on 512 x 512 float32, one image, against the
-#: estimates: the taps 3 to 7 times their estimate, the FFT 9 to 14 times (a loaded
-#: machine); the two took the same time at 15 x 15, the FFT a third at 31 x 31.
-_FFT_GRADIENT_MARGIN = 2.0
-
-
-def _fft_geometry(images, grad_output, geometry):
-    """The geometry of the input correlated with the output's gradient, stride and dilation swapped.
-
-    Its outputs from (0, 0) to (kh, kw) are the kernel's gradient; None where
-    the data are not floats (the FFT takes none other).
-    """
-    if images.dtype.kind not in "fc" or grad_output.dtype.kind not in "fc":
-        return None
-    return conv_geometry(images.shape, grad_output.shape[-2:], geometry.dilation,
-                         geometry.stride, geometry.padding)
+    dtype = np.dtype(dtype)
+    arguments = (images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s)
+    run = (grad_output, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype)
+    if method != "auto":
+        path = GRADIENT_PATHS[method]
+        grad = path.run(*run, path.plan(*arguments))
+        if grad is None:
+            raise ValueError(f"method={method!r} does not take these data (its error would "
+                             f"pass the direct sums' by far); use method='auto'")
+        return grad
+    options = kernel_gradient_plans(images, kernel_shape, geometry, groups, padding_mode,
+                                    fill_value, dtype)
+    for name, chosen in options:
+        grad = GRADIENT_PATHS[name].run(*run, chosen)
+        if name == "taps" or grad is not None and np.isfinite(grad).all():
+            return grad
+        # None: 'fft' found the data beyond its accuracy. Not finite: the data hold NaN or
+        # infinity (or a sum overflowed), which 'shifts' and 'fft' also multiply by the
+        # zeros they add: only the taps then give the reference loops' NaN and infinities.
+        if grad is not None:
+            return layer.kernel_gradient(*run)
+    raise AssertionError("the taps take every kernel's gradient")
