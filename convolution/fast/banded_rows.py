@@ -222,11 +222,16 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         """Groups g0 to g1 - 1 from a copy of their input with its border.
 
         False where it holds NaN or infinity, unless it was ``checked``
-        already or the results are checked instead.
+        already: each block is summed as it is fetched, in the cache (one call
+        a block, where the results' sums take one a product), and its rows'
+        results are not summed (``sums`` set to 0 there).
         """
         n, count = target.shape[:2]
         phase_rows = (g1 - g0) * rows_ + band_.reach
-        flags = check and not results and not checked
+        flags = check and not checked
+        if sums is not None:
+            sums[:, g0 * rows_:g1 * rows_] = 0
+            sums = None
         first_row = rows.start * sh + sh * g0 * rows_
         blocks = []
         for q in band_.phases:
