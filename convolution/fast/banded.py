@@ -18,7 +18,7 @@ The idea
     The output is cut into strips of rows (the driver's tasks) and each strip
     into tiles of columns (`_tile_columns`), so that every product stays small
     and its operands in cache however wide the image: one group's shifted
-    rows are at most ``Settings.band_tile_bytes`` (128 KiB: K * columns *
+    rows are at most ``Settings.band_tile_bytes`` (256 KiB: K * columns *
     itemsize), and a product's groups at most ``Settings.band_bytes`` of
     them. Products that grow with the image's width leave BLAS's kernels for
     small matrices and the cache together: that made the cost of an output
