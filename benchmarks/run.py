@@ -61,7 +61,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from convolution import apply_filter_to_image, conv2d, driver, fast, settings  # noqa: E402
-from convolution.shapes import conv_geometry  # noqa: E402
+from convolution.geometry import conv_geometry  # noqa: E402
 
 #: Contenders slower than this on one run are timed once, not several times.
 SLOW_SECONDS = 2.0

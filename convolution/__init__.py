@@ -6,17 +6,19 @@
 
 Map of the package (imports point down the list, never up):
 
-``__main__.py``
-    The command line: ``python -m convolution filter INPUT OUTPUT``, ``animate``
-    and ``figures``.
-``files.py``
-    The command line's files: paths checked first, atomic writes that no
-    error, Ctrl-C or SIGTERM leaves half done, images read and written
-    without losing precision. Needs imageio, imported only when used.
-``image.py``
-    ``apply_filter_to_image``: filter pictures of any dtype and channel count.
-``kernels.py``
-    The kernel library (gaussian, sharpen, sobel, ...) and ``get_kernel``.
+``cli/``
+    The command line: ``python -m convolution filter INPUT OUTPUT``,
+    ``animate``, ``explore`` and ``figures`` (``__main__.py`` only calls
+    it). ``options.py`` (its errors and the types of its options),
+    ``parser.py``, ``commands.py`` (one function a command),
+    ``progress.py`` and ``files.py``: paths checked first, atomic writes that
+    no error, Ctrl-C or SIGTERM leaves half done, images read and written
+    without losing precision, kernel files. Needs imageio, imported only
+    when used.
+``images/``
+    ``filter.py``: ``apply_filter_to_image``, which filters pictures of any
+    dtype and channel count; ``kernels.py``: the kernel library (gaussian,
+    sharpen, sobel, ...) and ``get_kernel``.
 ``pictures/``
     ``plot_conv2d``, ``plot_conv_transpose2d``: the cells one cell reads or
     spreads into; ``animate_conv2d``, ``animate_conv_transpose2d``: those
@@ -40,8 +42,10 @@ Map of the package (imports point down the list, never up):
     chunk, with the halos the kernel needs. Dask is imported only then.
 ``reference.py``
     The tutorial: the convolution one output cell at a time, in plain loops;
-    then a CNN layer, the transposed convolution and the gradients, the same
-    way. Every fast path is tested against it.
+    its border, output shape, stride, dilation, 'same' and 'full'. Then
+    ``reference_layers.py``: a CNN layer, the transposed convolution and the
+    gradients, the same way; and ``reference_nd.py``: the loops for any
+    number of axes. Every fast path is tested against them.
 ``fast/``
     The fast paths, one file each, whose docstrings teach their idea, cost
     and limits beside their plan: ``direct.py``, ``polyphase.py`` (stride
@@ -70,10 +74,14 @@ Map of the package (imports point down the list, never up):
 ``padding.py``
     Border modes (zeros, constant, reflect, symmetric, replicate, circular),
     and ``Padded``, which hands out any region of the padded input.
-``shapes.py``
-    Parameter normalisation, the output-shape formulas (forward and
-    transposed) and the channels and groups of a layer, shared by all of the
+``geometry.py``
+    The output-shape formulas (forward and transposed), the padding 'same'
+    and 'full' add, the cells an output cell reads and an input cell spreads
+    into, and the stride phases, written once and shared by all of the
     above.
+``shapes.py``
+    Parameter normalisation (stride, dilation, padding and axes as tuples,
+    checked) and the channels and groups of a layer.
 ``checks.py``
     The argument checks every public function shares: arrays of numbers,
     kernels, a choice from a list.
@@ -84,15 +92,14 @@ __version__ = "0.1.0"
 from .conv import LAYER_METHODS, METHODS, conv2d, conv2d_backward, conv_transpose2d
 from .conv_nd import (ND_METHODS, conv1d, conv1d_backward, conv3d, conv3d_backward,
                       conv_transpose1d, conv_transpose3d)
-from .image import apply_filter_to_image
-from .kernels import KERNELS, box_kernel, gaussian_kernel, get_kernel
+from .geometry import conv_output_shape, conv_transpose_output_shape, resolve_padding
+from .images import KERNELS, apply_filter_to_image, box_kernel, gaussian_kernel, get_kernel
 from .padding import PADDING_MODES
 from .pictures import (animate_conv1d, animate_conv2d, animate_conv_transpose2d, explore,
                        explore_window, plot_conv1d, plot_conv2d, plot_conv_transpose2d)
-from .reference import (conv2d_backward_loops, conv2d_layer_loops, conv2d_loops, conv2d_slices,
-                        conv_transpose2d_loops, conv_transposend_loops, convnd_layer_loops,
-                        convnd_loops)
-from .shapes import conv_output_shape, conv_transpose_output_shape, resolve_padding
+from .reference import conv2d_loops, conv2d_slices
+from .reference_layers import conv2d_backward_loops, conv2d_layer_loops, conv_transpose2d_loops
+from .reference_nd import conv_transposend_loops, convnd_layer_loops, convnd_loops
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
            "conv_transpose_output_shape", "resolve_padding", "METHODS", "LAYER_METHODS",
@@ -102,7 +109,7 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "conv_output_shape",
            "apply_filter_to_image", "get_kernel", "gaussian_kernel", "box_kernel", "KERNELS",
            "plot_conv2d", "animate_conv2d", "plot_conv_transpose2d", "animate_conv_transpose2d",
            "explore", "explore_window", "plot_conv1d", "animate_conv1d",
-           # the tutorial (reference.py), to read and to call
+           # the tutorial (reference.py, reference_layers.py, reference_nd.py), to read and call
            "conv2d_loops", "conv2d_slices", "conv2d_layer_loops", "conv_transpose2d_loops",
            "conv2d_backward_loops", "convnd_loops", "convnd_layer_loops",
            "conv_transposend_loops"]

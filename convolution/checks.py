@@ -6,9 +6,14 @@ Keeping them here means a message is written once, whichever function
 (``conv2d``, ``apply_filter_to_image``, the pictures, the command line) was
 called.
 """
+import numbers
+
 import numpy as np
 
-__all__ = ["as_array", "as_bias", "as_kernel", "check_choice"]
+__all__ = ["as_array", "as_bias", "as_kernel", "as_matrix", "check_choice", "check_groups"]
+
+#: The names of a filter's axes in messages, by their count.
+AXIS_NAMES = {1: "L", 2: "H, W", 3: "D, H, W"}
 
 
 def check_choice(name, value, choices):
@@ -116,3 +121,32 @@ def as_bias(value, out_channels=None):
         raise ValueError(f"bias must have shape ({out_channels},), one value per output "
                          f"channel, got shape {bias.shape}")
     return bias
+
+
+def as_matrix(value, ndim=2):
+    """``value`` as an array of numbers with at least ``ndim`` axes, none of them empty.
+
+    Examples
+    --------
+    >>> as_matrix([[1, 2]]).shape
+    (1, 2)
+    >>> as_matrix([1, 2])
+    Traceback (most recent call last):
+        ...
+    ValueError: matrix must have at least 2 dimensions (..., H, W) and no empty axis, got shape (2,)
+    """
+    matrix = as_array(value, "matrix")
+    if matrix.ndim < ndim or 0 in matrix.shape:
+        raise ValueError(f"matrix must have at least {ndim} dimension{'s' * (ndim > 1)} "
+                         f"(..., {AXIS_NAMES.get(ndim, '...')}) and no empty axis, got shape "
+                         f"{matrix.shape}")
+    return matrix
+
+
+def check_groups(groups, kernel, ndim=2):
+    """A filter (a kernel of ``ndim`` axes) has no channels to group: ``groups`` must stay 1."""
+    if kernel.ndim == ndim and (isinstance(groups, bool)
+                                or not isinstance(groups, numbers.Integral) or groups != 1):
+        raise ValueError(f"groups must be 1 with a {ndim}-D kernel (it splits the channels of "
+                         f"a {ndim + 2}-D kernel), got groups={groups!r} with kernel of shape "
+                         f"{kernel.shape}")

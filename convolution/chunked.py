@@ -51,7 +51,7 @@ import sys
 import numpy as np
 
 from .padding import PADDING_MODES, _runs, _slice, _source_map
-from .shapes import conv_geometry
+from .geometry import conv_geometry
 from .driver import limit_threads
 
 __all__ = ["is_dask_array", "convolve", "plan_axis"]

@@ -3,17 +3,15 @@
 ``conv2d`` (a 2-D kernel, or a CNN layer's 4-D one), ``conv_transpose2d`` and
 ``conv2d_backward``.
 """
-import numbers
-
 import numpy as np
 
-from . import chunked, fast, reference
-from .checks import as_array, as_bias, as_kernel, check_choice
+from . import chunked, fast, reference, reference_layers
+from .checks import as_array, as_bias, as_kernel, as_matrix, check_choice, check_groups
 from .dtypes import compute_dtype as _compute_dtype
 from .fast import operations
+from .geometry import conv_geometry, conv_transpose_geometry
 from .padding import check_padding_mode, fill_docstring, pad_adjoint
-from .shapes import (channels as channel_layout, check_axes, conv_geometry,
-                     conv_transpose_geometry)
+from .shapes import channels as channel_layout, check_axes
 
 __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "METHODS", "LAYER_METHODS"]
 
@@ -22,24 +20,6 @@ __all__ = ["conv2d", "conv_transpose2d", "conv2d_backward", "METHODS", "LAYER_ME
 METHODS = ("auto", "loops") + fast.METHODS + ("matmul",)
 #: What ``conv_transpose2d`` and ``conv2d_backward`` accept.
 LAYER_METHODS = ("auto", "loops")
-
-
-def _check_matrix(matrix):
-    """``matrix`` as an array of numbers with at least 2 axes, none of them empty."""
-    matrix = as_array(matrix, "matrix")
-    if matrix.ndim < 2 or 0 in matrix.shape:
-        raise ValueError(f"matrix must have at least 2 dimensions (..., H, W) and no empty "
-                         f"axis, got shape {matrix.shape}")
-    return matrix
-
-
-def _check_groups(groups, kernel):
-    """A 2-D kernel has no channels to group: ``groups`` must stay 1."""
-    if kernel.ndim == 2 and (isinstance(groups, bool) or not isinstance(groups, numbers.Integral)
-                             or groups != 1):
-        raise ValueError(f"groups must be 1 with a 2-D kernel (it splits the channels of "
-                         f"a 4-D kernel), got groups={groups!r} with kernel of shape "
-                         f"{kernel.shape}")
 
 
 def _as_layer(matrix, kernel):
@@ -244,9 +224,9 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
     check_padding_mode(padding_mode, fill_value)
     if not isinstance(flip, (bool, np.bool_)):
         raise TypeError(f"flip must be True or False, got {flip!r}")
-    matrix = _check_matrix(matrix)
+    matrix = as_matrix(matrix)
     kernel = as_kernel(kernel, ndims=(2, 4))
-    _check_groups(groups, kernel)
+    check_groups(groups, kernel)
     geometry = conv_geometry(matrix.shape, kernel.shape[-2:], stride, dilation, padding)
     layout = channel_layout(matrix.shape, kernel.shape, groups) if kernel.ndim == 4 else None
     bias_array = as_bias(bias, layout and layout.out_channels)
@@ -281,7 +261,7 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         out_shape = matrix.shape[:-3] + (layout.out_channels,) + geometry.output_shape
         images = matrix.reshape((-1,) + matrix.shape[-3:])
     if method == "loops":
-        out = reference.conv2d_layer_loops(
+        out = reference_layers.conv2d_layer_loops(
             images.astype(compute_dtype, copy=False), kernel, geometry.stride, geometry.dilation,
             geometry.padding, padding_mode, fill_value, bias_array, groups)
     else:
@@ -306,9 +286,9 @@ def _adjoint(images, kernel, geometry, groups, padding_mode, dtype, bias=None, l
         geometry = conv_transpose_geometry(images.shape, kernel.shape[-2:], geometry.stride,
                                            geometry.dilation, 0, geometry.output_padding)
     if loops:
-        out = reference.conv_transpose2d_loops(images, kernel, geometry.stride, geometry.dilation,
-                                               geometry.padding, geometry.output_padding,
-                                               None if copies else bias, groups)
+        out = reference_layers.conv_transpose2d_loops(
+            images, kernel, geometry.stride, geometry.dilation, geometry.padding,
+            geometry.output_padding, None if copies else bias, groups)
     else:
         out = operations.conv_transpose2d(images, kernel, geometry, groups, dtype,
                                           None if copies else bias)
@@ -375,7 +355,7 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     groups : int, default 1
         As for `conv2d`; must divide C_in and C_out.
     method : {'auto', 'loops'}, default 'auto'
-        'loops' runs the tutorial's loops (``reference.conv_transpose2d_loops``).
+        'loops' runs the tutorial's loops (``reference_layers.conv_transpose2d_loops``).
 
     Returns
     -------
@@ -392,7 +372,7 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
 
     Notes
     -----
-    The output shape (see ``shapes.conv_transpose_output_shape``)::
+    The output shape (see ``geometry.conv_transpose_output_shape``)::
 
         H_out = (H - 1) * sh - top - bottom + dh * (kh - 1) + output_padding + 1
 
@@ -455,9 +435,9 @@ def conv_transpose2d(matrix, kernel, stride=1, dilation=1, padding=0, output_pad
     """
     check_choice("method", method, LAYER_METHODS)
     check_padding_mode(padding_mode)
-    matrix = _check_matrix(matrix)
+    matrix = as_matrix(matrix)
     kernel = as_kernel(kernel, ndims=(2, 4), transposed=True)
-    _check_groups(groups, kernel)
+    check_groups(groups, kernel)
     geometry = conv_transpose_geometry(matrix.shape, kernel.shape[-2:], stride, dilation, padding,
                                        output_padding)
     layout = (channel_layout(matrix.shape, kernel.shape, groups, transposed=True)
@@ -495,7 +475,7 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     matrix, kernel, stride, dilation, padding, padding_mode, fill_value, groups
         As for `conv2d`.
     method : {'auto', 'loops'}, default 'auto'
-        'loops' runs the tutorial's loops (``reference.conv2d_backward_loops``).
+        'loops' runs the tutorial's loops (``reference_layers.conv2d_backward_loops``).
 
     Returns
     -------
@@ -558,9 +538,9 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     """
     check_choice("method", method, LAYER_METHODS)
     check_padding_mode(padding_mode, fill_value)
-    matrix = _check_matrix(matrix)
+    matrix = as_matrix(matrix)
     kernel = as_kernel(kernel, ndims=(2, 4))
-    _check_groups(groups, kernel)
+    check_groups(groups, kernel)
     geometry = conv_geometry(matrix.shape, kernel.shape[-2:], stride, dilation, padding)
     if kernel.ndim == 4:
         layout = channel_layout(matrix.shape, kernel.shape, groups)
@@ -581,9 +561,10 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
         images = matrix.reshape((-1,) + matrix.shape[-3:])
     grads = grad_output.reshape((images.shape[0], -1) + geometry.output_shape)
     if method == "loops":
-        grad_matrix, grad_kernel, grad_bias = reference.conv2d_backward_loops(
-            grads.astype(compute_dtype, copy=False), images.astype(compute_dtype, copy=False), layer_kernel, geometry.stride, geometry.dilation, geometry.padding,
-            padding_mode, fill_value, groups)
+        grad_matrix, grad_kernel, grad_bias = reference_layers.conv2d_backward_loops(
+            grads.astype(compute_dtype, copy=False), images.astype(compute_dtype, copy=False),
+            layer_kernel, geometry.stride, geometry.dilation, geometry.padding, padding_mode,
+            fill_value, groups)
     else:
         grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape, geometry,
                                                groups, padding_mode, fill_value, compute_dtype)
@@ -592,8 +573,8 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
         # The gradient of the input: the adjoint of conv2d with this border, with
         # the output_padding that restores the rows and columns the windows never reached.
         padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
-        extra = tuple((size - d * (k - 1) - 1) % s for size, k, s, d in
-                      zip(padded, kernel.shape[-2:], geometry.stride, geometry.dilation))
+        extra = tuple((size - span - 1) % s
+                      for size, span, s in zip(padded, geometry.span, geometry.stride))
         spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
                                          geometry.dilation, geometry.padding, extra)
         grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode, compute_dtype)

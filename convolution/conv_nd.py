@@ -34,14 +34,15 @@ import numbers
 
 import numpy as np
 
-from . import chunked, reference
+from . import chunked, reference_nd
 from .fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from .checks import as_array, as_bias, check_choice
 from .conv import (LAYER_METHODS, METHODS, along_axes, conv2d, conv2d_backward,
                    conv_transpose2d)
 from .dtypes import compute_dtype as _compute_dtype
 from .padding import PADDING_MODES, _source_map, check_padding_mode
-from .shapes import channels as channel_layout, conv_geometry, conv_transpose_geometry
+from .geometry import conv_geometry, conv_transpose_geometry
+from .shapes import channels as channel_layout
 
 __all__ = ["conv1d", "conv3d", "conv_transpose1d", "conv_transpose3d", "conv1d_backward",
            "conv3d_backward", "ND_METHODS"]
@@ -204,12 +205,12 @@ def _convolve(ndim, matrix, kernel, stride, dilation, padding, padding_mode, fil
     if method == "loops":
         cells = matrix.astype(compute_dtype, copy=False)
         if layer:
-            out = reference.convnd_layer_loops(cells, kernel, geometry.stride, geometry.dilation,
-                                               geometry.padding, padding_mode, fill_value,
-                                               bias_array, groups)
+            out = reference_nd.convnd_layer_loops(cells, kernel, geometry.stride,
+                                                  geometry.dilation, geometry.padding,
+                                                  padding_mode, fill_value, bias_array, groups)
         else:
-            out = reference.convnd_loops(cells, kernel, geometry.stride, geometry.dilation,
-                                         geometry.padding, padding_mode, fill_value)
+            out = reference_nd.convnd_loops(cells, kernel, geometry.stride, geometry.dilation,
+                                            geometry.padding, padding_mode, fill_value)
             if bias is not None:
                 out += bias_array
         return out.astype(result_dtype, copy=False)
@@ -277,7 +278,7 @@ def conv1d(matrix, kernel, stride=1, dilation=1, padding=0, *, padding_mode="zer
         the kernel reversed, a bias (scalar for a filter, (C_out,) for a
         layer), groups of channels.
     method : str, default 'auto'
-        'loops' runs the tutorial's loops (``reference.convnd_loops``);
+        'loops' runs the tutorial's loops (``reference_nd.convnd_loops``);
         `conv2d`'s methods run `conv2d` on the signal as one row; 'fold'
         (real float filters) folds the signal into overlapping rows and does
         the sums as one Toeplitz matrix product per block of rows
@@ -336,7 +337,7 @@ def conv3d(matrix, kernel, stride=1, dilation=1, padding=0, *, padding_mode="zer
     padding_mode, fill_value, flip, bias, groups
         As for `conv2d`, on every axis.
     method : str, default 'auto'
-        'loops' runs ``reference.convnd_loops``; `conv2d`'s methods run the
+        'loops' runs ``reference_nd.convnd_loops``; `conv2d`'s methods run the
         2-D work of each depth tap; 'fold' (real float filters) does the
         sums of a block of slices as one matrix product per slice
         (``fast/depth3d.py``), the path 'auto' takes for them.
@@ -406,7 +407,7 @@ def _transpose(ndim, matrix, kernel, stride, dilation, padding, output_padding, 
         cells = matrix.astype(compute_dtype, copy=False)
         if not layer:    # a filter is a layer of one channel, over a batch
             cells = cells.reshape((-1, 1) + matrix.shape[-3:])
-        out = reference.conv_transposend_loops(
+        out = reference_nd.conv_transposend_loops(
             cells, kernel if layer else kernel[np.newaxis, np.newaxis], geometry.stride,
             geometry.dilation, geometry.padding, geometry.output_padding,
             bias_array if layer else None, groups)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from convolution import conv2d, conv_output_shape, settings
-from convolution.__main__ import main
+from convolution.cli import main
 from convolution.fast import METHODS as FAST_METHODS
 from convolution.padding import PADDING_MODES
 

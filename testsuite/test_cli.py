@@ -23,10 +23,10 @@ from unittest import mock
 import numpy as np
 
 import convolution
-from convolution import __main__ as cli
-from convolution import apply_filter_to_image, conv_output_shape, gaussian_kernel
-from convolution.files import STOP_SIGNALS
-from convolution.kernels import KERNELS
+from convolution import apply_filter_to_image, conv_output_shape, gaussian_kernel, cli
+from convolution.cli import commands, options
+from convolution.cli.files import STOP_SIGNALS
+from convolution.images.kernels import KERNELS
 from convolution.shapes import PADDING_STRINGS
 
 from .common import (CHILD_SIGNALS, cv2, forced_threads, HERE, iio, run_on_a_terminal,
@@ -244,15 +244,17 @@ class TestCommandLineErrors(CommandLineTest):
                            for message, *options in cases for output in ("out.png", "old.png")])
 
     def test_argument_types(self):
-        self.assertEqual((cli._ints("5"), cli._ints("3X5")), (5, (3, 5)))
-        self.assertEqual((cli._floats("1e-200"), cli._floats("1x2.5")), (1e-200, (1.0, 2.5)))
-        self.assertEqual(cli._pair("3x5"), (3, 5))
-        self.assertEqual(cli._padding("1x2x3x4"), ((1, 2), (3, 4)))
-        self.assertEqual((cli._padding("2"), cli._padding("1x0")), (2, (1, 0)))
+        self.assertEqual((options._ints("5"), options._ints("3X5")), (5, (3, 5)))
+        self.assertEqual((options._floats("1e-200"), options._floats("1x2.5")),
+                         (1e-200, (1.0, 2.5)))
+        self.assertEqual(options._pair("3x5"), (3, 5))
+        self.assertEqual(options._padding("1x2x3x4"), ((1, 2), (3, 4)))
+        self.assertEqual((options._padding("2"), options._padding("1x0")), (2, (1, 0)))
         for name in PADDING_STRINGS:     # the names come from shapes.py, not from a list here
-            self.assertEqual(cli._padding(name), name)
-        for parse, text in ((cli._pair, "3"), (cli._pair, "3x4x5"), (cli._ints, "1x2x3"),
-                            (cli._ints, ""), (cli._floats, "x"), (cli._padding, "1x2x3")):
+            self.assertEqual(options._padding(name), name)
+        for parse, text in ((options._pair, "3"), (options._pair, "3x4x5"),
+                            (options._ints, "1x2x3"), (options._ints, ""),
+                            (options._floats, "x"), (options._padding, "1x2x3")):
             with self.subTest(parse=parse, text=text), \
                     self.assertRaises(argparse.ArgumentTypeError):
                 parse(text)
@@ -474,7 +476,7 @@ class TestCommandLineImages(CommandLineTest):
         # As --dilation 100000 on a 20 x 30 picture once did (the padded input, 596 GiB).
         error = MemoryError("Unable to allocate 596. GiB for an array with shape (1, 400020, "
                             "400030) and data type float32")
-        with mock.patch.object(cli, "apply_filter_to_image", side_effect=error):
+        with mock.patch.object(commands, "apply_filter_to_image", side_effect=error):
             status, stdout, stderr = run_in_process("filter", self.input,
                                                     self.folder / "out.png")
         self.assertEqual((status, stdout), (2, ""))

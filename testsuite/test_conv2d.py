@@ -9,7 +9,7 @@ import numpy as np
 from convolution import conv2d
 from convolution.fast import METHODS as FAST_METHODS, choose_method
 from convolution.reference import conv2d_loops
-from convolution.shapes import conv_geometry
+from convolution.geometry import conv_geometry
 
 from .common import (scipy_signal, torch, M, K3, K2, K23, README_MATRIX, README_KERNEL,
                      README_MAP, exact_methods, assert_close, term_scale, compare_with_loops)

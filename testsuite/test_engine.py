@@ -21,7 +21,7 @@ from convolution import conv2d, driver, fast, settings
 from convolution.driver import blas, pool as driver_threads, strips
 from convolution.fast import METHODS as FAST_METHODS, choose_method, separable
 from convolution.padding import PADDING_MODES, Padded, pad
-from convolution.shapes import conv_geometry
+from convolution.geometry import conv_geometry
 
 from .common import (HERE, assert_close, compare_with_loops, forced_threads, pretend_cores,
                      term_scale)
@@ -387,6 +387,25 @@ class TestAuto(unittest.TestCase):
                     self.assertEqual(self.choice((1024, 1024), rng.random((3, 3)).astype(dtype),
                                                  stride=2, dilation=2), "banded")
 
+    def test_the_path_does_not_depend_on_the_threads(self):
+        # The work chooses the path; the threads only share it. On 16 cores an
+        # 11x11 kernel at 1024² once went to the FFT at 16 threads (2.7x slower
+        # than the band products on 4), because the FFT's larger work earned it
+        # more threads in the estimates.
+        rng = np.random.default_rng(12)
+        cases = [((1024, 1024), (k, k), dtype, params)
+                 for k in (3, 5, 11, 15, 21, 31) for dtype in (np.float32, np.float64)
+                 for params in ({}, {"stride": 2, "dilation": 2})]
+        cases += [((4096, 4096), (5, 5), np.float32, {}), ((300, 2000), (1, 41), np.float64, {})]
+        for shape, size, dtype, params in cases:
+            kernel = rng.random(size).astype(dtype)
+            chosen = set()
+            for n in (1, 2, 4, 16):
+                with pretend_cores(n):
+                    chosen.add(self.choice(shape, kernel, **params))
+            with self.subTest(shape=shape, kernel=size, dtype=dtype, **params):
+                self.assertEqual(len(chosen), 1, chosen)
+
     def test_integers_keep_exact_paths(self):
         rng = np.random.default_rng(18)
         self.assertIn(self.choice((1024, 1024), rng.integers(-5, 5, (31, 31))),
@@ -428,7 +447,9 @@ class TestAuto(unittest.TestCase):
         x[:, 300:] *= 1e8
         self.assertNotEqual(choose_method(kernel, geometry, images=x[None])[0], "fft")
         small = conv2d(x, kernel)[:, :260]      # windows over columns below 300 only
-        expected = conv2d(x[:, :290], kernel, method="loops")[:, :260]
+        # The tap loops in NumPy ('direct', tested against the per-cell loops
+        # elsewhere) sum each output from its own window, as the loops do.
+        expected = conv2d(x[:, :290], kernel, method="direct")[:, :260]
         assert_close(self, small, expected, term_scale(x[:, :290], kernel))
 
     def test_auto_runs_the_plan_it_chose(self):

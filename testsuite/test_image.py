@@ -9,9 +9,9 @@ import numpy as np
 
 from convolution import (apply_filter_to_image, box_kernel, conv2d, conv_output_shape,
                          gaussian_kernel, get_kernel)
-from convolution.kernels import KERNELS, identity_kernel, motion_blur_kernel
+from convolution.images.kernels import KERNELS, identity_kernel, motion_blur_kernel
 from convolution.padding import PADDING_MODES
-from convolution.shapes import conv_geometry
+from convolution.geometry import conv_geometry
 
 from .common import cv2, iio, matplotlib, SAMPLE_PHOTO
 

@@ -19,9 +19,9 @@ import numpy as np
 from convolution import (conv2d, conv2d_backward, conv2d_backward_loops, conv2d_layer_loops,
                          conv2d_loops, conv2d_slices, conv_output_shape, conv_transpose2d,
                          conv_transpose2d_loops, conv_transpose_output_shape, reference,
-                         settings)
+                         reference_layers, settings)
 from convolution.padding import PADDING_MODES, _source_map, pad, pad_adjoint
-from convolution.shapes import tap, window
+from convolution.geometry import tap, window
 
 from .common import HERE, forced_threads, optional, torch
 
@@ -110,7 +110,7 @@ def assert_close(test, actual, expected, size, ulps=64):
 
 
 class TestTutorialArithmetic(unittest.TestCase):
-    """The tutorial's own index arithmetic against the shared helpers' (shapes.py, padding.py)."""
+    """The tutorial's own index arithmetic against the shared helpers' (geometry.py, padding.py)."""
 
     def test_output_size_is_the_shared_formula(self):
         for size, k, s, d, top, bottom in itertools.product(range(1, 9), range(1, 4), range(1, 4),
@@ -127,7 +127,7 @@ class TestTutorialArithmetic(unittest.TestCase):
         for size, k, s, d, top, bottom in itertools.product(range(1, 6), range(1, 4), range(1, 4),
                                                             range(1, 3), range(3), range(3)):
             for extra in range(max(s, d)):
-                out = reference.transposed_size(size, k, s, d) - top - bottom + extra
+                out = reference_layers.transposed_size(size, k, s, d) - top - bottom + extra
                 if out < 1:
                     continue
                 with self.subTest(size=size, k=k, s=s, d=d, padding=(top, bottom), extra=extra):
@@ -137,7 +137,7 @@ class TestTutorialArithmetic(unittest.TestCase):
     def test_loops_read_the_cells_of_window_and_tap(self):
         # With a one-hot kernel at tap (a, b), output (i, j) is the id of the one padded
         # cell the loops' formula i*sh + a*dh, j*sw + b*dw reads: the cell that
-        # shapes.window(i, j) puts at (a, b) and shapes.tap(a, b) puts at (i, j).
+        # geometry.window(i, j) puts at (a, b) and geometry.tap(a, b) puts at (i, j).
         rng = np.random.default_rng(1)
         for _ in range(60):
             (kh, kw), stride, dilation = rng.integers(1, 4, 2), rng.integers(1, 4, 2), \

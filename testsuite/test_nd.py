@@ -1,6 +1,6 @@
 """conv1d, conv3d, their transposes and gradients, and axes=: every witness the 2-D tests have.
 
-The N-d reference loops (``reference.convnd_loops`` and friends), PyTorch
+The N-d reference loops (``reference_nd.convnd_loops`` and friends), PyTorch
 (forward, transposed, autograd; np.pad for 'symmetric'), scipy.ndimage for
 the filters in every border mode, the adjoint identity, exact integers, NaN
 placement, Dask, and every error path.
@@ -17,7 +17,8 @@ from convolution import (conv1d, conv1d_backward, conv2d, conv3d, conv3d_backwar
                          conv_transposend_loops, reference)
 from convolution.fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from convolution.padding import PADDING_MODES
-from convolution.shapes import as_tuple, check_axes, conv_geometry
+from convolution.geometry import conv_geometry
+from convolution.shapes import as_tuple, check_axes
 
 from .common import matplotlib, optional, torch
 

@@ -15,7 +15,7 @@ from convolution import (PADDING_MODES, conv2d, conv2d_backward, conv2d_backward
                          conv_transpose2d, driver, fast)
 from convolution.driver import pool
 from convolution.fast import operations
-from convolution.shapes import conv_geometry
+from convolution.geometry import conv_geometry
 
 from .common import pretend_cores
 

@@ -18,7 +18,7 @@ from convolution import (animate_conv2d, animate_conv_transpose2d, conv2d, conv_
 from convolution.pictures import forward, grid as drawing
 from convolution.pictures.animation import Animation, frame_steps, write_animation
 from convolution.pictures.figures import FIGURES, conv_beside_transpose
-from convolution.shapes import (conv_geometry, conv_transpose_geometry, spread, window)
+from convolution.geometry import conv_geometry, conv_transpose_geometry, spread, window
 
 from .common import (CHILD_SIGNALS, HERE, iio, matplotlib, torch, README_MATRIX, README_KERNEL,
                      README_MAP, run_main, run_command, run_on_a_terminal)
@@ -1097,7 +1097,7 @@ class TestPicturesAreOptional(unittest.TestCase):
         # sys.modules[name] = None makes `import name` fail as if it were not installed.
         result = self.run_python(
             "import sys; sys.modules['matplotlib'] = None\n"
-            "from convolution.__main__ import main\n"
+            "from convolution.cli import main\n"
             "sys.exit(main(['animate', 'never.gif', '--input', '3x3', '--kernel', '2x2']))")
         self.assertEqual((result.returncode, result.stderr),
                          (2, "convolution: error: the pictures need "
@@ -1107,7 +1107,7 @@ class TestPicturesAreOptional(unittest.TestCase):
         with tempfile.TemporaryDirectory() as folder:
             result = self.run_python(
                 "import os, sys; sys.modules['matplotlib'] = None\n"
-                "from convolution.__main__ import main\n"
+                "from convolution.cli import main\n"
                 f"os.chdir({folder!r})\n"
                 "sys.exit(main(['figures', 'new']))")
             self.assertEqual((result.returncode, result.stderr),

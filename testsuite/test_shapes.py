@@ -5,7 +5,7 @@ import unittest
 import numpy as np
 
 from convolution import conv_output_shape
-from convolution.shapes import conv_transpose_geometry, conv_transpose_output_shape
+from convolution.geometry import conv_transpose_geometry, conv_transpose_output_shape
 
 from .common import optional, torch
 
@@ -118,7 +118,7 @@ class TestResolvePadding(unittest.TestCase):
 
     def test_agrees_with_the_geometry_and_the_tutorial(self):
         from convolution import reference, resolve_padding
-        from convolution.shapes import conv_geometry
+        from convolution.geometry import conv_geometry
 
         for n, k, s, d in itertools.product(range(1, 9), range(1, 5), range(1, 4), range(1, 3)):
             same = resolve_padding("same", (n, n), (k, k), s, d)

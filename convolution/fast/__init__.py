@@ -214,11 +214,23 @@ def choose_method(kernel, geometry, batch=1, images=None, fill_value=0):
 
 @kernel_cache(maxsize=1024)
 def _ranked(kernel, geometry, batch, threads, s):
-    """((method, plan), ...) for every path 'auto' weighs, the cheapest first (cached)."""
-    plans = [(name, plan(name, geometry, kernel, batch, kernel.dtype)) for name in
-             _candidates(kernel, kernel.dtype)]
-    return tuple(sorted(plans, key=lambda item: item[1].ns * (s.fft_margin if item[0] == "fft"
-                                                              else 1)))
+    """((method, plan), ...) for every path 'auto' weighs, the cheapest first (cached).
+
+    The paths are ranked by their estimates on one thread: the work decides
+    the path, and then the path's own plan decides how many threads share
+    it. Ranked with their threads, a path that makes more work would look
+    cheaper for taking more threads (one per ``Settings.thread_ns`` of work),
+    and a machine whose cores share the work worse than the model assumes
+    (measured on 16 cores: 11x11 at 1024² took 2.7x as long on 16 threads,
+    by the FFT, as on 4 by the band products) would get slower with more
+    threads. Each plan returned has the threads of the call.
+    """
+    names = _candidates(kernel, kernel.dtype)
+    with driver.limit_threads(1):
+        alone = {name: plan(name, geometry, kernel, batch, kernel.dtype).ns for name in names}
+    ranked = sorted(names, key=lambda name: alone[name] * (s.fft_margin if name == "fft"
+                                                           else 1))
+    return tuple((name, plan(name, geometry, kernel, batch, kernel.dtype)) for name in ranked)
 
 
 def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype, method="auto",

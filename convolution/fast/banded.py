@@ -5,7 +5,7 @@ The idea
     ``k[a, b]`` times padded row ``i*sh + a*dh``, shifted by ``b*dw`` columns.
     Take ``R`` output rows at once (``Settings.band_rows``): they read
     ``R + reach`` rows of each row phase the taps read (``reach``: the largest
-    row offset of a tap in its phase, ``shapes.stride_phase``). Lay each of
+    row offset of a tap in its phase, ``geometry.stride_phase``). Lay each of
     those rows out once per kernel column, shifted by that column's offset
     (and split into column phases for stride > 1): ``K = (R + reach) * phases
     * columns`` shifted rows. Then the R output rows are one matrix product:

@@ -3,7 +3,7 @@
 The idea
     ``out[i, j] = sum over taps (a, b) of k[a, b] * padded[i*sh + a*dh, j*sw + b*dw]``.
     Fix the tap, and its term for every output cell of a strip at once is one
-    strided slice of the strip's padded input (``shapes.tap``) times one
+    strided slice of the strip's padded input (``geometry.tap``) times one
     number: kh * kw NumPy multiplies and adds per strip, none per cell.
 
 Cost per output
@@ -20,7 +20,7 @@ Limits
 import numpy as np
 
 from .. import driver
-from ..shapes import tap
+from ..geometry import tap
 from .costs import FETCH_CALLS, cell_scale
 from .phases import padded_width, tap_phases, taps
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import driver
 from .costs import FETCH_CALLS, cell_scale, transforms
-from ..shapes import stride_phase
+from ..geometry import stride_phase
 
 __all__ = ["exact_enough", "tiles", "cost", "plan", "run"]
 
@@ -61,7 +61,7 @@ def axis_phases(size, stride, dilation):
     """Per stride phase of one axis, the taps that read it and their offsets in it.
 
     ``{q: (taps, offsets)}``: tap ``a`` reads phase ``a*dilation % stride`` at
-    offset ``a*dilation // stride`` (``shapes.stride_phase``). The phases of
+    offset ``a*dilation // stride`` (``geometry.stride_phase``). The phases of
     the kernel are the pairs of a row phase and a column phase: a loop over
     the kernel's rows and columns, never over its taps, so that a kernel as
     large as an image (the kernel's gradient takes the output's gradient as

@@ -1,7 +1,7 @@
 """The CNN layer's fast paths: the sums over channels as matrix products, through BLAS.
 
 Output channel ``o`` of a layer is a sum over input channels ``c`` and kernel
-taps ``(a, b)`` (see ``reference.conv2d_layer_loops``). Fix the tap, and the
+taps ``(a, b)`` (see ``reference_layers.conv2d_layer_loops``). Fix the tap, and the
 sums over channels, for every output cell at once, are one matrix product::
 
     out[:, cells] += kernel[:, :, a, b] @ padded[:, cells the tap meets]
@@ -16,9 +16,9 @@ are a batch of smaller products, one per group (``np.matmul`` loops over
 them in C); with one input channel per group (depthwise convolution) the
 product is a broadcast multiply.
 
-The cells a tap meets are a strided slice of the padded input (``shapes.tap``).
+The cells a tap meets are a strided slice of the padded input (``geometry.tap``).
 To hand BLAS a plain matrix without copying it, each strip of the padded
-input is split into its stride phases (``shapes.tap_phases``: a tap reads one
+input is split into its stride phases (``geometry.tap_phases``: a tap reads one
 phase, at a fixed offset) and laid out flat, ``row_width`` cells a row. Tap
 ``(a', b')`` of a phase then meets the cells ``a' * row_width + b'`` onwards,
 one contiguous run per channel: a matrix whose rows are the channels, read in
@@ -50,7 +50,7 @@ import numpy as np
 
 from .. import driver, settings as _settings
 from ..padding import Padded
-from ..shapes import tap_phases
+from ..geometry import tap_phases
 from .costs import cell_scale, products
 
 __all__ = ["plan", "conv2d", "scatter", "plan_kernel_gradient", "kernel_gradient"]
@@ -248,7 +248,7 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     ----------
     matrix : ndarray, shape (N, C_in, H, W)
     kernel : ndarray, shape (C_out, C_in / groups, kh, kw), of ``dtype``
-    geometry : shapes.ConvGeometry
+    geometry : geometry.ConvGeometry
     groups : int
     padding_mode, fill_value
         As for ``conv2d``.

@@ -11,7 +11,7 @@ input times kernel weights, summed over taps and channels.
   a layer too, once per stride phase of its output: the output cells of one
   phase are reached by one subset of the kernel's taps only, and gather
   them as a correlation at stride 1 with those taps reversed and the
-  channels swapped (``shapes.transpose_phases``). No zeros are spread
+  channels swapped (``geometry.transpose_phases``). No zeros are spread
   between the input's cells, and no product of a tap that lands elsewhere
   is computed: at stride s, 1/s**2 of the multiply-adds of a correlation
   over the spread input.
@@ -34,7 +34,7 @@ import math
 import numpy as np
 
 from .. import driver, settings as _settings
-from ..shapes import conv_geometry, transpose_phases
+from ..geometry import conv_geometry, transpose_phases
 from . import PATHS, all_finite, choose_method, convolve, fft, fft_surprise_free, layer, plan
 from .costs import cell_scale
 
@@ -163,7 +163,7 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
     ----------
     images : ndarray, shape (N, C_in, H, W)
     kernel : ndarray, shape (C_in, C_out / groups, kh, kw), of ``dtype``
-    geometry : shapes.TransposeGeometry
+    geometry : geometry.TransposeGeometry
     groups : int
     dtype : dtype
     bias : ndarray, shape (C_out,), optional
@@ -176,14 +176,14 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
     -----
     The output cells of one stride phase (every sh-th row from q, every
     sw-th column from r) are reached by one subset of the kernel's taps
-    (``shapes.transpose_phases``), and gather their sums as `conv2d` does
+    (``geometry.transpose_phases``), and gather their sums as `conv2d` does
     with those taps, reversed, at stride 1: each phase runs through
     `conv2d` ('auto': the planner chooses its path), writing into its
     strided slice of the output.
 
     A gather also multiplies weights by the zeros beyond the input's edges,
     and an infinite or NaN weight times zero is NaN, where the scatter of
-    ``reference.conv_transpose2d_loops`` (and PyTorch) adds nothing. A kernel
+    ``reference_layers.conv_transpose2d_loops`` (and PyTorch) adds nothing. A kernel
     that is not all finite is scattered, tap by tap (``layer.scatter``).
     """
     batch, in_channels = images.shape[:2]

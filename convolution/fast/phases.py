@@ -3,7 +3,7 @@
 Tap ``(a, b)`` of output cell ``(i, j)`` reads padded cell
 ``(i*sh + a*dh, j*sw + b*dw)``: always a cell of one stride phase,
 ``(a*dh % sh, b*dw % sw)``, at a fixed offset ``(a*dh // sh, b*dw // sw)``
-in it (``shapes.stride_phase``). Laid out flat, each phase block ``row_width``
+in it (``geometry.stride_phase``). Laid out flat, each phase block ``row_width``
 cells a row, the taps of a phase then read contiguous runs of one block:
 a tap is one multiply-add over a 1-D run (`multiply_add`).
 """
@@ -12,7 +12,7 @@ import functools
 import numpy as np
 
 from ..dtypes import BLAS_DTYPES
-from ..shapes import stride_phase
+from ..geometry import stride_phase
 from .cache import kernel_cache
 
 __all__ = ["taps", "phases", "tap_phases", "phase_blocks", "offsets", "multiply_add",

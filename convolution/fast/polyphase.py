@@ -3,7 +3,7 @@
 The idea
     Tap ``(a, b)`` reads padded row ``i*sh + a*dh``: always row phase
     ``q = a*dh % sh`` (rows ``q, q + sh, ...``), at row ``i + a*dh // sh`` of
-    it, and likewise for columns (``shapes.stride_phase``). So a strip's input
+    it, and likewise for columns (``geometry.stride_phase``). So a strip's input
     is fetched as its ``sh * sw`` phases, each laid out flat, ``row_width``
     cells a row, and every tap is one multiply-add over one contiguous 1-D run
     of its phase, at offset ``(a*dh // sh) * row_width + b*dw // sw``

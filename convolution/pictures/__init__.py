@@ -1,6 +1,6 @@
 """Pictures of the convolution: figures that show themselves, animations that play, an explorer.
 
-Every picture is drawn from the library's own arithmetic (``shapes.py``,
+Every picture is drawn from the library's own arithmetic (``geometry.py``,
 ``padding.py``, ``conv.py``), so it cannot disagree with it. In Jupyter a
 picture is the value of a cell, with no ``%matplotlib`` magic and no file:
 the figures show as PNGs, the animations as players, the explorer as

@@ -10,7 +10,7 @@ ends only turn their widgets' values into `Explorer.set` calls and show what
 comes back, so the two cannot disagree.
 
 The padding is chosen per axis: numbers (before and after), or 'valid',
-'same' or 'full', each resolved on its own axis by `shapes.resolve_padding`.
+'same' or 'full', each resolved on its own axis by `geometry.resolve_padding`.
 The same string on both axes is handed to ``conv2d`` as that string.
 
 The values drawn are fixed pseudo-random small integers (the calls print the
@@ -25,8 +25,8 @@ import numpy as np
 
 from ..checks import check_choice
 from ..padding import PADDING_MODES
-from ..shapes import (PADDING_STRINGS, ConvGeometry, conv_geometry, conv_transpose_geometry,
-                      resolve_padding)
+from ..geometry import ConvGeometry, conv_geometry, conv_transpose_geometry, resolve_padding
+from ..shapes import PADDING_STRINGS
 
 __all__ = ["Explorer", "Control", "CONTROLS", "View"]
 

@@ -4,7 +4,7 @@
 `write_figure`; the tests check the files in ``files/`` against the same
 entries. matplotlib is imported only when a figure is drawn.
 """
-from ..shapes import conv_geometry, conv_transpose_geometry
+from ..geometry import conv_geometry, conv_transpose_geometry
 from .animation import animate_conv2d, write_animation
 from .forward import Conv2dPicture, conv2d_picture, plot_conv2d
 from .grid import new_figure, require_matplotlib

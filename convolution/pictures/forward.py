@@ -2,7 +2,7 @@
 
 Drawn from the library's own arithmetic, so it cannot disagree with it: the
 cells an output cell reads are ``padded[window(i, j, ...)]``, the very slice
-the reference loops multiply by the kernel (``shapes.window``); the padding
+the reference loops multiply by the kernel (``geometry.window``); the padding
 is ``conv_geometry``'s, and what each padded cell holds comes from
 ``padding.pad`` applied to an array of cell numbers, so a padded cell shows
 the number of the input cell it copies; the sums in the output cells are
@@ -15,7 +15,7 @@ import numpy as np
 
 from ..conv import conv2d
 from ..padding import PADDING_MODES, check_padding_mode, pad
-from ..shapes import conv_geometry, window
+from ..geometry import conv_geometry, window
 from .grid import (BORDER_COLOR, CURRENT, DONE, GAP, INPUT, PADDING, READ, TODO, WINDOW_COLOR,
                    Grid, TwoGrids, check_ax, check_step, check_values, fit, format_all,
                    format_value, pairs_text, require_matplotlib, shape_or_values, side_by_side)

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..conv_nd import conv1d
 from ..padding import PADDING_MODES, check_padding_mode, pad
-from ..shapes import conv_geometry
+from ..geometry import conv_geometry
 from .grid import _figure_class
 
 __all__ = ["plot_conv1d", "animate_conv1d"]

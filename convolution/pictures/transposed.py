@@ -1,7 +1,7 @@
 """The picture of the transposed convolution: which output cells one input cell adds into.
 
 The transposed convolution runs the forward one's arithmetic backwards: the
-cells an input cell adds into are ``shapes.spread``'s and the output shape is
+cells an input cell adds into are ``geometry.spread``'s and the output shape is
 ``conv_transpose_geometry``'s; the running sums in the output cells are
 computed by `conv_transpose2d`. The output is drawn inside the whole
 uncropped result, so that the padding the transposed convolution crops off
@@ -12,7 +12,7 @@ import math
 import numpy as np
 
 from ..conv import conv_transpose2d
-from ..shapes import conv_transpose_geometry, conv_transpose_output_shape, spread
+from ..geometry import conv_transpose_geometry, conv_transpose_output_shape, spread
 from .grid import (BORDER_COLOR, CURRENT, DONE, DROPPED, EXTRA_COLOR, GAP, INPUT, PADDING, READ,
                    TODO, WINDOW_COLOR, Grid, TwoGrids, check_ax, check_step, check_values, fit,
                    format_all, format_value, pairs_text, require_matplotlib, shape_or_values,
@@ -242,7 +242,7 @@ def plot_conv_transpose2d(input_shape, kernel_shape, stride=1, dilation=1, paddi
     Notes
     -----
     The transposed convolution runs the forward one's arithmetic backwards
-    (`shapes.spread`): input cell ``(i, j)`` times kernel tap ``(a, b)``
+    (`geometry.spread`): input cell ``(i, j)`` times kernel tap ``(a, b)``
     is added to output cell ``(i * sh + a * dh - top, j * sw + b * dw - left)``,
     and what lands outside the output (in the cropped padding) is dropped.
     So the output is drawn inside the whole uncropped result, the cropped

@@ -25,7 +25,7 @@ import numbers
 
 import numpy as np
 
-from .shapes import as_pair
+from ..shapes import as_pair
 
 __all__ = ["KERNELS", "MAX_KERNEL_CELLS", "get_kernel", "kernel_parameters", "identity_kernel", "box_kernel",
            "gaussian_kernel", "sharpen_kernel", "laplacian_kernel", "sobel_x_kernel",

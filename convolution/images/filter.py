@@ -23,12 +23,12 @@ import numbers
 
 import numpy as np
 
-from . import chunked
-from .checks import as_kernel, check_choice
-from .conv import METHODS, conv2d
+from .. import chunked
+from ..checks import as_kernel, check_choice
+from ..conv import METHODS, conv2d
+from ..geometry import conv_geometry
+from ..padding import PADDING_MODES, check_padding_mode, pad
 from .kernels import get_kernel
-from .padding import PADDING_MODES, check_padding_mode, pad
-from .shapes import conv_geometry
 
 __all__ = ["apply_filter_to_image"]
 

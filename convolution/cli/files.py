@@ -1,6 +1,8 @@
 """Files for the command line: paths checked first, images read and written whole, atomically.
 
-Everything here serves ``__main__.py``. A problem the user can fix is raised
+Everything here serves the command line (``cli/``): the images it filters
+and the kernel files it reads (`read_kernel_file`: a .npy array, or text with
+one row of numbers a line). A problem the user can fix is raised
 as `CommandError`, which the command line reports as one line on stderr
 with exit status 2.
 
@@ -33,9 +35,12 @@ import warnings
 
 import numpy as np
 
+from ..checks import as_kernel
+
 __all__ = ["CommandError", "Signals", "Stopped", "STOP_SIGNALS", "stop_signals_raise",
            "check_output", "check_output_path", "check_overwrite",
-           "check_paths", "write_atomically", "check_format", "read_image", "write_image"]
+           "check_paths", "write_atomically", "check_format", "read_image", "write_image",
+           "read_kernel_file"]
 
 
 class CommandError(Exception):
@@ -456,3 +461,63 @@ def write_image(path, image):
         _check_written(temporary, image, path)
 
     write_atomically(path, write)
+
+
+# --- Kernel files: a .npy array, or text with one row of numbers a line ---
+
+def _kernel_text(path):
+    """The numbers in a text file, one row of the kernel a line, as a 2-D float64 array.
+
+    Numbers are separated by spaces, commas or both; blank lines and
+    everything after a '#' are skipped.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            lines = file.read().splitlines()
+    except UnicodeDecodeError:
+        raise CommandError(f"kernel file {path!r} is not text: give a text file of numbers "
+                           f"or a .npy file") from None
+    rows = []   # (line number, its numbers)
+    for line_number, line in enumerate(lines, 1):
+        words = line.split("#", 1)[0].replace(",", " ").split()
+        if words:
+            rows.append((line_number, [_kernel_number(word, path, line_number)
+                                       for word in words]))
+    if not rows:
+        raise CommandError(f"kernel file {path!r} holds no numbers")
+    first_line, first = rows[0]
+    for line_number, row in rows:
+        if len(row) != len(first):
+            raise CommandError(f"kernel file {path!r} must have as many numbers on every "
+                               f"line: line {first_line} has {len(first)}, line {line_number} "
+                               f"has {len(row)}")
+    return np.array([row for _, row in rows])
+
+
+def _kernel_number(word, path, line_number):
+    """``float(word)``, or the line that says where the kernel file holds a non-number."""
+    try:
+        return float(word)
+    except ValueError:
+        raise CommandError(f"kernel file {path!r}, line {line_number}: {word!r} is not a "
+                           f"number") from None
+
+
+def read_kernel_file(path):
+    """The kernel in a .npy file, or in a text file of numbers (see `_kernel_text`)."""
+    try:
+        if path.lower().endswith(".npy"):
+            with open(path, "rb") as file:
+                magic = file.read(6)
+            # np.load would take anything else for a pickle, and say so confusingly.
+            if magic != b"\x93NUMPY":
+                raise CommandError(f"kernel file {path!r} is not a NumPy .npy file")
+            kernel = np.load(path, allow_pickle=False)
+        else:
+            kernel = _kernel_text(path)
+    except (OSError, ValueError, EOFError) as error:   # EOFError: a truncated .npy
+        raise CommandError(f"cannot read kernel file {path!r}: {error}") from None
+    try:
+        return as_kernel(kernel, f"kernel file {path!r}", kinds="biuf", finite=True)
+    except (TypeError, ValueError) as error:
+        raise CommandError(error) from None
