@@ -60,7 +60,8 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     depth = band_.matrix.shape[1]
     layout, shifts, border, window_phases = _setup(band_.columns, rows_, geometry,
                                                    kernel.shape[0], per_product, dtype.str,
-                                                   plan.settings)
+                                                   plan.settings.call_ns,
+                                                   plan.settings.fetch_ns)
     check = may_hold_nonfinite(source)
     # Kernel rows or columns of zeros, which the band leaves out: the fetched
     # blocks then miss cells that the windows hold (0 * NaN is NaN in the tap
@@ -138,6 +139,10 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         if whole_first and not _windows_finite(arena, batch, rows, groups, n):
             return tap_by_tap(arena, batch, rows)
         target = out[batch, rows]
+        if hi <= lo:      # every group fetched, and its blocks checked as they come
+            if not _fetched(arena, batch, rows, 0, groups, target, None, whole_first):
+                tap_by_tap(arena, batch, rows)
+            return
         # The results' row sums (a product with ones), taken as each product
         # leaves its rows in the cache (measured: 3 times faster than once a
         # strip at 1024 x 1024), checked once a strip. Any overflow or invalid
@@ -146,7 +151,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         sums = arena.take((n, count), dtype) if results else None
         with np.errstate(over="ignore", invalid="ignore"):
             done = True
-            for g0, g1 in ((0, lo), (lo, hi), (hi, groups)) if hi > lo else ((0, groups),):
+            for g0, g1 in ((0, lo), (lo, hi), (hi, groups)):
                 if g0 == lo and g1 == hi:
                     _in_place(arena, batch, rows, g0, g1, target, sums)
                 elif g0 < g1:
@@ -271,7 +276,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
 
 
 @functools.lru_cache(maxsize=256)
-def _setup(columns, rows, geometry, kernel_rows, per_product, dtype, s):
+def _setup(columns, rows, geometry, kernel_rows, per_product, dtype, call_ns, fetch_ns):
     """What `run` works out from the band and the geometry alone (cached).
 
     Per column phase ``(r, first, offsets, slot, step)``: its first shift in
@@ -287,18 +292,19 @@ def _setup(columns, rows, geometry, kernel_rows, per_product, dtype, s):
         slot += len(offsets)
     border = (_border_cells(columns, geometry.padding[1][0], width, geometry.input_shape[1])
               if sw == 1 else None)
-    if border is not None and not _fills_pay(border, per_product * rows, width, dtype, s):
+    if border is not None and not _fills_pay(border, per_product * rows, width, dtype, call_ns,
+                                             fetch_ns):
         border = None
     window_phases = tuple(sorted({a * dh % sh for a in range(kernel_rows)}))
     return tuple(layout), slot, border, window_phases
 
 
-def _fills_pay(border, rows, width, dtype, s):
+def _fills_pay(border, rows, width, dtype, call_ns, fetch_ns):
     """Whether setting the border cells, a NumPy call each a product of ``rows`` rows, costs less
     than fetching the input with its border (wide kernels have many: measured, a kernel 11 wide
     lost 8% in place, 5 wide gained 6%)."""
     calls = sum((low > 0) + (high < width) for _, low, high in border)
-    return calls * s.call_ns / rows < width * s.fetch_ns * cell_scale(dtype)
+    return calls * call_ns / rows < width * fetch_ns * cell_scale(dtype)
 
 
 @functools.lru_cache(maxsize=256)
