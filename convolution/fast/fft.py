@@ -182,9 +182,25 @@ def run(source, kernel, geometry, out, plan):
 
 
 def _largest(source):
-    """The largest magnitude in the padded input (its data and its fill value)."""
+    """The largest magnitude in the padded input (its data and its fill value), or a bound.
+
+    Only whether it reaches 2**500 matters (`_scale`). Real data narrower
+    than float64 never do; for float64, the square root of the sum of
+    squares bounds the largest value from above: one pass (``einsum``'s own
+    loop, not BLAS, whose threads would wake for it) where a maximum and a
+    minimum are two (1024 x 1024: 0.29 ms against 0.59); only a bound of
+    2**500 or more (or a NaN) needs the exact passes.
+    """
     matrix = source.matrix
     largest = abs(source.fill_value)
+    if matrix.dtype.kind == "f" and matrix.itemsize < 8:
+        return largest
+    if matrix.size and matrix.dtype == np.float64 and matrix.flags.c_contiguous:
+        flat = matrix.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            squares = float(np.einsum("i,i->", flat, flat))
+        if squares < 2.0 ** 1000:        # False for NaN and infinity
+            return max(largest, math.sqrt(squares))
     if matrix.size:
         largest = max(largest, abs(float(np.max(matrix.real))), abs(float(np.min(matrix.real))))
         if matrix.dtype.kind == "c":
