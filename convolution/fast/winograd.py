@@ -123,8 +123,13 @@ class _Tiles:
         self.groups, self.dtype = groups, np.dtype(dtype)
         self.source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding,
                              padding_mode, fill_value)
+        self.padding = geometry.padding
+        # Zeros around the input, and past the padded input's edge: the border is a fill.
+        self.zero_border = padding_mode == "zeros" or (padding_mode == "constant"
+                                                       and fill_value == 0)
         self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
+        self.ones = np.ones(self.s, self.dtype)      # sums a row of tiles, for the check
 
     def row_bytes(self):
         """Buffer bytes per output row: 4 phases, 2 + 2 transform rows in, 2 + 4 + 2 out."""
@@ -253,6 +258,40 @@ def _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bia
                  bias, out=out[batch_slice, :, rows])
 
 
+def _fetch(tiles, grid, image, top, left):
+    """``grid`` (C_in, tile rows + 1, s): the padded input of ``image``, every other row
+    from ``top``, every other column from ``left``.
+
+    The cells inside the input are one strided copy of it; the border around
+    them is zeros, or, for the other modes, `Padded.region`'s.
+    """
+    (pad_top, _), (pad_left, _) = tiles.padding
+    matrix = tiles.source.matrix[image * tiles.in_channels:(image + 1) * tiles.in_channels]
+    height, width = matrix.shape[1:]
+    rows, cols = grid.shape[1:]
+    # Grid rows t0 .. t1 (columns j0 .. j1) fall inside the input.
+    t0, t1 = (max(0, min(rows, -(-(bound + pad_top - top) // 2))) for bound in (0, height))
+    j0, j1 = (max(0, min(cols, -(-(bound + pad_left - left) // 2))) for bound in (0, width))
+    if t0 < t1 and j0 < j1:
+        r, k = top + 2 * t0 - pad_top, left + 2 * j0 - pad_left
+        np.copyto(grid[:, t0:t1, j0:j1], matrix[:, r:r + 2 * (t1 - t0) - 1:2,
+                                               k:k + 2 * (j1 - j0) - 1:2], casting="unsafe")
+    else:
+        t0 = t1 = j0 = j1 = 0
+    # The border: whole rows above and below, then the columns beside the inside rows.
+    pieces = [(0, t0, 0, cols), (t1, rows, 0, cols), (t0, t1, 0, j0), (t0, t1, j1, cols)]
+    for a, b, c, d in pieces:
+        if a < b and c < d:
+            if tiles.zero_border:
+                grid[:, a:b, c:d] = 0
+            else:
+                tiles.source.region(slice(image * tiles.in_channels,
+                                          (image + 1) * tiles.in_channels),
+                                    range(top + 2 * a, top + 2 * b, 2),
+                                    range(left + 2 * c, left + 2 * d, 2), grid.dtype,
+                                    out=grid[:, a:b, c:d])
+
+
 def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     """Output ``rows`` (from an even row) of images ``batch_slice``; whether all were finite."""
     n = batch_slice.stop - batch_slice.start
@@ -266,12 +305,9 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     phases[:, length:] = 0
     # Channel-major, (C_in, n, tile rows + 1, s): a product then spans the strip's images.
     for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        top = 2 * first + p
         grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
         for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
-            tiles.source.region(slice(image * c, (image + 1) * c),
-                                range(top, top + 2 * (tile_rows + 1), 2), range(q, q + 2 * s, 2),
-                                dtype, out=grid[:, i])
+            _fetch(tiles, grid[:, i], image, 2 * first + p, q)
     rows_in = arena.take((2, length + 1), dtype)      # B^T d, one row k, per column phase
     cells = arena.take((2, length), dtype)             # V[k, l] of two columns l
     products_ = arena.take((2, out_length), dtype)     # M[k, 1], M[k, 2]
@@ -313,7 +349,8 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
             np.subtract(result[2:], partial, out=result[2:])
     # A NaN or an infinity makes the sum so; a finite sum that overflows only sends the
     # strip to the direct sums, which is correct.
-    if not np.isfinite(np.add.reduce(result, axis=None)):
+    # One matrix-vector product sums each row of tiles (BLAS: faster than a reduction).
+    if not np.isfinite(np.add.reduce(result.reshape(-1, s) @ tiles.ones)):
         return False
     grid = result.reshape(2, 2, o, n, tile_rows + 1, s).swapaxes(2, 3)
     for p in range(2):
