@@ -132,8 +132,10 @@ class _Tiles:
         self.ones = np.ones(self.s, self.dtype)      # sums a row of tiles, for the check
 
     def row_bytes(self):
-        """Buffer bytes per output row: 4 phases, 2 + 2 transform rows in, 2 + 4 + 2 out."""
-        return 8 * (self.in_channels + self.out_channels) * self.s * self.dtype.itemsize // 2
+        """Buffer bytes per output row: 4 phases and 2 + 2 transform rows in, 2 + 4 out, and
+        2 shared by the transform's rows in and the sums out."""
+        c, o = self.in_channels, self.out_channels
+        return (6 * (c + o) + 2 * max(c, o)) * self.s * self.dtype.itemsize // 2
 
     def estimate(self, st):
         """(ns per output row of one image, ns once a call), by the prices of ``costs.py``.
@@ -308,11 +310,13 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
         grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
         for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
             _fetch(tiles, grid[:, i], image, 2 * first + p, q)
-    rows_in = arena.take((2, length + 1), dtype)      # B^T d, one row k, per column phase
+    # B^T d, one row k, per column phase; once the row's V are made, the A^T-row sums of
+    # its M (for k >= 2) take its place.
+    shared = arena.take((2, max(length + 1, out_length)), dtype)
+    rows_in, partial = shared[:, :length + 1], shared[:, :out_length]
     cells = arena.take((2, length), dtype)             # V[k, l] of two columns l
     products_ = arena.take((2, out_length), dtype)     # M[k, 1], M[k, 2]
     result = arena.take((4, out_length), dtype)        # y, per output phase (row % 2, col % 2)
-    partial = arena.take((2, out_length), dtype)       # A^T-row sums of M[k, :], for k >= 2
     shape_in, shape_out = (2, groups, c // groups, n * span), (2, groups, o // groups, n * span)
     for k in range(4):
         # B^T d: transform row k from tile rows i = k - 1 .. k + 1 (phase i % 2, shifted
@@ -321,15 +325,16 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
              for i in range(4)]
         op, a, b = _IN[k]
         op(d[a], d[b], out=rows_in)
-        # (B^T d) B, column l, read shifted as the rows were: columns 0 and 3 (e0 - e2 and
-        # e1 - e3, each column phase less itself shifted) in one pass, then 1 and 2.
-        np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
-        sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
-        np.matmul(u[k, ::3], cells.reshape(shape_in), out=sums.reshape(shape_out))
+        # (B^T d) B, column l, read shifted as the rows were: columns 1 and 2 (e1 + e2 and
+        # e2 - e1), then 0 and 3 (e0 - e2 and e1 - e3, each column phase less itself
+        # shifted) in one pass.
         e1, e2 = rows_in[1, :length], rows_in[0, 1:]
         np.add(e1, e2, out=cells[0])
         np.subtract(e2, e1, out=cells[1])
         np.matmul(u[k, 1:3], cells.reshape(shape_in), out=products_.reshape(shape_out))
+        np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
+        sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
+        np.matmul(u[k, ::3], cells.reshape(shape_in), out=sums.reshape(shape_out))
         if k == 1 and bias is not None:
             # M[1, 1] reaches all four outputs of its tile once: the bias joins it there.
             view = products_[0].reshape(o, n * span)
