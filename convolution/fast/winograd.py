@@ -318,23 +318,25 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     products_ = arena.take((2, out_length), dtype)     # M[k, 1], M[k, 2]
     result = arena.take((4, out_length), dtype)        # y, per output phase (row % 2, col % 2)
     shape_in, shape_out = (2, groups, c // groups, n * span), (2, groups, o // groups, n * span)
+    cells_in, products_out = cells.reshape(shape_in), products_.reshape(shape_out)
+    sums_out = [result[:2].reshape(shape_out), result[2:].reshape(shape_out),
+                partial.reshape(shape_out), partial.reshape(shape_out)]
     for k in range(4):
         # B^T d: transform row k from tile rows i = k - 1 .. k + 1 (phase i % 2, shifted
         # i // 2), both column phases in one pass.
-        d = [phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
-             for i in range(4)]
-        op, a, b = _IN[k]
-        op(d[a], d[b], out=rows_in)
+        op, *pair = _IN[k]
+        op(*(phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
+             for i in pair), out=rows_in)
         # (B^T d) B, column l, read shifted as the rows were: columns 1 and 2 (e1 + e2 and
         # e2 - e1), then 0 and 3 (e0 - e2 and e1 - e3, each column phase less itself
         # shifted) in one pass.
         e1, e2 = rows_in[1, :length], rows_in[0, 1:]
         np.add(e1, e2, out=cells[0])
         np.subtract(e2, e1, out=cells[1])
-        np.matmul(u[k, 1:3], cells.reshape(shape_in), out=products_.reshape(shape_out))
+        np.matmul(u[k, 1:3], cells_in, out=products_out)
         np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
         sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
-        np.matmul(u[k, ::3], cells.reshape(shape_in), out=sums.reshape(shape_out))
+        np.matmul(u[k, ::3], cells_in, out=sums_out[k])
         if k == 1 and bias is not None:
             # M[1, 1] reaches all four outputs of its tile once: the bias joins it there.
             view = products_[0].reshape(o, n * span)
