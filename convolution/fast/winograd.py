@@ -180,7 +180,7 @@ class _Tiles:
 def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
     """The plan of a layer by F(2 x 2, 3 x 3): strips of output rows (even counts), threads.
 
-    A strip's buffers are about four times its output, and its ~50 NumPy
+    A strip's buffers are about 3.5 times its output, and its ~50 NumPy
     calls want long strips, so strips are cut here (`_Tiles.cut`), not by the
     driver's rule for the other paths (all strips together within the
     output's size): each at most ``Settings.winograd_strip_bytes``, all the
