@@ -26,22 +26,27 @@ subtract only.
 
 The transforms are passes over whole arrays, each a NumPy call over every
 tile of a strip (of several images) at once. The input of a strip is split
-into its four phases ``(row % 2, column % 2)`` and laid out flat, ``s =
-tiles_w + 1`` cells a row, the channels one after another: cell ``(i, j)``
-of every tile is then phase ``(i % 2, j % 2)`` shifted by ``(i // 2) * s + j
-// 2`` cells, so every transform is an addition of two shifted runs of one
-contiguous buffer. Each run's last column, and its last row per channel,
-straddle a row or a channel; their results are computed and dropped. The
-separable transform (rows, then columns) makes 24 passes over tile-sized
-arrays on the way in and 24 on the way out, and the inverse transform of a
-strip runs as its products come, transform row by row (``k``), so that only
-two of the 16 ``V`` and four of the 16 ``M`` are ever held.
+into its four phases ``(row % 2, column % 2)`` (the cells inside the input
+one strided copy each, the border around them zeros or `Padded.region`'s)
+and laid out flat, ``s = tiles_w + 1`` cells a row, the channels one after
+another: cell ``(i, j)`` of every tile is then phase ``(i % 2, j % 2)``
+shifted by ``(i // 2) * s + j // 2`` cells, so every transform is an
+addition of two shifted runs of one contiguous buffer. Each run's last
+column, and its last row per channel, straddle a row or a channel; their
+results are computed and dropped. The separable transform (rows, then
+columns) makes 24 passes over tile-sized arrays on the way in and 24 on the
+way out, and the inverse transform of a strip runs as its products come,
+transform row by row (``k``), so that only two of the 16 ``V`` and four of
+the 16 ``M`` are ever held (the row's ``B^T d`` and the sums of its ``M``
+along ``A^T`` share one buffer: the smaller a strip's buffers, the more of
+them stay in cache).
 
 Cost per output cell, for C_in = C_out = C: 4 C multiply-adds in BLAS
 (against 9 C), about 12 additions per channel in the transforms and a fetch
 of the input; measured, one thread, the benchmark's layer (N = 8, 64 -> 64,
-56 x 56, float32): 14 ms, against 18 ms for the stacked products of
-``layer.py``. Memory: 8 (C_in + C_out) cells per column of tiles and row of
+56 x 56, float32): 12.5 to 13 ms, against 18 ms for the stacked products of
+``layer.py``; the 16 products alone take 6.7 to 7.1 ms of it. Memory: 6
+(C_in + C_out) + 2 max(C_in, C_out) cells per column of tiles and row of
 tiles of a strip.
 
 Limits: 3 x 3 kernels at stride 1 and dilation 1, float32 and float64 (every
@@ -123,12 +128,19 @@ class _Tiles:
         self.groups, self.dtype = groups, np.dtype(dtype)
         self.source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding,
                              padding_mode, fill_value)
+        self.padding = geometry.padding
+        # Zeros around the input, and past the padded input's edge: the border is a fill.
+        self.zero_border = padding_mode == "zeros" or (padding_mode == "constant"
+                                                       and fill_value == 0)
         self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
+        self.ones = np.ones(self.s, self.dtype)      # sums a row of tiles, for the check
 
     def row_bytes(self):
-        """Buffer bytes per output row: 4 phases, 2 + 2 transform rows in, 2 + 4 + 2 out."""
-        return 8 * (self.in_channels + self.out_channels) * self.s * self.dtype.itemsize // 2
+        """Buffer bytes per output row: 4 phases and 2 + 2 transform rows in, 2 + 4 out, and
+        2 shared by the transform's rows in and the sums out."""
+        c, o = self.in_channels, self.out_channels
+        return (6 * (c + o) + 2 * max(c, o)) * self.s * self.dtype.itemsize // 2
 
     def estimate(self, st):
         """(ns per output row of one image, ns once a call), by the prices of ``costs.py``.
@@ -168,7 +180,7 @@ class _Tiles:
 def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
     """The plan of a layer by F(2 x 2, 3 x 3): strips of output rows (even counts), threads.
 
-    A strip's buffers are about four times its output, and its ~50 NumPy
+    A strip's buffers are about 3.5 times its output, and its ~50 NumPy
     calls want long strips, so strips are cut here (`_Tiles.cut`), not by the
     driver's rule for the other paths (all strips together within the
     output's size): each at most ``Settings.winograd_strip_bytes``, all the
@@ -253,6 +265,40 @@ def _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bia
                  bias, out=out[batch_slice, :, rows])
 
 
+def _fetch(tiles, grid, image, top, left):
+    """``grid`` (C_in, tile rows + 1, s): the padded input of ``image``, every other row
+    from ``top``, every other column from ``left``.
+
+    The cells inside the input are one strided copy of it; the border around
+    them is zeros, or, for the other modes, `Padded.region`'s.
+    """
+    (pad_top, _), (pad_left, _) = tiles.padding
+    matrix = tiles.source.matrix[image * tiles.in_channels:(image + 1) * tiles.in_channels]
+    height, width = matrix.shape[1:]
+    rows, cols = grid.shape[1:]
+    # Grid rows t0 .. t1 (columns j0 .. j1) fall inside the input.
+    t0, t1 = (max(0, min(rows, -(-(bound + pad_top - top) // 2))) for bound in (0, height))
+    j0, j1 = (max(0, min(cols, -(-(bound + pad_left - left) // 2))) for bound in (0, width))
+    if t0 < t1 and j0 < j1:
+        r, k = top + 2 * t0 - pad_top, left + 2 * j0 - pad_left
+        np.copyto(grid[:, t0:t1, j0:j1], matrix[:, r:r + 2 * (t1 - t0) - 1:2,
+                                               k:k + 2 * (j1 - j0) - 1:2], casting="unsafe")
+    else:
+        t0 = t1 = j0 = j1 = 0
+    # The border: whole rows above and below, then the columns beside the inside rows.
+    pieces = [(0, t0, 0, cols), (t1, rows, 0, cols), (t0, t1, 0, j0), (t0, t1, j1, cols)]
+    for a, b, c, d in pieces:
+        if a < b and c < d:
+            if tiles.zero_border:
+                grid[:, a:b, c:d] = 0
+            else:
+                tiles.source.region(slice(image * tiles.in_channels,
+                                          (image + 1) * tiles.in_channels),
+                                    range(top + 2 * a, top + 2 * b, 2),
+                                    range(left + 2 * c, left + 2 * d, 2), grid.dtype,
+                                    out=grid[:, a:b, c:d])
+
+
 def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     """Output ``rows`` (from an even row) of images ``batch_slice``; whether all were finite."""
     n = batch_slice.stop - batch_slice.start
@@ -266,34 +312,36 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     phases[:, length:] = 0
     # Channel-major, (C_in, n, tile rows + 1, s): a product then spans the strip's images.
     for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        top = 2 * first + p
         grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
         for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
-            tiles.source.region(slice(image * c, (image + 1) * c),
-                                range(top, top + 2 * (tile_rows + 1), 2), range(q, q + 2 * s, 2),
-                                dtype, out=grid[:, i])
-    rows_in = arena.take((2, length + 1), dtype)      # B^T d, one row k, per column phase
+            _fetch(tiles, grid[:, i], image, 2 * first + p, q)
+    # B^T d, one row k, per column phase; once the row's V are made, the A^T-row sums of
+    # its M (for k >= 2) take its place.
+    shared = arena.take((2, max(length + 1, out_length)), dtype)
+    rows_in, partial = shared[:, :length + 1], shared[:, :out_length]
     cells = arena.take((2, length), dtype)             # V[k, l] of two columns l
     products_ = arena.take((2, out_length), dtype)     # M[k, 1], M[k, 2]
     result = arena.take((4, out_length), dtype)        # y, per output phase (row % 2, col % 2)
-    partial = arena.take((2, out_length), dtype)       # A^T-row sums of M[k, :], for k >= 2
     shape_in, shape_out = (2, groups, c // groups, n * span), (2, groups, o // groups, n * span)
+    cells_in, products_out = cells.reshape(shape_in), products_.reshape(shape_out)
+    sums_out = [result[:2].reshape(shape_out), result[2:].reshape(shape_out),
+                partial.reshape(shape_out), partial.reshape(shape_out)]
     for k in range(4):
         # B^T d: transform row k from tile rows i = k - 1 .. k + 1 (phase i % 2, shifted
         # i // 2), both column phases in one pass.
-        d = [phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
-             for i in range(4)]
-        op, a, b = _IN[k]
-        op(d[a], d[b], out=rows_in)
-        # (B^T d) B, column l, read shifted as the rows were: columns 0 and 3 (e0 - e2 and
-        # e1 - e3, each column phase less itself shifted) in one pass, then 1 and 2.
-        np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
-        sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
-        np.matmul(u[k, ::3], cells.reshape(shape_in), out=sums.reshape(shape_out))
+        op, *pair = _IN[k]
+        op(*(phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
+             for i in pair), out=rows_in)
+        # (B^T d) B, column l, read shifted as the rows were: columns 1 and 2 (e1 + e2 and
+        # e2 - e1), then 0 and 3 (e0 - e2 and e1 - e3, each column phase less itself
+        # shifted) in one pass.
         e1, e2 = rows_in[1, :length], rows_in[0, 1:]
         np.add(e1, e2, out=cells[0])
         np.subtract(e2, e1, out=cells[1])
-        np.matmul(u[k, 1:3], cells.reshape(shape_in), out=products_.reshape(shape_out))
+        np.matmul(u[k, 1:3], cells_in, out=products_out)
+        np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
+        sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
+        np.matmul(u[k, ::3], cells_in, out=sums_out[k])
         if k == 1 and bias is not None:
             # M[1, 1] reaches all four outputs of its tile once: the bias joins it there.
             view = products_[0].reshape(o, n * span)
@@ -312,8 +360,9 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
         if k >= 2:
             np.subtract(result[2:], partial, out=result[2:])
     # A NaN or an infinity makes the sum so; a finite sum that overflows only sends the
-    # strip to the direct sums, which is correct.
-    if not np.isfinite(np.add.reduce(result, axis=None)):
+    # strip to the direct sums, which is correct. A matrix-vector product sums each row of
+    # tiles first (BLAS: a quarter of the time of NumPy's reduction).
+    if not np.isfinite(np.add.reduce(result.reshape(-1, s) @ tiles.ones)):
         return False
     grid = result.reshape(2, 2, o, n, tile_rows + 1, s).swapaxes(2, 3)
     for p in range(2):
