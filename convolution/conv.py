@@ -9,7 +9,7 @@ from . import chunked, driver, fast, reference, reference_layers, settings
 from .checks import as_array, as_bias, as_kernel, as_matrix, check_choice, check_groups
 from .dtypes import compute_dtype as _compute_dtype
 from .fast import operations
-from .geometry import conv_geometry, conv_transpose_geometry
+from .geometry import TransposeGeometry, conv_geometry, conv_transpose_geometry
 from .padding import check_padding_mode, fill_docstring, pad_adjoint
 from .shapes import channels as channel_layout, check_axes
 
@@ -286,9 +286,9 @@ def _adjoint(images, kernel, geometry, groups, padding_mode, dtype, bias=None, l
     """
     copies = padding_mode not in ("zeros", "constant")
     padding = geometry.padding
-    if copies:
-        geometry = conv_transpose_geometry(images.shape, kernel.shape[-2:], geometry.stride,
-                                           geometry.dilation, 0, geometry.output_padding)
+    if copies:      # nothing cropped: the padded size
+        geometry = geometry._replace(padding=((0, 0), (0, 0)), output_shape=tuple(
+            n + sum(p) for n, p in zip(geometry.output_shape, padding)))
     if loops:
         out = reference_layers.conv_transpose2d_loops(
             images, kernel, geometry.stride, geometry.dilation, geometry.padding,
@@ -588,8 +588,11 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
             padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
             extra = tuple((size - span - 1) % s
                           for size, span, s in zip(padded, geometry.span, geometry.stride))
-            spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
-                                             geometry.dilation, geometry.padding, extra)
+            # (What conv_transpose_geometry finds, without checking again what conv_geometry
+            # did: its output is the input's shape.)
+            spread = TransposeGeometry(geometry.output_shape, geometry.kernel_shape,
+                                       geometry.stride, geometry.dilation, geometry.padding,
+                                       extra, geometry.input_shape)
             grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode,
                                    compute_dtype)
     if kernel.ndim == 2:

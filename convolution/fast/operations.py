@@ -192,10 +192,14 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
 
     Notes
     -----
-    The output cells of one stride phase (every sh-th row from q, every
-    sw-th column from r) are reached by one subset of the kernel's taps
-    (``geometry.transpose_phases``), and gather their sums as `conv2d` does
-    with those taps, reversed, at stride 1: each phase can run through
+    At stride 1 the transposed convolution is one correlation, with the
+    kernel reversed and the 'full' padding less what is cropped
+    (`_correlation_geometry`): `conv2d` computes it, the planner choosing
+    its path, as it would for ``conv2d(x, k, padding='full', flip=True)``.
+    Above, the output cells of one stride phase (every sh-th row from q,
+    every sw-th column from r) are reached by one subset of the kernel's
+    taps (``geometry.transpose_phases``), and gather their sums as `conv2d`
+    does with those taps, reversed, at stride 1: each phase can run through
     `conv2d` ('auto': the planner chooses its path), writing into its
     strided slice of the output (`_by_phases`). Or every phase of a block
     of rows at once, as one band product ('subpixel', ``fast/subpixel.py``),
@@ -211,10 +215,15 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
     batch, in_channels = images.shape[:2]
     per_out, kh, kw = kernel.shape[1:]
     out_channels = groups * per_out
-    out = np.empty((batch, out_channels) + geometry.output_shape, dtype)
+    shape = (batch, out_channels) + geometry.output_shape
     if not np.isfinite(kernel).all():
+        out = np.empty(shape, dtype)
         out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]
         return layer.scatter(images, _forward_kernel(kernel, groups), geometry, groups, out)
+    if geometry.stride == (1, 1) and _fits_one_correlation(geometry):
+        return conv2d(images, _flipped_forward(kernel, groups), _correlation_geometry(geometry),
+                      groups, "zeros", 0, dtype, bias)
+    out = np.empty(shape, dtype)
     route, chosen = transpose_route(images, kernel, geometry, groups, dtype)
     if route == "subpixel":
         return subpixel.run(images, kernel, geometry, groups, dtype, bias, out, chosen)
@@ -227,6 +236,31 @@ def _forward_kernel(kernel, groups):
     per_in = in_channels // groups
     return kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
         groups * per_out, per_in, kh, kw)
+
+
+def _fits_one_correlation(geometry):
+    """Whether no side crops more than the kernel's span: the correlation's padding is >= 0."""
+    return all(before <= span and after <= span + extra for span, (before, after), extra
+               in zip(geometry.span, geometry.padding, geometry.output_padding))
+
+
+def _correlation_geometry(geometry):
+    """At stride 1, the correlation the transposed convolution is: the kernel's span, less the crop.
+
+    Output cell ``y`` sums ``input[y + crop - a * d] * kernel[a]`` over the
+    taps: with the taps reversed, a correlation of the input padded by
+    ``span - crop`` zeros before (and ``span - crop + output_padding``
+    after), the padding a 'full' correlation has less what is cropped.
+    """
+    padding = tuple((span - before, span - after + extra) for span, (before, after), extra
+                    in zip(geometry.span, geometry.padding, geometry.output_padding))
+    return ConvGeometry(geometry.input_shape, geometry.kernel_shape, (1, 1), geometry.dilation,
+                        padding, geometry.output_shape)
+
+
+def _flipped_forward(kernel, groups):
+    """conv2d's kernel of the transposed convolution at stride 1: `_forward_kernel`, its taps reversed."""
+    return np.ascontiguousarray(_forward_kernel(kernel, groups)[:, :, ::-1, ::-1])
 
 
 def _phase_layers(images, kernel, geometry, groups):
