@@ -511,10 +511,11 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     copy of an input cell and its gradient is added to that cell's
     (``padding.pad_adjoint``): ``conv_transpose2d(grad_output, kernel, ...,
     padding_mode=padding_mode)``, a few slice additions. The input's gradient
-    goes through the planner that ``conv2d`` uses (``fast/operations.py``),
-    one stride phase of it at a time, with the kernel's structure (a
-    separable kernel's transposed convolution is separable too). The
-    kernel's is the correlation of the input with ``grad_output``, by the
+    goes through the planner that ``conv2d`` uses (``fast/operations.py``):
+    at stride 1 one correlation with the kernel reversed, above one stride
+    phase at a time or all of them in one band product, with the kernel's
+    structure (a separable kernel's transposed convolution is separable
+    too). The kernel's is the correlation of the input with ``grad_output``, by the
     path estimated fastest (``fast/gradients.py``): small matrix products of
     the input read in place and a few shifted copies of ``grad_output``, one
     FFT of the whole padded image for large kernels, or per tap one product

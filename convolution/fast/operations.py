@@ -8,7 +8,9 @@ input times kernel weights, summed over taps and channels.
   channels of a group. With a 2-D kernel, a layer of one pair of channels
   whose batch is the input's leading axes.
 - ``conv_transpose2d``, and ``conv2d_backward``'s gradient of the input, is
-  a layer too, once per stride phase of its output: the output cells of one
+  a layer too: at stride 1 one correlation, the kernel reversed, padded as
+  'full' less what is cropped (the `conv2d` of ``padding='full', flip=True``
+  when nothing is); above, one per stride phase of its output: the output cells of one
   phase are reached by one subset of the kernel's taps only, and gather
   them as a correlation at stride 1 with those taps reversed and the
   channels swapped (``geometry.transpose_phases``). No zeros are spread
@@ -245,7 +247,7 @@ def _fits_one_correlation(geometry):
 
 
 def _correlation_geometry(geometry):
-    """At stride 1, the correlation the transposed convolution is: the kernel's span, less the crop.
+    """At stride 1, the one correlation the transposed convolution is (its geometry).
 
     Output cell ``y`` sums ``input[y + crop - a * d] * kernel[a]`` over the
     taps: with the taps reversed, a correlation of the input padded by
@@ -259,7 +261,7 @@ def _correlation_geometry(geometry):
 
 
 def _flipped_forward(kernel, groups):
-    """conv2d's kernel of the transposed convolution at stride 1: `_forward_kernel`, its taps reversed."""
+    """conv2d's kernel of the transposed convolution at stride 1: `_forward_kernel`, reversed."""
     return np.ascontiguousarray(_forward_kernel(kernel, groups)[:, :, ::-1, ::-1])
 
 
