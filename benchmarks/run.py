@@ -6,6 +6,7 @@
     python benchmarks/run.py --calibrate        # the cost model's prices (convolution/settings.py)
     python benchmarks/run.py --designs          # the banded path's designs, sizes, BLAS threads
     python benchmarks/run.py --sweep            # ns per output from 1024² to 8192² (sizes.py)
+    python benchmarks/run.py --sweep --versus ../old   # and another checkout's, same rounds
 
 Every case runs in this one process, on the same data, for ``conv2d``
 (method 'auto', and each of its paths) and each installed peer:
@@ -886,8 +887,9 @@ def main(argv=None):
                         help="time the layer, the backward pass and the transposed convolution "
                              "against their targets, and stop")
     parser.add_argument("--versus", metavar="CHECKOUT",
-                        help="with --operations or alone: also time the convolution package of "
-                             "another checkout (a folder), in the same rounds, and give ratios")
+                        help="with --operations, --sweep or alone: also time the convolution "
+                             "package of another checkout (a folder), in the same rounds, and "
+                             "give ratios")
     parser.add_argument("--designs", action="store_true",
                         help="time the banded path's designs, sizes and BLAS threads, and stop")
     parser.add_argument("--sweep", action="store_true",
@@ -897,7 +899,8 @@ def main(argv=None):
     if args.sweep:
         import sizes
         sizes.main(["--threads", args.threads, "--repeats", str(args.repeats or 5)]
-                   + (["--sizes", *map(str, args.sizes)] if args.sizes else []))
+                   + (["--sizes", *map(str, args.sizes)] if args.sizes else [])
+                   + (["--versus", args.versus] if args.versus else []))
         return
     if args.calibrate:
         calibrate(args.repeats or 5)

@@ -4,6 +4,7 @@
     python benchmarks/sizes.py --threads 1      # one thread only
     python benchmarks/sizes.py --sizes 256 512  # these sizes for every case
     python benchmarks/run.py --sweep            # the same, from the main benchmark
+    python benchmarks/sizes.py --versus ../old  # also another checkout, in the same rounds
 
 A cost per output cell that grows with the image means that something left
 the cache as the image grew: the user who moves from a test picture to a
@@ -15,7 +16,8 @@ OpenCV's result against ours, and prints per size the ns per output cell of
 each, OpenCV's time over ours (above 1: we are faster), and ours over its
 lowest across the sizes: the growth. The lines after the table check the
 targets: growth within 1.25 for every case, and the 11×11 kernel within
-1.25× of OpenCV's time at every size.
+1.25× of OpenCV's time at every size. With ``--versus``, the ``conv2d`` of
+other checkouts takes its turns too, and each line adds their time over ours.
 """
 import argparse
 import sys
@@ -27,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
-from run import clock, cv2, dilated, race, thread_count  # noqa: E402
+from run import clock, cv2, dilated, load_package, race, thread_count  # noqa: E402
 from convolution import conv2d, driver  # noqa: E402
 
 #: (label, kernel size, stride, dilation, sizes) of every case.
@@ -41,14 +43,20 @@ CASES = (
 GROWTH, OPENCV_11 = 1.25, 1.25
 
 
-def time_case(size, dtype, k, stride, dilation, threads, repeats):
-    """(our ns per output, OpenCV's ns per output or None) for one case at one size."""
+def time_case(size, dtype, k, stride, dilation, threads, repeats, others=()):
+    """(our ns per output, OpenCV's ns per output or None, [others' ns]) for one case and size.
+
+    ``others``: packages whose ``conv2d`` takes its turns beside ours.
+    """
     rng = np.random.default_rng(size + k)
     image = rng.random((size, size), dtype=np.float64).astype(dtype)
     kernel = rng.random((k, k)).astype(dtype)
     big = dilated(kernel, dilation)
     pad = big.shape[0] // 2
     contenders = {"ours": lambda: conv2d(image, kernel, stride, dilation, pad)}
+    for i, other in enumerate(others):
+        contenders[f"other {i}"] = (lambda other=other:
+                                    other.conv2d(image, kernel, stride, dilation, pad))
     if cv2 is not None:
         contenders["cv2"] = lambda: cv2.filter2D(
             image, -1, big, borderType=cv2.BORDER_CONSTANT)[::stride, ::stride]
@@ -65,33 +73,40 @@ def time_case(size, dtype, k, stride, dilation, threads, repeats):
             raise SystemExit(f"cv2.filter2D disagrees with conv2d on {k}x{k} {size}: "
                              f"max error {error:.3g}")
         theirs = timings["cv2"][0] * 1e9 / cells
-    return ours * 1e9 / cells, theirs
+    return (ours * 1e9 / cells, theirs,
+            [timings[f"other {i}"][0] * 1e9 / cells for i in range(len(others))])
 
 
-def sweep(thread_counts, repeats=5, dtypes=(np.float32, np.float64), cases=CASES):
+def sweep(thread_counts, repeats=5, dtypes=(np.float32, np.float64), cases=CASES, others=()):
     """Time every case at every size and thread count; print the table and the checks.
 
-    Returns the rows: dicts of case, dtype, threads, size, ours, cv2 (ns per output).
+    ``others``: (name, package) pairs timed in the same rounds. Returns the
+    rows: dicts of case, dtype, threads, size, ours, cv2 (ns per output), and
+    per other its ns per output under its name.
     """
     rows = []
     print(f"{'case':>10} {'dtype':>8} {'thr':>3} {'size':>6} {'ours ns':>8} {'cv2 ns':>8} "
-          f"{'cv2/ours':>8} {'growth':>6}", flush=True)
+          f"{'cv2/ours':>8} {'growth':>6}"
+          + "".join(f" {name + '/ours':>12}" for name, _ in others), flush=True)
     for threads in thread_counts:
         for dtype in dtypes:
             for label, k, stride, dilation, sizes in cases:
                 found = []
                 for size in sizes:
-                    ours, theirs = time_case(size, dtype, k, stride, dilation, threads,
-                                             repeats)
+                    ours, theirs, times = time_case(size, dtype, k, stride, dilation,
+                                                    threads, repeats,
+                                                    [package for _, package in others])
                     found.append(dict(case=label, dtype=np.dtype(dtype).name,
-                                      threads=threads, size=size, ours=ours, cv2=theirs))
+                                      threads=threads, size=size, ours=ours, cv2=theirs,
+                                      **{name: t for (name, _), t in zip(others, times)}))
                 lowest = min(row["ours"] for row in found)
                 for row in found:
                     row["growth"] = row["ours"] / lowest
                     ratio = f"{row['cv2'] / row['ours']:8.2f}" if row["cv2"] else f"{'-':>8}"
                     theirs = f"{row['cv2']:8.2f}" if row["cv2"] else f"{'-':>8}"
                     print(f"{label:>10} {row['dtype']:>8} {threads:>3} {row['size']:>6} "
-                          f"{row['ours']:8.2f} {theirs} {ratio} {row['growth']:6.2f}",
+                          f"{row['ours']:8.2f} {theirs} {ratio} {row['growth']:6.2f}"
+                          + "".join(f" {row[name] / row['ours']:12.2f}" for name, _ in others),
                           flush=True)
                 rows.extend(found)
     print()
@@ -128,7 +143,14 @@ def main(argv=None):
                         help="leave out sizes above this (default 8192)")
     parser.add_argument("--sizes", type=int, nargs="+",
                         help="these image sizes for every case instead (a quick look)")
+    parser.add_argument("--dtypes", default="float32,float64",
+                        help="comma-separated dtypes (default float32,float64)")
+    parser.add_argument("--versus", metavar="CHECKOUT", action="append", default=[],
+                        help="also time the convolution package of another checkout (a "
+                             "folder), in the same rounds; may be given more than once")
     args = parser.parse_args(argv)
+    others = [(Path(path).name or path, load_package(path, f"convolution_versus_{i}"))
+              for i, path in enumerate(args.versus)]
     try:
         thread_counts = sorted({int(n) for n in args.threads.split(",")})
     except ValueError:
@@ -137,7 +159,8 @@ def main(argv=None):
         parser.error(f"--threads must be comma-separated positive integers, got {args.threads!r}")
     cases = tuple((label, k, s, d, tuple(n for n in args.sizes or sizes if n <= args.largest))
                   for label, k, s, d, sizes in CASES)
-    sweep(thread_counts, args.repeats, cases=tuple(c for c in cases if c[4]))
+    sweep(thread_counts, args.repeats, tuple(np.dtype(d) for d in args.dtypes.split(",")),
+          tuple(c for c in cases if c[4]), others)
 
 
 if __name__ == "__main__":

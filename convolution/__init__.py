@@ -53,7 +53,8 @@ Map of the package (imports point down the list, never up):
 ``fast/``
     The fast paths, one file each, whose docstrings teach their idea, cost
     and limits beside their plan: ``direct.py``, ``polyphase.py`` (stride
-    phases read contiguously), ``banded.py`` (band-matrix products),
+    phases read contiguously), ``banded.py`` and ``banded_rows.py`` (band-matrix
+    products, in tiles of columns or rows of the whole width),
     ``separable.py`` (low-rank kernels), ``fft.py`` (overlap-save),
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
     forward and for the kernel's gradient), ``winograd.py`` (a 3 x 3 layer

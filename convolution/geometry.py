@@ -9,6 +9,7 @@ the fast paths and the pictures all take their geometry from here, so they
 cannot disagree about which input cells an output cell reads. The arguments
 arrive normalised by ``shapes.py``.
 """
+import functools
 import itertools
 import math
 from typing import NamedTuple
@@ -161,6 +162,29 @@ def conv_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0):
         A value out of range, a wrong number of values, an unknown padding
         string, or a dilated kernel larger than the padded input.
     """
+    arguments = (input_shape, kernel_shape, stride, dilation, padding)
+    if _plain(arguments):       # the same few shapes call after call: checked once
+        return _cached_geometry(*arguments)
+    return _conv_geometry(*arguments)
+
+
+def _plain(value):
+    """Whether ``value`` is a Python int or str, or a tuple of them (nested): a safe cache key.
+
+    Not bools, NumPy integers or lists: they hash and compare like ints, so a
+    cache would answer for them without the checks that refuse ``True`` or
+    accept ``np.int64(2)``.
+    """
+    kind = type(value)
+    return kind is int or kind is str or kind is tuple and all(map(_plain, value))
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_geometry(input_shape, kernel_shape, stride, dilation, padding):
+    return _conv_geometry(input_shape, kernel_shape, stride, dilation, padding)
+
+
+def _conv_geometry(input_shape, kernel_shape, stride, dilation, padding):
     kernel_hw = as_shape(kernel_shape, "kernel_shape", (1, math.inf))
     ndim = len(kernel_hw)
     input_hw = as_shape(input_shape, "input_shape", (ndim, math.inf))[-ndim:]

@@ -368,6 +368,8 @@ class Padded:
         self.shape = (height + top + bottom, width + left + right)
         self._axes = ((height, top, bottom, padding_mode), (width, left, right, padding_mode))
         self._windows = {}    # the columns every strip asks for, worked out once
+        #: Whether every border cell holds ``fill_value`` ('zeros', 'constant').
+        self.constant_border = PADDING_MODES[padding_mode] == "constant"
 
     def _window(self, axis, cells):
         """The runs of ``cells`` (a range along ``axis``), relative to its start.
@@ -430,6 +432,7 @@ class _Shifted:
         self.padded, self.offset = padded, offset
         self.matrix, self.fill_value = padded.matrix, padded.fill_value
         self.shape = (padded.shape[0] - offset, padded.shape[1])
+        self.constant_border = False     # its rows are not the matrix's: never read in place
 
     def region(self, batch, rows, cols, dtype, out=None):
         rows = range(rows.start + self.offset, rows.stop + self.offset, rows.step)

@@ -56,8 +56,8 @@ class Settings:
     #: Bytes of the shifted rows one product of 'banded' multiplies.
     band_bytes: int = 2 ** 19
     #: Bytes of one group's shifted rows in a tile of 'banded' (its columns follow): half the
-    #: L2 cache of the smallest current cores (256 KiB); 208 columns for float32 11x11.
-    band_tile_bytes: int = 2 ** 17
+    #: L2 cache of the smallest current cores (512 KiB); 416 columns for float32 11x11.
+    band_tile_bytes: int = 2 ** 18
     #: 'banded' cuts its strips into tiles only where one group's shifted rows of the whole
     #: width exceed this (the L2 cache of current cores, 1 to 2 MiB): below, tiles add calls.
     band_tile_from: int = 2 ** 20

@@ -141,6 +141,48 @@ class TestPaths(unittest.TestCase):
                             assert_close(self, conv2d(x, kernel, method="banded", **params),
                                          expected, term_scale(x, kernel, fill))
 
+    def test_banded_whole_rows_read_in_place(self):
+        # Strips of the whole width whose groups copy their shifted rows from the
+        # input itself, each row read as if the rows were one long row (the
+        # border cells set after): images of a batch side by side in memory,
+        # borders of one value or not, no border above or below (the first and
+        # last groups would read before and after the input's memory), kernels
+        # with columns of zeros, a view and other dtypes (which are fetched).
+        rng = np.random.default_rng(24)
+        with settings.using(band_tile_from=2 ** 30, strip_bytes=4096, min_strip_bytes=4096), \
+                forced_threads(3):
+            for width in (1, 5, 40, 77):
+                for mode in PADDING_MODES:
+                    x = rng.standard_normal((3, 29, width))
+                    fill = -2.5 if mode == "constant" else 0
+                    for kernel_shape, sparse, padding, stride in (
+                            ((3, 3), False, "same", 1), ((5, 4), True, (2, 3), (2, 1)),
+                            ((3, 7), False, ((0, 0), (3, 3)), 1), ((2, 5), False, 0, 1),
+                            ((4, 3), True, ((1, 0), (0, 2)), (3, 1))):
+                        kernel = rng.standard_normal(kernel_shape)
+                        if sparse:
+                            kernel[:, 1] = 0
+                        params = dict(stride=stride, padding=padding, padding_mode=mode,
+                                      fill_value=fill)
+                        try:
+                            expected = conv2d(x, kernel, method="loops", **params)
+                        except ValueError:      # no output, or padding wider than reflect allows
+                            continue
+                        with self.subTest(width=width, kernel_shape=kernel_shape, **params):
+                            assert_close(self, conv2d(x, kernel, method="banded", **params),
+                                         expected, term_scale(x, kernel, fill))
+                            if width == 77:
+                                view = np.ascontiguousarray(x.transpose(0, 2, 1)).transpose(
+                                    0, 2, 1)
+                                assert_close(self, conv2d(view, kernel, method="banded",
+                                                          **params),
+                                             expected, term_scale(x, kernel, fill))
+                                low = x.astype(np.float32)
+                                assert_close(self, conv2d(low, kernel, method="banded",
+                                                          **params),
+                                             conv2d(low, kernel, method="loops", **params),
+                                             term_scale(x, kernel, fill))
+
     def test_banded_tiles_read_views_and_other_dtypes(self):
         # The input read in place only where it can be: a transposed view and
         # float32 data computed in float64 are fetched, with the same results.
@@ -271,6 +313,29 @@ class TestSeparable(unittest.TestCase):
         terms = separable.rank_terms(k)
         self.assertEqual(len(terms), 4)
         np.testing.assert_allclose(sum(np.outer(u, v) for u, v in terms), k, atol=1e-14)
+
+    def test_nan_and_infinity_stay_in_their_windows(self):
+        # Terms without weights 0 (a Gaussian): the results are checked, not the
+        # input; a term with zeros (a kernel row of zeros): the input and the
+        # column pass. Both do a strip holding NaN or infinity tap by tap.
+        rng = np.random.default_rng(11)
+        gaussian = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 3, 2, 1])
+        gapped = gaussian.copy()
+        gapped[1] = 0
+        with settings.using(strip_bytes=4096, min_strip_bytes=4096), \
+                np.errstate(invalid="ignore"):
+            for kernel in (gaussian, gapped):
+                for place, value in (((0, 0), np.nan), ((20, 31), np.inf), ((39, 5), -np.inf)):
+                    x = rng.random((40, 60))
+                    x[place] = value
+                    expected = conv2d(x, kernel, padding="same", method="loops")
+                    result = conv2d(x, kernel, padding="same", method="separable")
+                    with self.subTest(gapped=kernel is gapped, place=place, value=value):
+                        np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+                        np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))
+                        finite = np.isfinite(expected)
+                        assert_close(self, result[finite], expected[finite],
+                                     term_scale(np.nan_to_num(x, posinf=1, neginf=-1), kernel))
 
     def test_huge_float32_kernel_stays_accurate(self):
         # Scaled by 1e38, a float32 kernel's singular values overflow inside a

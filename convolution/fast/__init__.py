@@ -9,8 +9,9 @@ beside its plan and its cost formula:
     Tap by tap, a strided slice of the input times the tap's weight.
 ``polyphase.py``
     The same sums on the input split into its stride phases, read contiguously.
-``banded.py``
-    Groups of output rows as band-matrix products through BLAS.
+``banded.py``, ``banded_rows.py``
+    Groups of output rows as band-matrix products through BLAS; strips cut
+    into tiles of columns, or (``banded_rows.py``) of the whole width.
 ``separable.py``
     A low-rank kernel as column filters followed by row filters.
 ``fft.py``

@@ -18,7 +18,7 @@ The idea
     The output is cut into strips of rows (the driver's tasks) and each strip
     into tiles of columns (`_tile_columns`), so that every product stays small
     and its operands in cache however wide the image: one group's shifted
-    rows are at most ``Settings.band_tile_bytes`` (128 KiB: K * columns *
+    rows are at most ``Settings.band_tile_bytes`` (256 KiB: K * columns *
     itemsize), and a product's groups at most ``Settings.band_bytes`` of
     them. Products that grow with the image's width leave BLAS's kernels for
     small matrices and the cache together: that made the cost of an output
@@ -26,8 +26,8 @@ The idea
     Where one group's shifted rows of the whole width are within
     ``Settings.band_tile_from`` (1 MiB: a current core's L2 cache) they stay
     in cache untiled, and tiles would only add calls: the plan then keeps
-    whole-width strips (`_plan_whole`, `_run_whole`), each strip's input
-    fetched once and checked as it is fetched.
+    whole-width strips (`_plan_whole`; ``banded_rows.py`` runs them, most
+    groups reading the input in place).
     Tiles that read no border read the input in place (with column stride 1);
     the edge tiles, just wide enough to hold the columns that read the left
     and right borders, and the strips at the top and bottom, fetch a copy of
@@ -47,9 +47,10 @@ Limits
     exactly the outputs whose window holds them. The gate is a sum (finite
     only if every term is; cell by cell only where it overflowed), never a
     separate pass that writes flags. For a kernel without weights 0 it sums
-    each product's results as they leave them in the cache: a window's NaN
-    or infinity times a nonzero weight shows in its own output, whatever
-    BLAS does with the band's zeros. Else it sums what each tile reads (its
+    each product's results, row by row, as they leave them in the cache (a
+    product with ones), and checks the sums once a strip: a window's NaN or
+    infinity times a nonzero weight shows in its own output, whatever BLAS
+    does with the band's zeros. Else it sums what each tile reads (its
     fetched block, or in place its windows); and for a kernel with rows or
     columns of zeros, which the band leaves out, each strip's windows whole
     first (0 * NaN is NaN in the tap loops too). Its memory is a strip's edge
@@ -64,8 +65,8 @@ import numpy as np
 from .. import driver
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
-from .phases import finite, may_hold_nonfinite, padded_width
-from . import polyphase
+from .phases import all_finite, even_step, may_hold_nonfinite, ones, padded_width
+from . import banded_rows, polyphase
 
 __all__ = ["Band", "band", "cost", "plan", "run"]
 
@@ -88,6 +89,10 @@ class Band(NamedTuple):
     phases: tuple
     reach: int
     columns: tuple
+    #: No kernel row or column of zeros: the band reads every cell of every window.
+    dense: bool = True
+    #: No weight 0: a window's NaN or infinity shows in its own output.
+    nonzero: bool = True
 
 
 @kernel_cache()
@@ -116,17 +121,13 @@ def band(kernel, stride, dilation, rows, sparse=True):
         columns.setdefault(b * dw % sw, []).append(b * dw // sw)
     columns = tuple((r, offsets[0], tuple(o - offsets[0] for o in offsets))
                     for r, offsets in columns.items())
-    return Band(matrix, rows, tuple(phases), reach, columns)
+    return Band(matrix, rows, tuple(phases), reach, columns,
+                bool(kernel.any(axis=1).all() and kernel.any(axis=0).all()),
+                bool((kernel != 0).all()))
 
 
 def _band(kernel, geometry, s):
     return band(kernel, geometry.stride, geometry.dilation, s.band_rows)
-
-
-def _even_step(values):
-    """The common difference of ``values`` if they are evenly spaced, else None."""
-    steps = {b - a for a, b in zip(values, values[1:])}
-    return steps.pop() if len(steps) == 1 else 0 if not steps else None
 
 
 def _tile_columns(band_, geometry, itemsize, s):
@@ -228,7 +229,7 @@ def plan(geometry, kernel, batch, dtype, s):
     low, high = _inside(band_, geometry) if _reads_in_place(geometry) else (0, 0)
     border = [stop - start for start, stop in tiles if start < low or stop > high]
     blocks = len(band_.phases) * len(band_.columns)
-    copies = sum(1 if _even_step(offsets) is not None else len(offsets)
+    copies = sum(1 if even_step(offsets) is not None else len(offsets)
                  for _, _, offsets in band_.columns) * len(band_.phases)
     out_bytes = batch * height * width * itemsize
     checked = (len(band_.phases) * len(band_.columns) * padded_width(geometry)
@@ -266,11 +267,17 @@ def _plan_whole(band_, geometry, batch, dtype, s):
     fetched input is checked for NaN and infinity as it is fetched.
     """
     height, width = geometry.output_shape
-    copies = sum(1 if _even_step(offsets) is not None else len(offsets)
+    copies = sum(1 if even_step(offsets) is not None else len(offsets)
                  for _, _, offsets in band_.columns) * len(band_.phases)
     out_bytes = batch * height * width * dtype.itemsize
     plans = []
-    for product_bytes, factor in ((s.band_bytes, 1.0), (4 * s.band_bytes, s.band_large_cost)):
+    # Products of twice the tiles' size where rows may be read in place (column
+    # stride 1): each takes a few NumPy calls, which whole rows in cache pay for
+    # better (measured, 1024 x 1024 float32: 11x11 15% faster, 3x3 10%; four
+    # times as large lost 10 to 25%). Strided strips fetch a block beside them,
+    # and keep the tiles' size (measured: 3% faster than twice it).
+    first = 2 * s.band_bytes if geometry.stride[1] == 1 else s.band_bytes
+    for product_bytes, factor in ((first, 1.0), (4 * s.band_bytes, s.band_large_cost)):
         fetched, shifted, groups = _layout(band_, width, dtype.itemsize, product_bytes)
         work = driver.Work(
             row_bytes=fetched * dtype.itemsize, extra_rows=band_.reach + band_.rows - 1,
@@ -281,99 +288,10 @@ def _plan_whole(band_, geometry, batch, dtype, s):
                                  band_.matrix.shape[1] * width * dtype.itemsize, 0, dtype, s))
         chosen = driver.plan(batch, height, out_bytes, work, s)
         # Every thread's products together within the output's size (the memory promise).
-        if product_bytes == s.band_bytes or chosen.threads * product_bytes <= out_bytes:
+        if not plans or chosen.threads * product_bytes <= out_bytes:
             plans.append(chosen._replace(detail=(min(product_bytes,
                                                      out_bytes // chosen.threads), None)))
     return min(plans, key=lambda plan: plan.ns)
-
-
-def _run_whole(source, kernel, geometry, out, plan, band_):
-    """As `run`, for a plan without tiles: each strip's input fetched whole, then its products."""
-    sh, sw = geometry.stride
-    width, dtype = out.shape[2], out.dtype
-    itemsize = dtype.itemsize
-    phases, rows_ = len(band_.phases), band_.rows
-    shifts = sum(len(offsets) for _, _, offsets in band_.columns)
-    _, _, per_product = _layout(band_, width, itemsize, plan.detail[0])
-    widest = max(width + offsets[-1] for _, _, offsets in band_.columns)
-    depth = band_.matrix.shape[1]
-    # Per column phase: its block's width, its first shift in `shifted`, the step of its shifts.
-    layout, k = [], 0
-    for r, first, offsets in band_.columns:
-        layout.append((r, first, offsets, width + offsets[-1], k, _even_step(offsets)))
-        k += len(offsets)
-    check = may_hold_nonfinite(source)
-    # Kernel rows or columns of zeros, which the band leaves out: the fetched
-    # blocks then miss cells that the windows hold (0 * NaN is NaN in the tap
-    # loops too), so the strip's windows are checked whole, first.
-    dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
-    span_h = geometry.span[0]
-    fallback = []
-
-    def strip(arena, batch, rows):
-        n = len(range(*batch.indices(out.shape[0])))
-        count = rows.stop - rows.start
-        groups = -(-count // rows_)
-        phase_rows = groups * rows_ + band_.reach
-        if check and not dense:
-            top = rows.start * sh
-            bottom = max((rows.stop - 1) * sh + span_h,
-                         top + band_.phases[-1] + sh * (phase_rows - 1))
-            region = source.region(batch, range(top, bottom + 1), range(source.shape[1]), dtype,
-                                   out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype))
-            if not _all_finite(region):
-                return tap_by_tap(arena, batch, rows)
-        blocks = []
-        flags = arena.take((n * phase_rows * widest,), np.bool_) if check and dense else None
-        for q in band_.phases:
-            first_row = rows.start * sh + q
-            row_range = range(first_row, first_row + sh * phase_rows, sh)
-            for r, first, offsets, block_width, _, _ in layout:
-                block = source.region(
-                    batch, row_range, range(r + sw * first, r + sw * (first + block_width), sw),
-                    dtype, out=arena.take((n, phase_rows, block_width), dtype))
-                if check and dense and not finite(flags, block):
-                    return tap_by_tap(arena, batch, rows)
-                blocks.append(block)
-        taken = min(per_product, groups)
-        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
-        target = out[batch, rows]
-        for g in range(0, groups, taken):
-            here = min(taken, groups - g)         # groups in this product
-            top, lines = g * rows_, here * rows_ + band_.reach
-            b = 0
-            for p in range(phases):
-                for _, _, offsets, _, s, step in layout:
-                    block = blocks[b]
-                    b += 1
-                    if step is not None:    # every shift of this column phase in one copy
-                        shifted[:, :lines, p, s:s + len(offsets)] = np.ndarray(
-                            (n, lines, len(offsets), width), dtype, block,
-                            top * block.strides[1], block.strides[:2] + (step * itemsize,
-                                                                         itemsize))
-                    else:
-                        for i, offset in enumerate(offsets):
-                            shifted[:, :lines, p, s + i] = block[:, top:top + lines,
-                                                                 offset:offset + width]
-            # Group g multiplies the `depth` rows of `shifted` from its first row on.
-            operands = np.ndarray((n, here, depth, width), dtype, shifted, 0,
-                                  (shifted.strides[0], shifted.strides[1] * rows_,
-                                   width * itemsize, itemsize))
-            whole = min(here * rows_, count - top) // rows_
-            if whole:
-                np.matmul(band_.matrix, operands[:, :whole],
-                          out=target[:, top:top + whole * rows_].reshape(n, whole, rows_, width))
-            if whole < here:      # the image's last rows: part of a group
-                last = np.matmul(band_.matrix, operands[:, whole:])
-                target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
-
-    def tap_by_tap(arena, batch, rows):
-        if not fallback:
-            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
-        return fallback[0](arena, batch, rows)
-
-    with driver.single_threaded_blas(plan.settings.limit_blas):
-        driver.run(strip, plan)
 
 
 class _Block(NamedTuple):
@@ -391,20 +309,14 @@ class _Block(NamedTuple):
         return np.ndarray(shape, self.base.dtype, self.base, self.offset + offset, strides)
 
 
-def _all_finite(values):
-    """Whether ``values`` hold only finite numbers: one sum, cell by cell only if it overflowed."""
-    with np.errstate(over="ignore", invalid="ignore"):
-        return bool(np.isfinite(np.add.reduce(values, axis=None))
-                    or np.isfinite(values).all())
-
-
 def run(source, kernel, geometry, out, plan):
     """Fill ``out`` (N, H_out, W_out) from ``source`` (a Padded) as planned."""
     if out.size == 0:
         return
     band_ = _band(kernel, geometry, plan.settings)
     if plan.detail[1] is None:
-        return _run_whole(source, kernel, geometry, out, plan, band_)
+        return banded_rows.run(source, kernel, geometry, out, plan, band_,
+                               _layout(band_, out.shape[2], out.dtype.itemsize, plan.detail[0])[2])
     sh, sw = geometry.stride
     (top_pad, _), (left_pad, _) = geometry.padding
     matrix = source.matrix
@@ -423,7 +335,7 @@ def run(source, kernel, geometry, out, plan):
     # Per column phase: its first shift in `shifted`, the step of its shifts.
     layout, k = [], 0
     for r, first, offsets in band_.columns:
-        layout.append((r, first, offsets, k, _even_step(offsets)))
+        layout.append((r, first, offsets, k, even_step(offsets)))
         k += len(offsets)
     in_place = _reads_in_place(geometry) and matrix.dtype == dtype and matrix.flags.c_contiguous
     check = may_hold_nonfinite(source)
@@ -431,11 +343,12 @@ def run(source, kernel, geometry, out, plan):
         in_place = False         # every tile is fetched, and checked as it is
     # Kernel rows and columns of zeros the band leaves out, or none: the
     # band then reads every cell of every window, and what it fetches is what to check.
-    dense = kernel.any(axis=1).all() and kernel.any(axis=0).all()
+    dense = band_.dense
     # No weight 0: every window's NaN or infinity shows in its own output (w * NaN is
     # NaN for w != 0, whatever BLAS does with the band's zeros), so the products'
-    # results are checked instead of their input, as they leave them in the cache.
-    results = check and bool((kernel != 0).all())
+    # results are checked instead of their input, as they leave them in the cache:
+    # their row sums, a product with ones, checked once a strip.
+    results = check and band_.nonzero
     span_h, span_w = geometry.span
     window_phases = sorted({a * geometry.dilation[0] % sh for a in range(kernel.shape[0])})
     fallback = []
@@ -457,7 +370,7 @@ def run(source, kernel, geometry, out, plan):
         kernel's rows and columns of zeros that the band leaves out (0 * NaN is
         NaN, so they matter too).
         """
-        return all(_all_finite(matrix[batch, first + q - top_pad:last - top_pad + 1:sh])
+        return all(all_finite(matrix[batch, first + q - top_pad:last - top_pad + 1:sh])
                    for q in window_phases)
 
     def _window_finite(arena, batch, first, last):
@@ -465,9 +378,21 @@ def run(source, kernel, geometry, out, plan):
         region = source.region(batch, range(first, last + 1), range(source.shape[1]), dtype,
                                out=arena.take((batch_size(batch), last + 1 - first,
                                                source.shape[1]), dtype))
-        return _all_finite(region)
+        return all_finite(region)
 
     def strip(arena, batch, rows):
+        n, count = batch_size(batch), rows.stop - rows.start
+        sums = arena.take((len(tiles), n, count), dtype) if results else None
+        # Any overflow or invalid operation in here sends the strip to the tap
+        # loops, which raise NumPy's warnings as they would.
+        with np.errstate(over="ignore", invalid="ignore"):
+            done = _strip(arena, batch, rows, sums)
+            done = done and (not results or bool(np.isfinite(sums).all()
+                                                 or np.isfinite(out[batch, rows]).all()))
+        if not done:
+            tap_by_tap(arena, batch, rows)
+
+    def _strip(arena, batch, rows, sums):
         b0, n = batch.indices(out.shape[0])[0], len(range(*batch.indices(out.shape[0])))
         count = rows.stop - rows.start
         groups = -(-count // rows_)
@@ -484,12 +409,12 @@ def run(source, kernel, geometry, out, plan):
         if check and not results and not dense and not (
                 _gate(batch, top, bottom) if rows_inside
                 else _window_finite(arena, batch, top, bottom)):
-            return tap_by_tap(arena, batch, rows)
+            return False
         space = arena.take((n * max((min(most, groups) * rows_ + band_.reach) * (stop - start)
                                     for most, (start, stop) in zip(per_product, tiles))
                                 * phases * shifts,), dtype)
         scratch = {}
-        for (c0, c1), most in zip(tiles, per_product):
+        for t, ((c0, c1), most) in enumerate(zip(tiles, per_product)):
             here_width = c1 - c0
             taken = min(most, groups)
             shifted = space[:n * (taken * rows_ + band_.reach) * phases * shifts * here_width]
@@ -504,9 +429,9 @@ def run(source, kernel, geometry, out, plan):
                     if rows_inside and col >= left_pad and end < left_pad + width:
                         if unchecked:      # in place (column stride 1): the tile's windows
                             unchecked = False
-                            if not _all_finite(matrix[batch, top - top_pad:bottom - top_pad + 1,
+                            if not all_finite(matrix[batch, top - top_pad:bottom - top_pad + 1,
                                                       c0 - left_pad:c1 + span_w - left_pad]):
-                                return tap_by_tap(arena, batch, rows)
+                                return False
                         blocks.append(_Block(matrix, matrix.strides[0] * b0
                                              + matrix.strides[1] * (first_row - top_pad)
                                              + matrix.strides[2] * (col - left_pad),
@@ -519,13 +444,14 @@ def run(source, kernel, geometry, out, plan):
                     fetched = source.region(
                         batch, range(first_row, first_row + sh * phase_rows, sh),
                         range(col, end + 1, sw), dtype, out=scratch[key][:, :, :block_width])
-                    if check and dense and not results and not _all_finite(fetched):
-                        return tap_by_tap(arena, batch, rows)
+                    if check and dense and not results and not all_finite(fetched):
+                        return False
                     blocks.append(_Block(scratch[key], 0, scratch[key].strides))
-            if not _tile(blocks, batch, rows, groups, taken, slice(c0, c1), shifted):
-                return tap_by_tap(arena, batch, rows)
+            _tile(blocks, batch, rows, groups, taken, slice(c0, c1), shifted,
+                  None if sums is None else sums[t])
+        return True
 
-    def _tile(blocks, batch, rows, groups, taken, cols, shifted):
+    def _tile(blocks, batch, rows, groups, taken, cols, shifted, sums):
         n, here_width = shifted.shape[0], shifted.shape[4]
         count = rows.stop - rows.start
         target = out[batch, rows, cols]
@@ -559,9 +485,9 @@ def run(source, kernel, geometry, out, plan):
             if whole < here:      # the image's last rows: part of a group
                 last = np.matmul(band_.matrix, operands[:, whole:])
                 target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
-            if results and not _all_finite(target[:, top:top + here * rows_]):
-                return False
-        return True
+            if sums is not None:
+                np.matmul(target[:, top:top + here * rows_], ones(here_width, dtype.str),
+                          out=sums[:, top:top + here * rows_])
 
     with driver.single_threaded_blas(plan.settings.limit_blas):
         driver.run(strip, plan)

@@ -33,7 +33,7 @@ from .. import driver
 from ..dtypes import BLAS_DTYPES
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
-from .phases import finite, may_hold_nonfinite, multiply_add, offsets, padded_width, \
+from .phases import finite, may_hold_nonfinite, multiply_add, offsets, ones, padded_width, \
     phase_blocks, phases
 from . import banded, polyphase
 
@@ -247,9 +247,36 @@ def _products_strip(source, kernel, geometry, out, s):
     depth = p.bands[0].shape[1]
     whole_blocks = width // block
     check = may_hold_nonfinite(source)
+    # Terms without weights 0: a window's NaN or infinity reaches its own output
+    # through both passes (w * NaN is NaN for w != 0), and so does a column
+    # pass that overflowed; the results are checked instead of the input
+    # and the column passes (measured: 6% of a 9 x 9 Gaussian's time, float32).
+    results = check and all(bool((u != 0).all() and (v != 0).all())
+                            for u, v in rank_terms(kernel))
     fallback = []
 
+    def taps_instead(arena, batch, rows):
+        if not fallback:
+            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
+        return fallback[0](arena, batch, rows)
+
     def strip(arena, batch, rows):
+        if not results:
+            if products(arena, batch, rows) is None:
+                taps_instead(arena, batch, rows)
+            return
+        # Any overflow or invalid operation in here sends the strip to the tap
+        # loops, which raise NumPy's warnings as they would.
+        with np.errstate(over="ignore", invalid="ignore"):
+            target = products(arena, batch, rows)
+            done = target is not None and (
+                bool(np.isfinite(np.matmul(target, ones(width, dtype.str))).all())
+                or bool(np.isfinite(target).all()))
+        if not done:
+            taps_instead(arena, batch, rows)
+
+    def products(arena, batch, rows):
+        """The strip's results (its view of ``out``), or None for the tap loops."""
         n = len(range(*batch.indices(out.shape[0])))
         lines = rows.stop - rows.start
         groups = -(-lines // rows_)
@@ -259,15 +286,9 @@ def _products_strip(source, kernel, geometry, out, s):
             first = rows.start * sh + q
             source.region(batch, range(first, first + sh * phase_rows, sh),
                           range(p.width), dtype, out=fetched[:, :, k])
-        flags = arena.take((fetched.size,), np.bool_) if check else None
-
-        def taps_instead():
-            if not fallback:
-                fallback.append(polyphase.strip_function(source, kernel, geometry, out))
-            return fallback[0](arena, batch, rows)
-
-        if check and not finite(flags, fetched):
-            return taps_instead()
+        flags = arena.take((fetched.size,), np.bool_) if check and not results else None
+        if flags is not None and not finite(flags, fetched):
+            return None
         operands = np.ndarray((n, groups, depth, p.width), dtype, fetched, 0,
                               (fetched.strides[0], rows_ * count * p.width * itemsize,
                                p.width * itemsize, itemsize))
@@ -287,8 +308,8 @@ def _products_strip(source, kernel, geometry, out, s):
             np.matmul(band, operands, out=column_pass)
             # A column pass that overflowed holds infinities, which the row pass's
             # zeros would turn into NaN: such a strip is done tap by tap.
-            if check and not finite(flags, column_pass):
-                return taps_instead()
+            if flags is not None and not finite(flags, column_pass):
+                return None
             if whole_blocks:
                 np.matmul(row_view[:, :whole_blocks], toeplitz,
                           out=blocks_view if t == 0 else summed)
@@ -301,6 +322,7 @@ def _products_strip(source, kernel, geometry, out, s):
                     last[...] = partial[:, 0, :, :last.shape[2]]
                 else:
                     last += partial[:, 0, :, :last.shape[2]]
+        return target
 
     return strip
 

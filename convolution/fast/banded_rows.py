@@ -1,0 +1,327 @@
+"""'banded' on strips of the whole width: the plan where a group's shifted rows stay in cache.
+
+The idea
+    As in ``banded.py``: a group of ``R`` output rows is the band times
+    ``K`` shifted rows, each a row of the padded input shifted by a kernel
+    column's offset. Where one group's shifted rows of the whole width are
+    within ``Settings.band_tile_from``, the products stay in cache without
+    tiles, and a strip is cut only into products of a few groups each.
+
+    Most groups of a strip read only rows of the input itself (all but a few
+    at the top and bottom of the image). With column stride 1, a border of
+    one value ('zeros', 'constant') and the input C-contiguous in the
+    computation's dtype, such a group copies its shifted rows straight from
+    the input, one copy for all the shifts of a column phase: each input row
+    is read as if the rows were one long row, and the few cells of each
+    shifted row that lie in the border (they read the neighbouring row's
+    cells instead) are then set to the fill value. No fetch of the input
+    with its border, no second copy. The other groups, and every group of
+    other borders or strides, fetch their input with its border first
+    (`padding.Padded`) and shift that.
+
+The NaN gate
+    A kernel without weights 0: each product's results are summed, row by
+    row, as a product with ones while they are in the cache, and the sums
+    checked once a strip (a window's NaN or infinity times a nonzero weight
+    shows in its own output, whatever BLAS does with the band's zeros).
+    Else the strip's windows are summed first, or each fetched block; a strip
+    that holds NaN or infinity is done tap by tap ('polyphase').
+
+Cost per output
+    ``K / R`` multiply-adds in BLAS; ``K / R`` cells copied into the
+    shifted rows (the band's row count per kernel column); the sum of the
+    results (about 0.05 ns a cell in cache); a few NumPy calls per product.
+"""
+import functools
+
+import numpy as np
+
+from .. import driver
+from . import polyphase
+from .costs import FETCH_CALLS, cell_scale
+from .phases import all_finite, even_step, may_hold_nonfinite, ones
+
+__all__ = ["run"]
+
+
+def run(source, kernel, geometry, out, plan, band_, per_product):
+    """Fill ``out`` (N, H_out, W_out) from ``source`` (a Padded), strips of the whole width.
+
+    ``band_``: the kernel's `banded.Band`; ``per_product``: the groups one
+    product takes.
+    """
+    sh, sw = geometry.stride
+    top_pad = geometry.padding[0][0]
+    matrix = source.matrix
+    height = matrix.shape[1]
+    width, dtype = out.shape[2], out.dtype
+    itemsize = dtype.itemsize
+    phases, rows_ = len(band_.phases), band_.rows
+    depth = band_.matrix.shape[1]
+    layout, shifts, border, window_phases = _setup(band_.columns, rows_, geometry,
+                                                   kernel.shape[0], per_product, dtype.str,
+                                                   plan.settings.call_ns,
+                                                   plan.settings.fetch_ns)
+    check = may_hold_nonfinite(source)
+    # Kernel rows or columns of zeros, which the band leaves out: the fetched
+    # blocks then miss cells that the windows hold (0 * NaN is NaN in the tap
+    # loops too), so the strip's windows are checked whole, first.
+    dense = band_.dense
+    results = check and band_.nonzero
+    in_place = (border is not None and matrix.dtype == dtype and matrix.flags.c_contiguous
+                and source.constant_border
+                and (source.fill_value == 0 or bool(np.isfinite(source.fill_value))))
+    span_h = geometry.span[0]
+    # What fetching a cell saves, and what fetching a strip's border rows apart from
+    # the rest costs: another region of each row and column phase, its products
+    # (measured, float32 3x3: in place lost 20% at 256 x 256, tied at 512, won at 1024).
+    fetch_ns = plan.settings.fetch_ns * cell_scale(dtype) / 2
+    part_ns = 2 * (FETCH_CALLS + 6) * len(layout) * phases * plan.settings.call_ns
+    first_column = band_.columns[0][1] - geometry.padding[1][0]   # of the shifts, in the input
+    fallback = []
+
+    def tap_by_tap(arena, batch, rows):
+        if not fallback:
+            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
+        return fallback[0](arena, batch, rows)
+
+    def start(b, rows, g):
+        """The byte of the input where group g of image b reads its first cell."""
+        row = rows.start * sh + band_.phases[0] - top_pad + sh * g * rows_
+        return b * matrix.strides[0] + row * matrix.strides[1] + first_column * itemsize
+
+    def lines(count, g, here):
+        """The shifted rows ``here`` groups from group g use: the image's last group has fewer."""
+        return min(here * rows_, count - g * rows_) + band_.reach
+
+    def extent(count, g):
+        """Bytes from group g's first cell read in place to the end of its last."""
+        _, first, offsets = band_.columns[-1]
+        return ((band_.phases[-1] - band_.phases[0] + sh * (lines(count, g, 1) - 1))
+                * matrix.strides[1]
+                + (first - band_.columns[0][1] + offsets[-1] + width) * itemsize)
+
+    def inside(batch, rows):
+        """The strip's groups ``lo`` to ``hi - 1`` that read only the input's own rows.
+
+        The rows of the image's last group that are not results are left out
+        (its products read stale rows there, whose sums no result keeps).
+        """
+        if not in_place:
+            return 0, 0
+        count = rows.stop - rows.start
+        first, groups = rows.start * sh, -(-count // rows_)
+        lo = max(0, -(-(top_pad - first - band_.phases[0]) // (sh * rows_)))
+        # The last row of each phase the groups may read, in rows of the phase.
+        last = (top_pad + height - 1 - first - band_.phases[-1]) // sh
+        hi = max(0, min(groups, (last - rows_ - band_.reach + 1) // rows_ + 1))
+        if hi < groups and hi * rows_ + lines(count, hi, 1) - 1 <= last:
+            hi += 1      # the image's last group, part of one
+        # Read as one long row, the first group's first cells or the last one's
+        # last cells may lie outside the input's memory: those groups are fetched.
+        b0, b1 = batch.indices(matrix.shape[0])[:2]
+        while lo < hi and start(b0, rows, lo) < 0:
+            lo += 1
+        while lo < hi and start(b1 - 1, rows, hi - 1) + extent(count, hi - 1) > matrix.nbytes:
+            hi -= 1
+        return (lo, hi) if lo < hi else (0, 0)
+
+    def strip(arena, batch, rows):
+        n = len(range(*batch.indices(out.shape[0])))
+        count = rows.stop - rows.start
+        groups = -(-count // rows_)
+        lo, hi = inside(batch, rows)
+        if (lo or hi < groups) and ((hi - lo) * rows_ * width * fetch_ns < part_ns):
+            lo = hi = 0      # a small strip: fetched whole, in fewer calls than in parts
+        # Groups read in place, or a kernel with rows or columns of zeros: the strip's
+        # windows are checked whole, first; else each fetched block as it comes.
+        whole_first = check and not results and (not dense or hi > lo)
+        if whole_first and not _windows_finite(arena, batch, rows, groups, n):
+            return tap_by_tap(arena, batch, rows)
+        target = out[batch, rows]
+        if hi <= lo:      # every group fetched, and its blocks checked as they come
+            if not _fetched(arena, batch, rows, 0, groups, target, None, whole_first):
+                tap_by_tap(arena, batch, rows)
+            return
+        # The results' row sums (a product with ones), taken as each product
+        # leaves its rows in the cache (measured: 3 times faster than once a
+        # strip at 1024 x 1024), checked once a strip. Any overflow or invalid
+        # operation in here sends the strip to the tap loops, which raise
+        # NumPy's warnings as they would.
+        sums = arena.take((n, count), dtype) if results else None
+        with np.errstate(over="ignore", invalid="ignore"):
+            done = True
+            for g0, g1 in ((0, lo), (lo, hi), (hi, groups)):
+                if g0 == lo and g1 == hi:
+                    _in_place(arena, batch, rows, g0, g1, target, sums)
+                elif g0 < g1:
+                    done = done and _fetched(arena, batch, rows, g0, g1, target, sums,
+                                             whole_first)
+            done = done and (not results or bool(np.isfinite(sums).all()
+                                                 or np.isfinite(target).all()))
+        if not done:
+            tap_by_tap(arena, batch, rows)
+
+    def _windows_finite(arena, batch, rows, groups, n):
+        """Whether the padded rows the strip reads hold only finite numbers."""
+        top = rows.start * sh
+        bottom = max((rows.stop - 1) * sh + span_h,
+                     top + band_.phases[-1] + sh * (groups * rows_ + band_.reach - 1))
+        if top >= top_pad and bottom < top_pad + height:     # the input's own rows
+            return all(all_finite(matrix[batch, top + q - top_pad:bottom - top_pad + 1:sh])
+                       for q in window_phases)
+        return all_finite(source.region(
+            batch, range(top, bottom + 1), range(source.shape[1]), dtype,
+            out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype)))
+
+    def _multiply(shifted, here, top, count, target, sums):
+        """The product of ``here`` groups from the strip's row ``top``, into ``target``."""
+        n = target.shape[0]
+        # Group g multiplies the `depth` rows of `shifted` from its first row on.
+        operands = np.ndarray((n, here, depth, width), dtype, shifted, 0,
+                              (shifted.strides[0], shifted.strides[1] * rows_,
+                               width * itemsize, itemsize))
+        whole = min(here * rows_, count - top) // rows_
+        if whole:
+            np.matmul(band_.matrix, operands[:, :whole],
+                      out=target[:, top:top + whole * rows_].reshape(n, whole, rows_, width))
+        if whole < here:      # the image's last rows: part of a group
+            last = np.matmul(band_.matrix, operands[:, whole:])
+            target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
+        if sums is not None:
+            np.matmul(target[:, top:top + here * rows_], ones(width, dtype.str),
+                      out=sums[:, top:top + here * rows_])
+
+    def _in_place(arena, batch, rows, g0, g1, target, sums):
+        """Groups g0 to g1 - 1, their shifted rows copied from the input itself."""
+        n, count = target.shape[:2]
+        b0 = batch.indices(matrix.shape[0])[0]
+        taken = min(per_product, g1 - g0)
+        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
+        # The cells of the shifted rows in the border, whatever their row and phase.
+        fills = [view for slot, low, high in border
+                 for view in (shifted[..., slot, :low], shifted[..., slot, high:]) if view.size]
+        steps = (matrix.strides[0], matrix.strides[1] * sh)
+        for g in range(g0, g1, taken):
+            here = min(taken, g1 - g)         # groups in this product
+            used = lines(count, g, here)
+            origin = start(b0, rows, g)
+            for p, q in enumerate(band_.phases):
+                at = origin + (q - band_.phases[0]) * matrix.strides[1]
+                for _, first, offsets, s, step in layout:
+                    at_column = at + (first - band_.columns[0][1]) * itemsize
+                    if step is not None:    # every shift of this column phase in one copy
+                        shifted[:, :used, p, s:s + len(offsets)] = np.ndarray(
+                            (n, used, len(offsets), width), dtype, matrix, at_column,
+                            steps + (step * itemsize, itemsize))
+                    else:
+                        for i, offset in enumerate(offsets):
+                            shifted[:, :used, p, s + i] = np.ndarray(
+                                (n, used, width), dtype, matrix,
+                                at_column + offset * itemsize, steps + (itemsize,))
+            for view in fills:
+                view.fill(source.fill_value)
+            _multiply(shifted, here, g * rows_, count, target, sums)
+
+    def _fetched(arena, batch, rows, g0, g1, target, sums, checked):
+        """Groups g0 to g1 - 1 from a copy of their input with its border.
+
+        False where it holds NaN or infinity, unless it was ``checked``
+        already: each block is summed as it is fetched, in the cache (one call
+        a block, where the results' sums take one a product), and its rows'
+        results are not summed (``sums`` set to 0 there).
+        """
+        n, count = target.shape[:2]
+        phase_rows = (g1 - g0) * rows_ + band_.reach
+        flags = check and not checked
+        if sums is not None:
+            sums[:, g0 * rows_:g1 * rows_] = 0
+            sums = None
+        first_row = rows.start * sh + sh * g0 * rows_
+        blocks = []
+        for q in band_.phases:
+            row_range = range(first_row + q, first_row + q + sh * phase_rows, sh)
+            for r, first, offsets, _, _ in layout:
+                block = source.region(
+                    batch, row_range, range(r + sw * first, r + sw * (first + width
+                                                                      + offsets[-1]), sw),
+                    dtype, out=arena.take((n, phase_rows, width + offsets[-1]), dtype))
+                if flags and not all_finite(block):
+                    return False
+                blocks.append(block)
+        taken = min(per_product, g1 - g0)
+        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
+        for g in range(g0, g1, taken):
+            here = min(taken, g1 - g)         # groups in this product
+            top, used = (g - g0) * rows_, here * rows_ + band_.reach
+            b = 0
+            for p in range(phases):
+                for _, _, offsets, s, step in layout:
+                    block = blocks[b]
+                    b += 1
+                    if step is not None:    # every shift of this column phase in one copy
+                        shifted[:, :used, p, s:s + len(offsets)] = np.ndarray(
+                            (n, used, len(offsets), width), dtype, block,
+                            top * block.strides[1], block.strides[:2] + (step * itemsize,
+                                                                         itemsize))
+                    else:
+                        for i, offset in enumerate(offsets):
+                            shifted[:, :used, p, s + i] = block[:, top:top + used,
+                                                                 offset:offset + width]
+            _multiply(shifted, here, g * rows_, count, target, sums)
+        return True
+
+    with driver.single_threaded_blas(plan.settings.limit_blas):
+        driver.run(strip, plan)
+
+
+@functools.lru_cache(maxsize=256)
+def _setup(columns, rows, geometry, kernel_rows, per_product, dtype, call_ns, fetch_ns):
+    """What `run` works out from the band and the geometry alone (cached).
+
+    Per column phase ``(r, first, offsets, slot, step)``: its first shift in
+    the shifted rows and the step of its shifts; the shifts; the border
+    cells of each shift where groups may read the input in place (None
+    where they may not); the row phases some window reads.
+    """
+    (sh, sw), dh = geometry.stride, geometry.dilation[0]
+    width = geometry.output_shape[1]
+    layout, slot = [], 0
+    for r, first, offsets in columns:
+        layout.append((r, first, offsets, slot, even_step(offsets)))
+        slot += len(offsets)
+    border = (_border_cells(columns, geometry.padding[1][0], width, geometry.input_shape[1])
+              if sw == 1 else None)
+    if border is not None and not _fills_pay(border, per_product * rows, width, dtype, call_ns,
+                                             fetch_ns):
+        border = None
+    window_phases = tuple(sorted({a * dh % sh for a in range(kernel_rows)}))
+    return tuple(layout), slot, border, window_phases
+
+
+def _fills_pay(border, rows, width, dtype, call_ns, fetch_ns):
+    """Whether setting the border cells, a NumPy call each a product of ``rows`` rows, costs less
+    than fetching the input with its border (wide kernels have many: measured, a kernel 11 wide
+    lost 8% in place, 5 wide gained 6%)."""
+    calls = sum((low > 0) + (high < width) for _, low, high in border)
+    return calls * call_ns / rows < width * fetch_ns * cell_scale(dtype)
+
+
+@functools.lru_cache(maxsize=256)
+def _border_cells(columns, left, width, inner):
+    """Per shift (column stride 1): ``(slot, low, high)``, its cells before ``low`` and from
+    ``high`` on read the border; None where some shift reads nothing of the input.
+
+    ``columns``: the band's; ``left``: the border's columns on the left;
+    ``width``, ``inner``: the output's and the input's.
+    """
+    cells, slot = [], 0
+    for _, first, offsets in columns:
+        for offset in offsets:
+            padded = first + offset        # the padded column of the shift's cell 0
+            low, high = max(0, left - padded), min(width, left + inner - padded)
+            if low >= high:
+                return None
+            cells.append((slot, low, high))
+            slot += 1
+    return tuple(cells)
