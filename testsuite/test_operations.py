@@ -116,6 +116,32 @@ class TestTransposed(unittest.TestCase):
             self.assertLessEqual(shape[-2:], x.shape)
             self.assertLessEqual(kernel, (2, 2))     # the taps that land on the phase only
 
+    def test_stride_one_is_one_correlation(self):
+        # At stride 1: one 2-D call over the input itself, the kernel reversed, the padding
+        # 'full' less the crop, as conv2d(x, k, padding='full', flip=True) when nothing is
+        # cropped; with a crop, dilation and output_padding, the loops' sums (integers: exact).
+        rng = np.random.default_rng(53)
+        x, k = rng.integers(-9, 10, (17, 20)), rng.integers(-9, 10, (4, 5))
+        seen = []
+        real = operations.convolve
+
+        def spy(matrix, kernel, geometry, *args, **kwargs):
+            seen.append((matrix.shape[-2:], geometry.padding))
+            return real(matrix, kernel, geometry, *args, **kwargs)
+
+        with mock.patch.object(operations, "convolve", spy):
+            full = conv_transpose2d(x, k)
+            cropped = conv_transpose2d(x, k, dilation=2, padding=(1, (2, 3)), output_padding=1)
+        np.testing.assert_array_equal(full, conv2d(x, k, padding="full", flip=True))
+        np.testing.assert_array_equal(cropped, conv_transpose2d(
+            x, k, dilation=2, padding=(1, (2, 3)), output_padding=1, method="loops"))
+        self.assertEqual(seen, [(x.shape, ((3, 3), (4, 4))), (x.shape, ((5, 6), (6, 6)))])
+        # A crop past the kernel's span: phases, which crop the input, agree with the loops.
+        for padding in ((4, 0), (0, (0, 6))):
+            np.testing.assert_array_equal(conv_transpose2d(x, k, padding=padding),
+                                          conv_transpose2d(x, k, padding=padding,
+                                                           method="loops"))
+
     def test_floats_take_every_phase_in_one_product(self):
         # Finite floats at a stride above 1: the band product of all phases, which
         # reads the input itself, its rows once per column shift; no correlation per phase.
