@@ -481,6 +481,30 @@ class TestKernelGradient(unittest.TestCase):
                     self.assertEqual(plans[0][0], name)
                     if dtype == np.int64:
                         self.assertEqual([n for n, _ in plans], ["taps"])
+    def test_large_gradients_side_by_side(self):
+        # On two threads or more, each gradient of a large kernel on threads of its own
+        # (the kernel's on one), with the sums of one after the other; small ones, and one
+        # thread, one after the other. The rule reads the work, not the machine.
+        rng = np.random.default_rng(64)
+        x = rng.random((1, 1, 512, 512)).astype(np.float32)
+        small, large = rng.random((1, 1, 3, 3)), rng.random((1, 1, 31, 31))
+        for kernel, threads, expected in ((large, 2, True), (large, 4, True), (large, 1, False),
+                                          (small, 4, False)):
+            kernel = kernel.astype(np.float32)
+            geometry = conv_geometry(x.shape, kernel.shape[2:], padding="same")
+            with self.subTest(k=kernel.shape, threads=threads), pretend_cores(threads):
+                self.assertIs(operations.gradients_side_by_side(
+                    x, kernel, geometry, 1, "circular", 0, np.dtype(np.float32)), expected)
+        y = rng.standard_normal(x.shape).astype(np.float32)
+        with pretend_cores(2), mock.patch.object(operations, "side_by_side",
+                                                 wraps=operations.side_by_side) as apart:
+            ours = conv2d_backward(y, x, large, padding="same", padding_mode="circular")
+        self.assertEqual(apart.call_count, 1)
+        with mock.patch.object(operations, "gradients_side_by_side", return_value=False):
+            alone = conv2d_backward(y, x, large, padding="same", padding_mode="circular")
+        for a, b in zip(ours, alone):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3 * np.abs(b).max())
+
 
 class TestFloatRange(unittest.TestCase):
     """Large finite data: the results every other path gives, not NaN."""
