@@ -9,7 +9,7 @@ from . import chunked, driver, fast, reference, reference_layers, settings
 from .checks import as_array, as_bias, as_kernel, as_matrix, check_choice, check_groups
 from .dtypes import compute_dtype as _compute_dtype
 from .fast import operations
-from .geometry import conv_geometry, conv_transpose_geometry
+from .geometry import TransposeGeometry, conv_geometry, conv_transpose_geometry
 from .padding import check_padding_mode, fill_docstring, pad_adjoint
 from .shapes import channels as channel_layout, check_axes
 
@@ -286,9 +286,9 @@ def _adjoint(images, kernel, geometry, groups, padding_mode, dtype, bias=None, l
     """
     copies = padding_mode not in ("zeros", "constant")
     padding = geometry.padding
-    if copies:
-        geometry = conv_transpose_geometry(images.shape, kernel.shape[-2:], geometry.stride,
-                                           geometry.dilation, 0, geometry.output_padding)
+    if copies:      # nothing cropped: the padded size
+        geometry = geometry._replace(padding=((0, 0), (0, 0)), output_shape=tuple(
+            n + sum(p) for n, p in zip(geometry.output_shape, padding)))
     if loops:
         out = reference_layers.conv_transpose2d_loops(
             images, kernel, geometry.stride, geometry.dilation, geometry.padding,
@@ -511,17 +511,20 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
     copy of an input cell and its gradient is added to that cell's
     (``padding.pad_adjoint``): ``conv_transpose2d(grad_output, kernel, ...,
     padding_mode=padding_mode)``, a few slice additions. The input's gradient
-    goes through the planner that ``conv2d`` uses (``fast/operations.py``),
-    one stride phase of it at a time, with the kernel's structure (a
-    separable kernel's transposed convolution is separable too). The
-    kernel's is the correlation of the input with ``grad_output``, by the
+    goes through the planner that ``conv2d`` uses (``fast/operations.py``):
+    at stride 1 one correlation with the kernel reversed, above one stride
+    phase at a time or all of them in one band product, with the kernel's
+    structure (a separable kernel's transposed convolution is separable
+    too). The kernel's is the correlation of the input with ``grad_output``, by the
     path estimated fastest (``fast/gradients.py``): small matrix products of
     the input read in place and a few shifted copies of ``grad_output``, one
     FFT of the whole padded image for large kernels, or per tap one product
-    over the channels for layers. Time: about two to two and a half times
-    `conv2d`'s; more for kernels that 'separable' takes forward (2 k
-    multiply-adds an output forward for a k x k kernel, where the kernel's
-    gradient needs k * k).
+    over the channels for layers. On two threads or more the two gradients
+    of a large kernel run side by side (the kernel's keeps to one thread;
+    ``operations.gradients_side_by_side``). Time: about two to two and a
+    half times `conv2d`'s; more for kernels that 'separable' takes forward
+    (2 k multiply-adds an output forward for a k x k kernel, where the
+    kernel's gradient needs k * k).
 
     Complex data: these are the derivatives of the sum as a holomorphic
     function, with nothing conjugated. PyTorch's autograd follows the
@@ -576,22 +579,33 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
             layer_kernel, geometry.stride, geometry.dilation, geometry.padding, padding_mode,
             fill_value, groups)
     else:
+        # The gradient of the input: the adjoint of conv2d with this border, with
+        # the output_padding that restores the rows and columns the windows never reached.
+        padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
+        extra = tuple((size - span - 1) % s
+                      for size, span, s in zip(padded, geometry.span, geometry.stride))
+        # (What conv_transpose_geometry finds, without checking again what conv_geometry
+        # did: its output is the input's shape.)
+        spread = TransposeGeometry(geometry.output_shape, geometry.kernel_shape,
+                                   geometry.stride, geometry.dilation, geometry.padding,
+                                   extra, geometry.input_shape)
+
+        def of_kernel():
+            return operations.kernel_gradient(grads, images, layer_kernel.shape, geometry,
+                                              groups, padding_mode, fill_value, compute_dtype)
+
+        def of_input():
+            return _adjoint(grads, layer_kernel, spread, groups, padding_mode, compute_dtype)
+
         # BLAS on one thread for the whole pass, set once (each gradient would set it again).
         with driver.single_threaded_blas(settings.current().limit_blas):
-            grad_kernel = operations.kernel_gradient(grads, images, layer_kernel.shape,
-                                                     geometry, groups, padding_mode, fill_value,
-                                                     compute_dtype)
+            if operations.gradients_side_by_side(images, layer_kernel, geometry, groups,
+                                                 padding_mode, fill_value, compute_dtype):
+                grad_kernel, grad_matrix = operations.side_by_side(of_kernel, of_input)
+            else:
+                grad_kernel, grad_matrix = of_kernel(), of_input()
             # The data stay in their dtype: the paths convert what they fetch, strip by strip.
             grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
-            # The gradient of the input: the adjoint of conv2d with this border, with
-            # the output_padding that restores the rows and columns the windows never reached.
-            padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
-            extra = tuple((size - span - 1) % s
-                          for size, span, s in zip(padded, geometry.span, geometry.stride))
-            spread = conv_transpose_geometry(grads.shape, kernel.shape[-2:], geometry.stride,
-                                             geometry.dilation, geometry.padding, extra)
-            grad_matrix = _adjoint(grads, layer_kernel, spread, groups, padding_mode,
-                                   compute_dtype)
     if kernel.ndim == 2:
         grad_kernel, grad_bias = grad_kernel[0, 0], grad_bias.sum()
     return (grad_matrix.reshape(matrix.shape).astype(result_dtype, copy=False),

@@ -282,6 +282,11 @@ class TransposeGeometry(NamedTuple):
     output_padding: tuple   # cells added at the bottom and right
     output_shape: tuple
 
+    @property
+    def span(self):
+        """``(dh * (kh - 1), dw * (kw - 1))``: cells from the kernel's first tap to its last."""
+        return tuple(_span(k, d) for k, d in zip(self.kernel_shape, self.dilation))
+
 
 def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, padding=0,
                             output_padding=0):

@@ -116,6 +116,32 @@ class TestTransposed(unittest.TestCase):
             self.assertLessEqual(shape[-2:], x.shape)
             self.assertLessEqual(kernel, (2, 2))     # the taps that land on the phase only
 
+    def test_stride_one_is_one_correlation(self):
+        # At stride 1: one 2-D call over the input itself, the kernel reversed, the padding
+        # 'full' less the crop, as conv2d(x, k, padding='full', flip=True) when nothing is
+        # cropped; with a crop, dilation and output_padding, the loops' sums (integers: exact).
+        rng = np.random.default_rng(53)
+        x, k = rng.integers(-9, 10, (17, 20)), rng.integers(-9, 10, (4, 5))
+        seen = []
+        real = operations.convolve
+
+        def spy(matrix, kernel, geometry, *args, **kwargs):
+            seen.append((matrix.shape[-2:], geometry.padding))
+            return real(matrix, kernel, geometry, *args, **kwargs)
+
+        with mock.patch.object(operations, "convolve", spy):
+            full = conv_transpose2d(x, k)
+            cropped = conv_transpose2d(x, k, dilation=2, padding=(1, (2, 3)), output_padding=1)
+        np.testing.assert_array_equal(full, conv2d(x, k, padding="full", flip=True))
+        np.testing.assert_array_equal(cropped, conv_transpose2d(
+            x, k, dilation=2, padding=(1, (2, 3)), output_padding=1, method="loops"))
+        self.assertEqual(seen, [(x.shape, ((3, 3), (4, 4))), (x.shape, ((5, 6), (6, 6)))])
+        # A crop past the kernel's span: phases, which crop the input, agree with the loops.
+        for padding in ((4, 0), (0, (0, 6))):
+            np.testing.assert_array_equal(conv_transpose2d(x, k, padding=padding),
+                                          conv_transpose2d(x, k, padding=padding,
+                                                           method="loops"))
+
     def test_floats_take_every_phase_in_one_product(self):
         # Finite floats at a stride above 1: the band product of all phases, which
         # reads the input itself, its rows once per column shift; no correlation per phase.
@@ -455,6 +481,30 @@ class TestKernelGradient(unittest.TestCase):
                     self.assertEqual(plans[0][0], name)
                     if dtype == np.int64:
                         self.assertEqual([n for n, _ in plans], ["taps"])
+    def test_large_gradients_side_by_side(self):
+        # On two threads or more, each gradient of a large kernel on threads of its own
+        # (the kernel's on one), with the sums of one after the other; small ones, and one
+        # thread, one after the other. The rule reads the work, not the machine.
+        rng = np.random.default_rng(64)
+        x = rng.random((1, 1, 512, 512)).astype(np.float32)
+        small, large = rng.random((1, 1, 3, 3)), rng.random((1, 1, 31, 31))
+        for kernel, threads, expected in ((large, 2, True), (large, 4, True), (large, 1, False),
+                                          (small, 4, False)):
+            kernel = kernel.astype(np.float32)
+            geometry = conv_geometry(x.shape, kernel.shape[2:], padding="same")
+            with self.subTest(k=kernel.shape, threads=threads), pretend_cores(threads):
+                self.assertIs(operations.gradients_side_by_side(
+                    x, kernel, geometry, 1, "circular", 0, np.dtype(np.float32)), expected)
+        y = rng.standard_normal(x.shape).astype(np.float32)
+        with pretend_cores(2), mock.patch.object(operations, "side_by_side",
+                                                 wraps=operations.side_by_side) as apart:
+            ours = conv2d_backward(y, x, large, padding="same", padding_mode="circular")
+        self.assertEqual(apart.call_count, 1)
+        with mock.patch.object(operations, "gradients_side_by_side", return_value=False):
+            alone = conv2d_backward(y, x, large, padding="same", padding_mode="circular")
+        for a, b in zip(ours, alone):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-3 * np.abs(b).max())
+
 
 class TestFloatRange(unittest.TestCase):
     """Large finite data: the results every other path gives, not NaN."""

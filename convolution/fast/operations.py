@@ -8,7 +8,9 @@ input times kernel weights, summed over taps and channels.
   channels of a group. With a 2-D kernel, a layer of one pair of channels
   whose batch is the input's leading axes.
 - ``conv_transpose2d``, and ``conv2d_backward``'s gradient of the input, is
-  a layer too, once per stride phase of its output: the output cells of one
+  a layer too: at stride 1 one correlation, the kernel reversed, padded as
+  'full' less what is cropped (the `conv2d` of ``padding='full', flip=True``
+  when nothing is); above, one per stride phase of its output: the output cells of one
   phase are reached by one subset of the kernel's taps only, and gather
   them as a correlation at stride 1 with those taps reversed and the
   channels swapped (``geometry.transpose_phases``). No zeros are spread
@@ -45,7 +47,7 @@ from .cache import kernel_cache
 from .costs import cell_scale
 
 __all__ = ["plan_layer", "layer_estimate", "conv2d", "conv_transpose2d", "transpose_route",
-           "kernel_gradient_plans", "kernel_gradient"]
+           "kernel_gradient_plans", "kernel_gradient", "gradients_side_by_side", "side_by_side"]
 
 
 def _blas_once(function):
@@ -192,10 +194,14 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
 
     Notes
     -----
-    The output cells of one stride phase (every sh-th row from q, every
-    sw-th column from r) are reached by one subset of the kernel's taps
-    (``geometry.transpose_phases``), and gather their sums as `conv2d` does
-    with those taps, reversed, at stride 1: each phase can run through
+    At stride 1 the transposed convolution is one correlation, with the
+    kernel reversed and the 'full' padding less what is cropped
+    (`_correlation_geometry`): `conv2d` computes it, the planner choosing
+    its path, as it would for ``conv2d(x, k, padding='full', flip=True)``.
+    Above, the output cells of one stride phase (every sh-th row from q,
+    every sw-th column from r) are reached by one subset of the kernel's
+    taps (``geometry.transpose_phases``), and gather their sums as `conv2d`
+    does with those taps, reversed, at stride 1: each phase can run through
     `conv2d` ('auto': the planner chooses its path), writing into its
     strided slice of the output (`_by_phases`). Or every phase of a block
     of rows at once, as one band product ('subpixel', ``fast/subpixel.py``),
@@ -211,10 +217,15 @@ def conv_transpose2d(images, kernel, geometry, groups, dtype, bias=None):
     batch, in_channels = images.shape[:2]
     per_out, kh, kw = kernel.shape[1:]
     out_channels = groups * per_out
-    out = np.empty((batch, out_channels) + geometry.output_shape, dtype)
+    shape = (batch, out_channels) + geometry.output_shape
     if not np.isfinite(kernel).all():
+        out = np.empty(shape, dtype)
         out[...] = 0 if bias is None else bias[:, np.newaxis, np.newaxis]
         return layer.scatter(images, _forward_kernel(kernel, groups), geometry, groups, out)
+    if geometry.stride == (1, 1) and _fits_one_correlation(geometry):
+        return conv2d(images, _flipped_forward(kernel, groups), _correlation_geometry(geometry),
+                      groups, "zeros", 0, dtype, bias)
+    out = np.empty(shape, dtype)
     route, chosen = transpose_route(images, kernel, geometry, groups, dtype)
     if route == "subpixel":
         return subpixel.run(images, kernel, geometry, groups, dtype, bias, out, chosen)
@@ -227,6 +238,31 @@ def _forward_kernel(kernel, groups):
     per_in = in_channels // groups
     return kernel.reshape(groups, per_in, per_out, kh, kw).transpose(0, 2, 1, 3, 4).reshape(
         groups * per_out, per_in, kh, kw)
+
+
+def _fits_one_correlation(geometry):
+    """Whether no side crops more than the kernel's span: the correlation's padding is >= 0."""
+    return all(before <= span and after <= span + extra for span, (before, after), extra
+               in zip(geometry.span, geometry.padding, geometry.output_padding))
+
+
+def _correlation_geometry(geometry):
+    """At stride 1, the one correlation the transposed convolution is (its geometry).
+
+    Output cell ``y`` sums ``input[y + crop - a * d] * kernel[a]`` over the
+    taps: with the taps reversed, a correlation of the input padded by
+    ``span - crop`` zeros before (and ``span - crop + output_padding``
+    after), the padding a 'full' correlation has less what is cropped.
+    """
+    padding = tuple((span - before, span - after + extra) for span, (before, after), extra
+                    in zip(geometry.span, geometry.padding, geometry.output_padding))
+    return ConvGeometry(geometry.input_shape, geometry.kernel_shape, (1, 1), geometry.dilation,
+                        padding, geometry.output_shape)
+
+
+def _flipped_forward(kernel, groups):
+    """conv2d's kernel of the transposed convolution at stride 1: `_forward_kernel`, reversed."""
+    return np.ascontiguousarray(_forward_kernel(kernel, groups)[:, :, ::-1, ::-1])
 
 
 def _phase_layers(images, kernel, geometry, groups):
@@ -396,3 +432,47 @@ def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding
         if grad is not None:
             return layer.kernel_gradient(*run)
     raise AssertionError("the taps take every kernel's gradient")
+
+
+def gradients_side_by_side(images, kernel, geometry, groups, padding_mode, fill_value, dtype):
+    """Whether ``conv2d_backward`` computes its two gradients at once, on threads of their own.
+
+    The kernel's gradient keeps to one thread (the small products of
+    'shifts', called from two threads, wait for each other in OpenBLAS; the
+    FFT's plan is one task), where the forward pass, and the input's
+    gradient its size, share the cores. So with two threads or more, the
+    kernel's gradient runs on one while the input's takes the others
+    (`side_by_side`), where each is estimated at ``Settings.thread_ns`` or
+    more on one thread: below, as for the driver's strips, a thread's cold
+    caches and the handoffs of the GIL cost more than it saves (measured,
+    3 x 3 at 512 float32 on two threads: 1.56 ms at once against 1.02 one
+    after the other; 31 x 31, 6.5 against 8.8).
+
+    ``kernel`` (C_out, C_in / groups, kh, kw) in ``dtype``. Like the plans,
+    the answer depends on the work, not on the machine's load.
+    """
+    s = _settings.current()
+    if driver.threads() < 2:
+        return False
+    _, chosen = kernel_gradient_plans(images, kernel.shape, geometry, groups, padding_mode,
+                                      fill_value, dtype)[0]
+    if chosen.threads > 1 or chosen.ns < s.thread_ns:
+        return False
+    with driver.limit_threads(1):
+        return layer_estimate(images, kernel, geometry, groups, dtype, s) >= s.thread_ns
+
+
+def side_by_side(alone, shared):
+    """``(alone(), shared())``, computed at once: ``alone`` on one thread, ``shared`` on the rest.
+
+    Two tasks of the driver's pool; the calling thread takes ``shared``.
+    """
+    threads = driver.threads()
+    results = [None, None]
+
+    def task(arena, index):
+        with driver.limit_threads(1 if index == 0 else threads - 1):
+            results[index] = (alone, shared)[index]()
+
+    driver.run(task, driver.Plan([(1,), (0,)], 2, 0.0, settings=_settings.current()))
+    return tuple(results)
