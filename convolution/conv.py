@@ -5,11 +5,11 @@
 """
 import numpy as np
 
-from . import chunked, driver, fast, reference, reference_layers, settings
+from . import chunked, fast, reference, reference_layers
 from .checks import as_array, as_bias, as_kernel, as_matrix, check_choice, check_groups
 from .dtypes import compute_dtype as _compute_dtype
 from .fast import operations
-from .geometry import TransposeGeometry, conv_geometry, conv_transpose_geometry
+from .geometry import adjoint_geometry, conv_geometry, conv_transpose_geometry
 from .padding import check_padding_mode, fill_docstring, pad_adjoint
 from .shapes import channels as channel_layout, check_axes
 
@@ -579,33 +579,11 @@ def conv2d_backward(grad_output, matrix, kernel, stride=1, dilation=1, padding=0
             layer_kernel, geometry.stride, geometry.dilation, geometry.padding, padding_mode,
             fill_value, groups)
     else:
-        # The gradient of the input: the adjoint of conv2d with this border, with
-        # the output_padding that restores the rows and columns the windows never reached.
-        padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
-        extra = tuple((size - span - 1) % s
-                      for size, span, s in zip(padded, geometry.span, geometry.stride))
-        # (What conv_transpose_geometry finds, without checking again what conv_geometry
-        # did: its output is the input's shape.)
-        spread = TransposeGeometry(geometry.output_shape, geometry.kernel_shape,
-                                   geometry.stride, geometry.dilation, geometry.padding,
-                                   extra, geometry.input_shape)
-
-        def of_kernel():
-            return operations.kernel_gradient(grads, images, layer_kernel.shape, geometry,
-                                              groups, padding_mode, fill_value, compute_dtype)
-
-        def of_input():
-            return _adjoint(grads, layer_kernel, spread, groups, padding_mode, compute_dtype)
-
-        # BLAS on one thread for the whole pass, set once (each gradient would set it again).
-        with driver.single_threaded_blas(settings.current().limit_blas):
-            if operations.gradients_side_by_side(images, layer_kernel, geometry, groups,
-                                                 padding_mode, fill_value, compute_dtype):
-                grad_kernel, grad_matrix = operations.side_by_side(of_kernel, of_input)
-            else:
-                grad_kernel, grad_matrix = of_kernel(), of_input()
-            # The data stay in their dtype: the paths convert what they fetch, strip by strip.
-            grad_bias = grads.sum(axis=(0, 2, 3), dtype=compute_dtype)
+        spread = adjoint_geometry(geometry)
+        grad_matrix, grad_kernel, grad_bias = operations.backward(
+            grads, images, layer_kernel, geometry, groups, padding_mode, fill_value,
+            compute_dtype, lambda: _adjoint(grads, layer_kernel, spread, groups, padding_mode,
+                                            compute_dtype))
     if kernel.ndim == 2:
         grad_kernel, grad_bias = grad_kernel[0, 0], grad_bias.sum()
     return (grad_matrix.reshape(matrix.shape).astype(result_dtype, copy=False),

@@ -18,7 +18,7 @@ from .checks import check_choice
 from .shapes import PADDING_STRINGS, as_shape, as_tuple, padding_pairs, too_large
 
 __all__ = ["ConvGeometry", "TransposeGeometry", "resolve_padding",
-           "conv_geometry", "conv_output_shape", "conv_transpose_geometry",
+           "conv_geometry", "conv_output_shape", "conv_transpose_geometry", "adjoint_geometry",
            "conv_transpose_output_shape", "window", "tap", "stride_phase",
            "tap_phases", "TransposePhase", "transpose_phases", "spread"]
 
@@ -340,6 +340,26 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
         raise ValueError(f"padding {pads} crops more than the transposed convolution "
                          f"produces; the output shape would be {output_hw}. Use less padding")
     return TransposeGeometry(input_hw, kernel_hw, stride, dilation, pads, extra, output_hw)
+
+
+def adjoint_geometry(geometry):
+    """The `TransposeGeometry` of the adjoint of a convolution of ``geometry`` (a `ConvGeometry`).
+
+    The input's gradient of ``conv2d`` is ``conv_transpose2d`` of the
+    output's gradient with this geometry: its output has the input's shape,
+    its ``output_padding`` restores the rows and columns at the end that no
+    window reached. (What `conv_transpose_geometry` finds, without checking
+    again what `conv_geometry` did.)
+
+    >>> g = conv_geometry((7, 6), (3, 3), stride=2, padding=1)
+    >>> adjoint_geometry(g).output_shape, adjoint_geometry(g).output_padding
+    ((7, 6), (0, 1))
+    """
+    padded = tuple(n + sum(p) for n, p in zip(geometry.input_shape, geometry.padding))
+    extra = tuple((size - span - 1) % s
+                  for size, span, s in zip(padded, geometry.span, geometry.stride))
+    return TransposeGeometry(geometry.output_shape, geometry.kernel_shape, geometry.stride,
+                             geometry.dilation, geometry.padding, extra, geometry.input_shape)
 
 
 def conv_transpose_output_shape(input_shape, kernel_shape, stride=1, dilation=1, padding=0,

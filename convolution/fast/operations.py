@@ -47,7 +47,8 @@ from .cache import kernel_cache
 from .costs import cell_scale
 
 __all__ = ["plan_layer", "layer_estimate", "conv2d", "conv_transpose2d", "transpose_route",
-           "kernel_gradient_plans", "kernel_gradient", "gradients_side_by_side", "side_by_side"]
+           "kernel_gradient_plans", "kernel_gradient", "backward", "gradients_side_by_side",
+           "side_by_side"]
 
 
 def _blas_once(function):
@@ -432,6 +433,32 @@ def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding
         if grad is not None:
             return layer.kernel_gradient(*run)
     raise AssertionError("the taps take every kernel's gradient")
+
+
+def backward(grad_output, images, kernel, geometry, groups, padding_mode, fill_value, dtype,
+             input_gradient):
+    """``conv2d_backward``'s gradients of the input, the kernel and the bias, in that order.
+
+    ``grad_output`` (N, C_out, H_out, W_out), ``images`` (N, C_in, H, W),
+    ``kernel`` (C_out, C_in / groups, kh, kw) in ``dtype``. The input's is
+    ``input_gradient()`` (the adjoint of conv2d with its border, which the
+    caller builds), the kernel's `kernel_gradient`. BLAS keeps to one thread
+    for the whole pass, set once; on two threads or more a large kernel's
+    two gradients run side by side (`gradients_side_by_side`).
+    """
+    def of_kernel():
+        return kernel_gradient(grad_output, images, kernel.shape, geometry, groups,
+                               padding_mode, fill_value, dtype)
+
+    with driver.single_threaded_blas(_settings.current().limit_blas):
+        if gradients_side_by_side(images, kernel, geometry, groups, padding_mode, fill_value,
+                                  dtype):
+            grad_kernel, grad_input = side_by_side(of_kernel, input_gradient)
+        else:
+            grad_kernel, grad_input = of_kernel(), input_gradient()
+        # The data stay in their dtype: the paths convert what they fetch, strip by strip.
+        grad_bias = grad_output.sum(axis=(0, 2, 3), dtype=dtype)
+    return grad_input, grad_kernel, grad_bias
 
 
 def gradients_side_by_side(images, kernel, geometry, groups, padding_mode, fill_value, dtype):
