@@ -69,6 +69,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     dense = band_.dense
     results = check and band_.nonzero
     in_place = (border is not None and matrix.dtype == dtype and matrix.flags.c_contiguous
+                and width * itemsize >= plan.settings.in_place_row_bytes
                 and source.constant_border
                 and (source.fill_value == 0 or bool(np.isfinite(source.fill_value))))
     span_h = geometry.span[0]
