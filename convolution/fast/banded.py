@@ -351,15 +351,11 @@ def run(source, kernel, geometry, out, plan):
     results = check and band_.nonzero
     span_h, span_w = geometry.span
     window_phases = sorted({a * geometry.dilation[0] % sh for a in range(kernel.shape[0])})
-    fallback = []
 
     def batch_size(batch):
         return len(range(*batch.indices(out.shape[0])))
 
-    def tap_by_tap(arena, batch, rows):
-        if not fallback:
-            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
-        return fallback[0](arena, batch, rows)
+    tap_by_tap = polyphase.fallback(source, kernel, geometry, out)
 
     def _gate(batch, first, last):
         """Whether padded rows ``first`` to ``last`` (inside the image) hold only finite numbers.

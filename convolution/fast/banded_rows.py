@@ -79,12 +79,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     fetch_ns = plan.settings.fetch_ns * cell_scale(dtype) / 2
     part_ns = 2 * (FETCH_CALLS + 6) * len(layout) * phases * plan.settings.call_ns
     first_column = band_.columns[0][1] - geometry.padding[1][0]   # of the shifts, in the input
-    fallback = []
-
-    def tap_by_tap(arena, batch, rows):
-        if not fallback:
-            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
-        return fallback[0](arena, batch, rows)
+    tap_by_tap = polyphase.fallback(source, kernel, geometry, out)
 
     def start(b, rows, g):
         """The byte of the input where group g of image b reads its first cell."""

@@ -26,7 +26,7 @@ from .. import driver
 from .costs import FETCH_CALLS, cell_scale
 from .phases import multiply_add, offsets, phase_blocks, tap_phases
 
-__all__ = ["cost", "plan", "run", "strip_function"]
+__all__ = ["cost", "plan", "run", "strip_function", "fallback"]
 
 
 def _layout(kernel, geometry):
@@ -71,6 +71,22 @@ def strip_function(source, kernel, geometry, out):
         shape = next(iter(blocks.values())).shape
         multiply_add(arena.take(shape, out.dtype), offsets(grouped, row_width, blocks),
                      arena.take(shape, out.dtype), out=out[batch, rows])
+
+    return strip
+
+
+def fallback(source, kernel, geometry, out):
+    """`strip_function`, made at its first call, for the paths of matrix products.
+
+    Their strips whose data hold NaN or infinity are done by these tap loops
+    instead; most calls have none, and never pay for the layout.
+    """
+    made = []
+
+    def strip(arena, batch, rows):
+        if not made:
+            made.append(strip_function(source, kernel, geometry, out))
+        return made[0](arena, batch, rows)
 
     return strip
 

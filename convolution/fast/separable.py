@@ -253,12 +253,7 @@ def _products_strip(source, kernel, geometry, out, s):
     # and the column passes (measured: 6% of a 9 x 9 Gaussian's time, float32).
     results = check and all(bool((u != 0).all() and (v != 0).all())
                             for u, v in rank_terms(kernel))
-    fallback = []
-
-    def taps_instead(arena, batch, rows):
-        if not fallback:
-            fallback.append(polyphase.strip_function(source, kernel, geometry, out))
-        return fallback[0](arena, batch, rows)
+    taps_instead = polyphase.fallback(source, kernel, geometry, out)
 
     def strip(arena, batch, rows):
         if not results:
