@@ -65,7 +65,7 @@ import numpy as np
 from .. import driver
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
-from .phases import all_finite, even_step, may_hold_nonfinite, ones, padded_width
+from .phases import all_finite, band_products, even_step, may_hold_nonfinite, padded_width
 from . import banded_rows, polyphase
 
 __all__ = ["Band", "band", "cost", "plan", "run"]
@@ -331,7 +331,6 @@ def run(source, kernel, geometry, out, plan):
     # that every product's shifted rows are about product_bytes.
     per_product = [_layout(band_, stop - start, itemsize, product_bytes)[2]
                    for start, stop in tiles]
-    depth = band_.matrix.shape[1]
     # Per column phase: its first shift in `shifted`, the step of its shifts.
     layout, k = [], 0
     for r, first, offsets in band_.columns:
@@ -469,21 +468,7 @@ def run(source, kernel, geometry, out, plan):
                         for i, offset in enumerate(offsets):
                             work[:, :lines, p, s + i] = block.view(
                                 (n, lines, here_width), top * rs + offset * cs, (bs, rs, cs))
-            # Group g multiplies the `depth` rows of `shifted` from its first row on.
-            operands = np.ndarray((n, here, depth, here_width), dtype, shifted, 0,
-                                  (shifted.strides[0], shifted.strides[1] * rows_,
-                                   shifted.strides[3], itemsize))
-            whole = min(here * rows_, count - top) // rows_
-            if whole:
-                np.matmul(band_.matrix, operands[:, :whole],
-                          out=target[:, top:top + whole * rows_].reshape(n, whole, rows_,
-                                                                         here_width))
-            if whole < here:      # the image's last rows: part of a group
-                last = np.matmul(band_.matrix, operands[:, whole:])
-                target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
-            if sums is not None:
-                np.matmul(target[:, top:top + here * rows_], ones(here_width, dtype.str),
-                          out=sums[:, top:top + here * rows_])
+            band_products(band_.matrix, shifted, here, top, count, rows_, target, sums)
 
     with driver.single_threaded_blas(plan.settings.limit_blas):
         driver.run(strip, plan)

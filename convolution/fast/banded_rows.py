@@ -39,7 +39,7 @@ import numpy as np
 from .. import driver
 from . import polyphase
 from .costs import FETCH_CALLS, cell_scale
-from .phases import all_finite, even_step, may_hold_nonfinite, ones
+from .phases import all_finite, band_products, even_step, may_hold_nonfinite
 
 __all__ = ["run"]
 
@@ -57,7 +57,6 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     width, dtype = out.shape[2], out.dtype
     itemsize = dtype.itemsize
     phases, rows_ = len(band_.phases), band_.rows
-    depth = band_.matrix.shape[1]
     layout, shifts, border, window_phases = _setup(band_.columns, rows_, geometry,
                                                    kernel.shape[0], per_product, dtype.str,
                                                    plan.settings.call_ns,
@@ -170,24 +169,6 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
             batch, range(top, bottom + 1), range(source.shape[1]), dtype,
             out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype)))
 
-    def _multiply(shifted, here, top, count, target, sums):
-        """The product of ``here`` groups from the strip's row ``top``, into ``target``."""
-        n = target.shape[0]
-        # Group g multiplies the `depth` rows of `shifted` from its first row on.
-        operands = np.ndarray((n, here, depth, width), dtype, shifted, 0,
-                              (shifted.strides[0], shifted.strides[1] * rows_,
-                               width * itemsize, itemsize))
-        whole = min(here * rows_, count - top) // rows_
-        if whole:
-            np.matmul(band_.matrix, operands[:, :whole],
-                      out=target[:, top:top + whole * rows_].reshape(n, whole, rows_, width))
-        if whole < here:      # the image's last rows: part of a group
-            last = np.matmul(band_.matrix, operands[:, whole:])
-            target[:, top + whole * rows_:] = last[:, 0, :count - top - whole * rows_]
-        if sums is not None:
-            np.matmul(target[:, top:top + here * rows_], ones(width, dtype.str),
-                      out=sums[:, top:top + here * rows_])
-
     def _in_place(arena, batch, rows, g0, g1, target, sums):
         """Groups g0 to g1 - 1, their shifted rows copied from the input itself."""
         n, count = target.shape[:2]
@@ -217,7 +198,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                                 at_column + offset * itemsize, steps + (itemsize,))
             for view in fills:
                 view.fill(source.fill_value)
-            _multiply(shifted, here, g * rows_, count, target, sums)
+            band_products(band_.matrix, shifted, here, g * rows_, count, rows_, target, sums)
 
     def _fetched(arena, batch, rows, g0, g1, target, sums, checked):
         """Groups g0 to g1 - 1 from a copy of their input with its border.
@@ -264,7 +245,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                         for i, offset in enumerate(offsets):
                             shifted[:, :used, p, s + i] = block[:, top:top + used,
                                                                  offset:offset + width]
-            _multiply(shifted, here, g * rows_, count, target, sums)
+            band_products(band_.matrix, shifted, here, g * rows_, count, rows_, target, sums)
         return True
 
     with driver.single_threaded_blas(plan.settings.limit_blas):

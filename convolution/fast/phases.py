@@ -16,7 +16,8 @@ from ..geometry import stride_phase
 from .cache import kernel_cache
 
 __all__ = ["taps", "phases", "tap_phases", "phase_blocks", "offsets", "multiply_add",
-           "may_hold_nonfinite", "finite", "all_finite", "ones", "even_step", "padded_width"]
+           "may_hold_nonfinite", "finite", "all_finite", "ones", "band_products",
+           "even_step", "padded_width"]
 
 
 def multiply_add(acc, terms, scratch, out=None):
@@ -137,6 +138,33 @@ def ones(length, dtype):
     found = np.ones(length, dtype)
     found.flags.writeable = False
     return found
+
+
+def band_products(band, shifted, here, top, count, rows, target, sums=None):
+    """``here`` groups of ``rows`` output rows: the band times each group's shifted rows.
+
+    ``band`` (rows, depth); ``shifted`` (N, lines, ..., width), whose axes after
+    the lines flatten to the band's ``depth`` shifted rows of each line; group
+    g multiplies the ``depth`` rows from line ``g * rows`` on. The results go
+    to ``target`` (N, count, width) from row ``top``: whole groups straight in,
+    the image's last group, part of one, through a temporary. ``sums`` (N,
+    count), if given, gets the results' row sums (a product with ones) while
+    they are in the cache: the banded paths' NaN gate.
+    """
+    n, width = target.shape[0], target.shape[2]
+    operands = np.ndarray((n, here, band.shape[1], width), shifted.dtype, shifted, 0,
+                          (shifted.strides[0], shifted.strides[1] * rows, shifted.strides[-2],
+                           shifted.itemsize))
+    whole = min(here * rows, count - top) // rows
+    if whole:
+        np.matmul(band, operands[:, :whole],
+                  out=target[:, top:top + whole * rows].reshape(n, whole, rows, width))
+    if whole < here:      # the image's last rows: part of a group
+        last = np.matmul(band, operands[:, whole:])
+        target[:, top + whole * rows:] = last[:, 0, :count - top - whole * rows]
+    if sums is not None:
+        np.matmul(target[:, top:top + here * rows], ones(width, target.dtype.str),
+                  out=sums[:, top:top + here * rows])
 
 
 def even_step(values):
