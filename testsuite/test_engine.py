@@ -453,6 +453,48 @@ class TestAuto(unittest.TestCase):
         expected = conv2d(x[:, :290], kernel, method="direct")[:, :260]
         assert_close(self, small, expected, term_scale(x[:, :290], kernel))
 
+    def test_fft_kernel_spectra_follow_the_kernel_and_the_tile(self):
+        # The kernel's spectra are kept: a kernel of the same shape with one weight
+        # changed, another tile size (a setting), a stride (four phases) and a complex
+        # kernel each get their own; kernels too large to keep are transformed each call.
+        rng = np.random.default_rng(23)
+        x = rng.random((90, 100))
+        k = rng.random((9, 9))
+        changed = k.copy()
+        changed[4, 4] += 1
+        for kernel, stride, tile in ((k, 1, 320), (changed, 1, 320), (k, 1, 64), (k, 2, 320),
+                                     (k + 1j * changed, 1, 320), (rng.random((70, 70)), 1, 320)):
+            with self.subTest(shape=kernel.shape, stride=stride, tile=tile), \
+                    settings.using(fft_tile=tile):
+                for _ in range(2):
+                    assert_close(self, conv2d(x, kernel, stride, method="fft"),
+                                 conv2d(x, kernel, stride, method="direct"),
+                                 term_scale(x, kernel))
+
+    def test_fft_range_check_takes_every_block(self):
+        # The blocks' maxima, half the kernel's span on a side, as the definition says,
+        # against the check's reduction along rows first: shapes with rows and columns
+        # beyond the last whole block, a block of zeros, a batch, complex data.
+        rng = np.random.default_rng(22)
+        for shape, kernel_shape, dtype in (((1, 100, 37), (21, 21), np.float64),
+                                           ((2, 517, 333), (11, 9), np.float32),
+                                           ((1, 64, 64), (31, 31), np.complex128)):
+            x = rng.standard_normal(shape).astype(dtype)
+            x[:, :12, :12] = 0
+            geometry = conv_geometry(shape[1:], kernel_shape)
+            bh, bw = (span // 2 + 1 for span in geometry.span)
+            rows, cols = shape[1] // bh * bh, shape[2] // bw * bw
+            maxima = np.abs(x[:, :rows, :cols]).reshape(
+                shape[0], rows // bh, bh, cols // bw, bw).max(axis=(2, 4))
+            ratio = np.abs(x).max() / maxima[maxima > 0].min()
+            s = settings.current()
+            allowed = s.fft_range * np.finfo(dtype).eps / np.finfo(np.float64).eps
+            for scale in (0.5, 2.0):       # the bound below the data's ratio, then above it
+                with self.subTest(shape=shape, scale=scale), \
+                        settings.using(fft_range=s.fft_range * ratio / allowed * scale):
+                    self.assertEqual(fast.fft_surprise_free(x, geometry, np.dtype(dtype), 0,
+                                                            settings.current()), scale > 1)
+
     def test_auto_runs_the_plan_it_chose(self):
         kernel = np.random.default_rng(21).random((5, 5)).astype(np.float32)
         geometry = conv_geometry((512, 512), kernel.shape, padding="same")
