@@ -338,6 +338,37 @@ class TestSeparable(unittest.TestCase):
                         assert_close(self, result[finite], expected[finite],
                                      term_scale(np.nan_to_num(x, posinf=1, neginf=-1), kernel))
 
+    def test_unpadded_input_read_in_place(self):
+        # Unpadded, the column pass reads the input's rows in place: strips of every
+        # size (the last one, whose last group reads past the input's end, fetched),
+        # batches (a strip's rows past its image are the next image's), column strides
+        # and dilations, a width the row pass's blocks overrun, NaN and infinity at the
+        # input's corners, kernels with and without weights 0, and a non-contiguous input.
+        rng = np.random.default_rng(12)
+        gaussian = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 3, 2, 1])
+        gapped = gaussian.copy()
+        gapped[1] = 0
+        cases = itertools.product((gaussian, gapped), (np.float32, np.complex128),
+                                  ((1, 1), (1, 2)), (2 ** 9, 2 ** 12, 2 ** 21))
+        with np.errstate(invalid="ignore"):
+            for kernel, dtype, (sw, dilation), strip in cases:
+                x = rng.random((3, 37, 45)).astype(dtype)
+                x[2, -1, -1], x[0, 0, 0], x[1, 20, 30] = np.nan, np.inf, -np.inf
+                views = (x, x[:, :, ::-1]) if strip == 2 ** 12 else (x,)
+                for data in views:
+                    expected = conv2d(data, kernel, (1, sw), dilation, method="loops")
+                    with self.subTest(gapped=kernel is gapped, dtype=dtype, sw=sw,
+                                      dilation=dilation, strip=strip,
+                                      contiguous=data.flags.c_contiguous), \
+                            settings.using(strip_bytes=strip, min_strip_bytes=2 ** 9):
+                        result = conv2d(data, kernel, (1, sw), dilation, method="separable")
+                        np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+                        np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))
+                        finite = np.isfinite(expected)
+                        assert_close(self, result[finite], expected[finite],
+                                     term_scale(np.nan_to_num(data, posinf=1, neginf=-1),
+                                                kernel))
+
     def test_huge_float32_kernel_stays_accurate(self):
         # Scaled by 1e38, a float32 kernel's singular values overflow inside a
         # float32 SVD; the terms are found on the kernel divided by its
