@@ -241,12 +241,14 @@ def _forward_kernel(kernel, groups):
         groups * per_out, per_in, kh, kw)
 
 
+@functools.lru_cache(maxsize=256)
 def _fits_one_correlation(geometry):
     """Whether no side crops more than the kernel's span: the correlation's padding is >= 0."""
     return all(before <= span and after <= span + extra for span, (before, after), extra
                in zip(geometry.span, geometry.padding, geometry.output_padding))
 
 
+@functools.lru_cache(maxsize=256)
 def _correlation_geometry(geometry):
     """At stride 1, the one correlation the transposed convolution is (its geometry).
 
