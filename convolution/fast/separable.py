@@ -262,8 +262,9 @@ def _products_strip(source, kernel, geometry, out, s):
     # strip's windows are the next rows' cells, whose sums no output keeps; a strip
     # whose rows would pass the end of the input's memory is fetched.
     matrix = source.matrix
-    in_place = (sh == 1 and source.shape == matrix.shape[1:] and matrix.dtype == dtype
-                and matrix.flags.c_contiguous)
+    in_place = (sh == 1 and geometry.padding == ((0, 0), (0, 0))
+                and source.shape == matrix.shape[1:]      # not a shifted view (float16 blocks)
+                and matrix.dtype == dtype and matrix.flags.c_contiguous)
     used = min(matrix.shape[2], p.width)      # the columns of the input the passes read
 
     def strip(arena, batch, rows):
