@@ -484,10 +484,10 @@ class TestAuto(unittest.TestCase):
         expected = conv2d(x[:, :290], kernel, method="direct")[:, :260]
         assert_close(self, small, expected, term_scale(x[:, :290], kernel))
 
-    def test_fft_kernel_spectra_follow_the_kernel_and_the_tile(self):
-        # The kernel's spectra are kept: a kernel of the same shape with one weight
-        # changed, another tile size (a setting), a stride (four phases) and a complex
-        # kernel each get their own; kernels too large to keep are transformed each call.
+    def test_fft_kernel_spectra_of_every_phase_and_tile(self):
+        # The kernel's spectra transform only the rows that hold taps: kernels of the same
+        # shape, another tile size (a setting), a stride (four phases), a complex kernel
+        # and one wider than the default tile.
         rng = np.random.default_rng(23)
         x = rng.random((90, 100))
         k = rng.random((9, 9))

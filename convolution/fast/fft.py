@@ -33,7 +33,6 @@ import math
 import numpy as np
 
 from .. import driver
-from .cache import CACHED_CELLS, kernel_cache
 from .costs import FETCH_CALLS, cell_scale, transforms
 from ..geometry import stride_phase
 
@@ -147,9 +146,8 @@ def run(source, kernel, geometry, out, plan):
     # the data to at most 1, the kernel to at most 1. The result is scaled back.
     (data_scale, data_back), (kernel_scale, kernel_back) = (
         _scale(_largest(source)), _scale(float(np.max(np.abs(kernel)))))
-    spectrum = _spectrum if kernel.size <= CACHED_CELLS else _spectrum.__wrapped__
-    spectra = {(q, r): spectrum(kernel[np.ix_(taps_h, taps_w)], tuple(offsets_h.tolist()),
-                                tuple(offsets_w.tolist()), lengths, kernel_scale, is_complex)
+    spectra = {(q, r): _spectrum(kernel[np.ix_(taps_h, taps_w)], offsets_h, offsets_w, lengths,
+                                 kernel_scale, is_complex)
                for q, (taps_h, offsets_h) in row_phases.items()
                for r, (taps_w, offsets_w) in col_phases.items()}
 
@@ -178,7 +176,6 @@ def run(source, kernel, geometry, out, plan):
     driver.run(tile, plan)
 
 
-@kernel_cache(maxsize=8)
 def _spectrum(taps, offsets_h, offsets_w, lengths, scale, is_complex):
     """The conjugate spectrum of one phase's taps, placed at their offsets in a tile of ``lengths``.
 
@@ -188,8 +185,7 @@ def _spectrum(taps, offsets_h, offsets_w, lengths, scale, is_complex):
     column; only the rows up to the last tap's hold anything, so those rows
     alone are transformed, and the transforms along the columns pad them with
     the zero rows: the same numbers, bit for bit, at half the cost (31 x 31
-    in 320 x 320: 0.26 ms against 0.51). Cached, read-only: a tile's
-    spectrum is 0.8 MiB (320 x 320), so only the last few kernels' are kept.
+    in 320 x 320: 0.26 ms against 0.51).
     """
     small = np.zeros((offsets_h[-1] + 1, offsets_w[-1] + 1),
                      np.complex128 if is_complex else np.float64)
@@ -197,9 +193,7 @@ def _spectrum(taps, offsets_h, offsets_w, lengths, scale, is_complex):
     small *= scale
     along_rows = (np.fft.fft(np.conj(small), n=lengths[1], axis=1) if is_complex
                   else np.fft.rfft(small, n=lengths[1], axis=1))
-    spectrum = np.conj(np.fft.fft(along_rows, n=lengths[0], axis=0))
-    spectrum.flags.writeable = False
-    return spectrum
+    return np.conj(np.fft.fft(along_rows, n=lengths[0], axis=0))
 
 
 def _largest(source):
