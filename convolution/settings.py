@@ -95,13 +95,10 @@ class Settings:
     pair_limit: int = 64
     #: ... and only where its matrix products are estimated to take longer than this (ns).
     pair_floor_ns: float = 5e5
-    #: Folded rows (8 outputs each for a short kernel) a product of 'fold' takes
-    #: (fast/fold1d.py): a chunk of output that stays in cache with its input and scratch
-    #: (one core, float64: 4096 rows, 256 KiB, as fast as 8192 and 1.1 to 1.2 times faster
-    #: than 2048 or 1024; on a loaded machine, a little faster than 8192).
-    fold_rows: int = 4096
-    #: Rows a product of 'fold' takes where it copies overlapping rows (long kernels).
-    fold_copy_rows: int = 512
+    #: Outputs one product of conv1d's 'fold' computes (fast/fold1d.py): a chunk that
+    #: stays in cache with the signal's cells it reads (one core, float64, 10**6 samples:
+    #: 32768 (256 KiB) 1.05 to 1.2 times faster than 16384 or 65536 at k = 7, 31, 101).
+    fold_outputs: int = 32768
     #: conv1d's 'auto' folds signals of at least this many samples; shorter ones go through
     #: conv2d's paths as one row (whose batches of short signals cost fewer calls).
     fold_min_length: int = 4096

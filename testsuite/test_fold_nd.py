@@ -1,6 +1,9 @@
-"""conv3d's 'fold' path (fast/depth3d.py): its ring of slices against the N-d loops.
+"""The 'fold' paths of conv1d and conv3d (fast/fold1d.py, fast/depth3d.py), against witnesses.
 
-Every border mode along depth, strides and dilations along depth, groups of
+conv1d: the windows of a block read in place across folded rows, for short
+and long kernels (rows longer than 128 outputs), strides and dilations, every
+chunk size, the same bits on any number of threads. conv3d's ring of slices:
+every border mode along depth, strides and dilations along depth, groups of
 rows with a short last one, the ring refilled at every seam between strips
 (the same bits on any number of threads), each slice laid out once, and
 NaN and infinity reaching exactly the outputs whose window holds them.
@@ -12,8 +15,8 @@ from unittest import mock
 
 import numpy as np
 
-from convolution import conv3d, convnd_loops, settings
-from convolution.fast import depth3d as fast_depth3d
+from convolution import conv1d, conv3d, convnd_loops, settings
+from convolution.fast import depth3d as fast_depth3d, fold1d as fast_fold1d
 from convolution.padding import PADDING_MODES
 
 from .common import forced_threads
@@ -27,6 +30,46 @@ def _counting(function, calls):
         calls.append(args[1])
         return function(*args)
     return wrapper
+
+
+class TestFolded(unittest.TestCase):
+
+    def test_against_np_correlate(self):
+        # Windows that reach into the next folded row (every block of every row), rows made
+        # longer than 128 outputs for the kernel's reach, products of one row to many.
+        rng = np.random.default_rng(34)
+        x = rng.standard_normal((2, 7001))
+        for k, stride, dilation in [(2, 1, 1), (7, 1, 1), (9, 1, 1), (31, 1, 1), (101, 1, 1),
+                                    (300, 1, 1), (1001, 1, 1), (5, 2, 3), (40, 3, 2)]:
+            w = rng.standard_normal(k)
+            span = dilation * (k - 1)
+            expected = np.stack([np.correlate(signal, np.kron(w, np.eye(1, dilation)[0])[
+                :span + 1], "valid")[::stride] for signal in x])
+            for outputs in (1, 1000, 32768):
+                with self.subTest(k=k, stride=stride, dilation=dilation, outputs=outputs), \
+                        settings.using(fold_outputs=outputs):
+                    got = conv1d(x, w, stride, dilation, method="fold")
+                    np.testing.assert_allclose(got, expected, rtol=1e-10, atol=1e-10)
+                    width, row, _ = fast_fold1d._layout(span, stride, settings.current())
+                    self.assertGreaterEqual(row * stride, (width - 1) * stride + span + 1)
+
+    def test_threads_give_the_same_bits(self):
+        # Strips cut anywhere in the folded rows, on any number of threads: each output is
+        # the same product of the same window, so the same bits (for one size of products).
+        rng = np.random.default_rng(35)
+        x = rng.standard_normal((3, 20000)).astype(np.float32)[:, ::2]   # strided: converted
+        for k, params in [(7, dict(padding="same", padding_mode="reflect")),
+                          (101, dict(padding="full", padding_mode="circular")),
+                          (31, dict(stride=2, dilation=2))]:
+            w = rng.standard_normal(k).astype(np.float32)
+            for outputs in (512, 32768):
+                with settings.using(threads=1, fold_outputs=outputs):
+                    one = conv1d(x, w, method="fold", **params)
+                for threads in (2, 3, 16):
+                    with self.subTest(k=k, threads=threads, outputs=outputs, **params), \
+                            forced_threads(threads), settings.using(min_strip_bytes=1024,
+                                                                    fold_outputs=outputs):
+                        np.testing.assert_array_equal(conv1d(x, w, method="fold", **params), one)
 
 
 class TestRing(unittest.TestCase):
