@@ -76,10 +76,10 @@ def applies(geometry, s=None):
 
 @kernel_cache()
 def _bands(kernel, sh, dh, rows):
-    """``band[rot][r, (line, slot, c)] = kernel[a, b, c]``, ``line = r*sh + b*dh``, ``slot = (rot + a) mod kd``.
+    """``band[rot][r, (line, slot, c)] = kernel[a, b, c]``, at ``line = r*sh + b*dh``.
 
     One band per rotation of the ring: ``rot`` is the slot of the output
-    slice's first depth tap.
+    slice's first depth tap, and tap ``a`` lies in slot ``(rot + a) mod kd``.
     """
     kd, kh, kw = kernel.shape
     lines = (rows - 1) * sh + (kh - 1) * dh + 1
@@ -98,7 +98,8 @@ class _Slices:
 
     ``rows(p)`` is a view (lines, kw, Wo): ``padded[p, line, j*sw + c*dw]``
     at ``[line, c, j]``, of the volume itself where its rows and columns are
-    not padded, else of one padded slice made by `Padded` in ``plane``.
+    not padded, else of ``plane`` (1, lines, columns), where `Padded` makes
+    the padded slice ``p`` first.
     """
 
     def __init__(self, volume, geometry, padding_mode, fill_value, dtype, lines, plane):
@@ -107,7 +108,6 @@ class _Slices:
         width = geometry.output_shape[2]
         self.source = source_map(geometry.input_shape[0], *geometry.padding[0], padding_mode)
         self.fill_value, self.dtype, self.lines = fill_value, dtype, lines
-        self.columns = (width - 1) * sw + (kw - 1) * dw + 1
         self.padded = None
         if plane is None:        # no border in the slices: read them in place
             base = volume
@@ -127,7 +127,7 @@ class _Slices:
         if self.padded is None:
             return self.windows[index]
         self.padded.region(slice(index, index + 1), range(0, self.lines),
-                           range(0, self.columns), self.dtype, out=self.plane)
+                           range(0, self.plane.shape[2]), self.dtype, out=self.plane)
         return self.windows[0]
 
 
@@ -141,7 +141,7 @@ def _fetch(slices, p, slot):
 
 
 def _taps(ring, kernel, geometry, height, out):
-    """One output slice, tap by tap from ``ring[:, a]`` holding its depth tap ``a`` (exact NaN placement)."""
+    """One output slice, tap by tap from ``ring[:, a]``, its depth tap ``a`` (exact NaN placement)."""
     (_, sh, _), (_, dh, _) = geometry.stride, geometry.dilation
     out[...] = 0
     for a in range(kernel.shape[0]):
@@ -169,6 +169,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     lines = (height - 1) * sh + (kh - 1) * dh + 1      # the padded lines the outputs read
     bands = _bands(kernel, sh, dh, rows)
     last = _bands(kernel, sh, dh, rest) if rest else None
+    columns = (width - 1) * geometry.stride[2] + (kw - 1) * geometry.dilation[2] + 1
     padded_planes = any(geometry.padding[1]) or any(geometry.padding[2])
     out = np.empty((volumes.shape[0],) + geometry.output_shape, dtype)
     slice_cells = lines * kw * width
@@ -191,8 +192,8 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
 
     def block_of_slices(arena, batch, block):
         rings = arena.take((dd, lines, kd, kw, width), dtype)
-        plane = arena.take((1, lines, (width - 1) * geometry.stride[2]
-                            + (kw - 1) * geometry.dilation[2] + 1), dtype) if padded_planes else None
+        # One padded slice, the lines and columns the outputs read, where they have a border.
+        plane = arena.take((1, lines, columns), dtype) if padded_planes else None
         # (g, (line, slot, c), j) of each ring: from line g*R*sh, a row apart all along.
         step = rings.strides[3]
         heads = [np.lib.stride_tricks.as_strided(
