@@ -141,7 +141,7 @@ def _fetch(slices, p, slot):
 
 
 def _taps(ring, kernel, geometry, height, out):
-    """One output slice, tap by tap from ``ring[:, a]``, its depth tap ``a`` (exact NaN placement)."""
+    """One output slice tap by tap, its depth tap ``a`` in ``ring[:, a]``: exact NaN placement."""
     (_, sh, _), (_, dh, _) = geometry.stride, geometry.dilation
     out[...] = 0
     for a in range(kernel.shape[0]):

@@ -99,7 +99,7 @@ def _layout(span, stride, s):
 
 @kernel_cache()
 def _toeplitz(kernel, stride, dilation, width):
-    """``T[j * stride + a * dilation, j] = kernel[a]``, ((width - 1) * stride + span + 1) x width."""
+    """``T[j * stride + a * dilation, j] = kernel[a]``; ((width - 1) * stride + span + 1) rows."""
     span = dilation * (len(kernel) - 1)
     matrix = np.zeros(((width - 1) * stride + span + 1, width), kernel.dtype)
     columns = np.arange(width)
