@@ -98,22 +98,24 @@ class _Slices:
 
     ``rows(p)`` is a view (lines, kw, Wo): ``padded[p, line, j*sw + c*dw]``
     at ``[line, c, j]``, of the volume itself where its rows and columns are
-    not padded, else of ``plane`` (1, lines, columns), where `Padded` makes
-    the padded slice ``p`` first.
+    not padded, else of ``planes`` (B, lines, columns), where `Padded` makes
+    the padded slice ``p`` first, with the next ones of its run (up to B, in
+    one call: fetching slice by slice, the call's own work took longer than
+    its copies).
     """
 
-    def __init__(self, volume, geometry, padding_mode, fill_value, dtype, lines, plane):
+    def __init__(self, volume, geometry, padding_mode, fill_value, dtype, lines, planes):
         (_, _, kw), (_, _, sw), (_, _, dw) = (geometry.kernel_shape, geometry.stride,
                                               geometry.dilation)
         width = geometry.output_shape[2]
         self.source = source_map(geometry.input_shape[0], *geometry.padding[0], padding_mode)
         self.fill_value, self.dtype, self.lines = fill_value, dtype, lines
-        self.padded = None
-        if plane is None:        # no border in the slices: read them in place
+        self.padded, self.staged = None, range(0)     # the input slices in ``planes``
+        if planes is None:        # no border in the slices: read them in place
             base = volume
         else:
             self.padded = Padded(volume, geometry.padding[1:], padding_mode, fill_value)
-            self.plane, base = plane, plane
+            self.planes, base = planes, planes
         strides = base.strides
         self.windows = np.lib.stride_tricks.as_strided(
             base, (len(base), lines, kw, width),
@@ -121,14 +123,22 @@ class _Slices:
 
     def rows(self, p):
         """The shifted rows of padded slice ``p``, or None where it is the fill."""
-        index = self.source[p]
+        index = int(self.source[p])
         if index < 0:
             return None
         if self.padded is None:
             return self.windows[index]
-        self.padded.region(slice(index, index + 1), range(0, self.lines),
-                           range(0, self.plane.shape[2]), self.dtype, out=self.plane)
-        return self.windows[0]
+        if index not in self.staged:
+            # Slice p and the next ones of its run of input slices, in one call.
+            count = 1
+            while (count < len(self.planes) and p + count < len(self.source)
+                   and self.source[p + count] == index + count):
+                count += 1
+            self.staged = range(index, index + count)
+            self.padded.region(slice(index, index + count), range(0, self.lines),
+                               range(0, self.planes.shape[2]), self.dtype,
+                               out=self.planes[:count])
+        return self.windows[index - self.staged.start]
 
 
 def _fetch(slices, p, slot):
@@ -192,8 +202,10 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
 
     def block_of_slices(arena, batch, block):
         rings = arena.take((dd, lines, kd, kw, width), dtype)
-        # One padded slice, the lines and columns the outputs read, where they have a border.
-        plane = arena.take((1, lines, columns), dtype) if padded_planes else None
+        # Padded slices, the lines and columns the outputs read, where they have a border:
+        # a few at a time where the outputs read every slice.
+        planes = arena.take((8 if dd == 1 and sd <= kd else 1, lines, columns),
+                            dtype) if padded_planes else None
         # (g, (line, slot, c), j) of each ring: from line g*R*sh, a row apart all along.
         step = rings.strides[3]
         heads = [np.lib.stride_tricks.as_strided(
@@ -204,7 +216,8 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
             ring[whole * rows * sh:], (last.shape[2], width), (step, ring.strides[3]),
             writeable=False) for ring in rings] if rest else None
         for n in range(*batch.indices(len(volumes))):
-            slices = _Slices(volumes[n], geometry, padding_mode, fill_value, dtype, lines, plane)
+            slices = _Slices(volumes[n], geometry, padding_mode, fill_value, dtype, lines,
+                             planes)
             held = [[-1] * kd for _ in range(dd)]       # the padded slice in each slot
             heads_out = out[n, :, :whole * rows].reshape(depth, whole, rows, width)
             tails_out = out[n, :, whole * rows:]
