@@ -41,9 +41,10 @@ Cost per output
 the matrix form: ``((R - 1) * sh + (kh - 1) * dh + 1) / kh`` times the
 ``kd * kh * kw`` of the sums, ``(R + kh - 1) / kh`` at stride and dilation 1), plus ``kw``
 copied cells per input cell, and one ``np.matmul`` call per output slice.
-Memory: the rings, ``dd * kd`` slices of ``kw`` shifted rows each (and
-one padded slice where the rows and columns are padded), per strip of the
-driver; the volume's border is never built whole. The strips (output
+Memory: the rings, ``dd * kd`` slices of ``kw`` shifted rows each (and a
+few padded slices, within ``Settings.strip_bytes``, where the rows and
+columns are padded), per strip of the driver; the volume's border is never
+built whole. The strips (output
 slices) are there for the driver's threads to share: each fills its own
 ring, which costs ``(kd - 1) * dd + 1 - sd`` slices of copies more a strip.
 
@@ -203,9 +204,10 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     def block_of_slices(arena, batch, block):
         rings = arena.take((dd, lines, kd, kw, width), dtype)
         # Padded slices, the lines and columns the outputs read, where they have a border:
-        # a few at a time where the outputs read every slice.
-        planes = arena.take((8 if dd == 1 and sd <= kd else 1, lines, columns),
-                            dtype) if padded_planes else None
+        # a few at a time (within a strip's bytes) where the outputs read every slice.
+        few = min(8, s.strip_bytes // (lines * columns * dtype.itemsize)) if (
+            dd == 1 and sd <= kd) else 1
+        planes = arena.take((max(1, few), lines, columns), dtype) if padded_planes else None
         # (g, (line, slot, c), j) of each ring: from line g*R*sh, a row apart all along.
         step = rings.strides[3]
         heads = [np.lib.stride_tricks.as_strided(
