@@ -557,8 +557,8 @@ class TestDtypesAndNaN(unittest.TestCase):
             expected = conv1d(np.isnan(x) | np.isinf(x), np.ones(9, int), padding="same",
                               padding_mode="reflect") > 0
             np.testing.assert_array_equal(~np.isfinite(got), expected)
-        # One NaN or infinity at every place of a folded row (128 outputs, in blocks of 8 or
-        # 16), for each layout of the rows.
+        # One NaN or infinity at every place of a folded row (128 outputs, in blocks of 16),
+        # for each layout of the rows.
         x = rng.standard_normal(12000)
         for k in (7, 31, 101):
             w = rng.standard_normal(k)

@@ -33,9 +33,8 @@ signals); BLAS runs on the calling thread of each strip.
 Cost per output
 ---------------
 ``reach = (W - 1) * s + span + 1`` multiply-adds instead of ``k`` (the zeros
-of ``T``), at BLAS speed, with ``W = 8`` outputs a block for a short kernel
-(span up to 8 strides) and 16 beyond; and nothing else but the NaN gate, a
-sum over one output in ``W``.
+of ``T``), at BLAS speed, with ``W = 16`` outputs a block; and nothing else
+but the NaN gate, a sum over one output in ``W``.
 Measured on one core (``benchmarks/nd.py``, float64, 10**6 samples): 1.1
 to 1.3 times np.correlate's time at k = 7 (both about the time of reading
 the signal and writing the output), 0.3 of it at k = 31, 0.34 to 0.42 at
@@ -84,13 +83,13 @@ def pays(length, kernel_size, stride, s=None):
 def _layout(span, stride, s):
     """Outputs a block (the columns of a product), outputs a folded row, folded rows a product.
 
-    Measured on one core against each other (float64, 10**6 samples): 8 outputs a block for
-    a span up to 8 strides (k = 7: 1.1 times faster than 16), 16 beyond (k = 31 as fast as 8
-    or 32, k = 101 1.15 times faster than 32); rows of 128 outputs, or of a block's window
-    where that is longer (1.0 to 1.15 times faster than 64 to 272); a product of
-    ``Settings.fold_outputs`` outputs (32768: 1.05 to 1.25 times faster than half or twice).
+    Measured on one core against each other (float64, 10**6 samples): 16 outputs a block
+    (k = 7: 1.15 times faster than 8, whose products are more, and shorter, calls; k = 101:
+    1.15 times faster than 32); rows of 128 outputs, or of a block's window where that is
+    longer (1.0 to 1.15 times faster than 64 to 272); a product of ``Settings.fold_outputs``
+    outputs (32768: 1.05 to 1.25 times faster than half or twice).
     """
-    width = 8 if span <= 8 * stride else 16
+    width = 16
     reach = (width - 1) * stride + span + 1
     # A row as long as a block's window at least: the windows of a block are BLAS's rows.
     row = width * max(128 // width, -(-reach // (stride * width)))
