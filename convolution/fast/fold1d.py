@@ -36,9 +36,8 @@ Cost per output
 of ``T``), at BLAS speed, with ``W = 16`` outputs a block; and nothing else
 but the NaN gate, a sum over one output in ``W``.
 Measured on one core (``benchmarks/nd.py``, float64, 10**6 samples): 1.0
-to 1.3 times np.correlate's time at k = 7 (both take about the time of
-reading the signal and writing the output), 0.3 of it at k = 31, 0.31 to
-0.42 at k = 101.
+to 1.3 times np.correlate's time at k = 7 (the products, short ones, take
+about its time), 0.3 of it at k = 31, 0.31 to 0.42 at k = 101.
 Memory: the Toeplitz matrix (``reach * W`` cells) and nothing per output:
 the signal is read in place and the output written in place (a strip
 converts its own part of the signal, where it is not contiguous float).
