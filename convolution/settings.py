@@ -97,7 +97,8 @@ class Settings:
     pair_floor_ns: float = 5e5
     #: Outputs one product of conv1d's 'fold' computes (fast/fold1d.py): a chunk that
     #: stays in cache with the signal's cells it reads (one core, float64, 10**6 samples:
-    #: 32768 (256 KiB) 1.05 to 1.2 times faster than 16384 or 65536 at k = 7, 31, 101).
+    #: 32768 (256 KiB) as fast as 65536 and up to 1.05 times faster than 16384 at k = 7, 31,
+    #: 101; 262144 took 1.2 times as long at k = 7).
     fold_outputs: int = 32768
     #: conv1d's 'auto' folds signals of at least this many samples; shorter ones go through
     #: conv2d's paths as one row (whose batches of short signals cost fewer calls).

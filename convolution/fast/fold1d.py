@@ -86,7 +86,7 @@ def _layout(span, stride, s):
     (k = 7: 1.15 times faster than 8, whose products are more, and shorter, calls; k = 101:
     1.15 times faster than 32); rows of 128 outputs, or of a block's window where that is
     longer (1.0 to 1.15 times faster than 64 to 272); a product of ``Settings.fold_outputs``
-    outputs (32768: 1.05 to 1.25 times faster than half or twice).
+    outputs (see there).
     """
     width = 16
     reach = (width - 1) * stride + span + 1
