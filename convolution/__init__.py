@@ -63,7 +63,7 @@ Map of the package (imports point down the list, never up):
     convolution's stride phases in one band product); for ``conv1d`` and
     ``conv3d``, ``fold1d.py`` (a long signal folded into rows, its sums as
     Toeplitz products) and ``depth3d.py`` (a volume's depth and height taps
-    as band-matrix products). ``__init__.py`` holds the registry of paths and
+    as one band-matrix product per output slice). ``__init__.py`` holds the registry of paths and
     the planner 'auto' asks; ``operations.py`` puts every operation (a
     layer, the transposed convolution, both gradients) in that one form and
     routes it; ``phases.py``,

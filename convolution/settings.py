@@ -95,19 +95,18 @@ class Settings:
     pair_limit: int = 64
     #: ... and only where its matrix products are estimated to take longer than this (ns).
     pair_floor_ns: float = 5e5
-    #: Folded rows (8 outputs each for a short kernel) a product of 'fold' takes
-    #: (fast/fold1d.py): a chunk of output that stays in cache with its input and scratch
-    #: (one core, float64: 4096 rows, 256 KiB, as fast as 8192 and 1.1 to 1.2 times faster
-    #: than 2048 or 1024; on a loaded machine, a little faster than 8192).
-    fold_rows: int = 4096
-    #: Rows a product of 'fold' takes where it copies overlapping rows (long kernels).
-    fold_copy_rows: int = 512
+    #: Outputs one product of conv1d's 'fold' computes (fast/fold1d.py): a chunk that
+    #: stays in cache with the signal's cells it reads (one core, float64, 10**6 samples:
+    #: 32768 (256 KiB) as fast as 65536 and up to 1.05 times faster than 16384 at k = 7, 31,
+    #: 101; 262144 took 1.2 times as long at k = 7).
+    fold_outputs: int = 32768
     #: conv1d's 'auto' folds signals of at least this many samples; shorter ones go through
     #: conv2d's paths as one row (whose batches of short signals cost fewer calls).
     fold_min_length: int = 4096
-    #: Output rows per group of conv3d's 'fold' (fast/depth3d.py): more amortise the
-    #: calls, fewer waste fewer multiply-adds on the band's zeros.
-    depth_rows: int = 4
+    #: Output rows per group of conv3d's 'fold' (fast/depth3d.py): more amortise BLAS's
+    #: calls, fewer waste fewer multiply-adds on the band's zeros (one core, float32, 128**3
+    #: 3x3x3 and 96**3 5x5x5: 2 rows 1.1 to 1.2 times faster than 1 or 4, 1.3 than 8).
+    depth_rows: int = 2
     #: Bytes of input slices one 2-D call of conv3d's sum over depth taps reads (depth.py).
     slice_block_bytes: int = 8 * 2 ** 20
 
