@@ -39,7 +39,7 @@ import numpy as np
 
 from .. import driver
 from . import polyphase
-from .costs import FETCH_CALLS, cell_scale
+from .costs import cell_scale
 from .phases import all_finite, band_products, even_step, may_hold_nonfinite
 
 __all__ = ["run"]
@@ -72,7 +72,6 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                 and width * itemsize >= plan.settings.in_place_row_bytes
                 and source.constant_border
                 and (source.fill_value == 0 or bool(np.isfinite(source.fill_value))))
-    span_h = geometry.span[0]
     left_pad = geometry.padding[1][0]
     # Per shift, the input's column of its output column 0; the bytes of a row's
     # long read, from the input row's first cell, before it and to its end.
@@ -115,7 +114,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     def _windows_finite(arena, batch, rows, groups, n):
         """Whether the padded rows the strip reads hold only finite numbers."""
         top = rows.start * sh
-        bottom = max((rows.stop - 1) * sh + span_h,
+        bottom = max((rows.stop - 1) * sh + geometry.span[0],
                      top + band_.phases[-1] + sh * (groups * rows_ + band_.reach - 1))
         if top >= top_pad and bottom < top_pad + height:     # the input's own rows
             return all(all_finite(matrix[batch, top + q - top_pad:bottom - top_pad + 1:sh])
