@@ -90,15 +90,11 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         count = rows.stop - rows.start
         groups = -(-count // rows_)
         # Read in place, or a kernel with rows or columns of zeros: the strip's
-        # windows are checked whole, first; else each fetched block as it comes.
+        # windows are checked whole, first.
         whole_first = check and not results and (not dense or in_place)
         if whole_first and not _windows_finite(arena, batch, rows, groups, n):
             return tap_by_tap(arena, batch, rows)
         target = out[batch, rows]
-        if not in_place:      # every group fetched, and its blocks checked as they come
-            if not _fetched(arena, batch, rows, 0, groups, target, None, whole_first):
-                tap_by_tap(arena, batch, rows)
-            return
         # The results' row sums (a product with ones), taken as each product
         # leaves its rows in the cache (measured: 3 times faster than once a
         # strip at 1024 x 1024), checked once a strip. Any overflow or invalid
@@ -106,8 +102,13 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         # NumPy's warnings as they would.
         sums = arena.take((n, count), dtype) if results else None
         with np.errstate(over="ignore", invalid="ignore"):
-            _in_place(arena, batch, rows, groups, target, sums)
-            done = not results or bool(np.isfinite(sums).all() or np.isfinite(target).all())
+            if in_place:
+                _in_place(arena, batch, rows, groups, target, sums)
+                done = True
+            else:
+                done = _fetched(arena, batch, rows, groups, target, sums, whole_first)
+            done = done and (not results or bool(np.isfinite(sums).all()
+                                                 or np.isfinite(target).all()))
         if not done:
             tap_by_tap(arena, batch, rows)
 
@@ -190,21 +191,17 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
             shifted[:, line, p, slot, low:high] = matrix[batch, row,
                                                          low + column:high + column]
 
-    def _fetched(arena, batch, rows, g0, g1, target, sums, checked):
-        """Groups g0 to g1 - 1 from a copy of their input with its border.
+    def _fetched(arena, batch, rows, groups, target, sums, checked):
+        """The strip's groups from a copy of their input with its border.
 
-        False where it holds NaN or infinity, unless it was ``checked``
-        already: each block is summed as it is fetched, in the cache (one call
-        a block, where the results' sums take one a product), and its rows'
-        results are not summed (``sums`` set to 0 there).
+        With ``sums``, the results' row sums go there (the gate); else each
+        block is summed as it is fetched, in the cache, unless the strip's
+        windows were ``checked`` already: False where one holds NaN or infinity.
         """
         n, count = target.shape[:2]
-        phase_rows = (g1 - g0) * rows_ + band_.reach
-        flags = check and not checked
-        if sums is not None:
-            sums[:, g0 * rows_:g1 * rows_] = 0
-            sums = None
-        first_row = rows.start * sh + sh * g0 * rows_
+        phase_rows = groups * rows_ + band_.reach
+        flags = check and not checked and sums is None
+        first_row = rows.start * sh
         blocks = []
         for q in band_.phases:
             row_range = range(first_row + q, first_row + q + sh * phase_rows, sh)
@@ -216,11 +213,11 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                 if flags and not all_finite(block):
                     return False
                 blocks.append(block)
-        taken = min(per_product, g1 - g0)
+        taken = min(per_product, groups)
         shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
-        for g in range(g0, g1, taken):
-            here = min(taken, g1 - g)         # groups in this product
-            top, used = (g - g0) * rows_, here * rows_ + band_.reach
+        for g in range(0, groups, taken):
+            here = min(taken, groups - g)         # groups in this product
+            top, used = g * rows_, here * rows_ + band_.reach
             b = 0
             for p in range(phases):
                 for _, _, offsets, s, step in layout:
