@@ -85,6 +85,9 @@ class Settings:
     #: channels, 56 x 56, float32 is 3 MiB; measured, two threads: 13.5 ms a layer in strips of
     #: 4 MiB, 14.5 in strips of 2).
     winograd_strip_bytes: int = 4 * 2 ** 20
+    #: The outputs a tile of 'winograd' computes along each axis: 2 (F(2 x 2, 3 x 3)), 4
+    #: (F(4 x 4, 3 x 3)), or None: the one estimated faster.
+    winograd_outputs: Optional[int] = None
     #: A layer takes 'winograd' only where its estimate beats the others' by this factor: the
     #: cost model prices its transforms' passes as plain passes, and they measured 1.2 to 1.5
     #: times slower than that against the stacked products (one thread, 3 x 3 layers of 8 to

@@ -70,7 +70,7 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..padding import Padded
 from ..geometry import conv_geometry
-from . import layer
+from . import layer, winograd4
 from .costs import cell_scale, products
 
 __all__ = ["plan", "conv2d", "kernel_transform"]
@@ -122,6 +122,9 @@ def _check(kernel_shape, geometry, dtype):
 class _Tiles:
     """How a strip's tiles lie in its buffers: ``s`` cells a row, tile rows + 1 a channel."""
 
+    outputs = 2          # outputs a tile, along each axis
+    calls, image_calls = _CALLS, _IMAGE_CALLS
+
     def __init__(self, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype):
         self.in_channels = images.shape[1]
         self.out_channels = kernel_shape[0]
@@ -135,6 +138,17 @@ class _Tiles:
         self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
         self.ones = np.ones(self.s, self.dtype)      # sums a row of tiles, for the check
+
+    def kernel_transform(self, kernel):
+        return kernel_transform(kernel, self.groups)
+
+    def strip(self, arena, u, bias, out, batch_slice, rows):
+        """Output ``rows`` (from an even row) of images ``batch_slice``; whether all finite."""
+        return _strip(arena, self, u, bias, out, batch_slice, rows)
+
+    def least_bytes(self):
+        """Buffer bytes of the smallest strip `cut` makes: two output rows."""
+        return 6 * self.row_bytes()
 
     def row_bytes(self):
         """Buffer bytes per output row: 4 phases and 2 + 2 transform rows in, 2 + 4 out, and
@@ -191,28 +205,43 @@ def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype
     does not take the layer (`_check`).
     """
     _check(kernel_shape, geometry, dtype)
-    tiles = _Tiles(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype)
-    batch, height = images.shape[0], geometry.output_shape[0]
+    sizes = {2: _Tiles, 4: winograd4.Tiles}
+    if s.winograd_outputs is not None:
+        sizes = {s.winograd_outputs: sizes[s.winograd_outputs]}
+    batch = images.shape[0]
+    # The tile size estimated fastest of those whose kernel's transform and strip of one
+    # row of tiles fit within 3 times the output beyond it (either, if neither does).
+    chosen = min((_plan(kind(images, kernel_shape, geometry, groups, padding_mode, fill_value,
+                             dtype), batch, kernel_shape, geometry, s)
+                  for kind in sizes.values()), key=lambda option: (option[1], option[0].ns))[0]
+    if kernel_shape[1] < _FEWEST_CHANNELS:       # runs when asked for, never by 'auto'
+        chosen = chosen._replace(ns=math.inf)
+    return chosen
+
+
+def _plan(tiles, batch, kernel_shape, geometry, s):
+    """(plan, whether it passes 3 times the output) of one tile size: the fastest estimated."""
+    height = geometry.output_shape[0]
     out_bytes = batch * kernel_shape[0] * math.prod(geometry.output_shape) * tiles.dtype.itemsize
     row_ns, fixed_ns = tiles.estimate(s)
     # Memory beyond input and output within 3 times the output: the kernel's transform
-    # (16 cells a pair of channels) and every thread's strip.
-    room = 3 * out_bytes - 16 * kernel_shape[0] * kernel_shape[1] * tiles.dtype.itemsize
+    # ((outputs + 2) ** 2 cells a pair of channels) and every thread's strip.
+    transform_bytes = (tiles.outputs + 2) ** 2 * kernel_shape[0] * kernel_shape[1] \
+        * tiles.dtype.itemsize
+    room = 3 * out_bytes - transform_bytes
     most, options = driver.threads(), []
     for threads in sorted({most} | {2 ** i for i in range(most.bit_length()) if 2 ** i < most}):
         budget = max(min(s.winograd_strip_bytes, room // threads), s.min_strip_bytes)
         tasks = tiles.cut(batch, budget)
         images_per_task = max(1.0, batch / len(tasks))
-        # Each product of a group is a BLAS call of its own, 16 a strip, at a call's price.
-        products_ns = len(tasks) * 16 * groups * s.call_ns
+        # Each product of a group is a BLAS call of its own, at a call's price.
+        products_ns = len(tasks) * (tiles.outputs + 2) ** 2 * tiles.groups * s.call_ns
         with driver.limit_threads(threads):
             options.append(driver.plan_tasks(tasks, batch * height * row_ns + products_ns,
-                                             _CALLS + _IMAGE_CALLS * images_per_task,
+                                             tiles.calls + tiles.image_calls * images_per_task,
                                              fixed_ns, s))
     chosen = min(options, key=lambda option: (option.ns, option.threads))
-    if kernel_shape[1] < _FEWEST_CHANNELS:       # runs when asked for, never by 'auto'
-        chosen = chosen._replace(ns=math.inf)
-    return chosen._replace(detail=tiles)
+    return chosen._replace(detail=tiles), room < tiles.least_bytes()
 
 
 def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None,
@@ -231,7 +260,7 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     if out is None:
         out = np.empty((batch, out_channels, height, width), dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        u = kernel_transform(kernel, groups)
+        u = tiles.kernel_transform(kernel)
     if not np.isfinite(u).all():
         return layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype,
                             bias, out)
@@ -240,7 +269,7 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     def strip(arena, batch_slice, rows):
         # Overflow and NaN in a strip's transforms are not the result's: the strip is redone.
         with np.errstate(over="ignore", invalid="ignore"):
-            finite = _strip(arena, tiles, u, bias, out, batch_slice, rows)
+            finite = tiles.strip(arena, u, bias, out, batch_slice, rows)
         if not finite:
             spoilt.append((batch_slice, rows))
 
