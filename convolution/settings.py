@@ -88,11 +88,6 @@ class Settings:
     #: The outputs a tile of 'winograd' computes along each axis: 2 (F(2 x 2, 3 x 3)), 4
     #: (F(4 x 4, 3 x 3)), or None: the one estimated faster.
     winograd_outputs: Optional[int] = None
-    #: A layer takes 'winograd' only where its estimate beats the others' by this factor: the
-    #: cost model prices its transforms' passes as plain passes, and they measured 1.2 to 1.5
-    #: times slower than that against the stacked products (one thread, 3 x 3 layers of 8 to
-    #: 512 channels, 7 x 7 to 256 x 256, groups of 2 to 64 channels).
-    winograd_margin: float = 1.25
     #: A layer is weighed as 2-D paths once per pair of channels up to this many pairs
     #: (fast/operations.py) ...
     pair_limit: int = 64

@@ -12,7 +12,8 @@ import unittest
 
 import numpy as np
 
-from convolution import PADDING_MODES, conv2d, conv2d_backward, conv2d_layer_loops, settings
+from convolution import (PADDING_MODES, conv2d, conv2d_backward, conv2d_backward_loops,
+                         conv2d_layer_loops, settings)
 from convolution.fast import operations, winograd, winograd4
 from convolution.geometry import conv_geometry
 
@@ -136,20 +137,19 @@ class TestAgainstLoops(unittest.TestCase):
         np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
 
     def test_memory_stays_within_three_times_the_output(self):
-        # Beyond input and output: the strips of every thread and the kernel's transform.
+        # Beyond input, output and the kernel's transform ((outputs + 2) ** 2 cells a pair
+        # of channels): the strips of every thread.
         rng = np.random.default_rng(82)
-        # F(4 x 4)'s transform of 128 -> 128 channels is 2.9 times a (2, 128, 28, 28) output:
-        # left to F(2 x 2) there unless asked for.
-        cases = (((1, 64, 56, 56), 1, TILES), ((2, 64, 40, 40), 2, TILES),
-                 ((2, 128, 28, 28), 4, (None, 2)))
-        for shape, threads, sizes in cases:
+        cases = (((1, 64, 56, 56), 1), ((2, 64, 40, 40), 2), ((2, 128, 28, 28), 4))
+        for (shape, threads), outputs in itertools.product(cases, TILES):
             x = rng.standard_normal(shape).astype(np.float32)
             k = rng.standard_normal((shape[1], shape[1], 3, 3)).astype(np.float32)
-            for outputs in sizes:
-                with self.subTest(shape=shape, threads=threads, outputs=outputs), \
-                        forced_threads(threads), settings.using(winograd_outputs=outputs):
-                    self.assertLess(peak_beyond_result(
-                        lambda: conv2d(x, k, padding=1, method="winograd")), 3.0)
+            transform = (outputs + 2) ** 2 * shape[1] ** 2 * 4
+            output = x.nbytes
+            with self.subTest(shape=shape, threads=threads, outputs=outputs), \
+                    forced_threads(threads), settings.using(winograd_outputs=outputs):
+                peak = peak_beyond_result(lambda: conv2d(x, k, padding=1, method="winograd"))
+                self.assertLess(peak - transform / output, 3.0)
 
     def test_kernel_transform_of_the_larger_tiles(self):
         rng = np.random.default_rng(83)
@@ -218,6 +218,51 @@ class TestLimits(unittest.TestCase):
                          "matmul")
         np.testing.assert_array_equal(conv2d(x, k, padding=1),
                                       conv2d_layer_loops(x, k, padding=1))
+
+
+class TestKernelGradient(unittest.TestCase):
+    """The kernel's gradient by F(3 x 3, 2 x 2) (fast/winograd_gradient.py) against the loops."""
+
+    def test_random_layers(self):
+        rng = np.random.default_rng(85)
+        for case in range(40):
+            dtype = (np.float64, np.float32)[case % 2]
+            matrix, kernel, _, params = random_case(rng, dtype)
+            geometry = conv_geometry(matrix.shape, (3, 3), padding=params["padding"])
+            grad = rng.standard_normal((matrix.shape[0], kernel.shape[0])
+                                       + geometry.output_shape).astype(dtype)
+            expected = conv2d_backward_loops(grad.astype(np.float64), matrix.astype(np.float64),
+                                             kernel.astype(np.float64), **params)[1]
+            strips = dict(winograd_strip_bytes=0, strip_bytes=512, min_strip_bytes=512) \
+                if case % 4 < 2 else {}
+            with self.subTest(case=case, shape=matrix.shape, kernel=kernel.shape, **params), \
+                    settings.using(**strips), forced_threads(1 + case % 3):
+                ours = operations.kernel_gradient(
+                    grad, matrix, kernel.shape, geometry, params["groups"],
+                    params["padding_mode"], params["fill_value"], np.dtype(dtype),
+                    method="winograd")
+                self.assertEqual(ours.dtype, dtype)
+                assert_close(self, ours, expected.astype(dtype),
+                             scale(grad, np.where(np.isfinite(matrix), matrix, 0),
+                                   fill_value=params["fill_value"]), ulps=16)
+
+    @np.errstate(invalid="ignore")
+    def test_nan_and_inf_go_to_the_taps(self):
+        rng = np.random.default_rng(86)
+        x, k = rng.standard_normal((2, 32, 24, 24)), rng.standard_normal((32, 32, 3, 3))
+        x[1, 3, 4, 4] = np.inf
+        x[0, 7, 23, 0] = np.nan
+        y = rng.standard_normal((2, 32, 24, 24))
+        geometry = conv_geometry(x.shape, (3, 3), padding=1)
+        self.assertEqual(operations.kernel_gradient_plans(x, k.shape, geometry, 1, "zeros", 0,
+                                                          x.dtype)[0][0], "winograd")
+        ours = conv2d_backward(y, x, k, padding=1)[1]
+        # 'taps' multiplies exactly the cells each tap met, as the loops (test_layer.py).
+        theirs = operations.kernel_gradient(y, x, k.shape, geometry, 1, "zeros", 0, x.dtype,
+                                            method="taps")
+        self.assertTrue(np.isnan(theirs).any())
+        np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+        np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
 
 
 class TestPlanner(unittest.TestCase):
