@@ -147,7 +147,8 @@ class _Tiles:
                                                        and fill_value == 0)
         self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
-        self.ones = np.ones(self.s, self.dtype)      # sums a row of tiles, for the check
+        # Sums one output channel's tiles of a strip, for the check.
+        self.ones = np.ones(images.shape[0] * ((self.height + 1) // 2 + 1) * self.s, self.dtype)
 
     def kernel_transform(self, kernel):
         return kernel_transform(kernel, self.groups)
@@ -201,7 +202,8 @@ class _Tiles:
                 for n in range(batch) for r in range(0, self.height, rows)]
 
 
-def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
+def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s,
+         outputs_room=3):
     """The plan of a 3 x 3 layer by Winograd's filtering: tile size, strips of output rows, threads.
 
     Both tile sizes are planned (F(2 x 2) here, F(4 x 4) in ``winograd4.py``;
@@ -210,8 +212,9 @@ def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype
     A strip's buffers are several times its output, and its ~50 NumPy
     calls want long strips, so strips are cut here (``Tiles.cut``), not by the
     driver's rule for the other paths: each at most
-    ``Settings.winograd_strip_bytes``, all the threads' together within three
-    times the output (strips of ``Settings.min_strip_bytes`` at least), beside
+    ``Settings.winograd_strip_bytes``, all the threads' together within
+    ``outputs_room`` times the output (strips of ``Settings.min_strip_bytes``
+    at least), beside
     the kernel's transform, which every strip reads whole (the estimate prices
     that read where the transform outgrows the cache). Layers of fewer than
     `_FEWEST_CHANNELS` input channels a group get an infinite estimate: they
@@ -226,22 +229,22 @@ def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype
     # The tile size estimated fastest of those whose kernel's transform and strip of one
     # row of tiles fit within 3 times the output beyond it (either, if neither does).
     chosen = min((_plan(kind(images, kernel_shape, geometry, groups, padding_mode, fill_value,
-                             dtype), batch, kernel_shape, geometry, s)
+                             dtype), batch, kernel_shape, geometry, s, outputs_room)
                   for kind in sizes.values()), key=lambda option: (option[1], option[0].ns))[0]
     if kernel_shape[1] < _FEWEST_CHANNELS:       # runs when asked for, never by 'auto'
         chosen = chosen._replace(ns=math.inf)
     return chosen
 
 
-def _plan(tiles, batch, kernel_shape, geometry, s):
-    """(plan, whether it passes 3 times the output) of one tile size: the fastest estimated."""
+def _plan(tiles, batch, kernel_shape, geometry, s, outputs_room):
+    """(plan, whether its strips pass the room) of one tile size: the fastest estimated."""
     height = geometry.output_shape[0]
     out_bytes = batch * kernel_shape[0] * math.prod(geometry.output_shape) * tiles.dtype.itemsize
     row_ns, fixed_ns = tiles.estimate(s)
     # Memory beyond input, output and the kernel's transform ((outputs + 2) ** 2 cells a
-    # pair of channels): every thread's strip, together within 3 times the output.
+    # pair of channels): every thread's strip, together within outputs_room times the output.
     transform_cells = (tiles.outputs + 2) ** 2 * kernel_shape[0] * kernel_shape[1]
-    room = 3 * out_bytes
+    room = int(outputs_room * out_bytes)
     # Every strip's products read the whole transform, from memory where it outgrows the
     # cache, at the price of a fetch (deep layers on small images: measured, 256 -> 256
     # channels on 8 x 14 x 14, F(4 x 4)'s 9.4 MiB read by 4 strips took 1.25 times
@@ -436,9 +439,9 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
         if k >= 2:
             np.subtract(result[2:], partial, out=result[2:])
     # A NaN or an infinity makes the sum so; a finite sum that overflows only sends the
-    # strip to the direct sums, which is correct. A matrix-vector product sums each row of
-    # tiles first (BLAS: a quarter of the time of NumPy's reduction).
-    if not np.isfinite(np.add.reduce(result.reshape(-1, s) @ tiles.ones)):
+    # strip to the direct sums, which is correct. A matrix-vector product sums each output
+    # channel's tiles first (BLAS: a quarter of the time of NumPy's reduction).
+    if not np.isfinite(np.add.reduce(result.reshape(-1, n * span) @ tiles.ones[:n * span])):
         return False
     grid = result.reshape(2, 2, o, n, tile_rows + 1, s).swapaxes(2, 3)
     for p in range(2):

@@ -36,18 +36,20 @@ memory where NumPy's additions would make four to six (the coefficients 2, 4,
 5 and 8 each a multiplication of their own).
 
 Cost per output cell, for C_in = C_out = C: 2.25 C multiply-adds in BLAS,
-and about 14 cells a channel read and written by the transforms' small
-products, the fetch and the write. Measured, one thread, the benchmark's
-layer (N = 8, 64 -> 64, 56 x 56, float32): in docs/layer.md. Memory per tile
-row of a strip: 36 (C_in + C_out) cells a tile column, plus the fetched
-rows; strips are cut (`Tiles.cut`) within ``Settings.winograd_strip_bytes``.
+and about 14 cells a channel written by the transforms' small products, the
+fetch and the write. Measured, one thread, the benchmark's layer (N = 8,
+64 -> 64, 56 x 56, float32): 0.80 to 0.83 of F(2 x 2)'s time, its 36
+products 3.2 to 3.7 ms of 12 to 13 (docs/layer.md). Memory per tile row of a
+strip, for C_out <= 1.5 C_in: 78 C_in + 6 C_out cells a tile column, plus
+the fetched rows; strips are cut (`Tiles.cut`) within
+``Settings.winograd_strip_bytes``.
 
 Precision: the transforms' coefficients (up to 8 and 1/24) make the rounding
-error larger than F(2 x 2)'s: measured on the benchmark's layer in float32,
-about 3 units of float32's precision times the sum of an output's terms'
-magnitudes (F(2 x 2): a tenth of that; PyTorch's float32 layer likewise).
-Everything else is ``winograd.py``'s: strips whose result is not all finite are
-redone by the direct sums.
+error larger than F(2 x 2)'s: in float32, measured, about ten units of its
+precision times the largest sum of an output's terms' magnitudes, against
+half a unit for F(2 x 2) and 1.5 for the stacked products
+(``testsuite/test_winograd.py``). Everything else is ``winograd.py``'s:
+strips whose result is not all finite are redone by the direct sums.
 """
 import numpy as np
 
@@ -95,7 +97,9 @@ class Tiles:
                              padding_mode, fill_value)
         self.height, self.width = geometry.output_shape
         self.tiles_w = -(-self.width // 4)
-        self.ones = np.ones(self.tiles_w, self.dtype)    # sums a row of tiles, for the check
+        # Sums one output channel's tiles of a strip, for the check: rows of a matrix-vector
+        # product as long as that (rows of one tile row took 2.5 times as long).
+        self.ones = np.ones(images.shape[0] * -(-self.height // 4) * self.tiles_w, self.dtype)
 
     def kernel_transform(self, kernel):
         return kernel_transform(kernel, self.groups)
@@ -122,13 +126,12 @@ class Tiles:
     def estimate(self, st):
         """(ns per output row of one image, ns once a call), by the prices of ``costs.py``.
 
-        Per tile (a quarter of a tile row an output row): 36 products over the
-        group's input channels; the transforms' small products, each a pass
-        over the cells it writes, and their reads (36 cells a channel in, 36
-        + 24 + 16 out, the row products reading six times what they write
-        but in cache: priced as one pass each); the fetch of the padded rows,
-        the strided copy of the 36 cells and the strided writes of 16. Once a
-        call, the kernel's transform: a (36, 9) @ (9, pairs) product.
+        Per tile (a tile row is 4 output rows): 36 products over the group's
+        input channels; the transforms' small products, each priced as a pass
+        over the cells it writes (36 + 36 a channel in, 36 + 24 + 16 out,
+        their reads in cache); the fetch of the padded rows, the strided copy
+        of the 36 cells and the strided writes of 16. Once a call, the
+        kernel's transform: a (36, 9) @ (9, pairs) product.
         """
         c, o, tw = self.in_channels, self.out_channels, self.tiles_w
         per_in = c // self.groups
@@ -204,7 +207,7 @@ class Tiles:
         for l in range(4):
             np.matmul(at, sums[:, l], out=result[:, l])
         # NaN or infinity anywhere makes the sum so (as in winograd.py).
-        if not np.isfinite(np.add.reduce(result.reshape(-1, tiles_w) @ self.ones)):
+        if not np.isfinite(np.add.reduce(result.reshape(-1, cells) @ self.ones[:cells])):
             return False
         grid = result.reshape(4, 4, o, n, tiles_h, tiles_w).swapaxes(2, 3)
         for p in range(4):

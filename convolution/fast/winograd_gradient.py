@@ -51,10 +51,13 @@ _A = np.array([[1, 0.5, 0.5, 0], [0, 0.5, -0.5, 0], [0, 0.5, 0.5, -1]])
 def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
     """The plan: the strips of the forward F(2 x 2, 3 x 3) (the same tiles), its threads.
 
-    Raises ValueError where ``winograd.py`` does not take the layer.
+    All the threads' strips together within the output's size (the forward
+    pass's may take three times): the backward pass holds the input's
+    gradient and its own buffers beside. Raises ValueError where
+    ``winograd.py`` does not take the layer.
     """
     return winograd.plan(images, kernel_shape, geometry, groups, padding_mode, fill_value,
-                         dtype, dataclasses.replace(s, winograd_outputs=2))
+                         dtype, dataclasses.replace(s, winograd_outputs=2), outputs_room=1)
 
 
 def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding_mode,
