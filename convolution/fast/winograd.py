@@ -186,11 +186,12 @@ class _Tiles:
                   + products(macs, per_in * s * self.dtype.itemsize, self.dtype, st))
         return row_ns, 16 * 9 * o * per_in * cell_scale(self.dtype) * st.flat_ns
 
-    def cut(self, batch, budget):
+    def cut(self, batch, budget, most=None):
         """Tasks ``(images, rows)`` within ``budget`` bytes of buffers: whole images, if they fit.
 
         Several whole images to a strip where they fit (one product then
-        spans them all), else strips of an even number of rows.
+        spans them all), else strips of an even number of rows. (``most``:
+        for ``winograd4.Tiles.cut``'s sake, whose larger strips may take it.)
         """
         image_bytes = (self.height + 4) * self.row_bytes()
         if image_bytes <= budget:
@@ -254,7 +255,7 @@ def _plan(tiles, batch, kernel_shape, geometry, s, outputs_room):
     most, options = driver.threads(), []
     for threads in sorted({most} | {2 ** i for i in range(most.bit_length()) if 2 ** i < most}):
         budget = max(min(s.winograd_strip_bytes, room // threads), s.min_strip_bytes)
-        tasks = tiles.cut(batch, budget)
+        tasks = tiles.cut(batch, budget, room // threads)
         images_per_task = max(1.0, batch / len(tasks))
         # Each product of a group is a BLAS call of its own, at a call's price.
         per_task = (tiles.outputs + 2) ** 2 * tiles.groups * s.call_ns + transform_ns
