@@ -127,6 +127,11 @@ class Settings:
     #: One small matrix product of a batch, called from NumPy's loop (no Python between).
     product_call_ns: float = 150.0
 
+    def __post_init__(self):
+        if self.winograd_outputs not in (None, 2, 4):
+            raise ValueError(f"settings.winograd_outputs must be None, 2 or 4, got "
+                             f"{self.winograd_outputs!r}")
+
 
 _current = Settings()
 _lock = threading.Lock()

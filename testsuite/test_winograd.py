@@ -203,6 +203,11 @@ class TestLimits(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "float32 or float64, got int64"):
             conv2d(x.astype(int), np.ones((2, 2, 3, 3), int), method="winograd")
 
+    def test_a_tile_size_it_does_not_have_is_refused(self):
+        with self.assertRaisesRegex(ValueError, r"winograd_outputs must be None, 2 or 4, got 3"):
+            with settings.using(winograd_outputs=3):
+                pass
+
     def test_a_2d_kernel_is_a_layer_of_one_channel(self):
         rng = np.random.default_rng(78)
         x, k = rng.standard_normal((3, 10, 11)), rng.standard_normal((3, 3))
