@@ -80,16 +80,16 @@ class Settings:
     stack_depth: int = 1024
     #: Input channels per group from which each tap is a product of its own.
     stack_channels: int = 256
-    #: Bytes of one strip of 'winograd' (fast/winograd.py), at most: its strips make about 90
-    #: NumPy calls each, so they are made larger than ``strip_bytes`` (one image of 64 -> 64
-    #: channels, 56 x 56, float32 is 3 MiB; measured, two threads: 13.5 ms a layer in strips of
-    #: 4 MiB, 14.5 in strips of 2).
-    winograd_strip_bytes: int = 4 * 2 ** 20
-    #: A layer takes 'winograd' only where its estimate beats the others' by this factor: the
-    #: cost model prices its transforms' passes as plain passes, and they measured 1.2 to 1.5
-    #: times slower than that against the stacked products (one thread, 3 x 3 layers of 8 to
-    #: 512 channels, 7 x 7 to 256 x 256, groups of 2 to 64 channels).
-    winograd_margin: float = 1.25
+    #: Bytes of one strip of 'winograd' (fast/winograd.py, winograd4.py), at most: its strips
+    #: make 50 to 90 NumPy calls each, so they are made larger than ``strip_bytes`` (one image
+    #: of 64 -> 64 channels, 56 x 56, float32 is 3 MiB for F(2 x 2), 5 for F(4 x 4); measured,
+    #: F(2 x 2) on two threads: 13.5 ms a layer in strips of 4 MiB, 14.5 in strips of 2;
+    #: F(4 x 4) on one thread: half images (2.5 MiB) and whole ones within 5%, strips of 20
+    #: rows 1.06 to 1.1 times as long).
+    winograd_strip_bytes: int = 3 * 2 ** 20
+    #: The outputs a tile of 'winograd' computes along each axis: 2 (F(2 x 2, 3 x 3)), 4
+    #: (F(4 x 4, 3 x 3)), or None: the one estimated faster.
+    winograd_outputs: Optional[int] = None
     #: A layer is weighed as 2-D paths once per pair of channels up to this many pairs
     #: (fast/operations.py) ...
     pair_limit: int = 64
@@ -125,6 +125,11 @@ class Settings:
     fft_call_ns: float = 55000.0
     #: One small matrix product of a batch, called from NumPy's loop (no Python between).
     product_call_ns: float = 150.0
+
+    def __post_init__(self):
+        if self.winograd_outputs not in (None, 2, 4):
+            raise ValueError(f"settings.winograd_outputs must be None, 2 or 4, got "
+                             f"{self.winograd_outputs!r}")
 
 
 _current = Settings()
