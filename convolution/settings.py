@@ -88,7 +88,8 @@ class Settings:
     #: rows 1.06 to 1.1 times as long).
     winograd_strip_bytes: int = 3 * 2 ** 20
     #: The outputs a tile of 'winograd' computes along each axis: 2 (F(2 x 2, 3 x 3)), 4
-    #: (F(4 x 4, 3 x 3)), or None: the one estimated faster.
+    #: (F(4 x 4, 3 x 3)), or None: the one estimated faster in float64, F(2 x 2) in float32
+    #: (F(4 x 4)'s float32 rounding is some twenty times the direct sums': fast/winograd4.py).
     winograd_outputs: Optional[int] = None
     #: A layer is weighed as 2-D paths once per pair of channels up to this many pairs
     #: (fast/operations.py) ...

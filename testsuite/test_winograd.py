@@ -76,6 +76,19 @@ class TestAgainstLoops(unittest.TestCase):
                 forced_threads(3):
             self.check(72, 40)
 
+    def test_float32_takes_the_larger_tiles_only_when_asked(self):
+        # F(4 x 4)'s float32 rounding is some twenty times the direct sums': by default
+        # float32 keeps to F(2 x 2), on the layer where float64 takes F(4 x 4) as faster.
+        x = np.zeros((8, 64, 56, 56), np.float32)
+        geometry = conv_geometry(x.shape[-2:], (3, 3), padding=1)
+        for dtype, asked, expected in ((np.float32, None, 2), (np.float32, 4, 4),
+                                       (np.float64, None, 4), (np.float64, 2, 2)):
+            with self.subTest(dtype=dtype, asked=asked), \
+                    settings.using(winograd_outputs=asked):
+                chosen = winograd.plan(x, (64, 64, 3, 3), geometry, 1, "zeros", 0, dtype,
+                                       settings.current())
+                self.assertEqual(chosen.detail.outputs, expected)
+
     def test_strips_of_several_images(self):
         # Whole images, several to a strip: one product spans them all.
         rng = np.random.default_rng(73)

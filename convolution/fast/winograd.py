@@ -66,7 +66,9 @@ the direct sums' (the transforms' coefficients are 0, +-1/2 and +-1).
 The larger tiles of F(4 x 4, 3 x 3) (``winograd4.py``: 2.25 multiply-adds an
 output and channel instead of 4, transforms by small matrix products) run
 under the same name: `plan` weighs both tile sizes by their estimates and
-takes the faster (``Settings.winograd_outputs`` fixes one). Measured, one
+takes the faster (``Settings.winograd_outputs`` fixes one), in float64; in
+float32 it runs only when that setting asks for it, since its rounding error
+there is about twenty times the direct sums' (below). Measured, one
 thread, the benchmark's layer: F(4 x 4) 0.80 to 0.83 of F(2 x 2)'s time; on
 small images of many channels (256 -> 256 on 14 x 14) F(2 x 2) is faster, its
 kernel's transform 16 cells a pair of channels against 36, read again by every
@@ -208,7 +210,8 @@ def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype
     """The plan of a 3 x 3 layer by Winograd's filtering: tile size, strips of output rows, threads.
 
     Both tile sizes are planned (F(2 x 2) here, F(4 x 4) in ``winograd4.py``;
-    ``Settings.winograd_outputs`` keeps to one), and the one estimated faster
+    ``Settings.winograd_outputs`` keeps to one; float32 keeps to F(2 x 2)
+    unless the setting asks for F(4 x 4)), and the one estimated faster
     taken, of those whose strip of one row of tiles fits the memory below.
     A strip's buffers are several times its output, and its ~50 NumPy
     calls want long strips, so strips are cut here (``Tiles.cut``), not by the
@@ -226,6 +229,10 @@ def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype
     sizes = {2: _Tiles, 4: winograd4.Tiles}
     if s.winograd_outputs is not None:
         sizes = {s.winograd_outputs: sizes[s.winograd_outputs]}
+    elif np.dtype(dtype) == np.float32:
+        # F(4 x 4)'s rounding in float32 is some twenty times the direct sums' (winograd4.py):
+        # taken there only when asked for by the setting.
+        sizes = {2: _Tiles}
     batch = images.shape[0]
     # The tile size estimated fastest of those whose kernel's transform and strip of one
     # row of tiles fit within 3 times the output beyond it (either, if neither does).
