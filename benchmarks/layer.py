@@ -11,7 +11,9 @@ autograd's ``backward`` of ``F.conv2d``, which also gives the three
 gradients); the same layer depthwise (groups=64); a strided layer; and a
 decoder's transposed convolution (64 -> 32 channels, 28 -> 56, 4 x 4,
 stride 2). Before timing, each result is checked against PyTorch's. The
-layer forward also times the stacked products (``method='matmul'``) and
+layer forward also times the stacked products (``method='matmul'``),
+Winograd's F(4 x 4, 3 x 3) (``settings.using(winograd_outputs=4)``, which
+float32 takes only when asked for: its rounding is larger) and
 the floor of the direct sums through BLAS: the layer's one im2col product,
 (N * 56 * 56, 576) @ (576, 64), alone on our threads.
 
@@ -149,6 +151,14 @@ def product_floor(x, w, params):
     return clocked(run)
 
 
+def with_settings(function, **changes):
+    """``function`` run under ``settings.using(**changes)``."""
+    def run():
+        with settings.using(**changes):
+            return function()
+    return run
+
+
 def forward_case(x, w, b, params, unlimited, floor=False):
     tx, tw, tb = (torch.from_numpy(a) for a in (x, w, b))
     check([conv2d(x, w, bias=b, **params)], [F.conv2d(tx, tw, tb, **params)],
@@ -163,6 +173,8 @@ def forward_case(x, w, b, params, unlimited, floor=False):
     if floor:       # the layer's other designs, and the floor of the direct sums
         contenders["ours, method='matmul'"] = clocked(
             lambda: conv2d(x, w, bias=b, method="matmul", **params))
+        contenders["ours, winograd_outputs=4"] = clocked(with_settings(
+            lambda: conv2d(x, w, bias=b, **params), winograd_outputs=4))
         contenders["one im2col product alone"] = product_floor(x, w, params)
     if unlimited:
         contenders["ours, BLAS threads not limited"] = unlimited(

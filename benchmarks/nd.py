@@ -10,8 +10,9 @@ Each contender's result is first checked against ours (on the cells both
 compute: np.correlate and torch return the 'valid' part, ndimage the whole
 signal or volume, of which the 'valid' part is compared). Then the
 contenders are timed in turns, one call each per round, in the same process
-on the same data (each round starting with the next contender), and the
-table shows the median of the rounds and the
+on the same data, in orders where each contender follows every other as
+often (a call inherits the caches of the one before it), and the table
+shows the median of the rounds and the
 ratio of ours to each peer (below 1: ours is faster), with the targets
 the project holds itself to. The clock is the process's CPU time by default
 (``--clock cpu``): with one thread each it is the time the call ran, and
@@ -143,15 +144,33 @@ def measure(contenders, rounds, tolerance, clock=time.process_time):
             raise SystemExit(f"{name} disagrees with ours: largest difference "
                              f"{np.max(np.abs(got - reference)) if got.shape == reference.shape else got.shape}")
     times = {name: [] for name, _, _ in contenders}
+    orders = balanced_orders(len(contenders))
     for round_ in range(rounds):
-        # Each round starts with the next contender, so that none always follows the same
-        # one (whose memory and caches it would inherit).
-        turn = round_ % len(contenders)
-        for name, run, _ in contenders[turn:] + contenders[:turn]:
+        # Each contender follows each of the others as often (it inherits the memory and
+        # caches of the one before it: a call after one that swept tens of MiB finds its
+        # input out of the cache).
+        for index in orders[round_ % len(orders)]:
+            name, run, _ = contenders[index]
             start = clock()
             run()
             times[name].append(clock() - start)
     return {name: 1e3 * statistics.median(values) for name, values in times.items()}
+
+
+def balanced_orders(n):
+    """Orders of ``n`` contenders in which each follows every other equally often.
+
+    Williams' design (a Latin square balanced for the one before): ``n``
+    orders for even ``n``, those and their reverses for odd ``n``.
+
+    >>> balanced_orders(4)
+    [[0, 1, 3, 2], [1, 2, 0, 3], [2, 3, 1, 0], [3, 0, 2, 1]]
+    >>> balanced_orders(3)
+    [[0, 1, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0], [0, 2, 1], [1, 0, 2]]
+    """
+    first = [(j + 1) // 2 if j % 2 else (n - j // 2) % n for j in range(n)]
+    orders = [[(i + r) % n for i in first] for r in range(n)]
+    return orders if n % 2 == 0 else orders + [order[::-1] for order in orders]
 
 
 def report(title, medians, targets):

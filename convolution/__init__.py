@@ -59,11 +59,13 @@ Map of the package (imports point down the list, never up):
     ``layer.py`` (a CNN layer's sums over channels as matrix products,
     forward and for the kernel's gradient), ``winograd.py`` (a 3 x 3 layer
     at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products of all tiles
-    instead of 36 multiply-adds a tile) and ``subpixel.py`` (the transposed
+    instead of 36 multiply-adds a tile; ``winograd4.py``, F(4 x 4, 3 x 3),
+    36 instead of 144; ``winograd_gradient.py``, the kernel's gradient by
+    F(3 x 3, 2 x 2)) and ``subpixel.py`` (the transposed
     convolution's stride phases in one band product); for ``conv1d`` and
     ``conv3d``, ``fold1d.py`` (a long signal folded into rows, its sums as
     Toeplitz products) and ``depth3d.py`` (a volume's depth and height taps
-    as band-matrix products). ``__init__.py`` holds the registry of paths and
+    as one band-matrix product per output slice). ``__init__.py`` holds the registry of paths and
     the planner 'auto' asks; ``operations.py`` puts every operation (a
     layer, the transposed convolution, both gradients) in that one form and
     routes it; ``phases.py``,

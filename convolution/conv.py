@@ -102,8 +102,9 @@ def conv2d(matrix, kernel, stride=1, dilation=1, padding=0, *,
         product per kernel tap, through BLAS: the path 'auto' takes for 4-D
         kernels; 'winograd' (``fast/winograd.py``), for 3 x 3 kernels at
         stride 1 and dilation 1 in float32 or float64, the same sums in 2.25
-        times fewer multiply-adds, which 'auto' takes where it is estimated
-        faster (many channels). The paths of ``fast/`` convolve one (H, W) matrix with
+        or 4 times fewer multiply-adds (Winograd's F(2 x 2, 3 x 3) or
+        F(4 x 4, 3 x 3), the one estimated faster), which 'auto' takes where
+        it is estimated faster (many channels). The paths of ``fast/`` convolve one (H, W) matrix with
         one (kh, kw) kernel, and with a 4-D kernel run once per pair of
         channels: 'direct' and 'polyphase' loop over the kernel's taps,
         'banded' does the sums as matrix products, 'separable' applies a

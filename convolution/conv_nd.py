@@ -19,7 +19,7 @@ path of their own:
   ``a``, on blocks of slices read in place through the depth border's source
   map (``depth.py``, which runs the transposed convolution and the gradients
   the same way, backwards). For float filters, ``fast/depth3d.py`` folds the
-  depth and height taps into one matrix product per block of slices.
+  depth and height taps into one matrix product per output slice.
 
 Dask arrays are computed lazily, chunk by chunk: a 1-D one through `conv2d`'s
 Dask path (``chunked.py``); a 3-D one as a sum over the depth taps of those
@@ -250,8 +250,8 @@ def conv3d(matrix, kernel, stride=1, dilation=1, padding=0, *, padding_mode="zer
     method : str, default 'auto'
         'loops' runs ``reference_nd.convnd_loops``; `conv2d`'s methods run the
         2-D work of each depth tap; 'fold' (real float filters) does the
-        sums of a block of slices as one matrix product per slice
-        (``fast/depth3d.py``), the path 'auto' takes for them.
+        sums of each output slice as one matrix product, every depth tap in
+        it (``fast/depth3d.py``), the path 'auto' takes for them.
     axes : 3 ints, optional
         The input axes the kernel's run along (SciPy's convention).
 

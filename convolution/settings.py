@@ -80,34 +80,34 @@ class Settings:
     stack_depth: int = 1024
     #: Input channels per group from which each tap is a product of its own.
     stack_channels: int = 256
-    #: Bytes of one strip of 'winograd' (fast/winograd.py), at most: its strips make about 90
-    #: NumPy calls each, so they are made larger than ``strip_bytes`` (one image of 64 -> 64
-    #: channels, 56 x 56, float32 is 3 MiB; measured, two threads: 13.5 ms a layer in strips of
-    #: 4 MiB, 14.5 in strips of 2).
-    winograd_strip_bytes: int = 4 * 2 ** 20
-    #: A layer takes 'winograd' only where its estimate beats the others' by this factor: the
-    #: cost model prices its transforms' passes as plain passes, and they measured 1.2 to 1.5
-    #: times slower than that against the stacked products (one thread, 3 x 3 layers of 8 to
-    #: 512 channels, 7 x 7 to 256 x 256, groups of 2 to 64 channels).
-    winograd_margin: float = 1.25
+    #: Bytes of one strip of 'winograd' (fast/winograd.py, winograd4.py), at most: its strips
+    #: make 50 to 90 NumPy calls each, so they are made larger than ``strip_bytes`` (one image
+    #: of 64 -> 64 channels, 56 x 56, float32 is 3 MiB for F(2 x 2), 5 for F(4 x 4); measured,
+    #: F(2 x 2) on two threads: 13.5 ms a layer in strips of 4 MiB, 14.5 in strips of 2;
+    #: F(4 x 4) on one thread: half images (2.5 MiB) and whole ones within 5%, strips of 20
+    #: rows 1.06 to 1.1 times as long).
+    winograd_strip_bytes: int = 3 * 2 ** 20
+    #: The outputs a tile of 'winograd' computes along each axis: 2 (F(2 x 2, 3 x 3)), 4
+    #: (F(4 x 4, 3 x 3)), or None: the one estimated faster in float64, F(2 x 2) in float32
+    #: (F(4 x 4)'s float32 rounding is some twenty times the direct sums': fast/winograd4.py).
+    winograd_outputs: Optional[int] = None
     #: A layer is weighed as 2-D paths once per pair of channels up to this many pairs
     #: (fast/operations.py) ...
     pair_limit: int = 64
     #: ... and only where its matrix products are estimated to take longer than this (ns).
     pair_floor_ns: float = 5e5
-    #: Folded rows (8 outputs each for a short kernel) a product of 'fold' takes
-    #: (fast/fold1d.py): a chunk of output that stays in cache with its input and scratch
-    #: (one core, float64: 4096 rows, 256 KiB, as fast as 8192 and 1.1 to 1.2 times faster
-    #: than 2048 or 1024; on a loaded machine, a little faster than 8192).
-    fold_rows: int = 4096
-    #: Rows a product of 'fold' takes where it copies overlapping rows (long kernels).
-    fold_copy_rows: int = 512
+    #: Outputs one product of conv1d's 'fold' computes (fast/fold1d.py): a chunk that
+    #: stays in cache with the signal's cells it reads (one core, float64, 10**6 samples:
+    #: 32768 (256 KiB) as fast as 65536 and up to 1.05 times faster than 16384 at k = 7, 31,
+    #: 101; 262144 took 1.2 times as long at k = 7).
+    fold_outputs: int = 32768
     #: conv1d's 'auto' folds signals of at least this many samples; shorter ones go through
     #: conv2d's paths as one row (whose batches of short signals cost fewer calls).
     fold_min_length: int = 4096
-    #: Output rows per group of conv3d's 'fold' (fast/depth3d.py): more amortise the
-    #: calls, fewer waste fewer multiply-adds on the band's zeros.
-    depth_rows: int = 4
+    #: Output rows per group of conv3d's 'fold' (fast/depth3d.py): more amortise BLAS's
+    #: calls, fewer waste fewer multiply-adds on the band's zeros (one core, float32, 128**3
+    #: 3x3x3 and 96**3 5x5x5: 2 rows 1.1 to 1.2 times faster than 1 or 4, 1.3 than 8).
+    depth_rows: int = 2
     #: Bytes of input slices one 2-D call of conv3d's sum over depth taps reads (depth.py).
     slice_block_bytes: int = 8 * 2 ** 20
 
@@ -126,6 +126,11 @@ class Settings:
     fft_call_ns: float = 55000.0
     #: One small matrix product of a batch, called from NumPy's loop (no Python between).
     product_call_ns: float = 150.0
+
+    def __post_init__(self):
+        if self.winograd_outputs not in (None, 2, 4):
+            raise ValueError(f"settings.winograd_outputs must be None, 2 or 4, got "
+                             f"{self.winograd_outputs!r}")
 
 
 _current = Settings()

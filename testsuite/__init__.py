@@ -11,6 +11,7 @@ command the README gives. One module runs on its own with, for example,
 ``test_engine.py``      the fast paths and their driver: strips, threads, memory, 'auto'
 ``test_layer.py``       the CNN layer: 4-D kernels, conv_transpose2d, conv2d_backward, tutorial
 ``test_nd.py``          conv1d, conv3d, transposes, gradients, axes=, 1-D pictures, against oracles
+``test_fold_nd.py``     conv3d's 'fold' path: its ring of slices along depth, seams, threads, NaN
 ``test_image.py``       apply_filter_to_image, the kernels, agreement with OpenCV
 ``test_chunked.py``     Dask arrays, chunk by chunk: against in memory, a LocalCluster, example
 ``test_cli.py``         the filter command, end to end

@@ -209,11 +209,14 @@ class TestPaths(unittest.TestCase):
         sparse = kernel.copy()
         sparse[:, 1] = 0
         places = ((40, 150), (3, 2), (30, 298), (0, 0), (59, 299), (17, 100))
-        # Strips cut into tiles (band_tile_from=0) and strips fetched whole.
-        for tile_from in (0, 2 ** 20):
+        # Strips cut into tiles (band_tile_from=0), strips fetched whole, and strips
+        # of the whole width read in place (rows of any width), the border's rows too.
+        for tile_from, row_bytes in ((0, 3 * 2 ** 10), (2 ** 20, 2 ** 20), (2 ** 20, 0)):
             with settings.using(band_tile_bytes=64, band_tile_from=tile_from, strip_bytes=4096,
-                                min_strip_bytes=4096), np.errstate(invalid="ignore"):
-                self._nan_and_infinity_in_their_windows(rng, kernel, sparse, places, tile_from)
+                                min_strip_bytes=4096, in_place_row_bytes=row_bytes), \
+                    np.errstate(invalid="ignore"):
+                self._nan_and_infinity_in_their_windows(rng, kernel, sparse, places,
+                                                        (tile_from, row_bytes))
 
     def _nan_and_infinity_in_their_windows(self, rng, kernel, sparse, places, tile_from):
         for place, value in zip(places, (np.nan, np.inf, -np.inf) * 2):

@@ -663,6 +663,23 @@ class TestFastPathsAgainstLoops(unittest.TestCase):
             tracemalloc.stop()
         self.assertLess(peak, 2.2 * out.nbytes)
 
+    def test_memory_of_deep_layers_within_three_outputs(self):
+        # 256 channels on 14 x 14: the kernel is 1.5 times the output. Beyond input and
+        # output, 'matmul' keeps one copy of it (its taps' weights side by side) and
+        # strips; Winograd's keeps its transform (16 or 36 cells a pair of channels, for
+        # F(2 x 2) or F(4 x 4)) and strips, together within 3 outputs.
+        from .test_operations import peak_beyond_result
+        rng = np.random.default_rng(41)
+        x = rng.standard_normal((8, 256, 14, 14)).astype(np.float32)
+        k = rng.standard_normal((256, 256, 3, 3)).astype(np.float32)
+        for method, outputs, kept in (("matmul", None, 0), ("winograd", 2, 16),
+                                      ("winograd", 4, 36)):
+            for threads in (1, 2):
+                with self.subTest(method=method, outputs=outputs, threads=threads), \
+                        forced_threads(threads), settings.using(winograd_outputs=outputs):
+                    peak = peak_beyond_result(lambda: conv2d(x, k, padding=1, method=method))
+                    self.assertLess(peak - kept * 256 * 256 * 4 / x.nbytes, 3.0)
+
 
 class TestTwoDKernels(unittest.TestCase):
     """A 2-D kernel keeps its meaning in every function: leading axes are a batch."""

@@ -68,6 +68,10 @@ class Arena:
         self.wanted += size + 64 * (self.wanted == 0)   # room to align the block's start
         begin = self.used + (-(self.address + self.used) % 64)
         if begin + size > self.memory.nbytes:   # too small: a block of its own this time
+            if self.used == 0:
+                # Nothing handed out from the block yet: let it go now rather than hold it
+                # beside this strip's buffers (`finish` makes one as large as they were).
+                self.memory = np.empty(0, np.uint8)
             return np.empty(shape, dtype)
         self.used = begin + size
         return self.memory[begin:begin + math.prod(shape) * dtype.itemsize].view(

@@ -20,6 +20,10 @@ beside its plan and its cost formula:
     A CNN layer's sums over channels as matrix products, one per stack of taps.
 ``winograd.py``
     A 3 x 3 layer at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products, not 36.
+``winograd4.py``
+    The same by F(4 x 4, 3 x 3), its transforms small matrix products: 36, not 144.
+``winograd_gradient.py``
+    The kernel's gradient of a 3 x 3 layer by F(3 x 3, 2 x 2): 16 products, not 36.
 ``subpixel.py``
     The transposed convolution: every stride phase of a block of rows in one product.
 ``gradients.py``
@@ -47,7 +51,8 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..dtypes import BLAS_DTYPES
 from ..padding import Padded
-from . import banded, direct, fft, gradients, layer, polyphase, separable, winograd
+from . import (banded, direct, fft, gradients, layer, polyphase, separable, winograd,
+               winograd_gradient)
 from .cache import CACHED_CELLS, kernel_cache
 
 __all__ = ["PATHS", "CHANNEL_METHODS", "GRADIENT_PATHS", "METHODS", "Path", "GradientPath",
@@ -101,11 +106,13 @@ class GradientPath(NamedTuple):
     run: Callable
 
 
-#: The paths of the kernel's gradient by name: per tap, by shifted copies, by one FFT.
+#: The paths of the kernel's gradient by name: per tap, by shifted copies, by one FFT, by
+#: Winograd's F(3 x 3, 2 x 2).
 GRADIENT_PATHS = {
     "taps": GradientPath(layer.plan_kernel_gradient, layer.kernel_gradient),
     "shifts": GradientPath(gradients.plan_shifts, gradients.shifts),
     "fft": GradientPath(gradients.plan_fft, gradients.fft),
+    "winograd": GradientPath(winograd_gradient.plan, winograd_gradient.kernel_gradient),
 }
 #: The names of the paths of a 2-D kernel (that do no sums over channels).
 METHODS = tuple(name for name, path in PATHS.items() if not path.channels)

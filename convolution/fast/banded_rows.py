@@ -7,16 +7,17 @@ The idea
     within ``Settings.band_tile_from``, the products stay in cache without
     tiles, and a strip is cut only into products of a few groups each.
 
-    Most groups of a strip read only rows of the input itself (all but a few
-    at the top and bottom of the image). With column stride 1, a border of
-    one value ('zeros', 'constant') and the input C-contiguous in the
-    computation's dtype, such a group copies its shifted rows straight from
-    the input, one copy for all the shifts of a column phase: each input row
-    is read as if the rows were one long row, and the few cells of each
-    shifted row that lie in the border (they read the neighbouring row's
-    cells instead) are then set to the fill value. No fetch of the input
-    with its border, no second copy. The other groups, and every group of
-    other borders or strides, fetch their input with its border first
+    With column stride 1, a border of one value ('zeros', 'constant') and
+    the input C-contiguous in the computation's dtype, a strip copies its
+    shifted rows straight from the input, one copy for all the shifts of a
+    column phase: each input row is read as if the rows were one long row,
+    and the few cells of each shifted row that lie in the border (they read
+    the neighbouring row's cells instead) are then set to the fill value;
+    the shifted rows of the border's rows above and below the image are the
+    fill value whole. No fetch of the input with its border, no second copy.
+    (The image's first and last groups once fetched their input: two fetches
+    and checks a call, about 0.1 ns an output of float32 3x3 at 1024 x 1024.)
+    Other borders and strides fetch their input with its border first
     (`padding.Padded`) and shift that.
 
 The NaN gate
@@ -38,7 +39,7 @@ import numpy as np
 
 from .. import driver
 from . import polyphase
-from .costs import FETCH_CALLS, cell_scale
+from .costs import cell_scale
 from .phases import all_finite, band_products, even_step, may_hold_nonfinite
 
 __all__ = ["run"]
@@ -71,73 +72,29 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                 and width * itemsize >= plan.settings.in_place_row_bytes
                 and source.constant_border
                 and (source.fill_value == 0 or bool(np.isfinite(source.fill_value))))
-    span_h = geometry.span[0]
-    # What fetching a cell saves, and what fetching a strip's border rows apart from
-    # the rest costs: another region of each row and column phase, its products
-    # (measured, float32 3x3: in place lost 20% at 256 x 256, tied at 512, won at 1024).
-    fetch_ns = plan.settings.fetch_ns * cell_scale(dtype) / 2
-    part_ns = 2 * (FETCH_CALLS + 6) * len(layout) * phases * plan.settings.call_ns
-    first_column = band_.columns[0][1] - geometry.padding[1][0]   # of the shifts, in the input
+    left_pad = geometry.padding[1][0]
+    # Per shift, the input's column of its output column 0; the bytes of a row's
+    # long read, from the input row's first cell, before it and to its end.
+    shift_columns = [column + offset - left_pad for _, column, offsets, _, _ in layout
+                     for offset in offsets]
+    low_byte = min(shift_columns) * itemsize
+    high_byte = (max(shift_columns) + width) * itemsize
     tap_by_tap = polyphase.fallback(source, kernel, geometry, out)
-
-    def start(b, rows, g):
-        """The byte of the input where group g of image b reads its first cell."""
-        row = rows.start * sh + band_.phases[0] - top_pad + sh * g * rows_
-        return b * matrix.strides[0] + row * matrix.strides[1] + first_column * itemsize
 
     def lines(count, g, here):
         """The shifted rows ``here`` groups from group g use: the image's last group has fewer."""
         return min(here * rows_, count - g * rows_) + band_.reach
 
-    def extent(count, g):
-        """Bytes from group g's first cell read in place to the end of its last."""
-        _, first, offsets = band_.columns[-1]
-        return ((band_.phases[-1] - band_.phases[0] + sh * (lines(count, g, 1) - 1))
-                * matrix.strides[1]
-                + (first - band_.columns[0][1] + offsets[-1] + width) * itemsize)
-
-    def inside(batch, rows):
-        """The strip's groups ``lo`` to ``hi - 1`` that read only the input's own rows.
-
-        The rows of the image's last group that are not results are left out
-        (its products read stale rows there, whose sums no result keeps).
-        """
-        if not in_place:
-            return 0, 0
-        count = rows.stop - rows.start
-        first, groups = rows.start * sh, -(-count // rows_)
-        lo = max(0, -(-(top_pad - first - band_.phases[0]) // (sh * rows_)))
-        # The last row of each phase the groups may read, in rows of the phase.
-        last = (top_pad + height - 1 - first - band_.phases[-1]) // sh
-        hi = max(0, min(groups, (last - rows_ - band_.reach + 1) // rows_ + 1))
-        if hi < groups and hi * rows_ + lines(count, hi, 1) - 1 <= last:
-            hi += 1      # the image's last group, part of one
-        # Read as one long row, the first group's first cells or the last one's
-        # last cells may lie outside the input's memory: those groups are fetched.
-        b0, b1 = batch.indices(matrix.shape[0])[:2]
-        while lo < hi and start(b0, rows, lo) < 0:
-            lo += 1
-        while lo < hi and start(b1 - 1, rows, hi - 1) + extent(count, hi - 1) > matrix.nbytes:
-            hi -= 1
-        return (lo, hi) if lo < hi else (0, 0)
-
     def strip(arena, batch, rows):
         n = len(range(*batch.indices(out.shape[0])))
         count = rows.stop - rows.start
         groups = -(-count // rows_)
-        lo, hi = inside(batch, rows)
-        if (lo or hi < groups) and ((hi - lo) * rows_ * width * fetch_ns < part_ns):
-            lo = hi = 0      # a small strip: fetched whole, in fewer calls than in parts
-        # Groups read in place, or a kernel with rows or columns of zeros: the strip's
-        # windows are checked whole, first; else each fetched block as it comes.
-        whole_first = check and not results and (not dense or hi > lo)
+        # Read in place, or a kernel with rows or columns of zeros: the strip's
+        # windows are checked whole, first.
+        whole_first = check and not results and (not dense or in_place)
         if whole_first and not _windows_finite(arena, batch, rows, groups, n):
             return tap_by_tap(arena, batch, rows)
         target = out[batch, rows]
-        if hi <= lo:      # every group fetched, and its blocks checked as they come
-            if not _fetched(arena, batch, rows, 0, groups, target, None, whole_first):
-                tap_by_tap(arena, batch, rows)
-            return
         # The results' row sums (a product with ones), taken as each product
         # leaves its rows in the cache (measured: 3 times faster than once a
         # strip at 1024 x 1024), checked once a strip. Any overflow or invalid
@@ -145,13 +102,11 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         # NumPy's warnings as they would.
         sums = arena.take((n, count), dtype) if results else None
         with np.errstate(over="ignore", invalid="ignore"):
-            done = True
-            for g0, g1 in ((0, lo), (lo, hi), (hi, groups)):
-                if g0 == lo and g1 == hi:
-                    _in_place(arena, batch, rows, g0, g1, target, sums)
-                elif g0 < g1:
-                    done = done and _fetched(arena, batch, rows, g0, g1, target, sums,
-                                             whole_first)
+            if in_place:
+                _in_place(arena, batch, rows, groups, target, sums)
+                done = True
+            else:
+                done = _fetched(arena, batch, rows, groups, target, sums, whole_first)
             done = done and (not results or bool(np.isfinite(sums).all()
                                                  or np.isfinite(target).all()))
         if not done:
@@ -160,7 +115,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     def _windows_finite(arena, batch, rows, groups, n):
         """Whether the padded rows the strip reads hold only finite numbers."""
         top = rows.start * sh
-        bottom = max((rows.stop - 1) * sh + span_h,
+        bottom = max((rows.stop - 1) * sh + geometry.span[0],
                      top + band_.phases[-1] + sh * (groups * rows_ + band_.reach - 1))
         if top >= top_pad and bottom < top_pad + height:     # the input's own rows
             return all(all_finite(matrix[batch, top + q - top_pad:bottom - top_pad + 1:sh])
@@ -169,52 +124,84 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
             batch, range(top, bottom + 1), range(source.shape[1]), dtype,
             out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype)))
 
-    def _in_place(arena, batch, rows, g0, g1, target, sums):
-        """Groups g0 to g1 - 1, their shifted rows copied from the input itself."""
+    def _in_place(arena, batch, rows, groups, target, sums):
+        """The strip's groups, their shifted rows copied from the input itself.
+
+        Per row phase, a product's shifted rows of the input's own rows are one
+        copy a column phase, each input row read as if the rows were one long
+        row; those of the rows in the border above and below the image are set
+        to the fill value whole. A row whose long read would start before the
+        input's memory or end after it (the first and the last row of the
+        memory) is copied apart, its cells inside the image only.
+        """
         n, count = target.shape[:2]
-        b0 = batch.indices(matrix.shape[0])[0]
-        taken = min(per_product, g1 - g0)
+        b0, b1 = batch.indices(matrix.shape[0])[:2]
+        taken = min(per_product, groups)
         shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
         # The cells of the shifted rows in the border, whatever their row and phase.
         fills = [view for slot, low, high in border
                  for view in (shifted[..., slot, :low], shifted[..., slot, high:]) if view.size]
         steps = (matrix.strides[0], matrix.strides[1] * sh)
-        for g in range(g0, g1, taken):
-            here = min(taken, g1 - g)         # groups in this product
+        row_bytes, fill = matrix.strides[1], source.fill_value
+        for g in range(0, groups, taken):
+            here = min(taken, groups - g)         # groups in this product
             used = lines(count, g, here)
-            origin = start(b0, rows, g)
             for p, q in enumerate(band_.phases):
-                at = origin + (q - band_.phases[0]) * matrix.strides[1]
-                for _, first, offsets, s, step in layout:
-                    at_column = at + (first - band_.columns[0][1]) * itemsize
+                row = rows.start * sh + q - top_pad + sh * g * rows_   # the input's, of line 0
+                above = min(used, max(0, -(row // sh)))
+                below = min(used, max(above, -(-(height - row) // sh)))
+                if above:
+                    shifted[:, :above, p] = fill
+                if below < used:
+                    shifted[:, below:used, p] = fill
+                if above == below:
+                    continue
+                # The lines above..below-1 read the input's rows, as one long read
+                # over all images of the batch: none may start before its memory
+                # or end after it.
+                while (above < below and b0 * matrix.strides[0] + (row + sh * above)
+                       * row_bytes + low_byte < 0):
+                    _row_apart(shifted, batch, p, above, row + sh * above)
+                    above += 1
+                while (above < below and (b1 - 1) * matrix.strides[0] + (row + sh * (below - 1))
+                       * row_bytes + high_byte > matrix.nbytes):
+                    below -= 1
+                    _row_apart(shifted, batch, p, below, row + sh * below)
+                if below <= above:
+                    continue
+                at = b0 * matrix.strides[0] + (row + sh * above) * row_bytes
+                for _, column, offsets, s, step in layout:
+                    at_column = at + (column - left_pad) * itemsize
                     if step is not None:    # every shift of this column phase in one copy
-                        shifted[:, :used, p, s:s + len(offsets)] = np.ndarray(
-                            (n, used, len(offsets), width), dtype, matrix, at_column,
+                        shifted[:, above:below, p, s:s + len(offsets)] = np.ndarray(
+                            (n, below - above, len(offsets), width), dtype, matrix, at_column,
                             steps + (step * itemsize, itemsize))
                     else:
                         for i, offset in enumerate(offsets):
-                            shifted[:, :used, p, s + i] = np.ndarray(
-                                (n, used, width), dtype, matrix,
+                            shifted[:, above:below, p, s + i] = np.ndarray(
+                                (n, below - above, width), dtype, matrix,
                                 at_column + offset * itemsize, steps + (itemsize,))
             for view in fills:
-                view.fill(source.fill_value)
+                view.fill(fill)
             band_products(band_.matrix, shifted, here, g * rows_, count, rows_, target, sums)
 
-    def _fetched(arena, batch, rows, g0, g1, target, sums, checked):
-        """Groups g0 to g1 - 1 from a copy of their input with its border.
+    def _row_apart(shifted, batch, p, line, row):
+        """Line ``line`` of phase ``p``: input row ``row``, each shift's cells inside the image."""
+        for (slot, low, high), column in zip(border, shift_columns):
+            shifted[:, line, p, slot, low:high] = matrix[batch, row,
+                                                         low + column:high + column]
 
-        False where it holds NaN or infinity, unless it was ``checked``
-        already: each block is summed as it is fetched, in the cache (one call
-        a block, where the results' sums take one a product), and its rows'
-        results are not summed (``sums`` set to 0 there).
+    def _fetched(arena, batch, rows, groups, target, sums, checked):
+        """The strip's groups from a copy of their input with its border.
+
+        With ``sums``, the results' row sums go there (the gate); else each
+        block is summed as it is fetched, in the cache, unless the strip's
+        windows were ``checked`` already: False where one holds NaN or infinity.
         """
         n, count = target.shape[:2]
-        phase_rows = (g1 - g0) * rows_ + band_.reach
-        flags = check and not checked
-        if sums is not None:
-            sums[:, g0 * rows_:g1 * rows_] = 0
-            sums = None
-        first_row = rows.start * sh + sh * g0 * rows_
+        phase_rows = groups * rows_ + band_.reach
+        flags = check and not checked and sums is None
+        first_row = rows.start * sh
         blocks = []
         for q in band_.phases:
             row_range = range(first_row + q, first_row + q + sh * phase_rows, sh)
@@ -226,11 +213,11 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                 if flags and not all_finite(block):
                     return False
                 blocks.append(block)
-        taken = min(per_product, g1 - g0)
+        taken = min(per_product, groups)
         shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
-        for g in range(g0, g1, taken):
-            here = min(taken, g1 - g)         # groups in this product
-            top, used = (g - g0) * rows_, here * rows_ + band_.reach
+        for g in range(0, groups, taken):
+            here = min(taken, groups - g)         # groups in this product
+            top, used = g * rows_, here * rows_ + band_.reach
             b = 0
             for p in range(phases):
                 for _, _, offsets, s, step in layout:

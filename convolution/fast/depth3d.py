@@ -1,50 +1,66 @@
-"""A 3-D filter with its depth and height taps folded into matrix products (BLAS).
+"""A 3-D filter with its depth and height taps folded into one matrix product per slice (BLAS).
 
 The idea
 --------
 ``out[z, i, j] = sum of kernel[a, b, c] * padded[z*sd + a*dd, i*sh + b*dh, j*sw + c*dw]``.
 Lay every padded row out ``kw`` times, once per width tap, shifted by that
-tap's offset (``shifted[p, line, c, j] = padded[p, line, j*sw + c*dw]``: the
-only copy, ``kw`` cells per input cell). Then a group of ``R`` output rows of
-slice ``z`` reads, for depth tap ``a``, one contiguous block of ``shifted``:
-the ``(R - 1) * sh + (kh - 1) * dh + 1`` lines from row ``g * R * sh`` of
-slice ``z*sd + a*dd``, each with its ``kw`` shifts. Those rows times a band
-matrix (row ``r`` holds ``kernel[a]``'s weights at lines ``r*sh + b*dh``)
-are the group's ``R`` output rows, for this depth tap:
+tap's offset (``padded[p, line, j*sw + c*dw]`` for ``c < kw``: the only
+copy, ``kw`` cells per input cell). Keep the ``kd`` slices one output slice
+reads in a *ring* of ``kd`` slots, interleaved line by line:
 
 .. code-block:: text
 
-    out[z, gR:gR+R, :] = sum over a of band[a] @ shifted[z*sd + a*dd, lines of g].reshape(-1, Wo)
+    ring[line, slot, c, j] = padded[p, line, j*sw + c*dw]    (slice p in slot p mod kd)
 
-For every slice of a block and every group at once, those blocks are one
-strided view of ``shifted`` (the groups overlap; nothing more is copied), so
-each depth tap of a block of slices is one ``np.matmul`` call, BLAS doing the
-multiply-adds of every group in it.
+For one line, its ``kd * kw`` shifted rows lie one after the other, and the
+next line follows them: ``(line, slot, c)`` is a single axis of rows, a row
+apart each. So the rows that a group of ``R`` output rows of slice ``z``
+reads through every depth tap (``(R - 1) * sh + (kh - 1) * dh + 1`` lines
+from line ``g * R * sh``, each with its ``kd * kw`` rows) are one block of
+that axis, and those blocks of every group are one strided view of the ring
+(the groups overlap; nothing is copied). A band matrix (row ``r`` holds
+``kernel[a, b, c]`` at line ``r*sh + b*dh``, slot ``(z*sd + a) mod kd``)
+times that view is the slice's output, every depth tap summed inside BLAS:
+
+.. code-block:: text
+
+    out[z].reshape(groups, R, Wo) = band[(z*sd) mod kd] @ view(ring)     # one np.matmul
+
+The ``kd`` rotations of the band are worked out once per kernel. Stepping to
+the next output slice brings in its ``sd`` new slices, each into the slot of
+the slice it replaces: every input slice is laid out once (the first
+slices of a strip fill its ring), no partial sums are added up afterwards,
+and the ring stays in cache. With a depth dilation ``dd``, the slices one
+output reads are ``dd`` apart, all of one residue ``z*sd mod dd``: there is
+a ring per residue (slice ``p`` in ring ``p mod dd``, slot ``(p // dd) mod kd``).
 
 Cost per output
 ---------------
-``kd * kw * ((R - 1) * sh + (kh - 1) * dh + 1) / R`` multiply-adds through
-BLAS (``R = Settings.depth_rows`` rows a group; the band's zeros are the price of the
-matrix form: ``(R + kh - 1) / kh`` times the ``kd * kh * kw`` of the sums),
-plus ``kw`` copied cells per input cell and one addition per depth tap.
-Memory: the shifted layout of one block of slices and the block's output,
-a strip of the driver (``Settings.strip_bytes``, a few MiB); the volume's
-border is never built whole. The blocks are the driver's strips (output
-slices), which its threads share where the work is worth it.
+``kd * kw * ((R - 1) * sh + (kh - 1) * dh + 1)`` multiply-adds through BLAS
+(``R = Settings.depth_rows`` rows a group; the band's zeros are the price of
+the matrix form: ``((R - 1) * sh + (kh - 1) * dh + 1) / kh`` times the
+``kd * kh * kw`` of the sums, ``(R + kh - 1) / kh`` at stride and dilation 1), plus ``kw``
+copied cells per input cell, and one ``np.matmul`` call per output slice.
+Memory: the rings, ``dd * kd`` slices of ``kw`` shifted rows each (and a
+few padded slices, within ``Settings.strip_bytes``, where the rows and
+columns are padded), per strip of the driver; the volume's border is never
+built whole. The strips (output
+slices) are there for the driver's threads to share: each fills its own
+ring, which costs ``(kd - 1) * dd + 1 - sd`` slices of copies more a strip.
 
 Limits
 ------
 Real float32 and float64 filters (BLAS). A product also multiplies the
 band's zeros by every cell it reads, so a NaN or an infinity would reach a
 whole group: slices whose outputs are not all finite are done again tap by
-tap, from the same shifted layout, so that NaN and infinity reach exactly
-the outputs whose window holds them. Single-channel work only; layers go
-through the 2-D layer path, one depth tap at a time.
+tap, from their slices fetched again into a ring, so that NaN and infinity
+reach exactly the outputs whose window holds them. Single-channel work
+only; layers go through the 2-D layer path, one depth tap at a time.
 """
 import numpy as np
 
 from .. import driver, settings as _settings
-from ..padding import Padded, source_map, source_runs
+from ..padding import Padded, source_map
 from .cache import kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
 
@@ -56,59 +72,102 @@ def applies(geometry, s=None):
     rows = (s or _settings.current()).depth_rows
     (_, kh, _), (_, sh, _), (_, dh, _) = (geometry.kernel_shape, geometry.stride,
                                           geometry.dilation)
-    return ((rows - 1) * sh + (kh - 1) * dh + 1) <= 3 * kh * rows
+    return ((rows - 1) * sh + (kh - 1) * dh + 1) <= 3 * kh
 
 
 @kernel_cache()
 def _bands(kernel, sh, dh, rows):
-    """``band[a][r, line * kw + c] = kernel[a, b, c]`` for ``line = r * sh + b * dh``."""
+    """``band[rot][r, (line, slot, c)] = kernel[a, b, c]``, at ``line = r*sh + b*dh``.
+
+    One band per rotation of the ring: ``rot`` is the slot of the output
+    slice's first depth tap, and tap ``a`` lies in slot ``(rot + a) mod kd``.
+    """
     kd, kh, kw = kernel.shape
     lines = (rows - 1) * sh + (kh - 1) * dh + 1
-    bands = np.zeros((kd, rows, lines, kw), kernel.dtype)
-    for r in range(rows):
-        for b in range(kh):
-            bands[:, r, r * sh + b * dh, :] = kernel[:, b, :]
-    bands = bands.reshape(kd, rows, lines * kw)
+    bands = np.zeros((kd, rows, lines, kd, kw), kernel.dtype)
+    for rot in range(kd):
+        for r in range(rows):
+            for b in range(kh):
+                bands[rot, r, r * sh + b * dh, (rot + np.arange(kd)) % kd, :] = kernel[:, b, :]
+    bands = bands.reshape(kd, rows, lines * kd * kw)
     bands.flags.writeable = False
     return bands
 
 
-def _fetch(padded, source, shifted, geometry, dtype, fill_value):
-    """``shifted[p, line, c, :]`` for the padded slices ``source`` (input slices, -1 the fill)."""
-    kw, dw, sw, width = (geometry.kernel_shape[2], geometry.dilation[2], geometry.stride[2],
-                         geometry.output_shape[2])
-    lines = shifted.shape[1]
-    for run in source_runs(source):
-        start, length = run.start, run.length
-        if run.first < 0:
-            shifted[start:start + length] = fill_value
-            continue
-        here = 1 if run.step == 0 else length
-        for c in range(kw):
-            padded.region(run.input_slice(), range(0, lines),
-                          range(c * dw, c * dw + (width - 1) * sw + 1, sw),
-                          dtype, out=shifted[start:start + here, :, c, :])
-        if run.step == 0:          # a replicated border: one slice, repeated
-            shifted[start + 1:start + length] = shifted[start]
+class _Slices:
+    """The padded slices of one volume, each as ``kw`` shifted copies of its rows' reads.
+
+    ``rows(p)`` is a view (lines, kw, Wo): ``padded[p, line, j*sw + c*dw]``
+    at ``[line, c, j]``, of the volume itself where its rows and columns are
+    not padded, else of ``planes`` (B, lines, columns), where `Padded` makes
+    the padded slice ``p`` first, with the next ones of its run (up to B, in
+    one call: fetching slice by slice, the call's own work took longer than
+    its copies).
+    """
+
+    def __init__(self, volume, geometry, padding_mode, fill_value, dtype, lines, planes):
+        (_, _, kw), (_, _, sw), (_, _, dw) = (geometry.kernel_shape, geometry.stride,
+                                              geometry.dilation)
+        width = geometry.output_shape[2]
+        self.source = source_map(geometry.input_shape[0], *geometry.padding[0], padding_mode)
+        self.fill_value, self.dtype, self.lines = fill_value, dtype, lines
+        self.padded, self.staged = None, range(0)     # the input slices in ``planes``
+        if planes is None:        # no border in the slices: read them in place
+            base = volume
+        else:
+            self.padded = Padded(volume, geometry.padding[1:], padding_mode, fill_value)
+            self.planes, base = planes, planes
+        strides = base.strides
+        self.windows = np.lib.stride_tricks.as_strided(
+            base, (len(base), lines, kw, width),
+            (strides[0], strides[1], dw * strides[2], sw * strides[2]), writeable=False)
+
+    def rows(self, p):
+        """The shifted rows of padded slice ``p``, or None where it is the fill."""
+        index = int(self.source[p])
+        if index < 0:
+            return None
+        if self.padded is None:
+            return self.windows[index]
+        if index not in self.staged:
+            # Slice p and the next ones of its run of input slices, in one call.
+            count = 1
+            while (count < len(self.planes) and p + count < len(self.source)
+                   and self.source[p + count] == index + count):
+                count += 1
+            self.staged = range(index, index + count)
+            self.padded.region(slice(index, index + count), range(0, self.lines),
+                               range(0, self.planes.shape[2]), self.dtype,
+                               out=self.planes[:count])
+        return self.windows[index - self.staged.start]
 
 
-def _taps(shifted, kernel, geometry, z, height, out):
-    """Output slice ``z`` of the block, tap by tap from ``shifted`` (the exact NaN placement)."""
-    (sd, sh, _), (dd, dh, _) = geometry.stride, geometry.dilation
+def _fetch(slices, p, slot):
+    """``slot`` (lines, kw, Wo) of a ring = padded slice ``p``'s shifted rows."""
+    rows = slices.rows(p)
+    if rows is None:
+        slot[...] = slices.fill_value
+    else:
+        slot[...] = rows
+
+
+def _taps(ring, kernel, geometry, height, out):
+    """One output slice tap by tap, its depth tap ``a`` in ``ring[:, a]``: exact NaN placement."""
+    (_, sh, _), (_, dh, _) = geometry.stride, geometry.dilation
     out[...] = 0
     for a in range(kernel.shape[0]):
         for b in range(kernel.shape[1]):
             rows = slice(b * dh, b * dh + (height - 1) * sh + 1, sh)
             for c in range(kernel.shape[2]):
-                out += kernel[a, b, c] * shifted[z * sd + a * dd, rows, c, :]
+                out += kernel[a, b, c] * ring[rows, a, c, :]
 
 
 def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     """conv3d's filter: ``matrix`` (..., D, H, W) with ``kernel`` (kd, kh, kw) in ``dtype``.
 
     Returns a new array (..., D_out, H_out, W_out) of ``dtype``. The output
-    slices are cut into the driver's strips, each a block of slices done
-    from its own shifted layout, on the driver's threads.
+    slices are cut into the driver's strips, each done slice by slice
+    through its own rings, on the driver's threads.
     """
     s = _settings.current()
     dtype = np.dtype(dtype)
@@ -116,27 +175,23 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     kd, kh, kw = kernel.shape
     (sd, sh, _), (dd, dh, _) = geometry.stride, geometry.dilation
     depth, height, width = geometry.output_shape
-    rows = s.depth_rows
-    groups = -(-height // rows)
-    # The lines every group reads (the last groups may read past the padded height: zeros).
-    lines = (groups * rows - 1) * sh + (kh - 1) * dh + 1
-    per_group = ((rows - 1) * sh + (kh - 1) * dh + 1) * kw
+    rows = min(s.depth_rows, height)
+    whole, rest = divmod(height, rows)        # groups of R rows, and the rows of a last one
+    lines = (height - 1) * sh + (kh - 1) * dh + 1      # the padded lines the outputs read
     bands = _bands(kernel, sh, dh, rows)
-    itemsize = dtype.itemsize
-    source = source_map(geometry.input_shape[0], *geometry.padding[0], padding_mode)
+    last = _bands(kernel, sh, dh, rest) if rest else None
+    columns = (width - 1) * geometry.stride[2] + (kw - 1) * geometry.dilation[2] + 1
+    padded_planes = any(geometry.padding[1]) or any(geometry.padding[2])
     out = np.empty((volumes.shape[0],) + geometry.output_shape, dtype)
-    # Per output slice: sd slices of shifted lines, the sum and one product's part.
     slice_cells = lines * kw * width
-    cells = groups * rows * width
     work = driver.Work(
-        row_bytes=(sd * slice_cells + (1 if groups * rows == height else 2) * cells) * itemsize,
-        extra_rows=max(0, -(-((kd - 1) * dd + 1 - sd) // sd)),
-        row_ns=(products(kd * cells * per_group, bands[0].nbytes, dtype, s)
-                + cell_scale(dtype) * (sd * slice_cells * s.fetch_ns
-                                       + (kd + 1) * cells * s.flat_ns)),
-        # Per strip: kw fetches per run of the depth's source map (a block reads one run,
-        # two or three at a border), a product and a sum per depth tap, the NaN gate.
-        calls=2 * kd + 4 + kw * FETCH_CALLS * min(3, len(tuple(source_runs(source)))),
+        # A strip's memory is its rings, whatever its rows: strips are there for the threads.
+        row_bytes=1, extra_rows=(kd - 1) * dd + 1,
+        row_ns=(products(height * width * bands.shape[2], bands[0].nbytes, dtype, s)
+                + cell_scale(dtype) * sd * slice_cells * s.fetch_ns),
+        calls=4 + 2 * dd,
+        # Per output slice: its product (two with a last group) and its sd new slices.
+        row_calls=1 + (rest > 0) + sd * (FETCH_CALLS if padded_planes else 1),
         fixed_ns=4 * s.call_ns)
     plan = driver.plan(len(volumes), depth, out.nbytes, work, s)
 
@@ -147,36 +202,45 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
             block_of_slices(arena, batch, block)
 
     def block_of_slices(arena, batch, block):
-        z0, count = block.start, block.stop - block.start
-        needed = (count - 1) * sd + (kd - 1) * dd + 1      # input slices the block reads
-        shifted = arena.take((needed, lines, kw, width), dtype)
-        # The sums go straight into the output where its rows are whole groups.
-        whole = groups * rows == height
-        acc = None if whole else arena.take((count, groups, rows, width), dtype)
-        part = arena.take((count, groups, rows, width), dtype)
-        strides = shifted.strides
+        rings = arena.take((dd, lines, kd, kw, width), dtype)
+        # Padded slices, the lines and columns the outputs read, where they have a border:
+        # a few at a time (within a strip's bytes) where the outputs read every slice.
+        few = min(8, s.strip_bytes // (lines * columns * dtype.itemsize)) if (
+            dd == 1 and sd <= kd) else 1
+        planes = arena.take((max(1, few), lines, columns), dtype) if padded_planes else None
+        # (g, (line, slot, c), j) of each ring: from line g*R*sh, a row apart all along.
+        step = rings.strides[3]
+        heads = [np.lib.stride_tricks.as_strided(
+            ring, (whole, bands.shape[2], width), (rows * sh * ring.strides[0], step,
+                                                   ring.strides[3]), writeable=False)
+                 for ring in rings]
+        tails = [np.lib.stride_tricks.as_strided(
+            ring[whole * rows * sh:], (last.shape[2], width), (step, ring.strides[3]),
+            writeable=False) for ring in rings] if rest else None
         for n in range(*batch.indices(len(volumes))):
-            if whole:
-                acc = out[n, z0:z0 + count].reshape(count, groups, rows, width)
-            padded = Padded(volumes[n], geometry.padding[1:], padding_mode, fill_value)
-            _fetch(padded, source[z0 * sd:z0 * sd + needed], shifted, geometry, dtype,
-                   fill_value)
-            for a in range(kd):
-                # (z, g): from line g*R*sh of shifted slice z*sd + a*dd, kw shifts each.
-                view = np.lib.stride_tricks.as_strided(
-                    shifted[a * dd:], (count, groups, per_group, width),
-                    (sd * strides[0], rows * sh * strides[1], strides[2], strides[3]),
-                    writeable=False)
-                np.matmul(bands[a], view, out=acc if a == 0 else part)
-                if a:
-                    acc += part
-            result = acc.reshape(count, groups * rows, width)[:, :height]
-            if not whole:
-                out[n, z0:z0 + count] = result
+            slices = _Slices(volumes[n], geometry, padding_mode, fill_value, dtype, lines,
+                             planes)
+            held = [[-1] * kd for _ in range(dd)]       # the padded slice in each slot
+            heads_out = out[n, :, :whole * rows].reshape(depth, whole, rows, width)
+            tails_out = out[n, :, whole * rows:]
+            for z in range(block.start, block.stop):
+                # Its slices z*sd + a*dd: ring q, from place `first` of the slices there.
+                q, first = z * sd % dd, z * sd // dd
+                for a in range(kd):
+                    slot = (first + a) % kd
+                    if held[q][slot] != z * sd + a * dd:
+                        held[q][slot] = z * sd + a * dd
+                        _fetch(slices, z * sd + a * dd, rings[q, :, slot])
+                np.matmul(bands[first % kd], heads[q], out=heads_out[z])
+                if rest:
+                    np.matmul(last[first % kd], tails[q], out=tails_out[z])
+            result = out[n, block]
             if not np.isfinite(np.add.reduce(result, axis=None)):
-                # NaN or infinity: those slices tap by tap, exactly
-                for z in np.flatnonzero(~np.isfinite(result).all(axis=(1, 2))):
-                    _taps(shifted, kernel, geometry, z, height, out[n, z0 + z])
+                # NaN or infinity: those slices tap by tap, exactly, their depth tap a in slot a
+                for z in block.start + np.flatnonzero(~np.isfinite(result).all(axis=(1, 2))):
+                    for a in range(kd):
+                        _fetch(slices, z * sd + a * dd, rings[0, :, a])
+                    _taps(rings[0], kernel, geometry, height, out[n, z])
 
     with driver.single_threaded_blas(s.limit_blas):
         driver.run(strip, plan)

@@ -4,25 +4,27 @@ The idea
 --------
 A 1-D correlation ``out[i] = sum over a < k of kernel[a] * x[i * s + a * d]``
 is, for a block of ``W`` consecutive outputs, one row vector times a matrix:
-the ``W * s + span`` cells the block reads (``span = d * (k - 1)``) times the
-Toeplitz matrix ``T`` whose column ``j`` holds the kernel from row ``j * s``
-on, ``d`` rows apart (``T[j * s + a * d, j] = kernel[a]``). Cut the signal
-into rows of ``P = W * s`` cells, ``x.reshape(-1, P)`` (a view, no copy):
-output row ``r`` reads its own row and the start of the next ones, so with
-``T`` cut into blocks of ``P`` rows, ``T_0, T_1, ...``,
+the ``reach = (W - 1) * s + span + 1`` cells the block reads (``span = d *
+(k - 1)``) times the Toeplitz matrix ``T`` (reach x W) whose column ``j``
+holds the kernel from row ``j * s`` on, ``d`` rows apart (``T[j * s + a * d,
+j] = kernel[a]``). Many blocks at once are a matrix of windows times ``T``,
+and BLAS takes the windows as they lie in the signal, overlapping, without a
+copy: fold the outputs into rows of ``P`` (a multiple of ``W``, with ``P * s
+>= reach``), and the windows of block ``b`` of every row are the rows of the
+view
 
 .. code-block:: text
 
-    out_rows = X[0:] @ T_0  +  X[1:, :w_1] @ T_1
+    windows[b][r, :] = x[(r * P + b * W) * s : ... + reach]    # row stride P * s >= reach
+    out.reshape(-1, P // W, W)[:, b, :] = windows[b] @ T          # for every b: one np.matmul
 
-each term a matrix product over the whole folded signal (in chunks of
-``Settings.fold_rows`` rows that stay in cache), when the kernel spans at
-most one row. NumPy hands each to BLAS, which does the multiply-adds of
-many rows in one call, with the GIL released. ``X[1:, :w_1]`` is a view with the row stride ``P``,
-which BLAS takes as it is: nothing is copied. A longer kernel would take
-one term per row it spans; instead, a chunk of overlapping rows, each the
-cells its block reads, is copied (in cache) and multiplied by the whole of
-``T`` at once.
+a matrix whose rows are ``P * s`` cells apart (BLAS's leading dimension:
+the rows may not overlap in BLAS's sense, as they would with ``P = W``, but
+they may start anywhere, and read into the next row's cells). The output
+block is a strided view of the output too, so one ``np.matmul`` call
+over the ``P / W`` blocks of ``Settings.fold_outputs`` outputs (a chunk that
+stays in cache) writes them in place: no copy of the signal, no partial sums.
+NumPy hands each block's product to BLAS, with the GIL released.
 
 The folded rows are cut into strips (``driver.plan``), which the driver's
 threads share where the work is worth it (long signals, long kernels, many
@@ -30,32 +32,30 @@ signals); BLAS runs on the calling thread of each strip.
 
 Cost per output
 ---------------
-``W + span / s`` multiply-adds instead of ``k`` (the zeros of ``T``), at
-BLAS speed, with ``W = 8`` for a short kernel, 32 for a middling one and 16
-for a long one; plus one addition for the second product, or
-``(W + span) / W`` copied cells.
-Measured on one core (``benchmarks/nd.py``): 1.2 to 1.4 times
-np.correlate's time at k = 7 (its loop is hard to beat there: the products
-alone take about its time, the NaN gate and the call the rest), a quarter
-of it at k = 31, a third to a half at k = 101.
-Memory: the Toeplitz matrix (``(W * s + span) * W`` cells) and one chunk of
-output rows (and of copied rows) per thread; the signal is read in place
-(a strip converts its own part of it, where it is not contiguous float).
+``reach = (W - 1) * s + span + 1`` multiply-adds instead of ``k`` (the zeros
+of ``T``), at BLAS speed, with ``W = 16`` outputs a block; and nothing else
+but the NaN gate, a sum over one output in ``W``.
+Measured on one core (``benchmarks/nd.py``, float64, 10**6 samples): 1.0
+to 1.3 times np.correlate's time at k = 7 (the products, short ones, take
+about its time), 0.3 of it at k = 31, 0.31 to 0.42 at k = 101.
+Memory: the Toeplitz matrix (``reach * W`` cells) and nothing per output:
+the signal is read in place and the output written in place (a strip
+converts its own part of the signal, where it is not contiguous float).
 
 Limits
 ------
 Real float32 and float64 only (BLAS; integers go through the exact tap
-loops). A product sums the zeros of ``T`` times every cell of the row too,
-so a NaN or an infinity in a row's input would reach all of its outputs.
-Every output of a row multiplies every cell the row reads, so one column
-of a chunk's outputs tells whether any of them met a NaN or an infinity (a
-sum of a few thousand cells, not of the whole chunk); where it did, the
-rows whose outputs are not all finite are done again window by window (each
-window's taps times the kernel, nothing else), so that NaN and infinity
-reach exactly the outputs whose window holds them. The borders (the outputs
-whose window reaches into the padding) are computed the same way on the few
-padded cells they read, found through the border's source map
-(``padding.source_cells``); the signal is never padded whole.
+loops). A product sums the zeros of ``T`` times every cell of the window
+too, so a NaN or an infinity in a window would reach all of its block's
+outputs. The first output of a block multiplies every cell its window
+reads, so those outputs of a chunk tell whether any of its outputs met a
+NaN or an infinity (a sum of one output in ``W``); where one did, the
+folded rows whose outputs are not all finite are done again window by
+window (each window's taps times the kernel, nothing else), so that NaN and
+infinity reach exactly the outputs whose window holds them. The borders
+(the outputs whose window reaches into the padding) are computed the same
+way on the few padded cells they read, found through the border's source
+map (``padding.source_cells``); the signal is never padded whole.
 """
 import numpy as np
 
@@ -80,44 +80,31 @@ def pays(length, kernel_size, stride, s=None):
 
 
 def _layout(span, stride, s):
-    """Outputs per folded row, and folded rows per product, for a kernel spanning ``span`` cells.
+    """Outputs a block (the columns of a product), outputs a folded row, folded rows a product.
 
-    Measured on one core against each other (float64, 10**6 samples): 8 outputs a row and
-    ``fold_rows`` rows a product for a span up to 8 strides (k = 7); 32 and an eighth of
-    those rows up to 32 strides (k = 31: 1.2 times faster than 16 outputs on copied rows); beyond,
-    16 outputs a row on copied rows (``fold_copy_rows`` a product).
+    Measured on one core against each other (float64, 10**6 samples): 16 outputs a block
+    (k = 7: 1.15 times faster than 8, whose products are more, and shorter, calls; k = 101:
+    1.15 times faster than 32); rows of 128 outputs, or of a block's window where that is
+    longer (1.0 to 1.15 times faster than 64 to 272); a product of ``Settings.fold_outputs``
+    outputs (see there).
     """
-    if span <= 8 * stride:
-        return 8, s.fold_rows
-    if span <= 32 * stride:
-        return 32, max(1, s.fold_rows // 8)
-    return 16, s.fold_copy_rows
+    width = 16
+    reach = (width - 1) * stride + span + 1
+    # A row as long as a block's window at least: the windows of a block are BLAS's rows.
+    row = width * max(128 // width, -(-reach // (stride * width)))
+    return width, row, max(1, s.fold_outputs // row)
 
 
 @kernel_cache()
 def _toeplitz(kernel, stride, dilation, width):
-    """``T[j * stride + a * dilation, j] = kernel[a]``, and ``T`` cut into its two blocks.
-
-    Returns ``(T, first, second)``: ``T`` is ((width - 1) * s + span + 1) x
-    width; ``first`` its first ``width * stride`` rows (zeros below where T
-    is shorter), ``second`` the rest (a kernel that reaches into the next
-    folded row), or None where ``T`` reaches more than one row further (the
-    rows are then copied).
-    """
+    """``T[j * stride + a * dilation, j] = kernel[a]``; ((width - 1) * stride + span + 1) rows."""
     span = dilation * (len(kernel) - 1)
     matrix = np.zeros(((width - 1) * stride + span + 1, width), kernel.dtype)
     columns = np.arange(width)
     matrix[columns * stride + np.arange(len(kernel))[:, np.newaxis] * dilation,
            columns] = kernel[:, np.newaxis]
-    period = width * stride
-    first = second = None
-    if len(matrix) <= 2 * period:
-        first = np.zeros((period, width), kernel.dtype)
-        first[:min(len(matrix), period)] = matrix[:period]
-        second = matrix[period:]
-        first.flags.writeable = second.flags.writeable = False
     matrix.flags.writeable = False
-    return matrix, first, second
+    return matrix
 
 
 def _taps(cells, kernel, stride, dilation, count, out):
@@ -137,79 +124,64 @@ def _taps(cells, kernel, stride, dilation, count, out):
 
 
 class _Fold:
-    """What every strip of one call shares: the kernel's matrices and the folded layout."""
+    """What every strip of one call shares: the kernel's Toeplitz matrix and the folded layout."""
 
     def __init__(self, kernel, stride, dilation, s):
         self.kernel, self.stride, self.dilation = kernel, stride, dilation
-        self.width, self.step = _layout(dilation * (len(kernel) - 1), stride, s)
-        self.toeplitz, self.first, self.second = _toeplitz(kernel, stride, dilation, self.width)
-        self.period = self.width * stride
-        self.reach = len(self.toeplitz)       # the cells one folded row of outputs reads
-        self.copies = self.first is None
+        self.span = dilation * (len(kernel) - 1)
+        self.width, self.row, self.step = _layout(self.span, stride, s)
+        self.toeplitz = _toeplitz(kernel, stride, dilation, self.width)
+        self.reach = len(self.toeplitz)       # the cells a block of outputs reads
+        self.period = self.row * stride       # the cells from one folded row to the next
 
     def rows(self, length, count):
-        """Folded rows of ``count`` outputs that fit whole in ``length`` cells."""
-        if self.copies:
-            fit = (length - self.reach) // self.period + 1
-        else:
-            fit = length // self.period - (1 if len(self.second) else 0)
-        return max(0, min(count // self.width, fit))
+        """Folded rows of ``count`` outputs whose windows fit whole in ``length`` cells."""
+        fit = (length - 1 - self.span) // self.stride + 1 if length > self.span else 0
+        return min(count, fit) // self.row
 
     def cells(self, rows):
         """The cells ``rows`` folded rows read (from the first row's first cell)."""
-        if self.copies:
-            return (rows - 1) * self.period + self.reach
-        return (rows + (1 if len(self.second) else 0)) * self.period
+        return (rows * self.row - 1) * self.stride + self.span + 1
 
     def products(self, x, target, arena):
-        """``target`` (rows, width) = the folded rows of ``x`` (1-D, contiguous) times ``T``.
+        """``target`` (rows, P) = the folded rows of ``x`` (1-D, C-contiguous) times ``T``.
 
-        In chunks of ``step`` rows; a chunk whose outputs are not all finite
-        has those rows done again window by window.
+        In chunks of ``step`` rows, one ``np.matmul`` each; a chunk whose
+        outputs are not all finite has those rows done again window by window.
         """
         rows, width, period, step = len(target), self.width, self.period, self.step
-        if self.copies:
-            folded = np.lib.stride_tricks.as_strided(
-                x, (rows, self.reach), (period * x.itemsize, x.itemsize), writeable=False)
-            buffer = arena.take((min(step, rows), self.reach), target.dtype)
-        else:
-            folded = x[:self.cells(rows)].reshape(-1, period)
-            lines = len(self.second)
-            scratch = arena.take((min(step, rows), width), target.dtype)
+        blocks, item = self.row // width, x.itemsize
         for top in range(0, rows, step):
             here = min(step, rows - top)
             chunk = target[top:top + here]
-            if self.copies:
-                buffer[:here] = folded[top:top + here]
-                np.matmul(buffer[:here], self.toeplitz, out=chunk)
-            else:
-                np.matmul(folded[top:top + here], self.first, out=chunk)
-                if lines:
-                    np.matmul(folded[top + 1:top + 1 + here, :lines], self.second,
-                              out=scratch[:here])
-                    chunk += scratch[:here]
-            # Column 0 multiplies every cell its row reads (by T's zeros beyond the
-            # kernel), so a NaN or an infinity in them makes it NaN or infinite.
-            if not np.isfinite(np.add.reduce(chunk[:, 0])):
+            # (block b, row r): the window of the outputs r*P + b*W ..., in place
+            windows = np.ndarray((blocks, here, self.reach), x.dtype, x, top * period * item,
+                                 (width * self.stride * item, period * item, item))
+            np.matmul(windows, self.toeplitz,
+                      out=chunk.reshape(here, blocks, width).transpose(1, 0, 2))
+            # A block's first output multiplies every cell its window reads (by T's zeros
+            # beyond the kernel), so a NaN or an infinity in them makes it NaN or infinite.
+            if not np.isfinite(np.add.reduce(chunk[:, ::width], axis=None)):
                 for row in np.flatnonzero(~np.isfinite(chunk).all(axis=1)):
                     begin = (top + row) * period
-                    _taps(x[begin:begin + self.reach], self.kernel, self.stride,
-                          self.dilation, width, chunk[row])
+                    _taps(x[begin:begin + self.cells(1)], self.kernel, self.stride,
+                          self.dilation, self.row, chunk[row])
 
     def work(self, dtype, in_place, s):
         """The driver's `Work` of a strip of folded rows."""
         itemsize = dtype.itemsize
-        macs = (self.reach if self.copies else self.period + len(self.second)) * self.width
-        moved = self.reach if self.copies else self.width      # copied cells, or the sum
-        row_ns = (products(macs, self.toeplitz.nbytes, dtype, s)
-                  + cell_scale(dtype) * (moved * s.copy_ns + self.width * s.flat_ns / 8
+        row_ns = (products(self.row * self.reach, self.toeplitz.nbytes, dtype, s)
+                  + cell_scale(dtype) * (self.row * s.flat_ns / self.width
                                          + (0 if in_place else self.period * s.fetch_ns)))
-        # A strip's buffers: its chunk's scratch, whatever its rows (so strips are as long as
-        # the threads allow), and a copy of its input cells where the signal is not in place.
+        # A strip's buffers: a copy of its input cells where the signal is not in place
+        # (none otherwise: strips are then as long as the threads allow). Strips of whole
+        # products: BLAS may round a product of fewer rows differently, so the products
+        # (and the bits) are the same on any number of threads.
         return driver.Work(
             row_bytes=max(1, 0 if in_place else self.period * itemsize),
-            extra_rows=-(-self.reach // self.period), row_ns=row_ns, calls=3,
-            row_calls=(2 if self.copies else 4) / self.step, fixed_ns=4 * s.call_ns)
+            extra_rows=-(-(self.cells(1) - self.period) // self.period), row_ns=row_ns,
+            calls=3, row_calls=3 / self.step, fixed_ns=4 * s.call_ns,
+            rows_multiple=self.step)
 
 
 def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
@@ -238,7 +210,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
     rows = fold.rows(length - offset, stop - first) if stop > first else 0
     in_place = signals.dtype == dtype and signals.strides[-1] == dtype.itemsize
     if rows:
-        body = out[:, first:first + rows * fold.width].reshape(len(signals), rows, fold.width)
+        body = out[:, first:first + rows * fold.row].reshape(len(signals), rows, fold.row)
         plan = driver.plan(len(signals), rows, body.nbytes, fold.work(dtype, in_place, s), s)
 
         def strip(arena, batch, part):
@@ -256,7 +228,7 @@ def convolve(matrix, kernel, geometry, padding_mode, fill_value, dtype):
 
         with driver.single_threaded_blas(s.limit_blas):
             driver.run(strip, plan)
-    rest = first + rows * fold.width
+    rest = first + rows * fold.row
     for n, signal in enumerate(signals):
         if rest < stop:         # the body's last outputs, too few for a folded row
             cells = np.asarray(signal[rest * stride - before:], dtype)

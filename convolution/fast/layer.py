@@ -76,16 +76,19 @@ def _product(per_in):
     return np.multiply if per_in == 1 else np.matmul
 
 
-def _weights(kernel, groups):
-    """Per tap ``(a, b)``, the weights as C-contiguous (groups, out, in) matrices.
+def _weights(kernel, groups, stacks):
+    """Per stack of taps, its weights: a C-contiguous (groups, out, in * taps) matrix.
 
-    ``kernel`` is (C_out, C_in / groups, kh, kw); the matrices of tap (a, b)
-    are ``kernel[:, :, a, b]``, group by group.
+    ``kernel`` is (C_out, C_in / groups, kh, kw); the weights of tap (a, b)
+    are ``kernel[:, :, a, b]``, group by group, and a stack's lie side by
+    side in the order its cells are stacked. One copy of the kernel in all
+    (memory: the kernel's size, once).
     """
     out_channels, per_in, kh, kw = kernel.shape
-    grouped = kernel.reshape(groups, out_channels // groups, per_in, kh, kw)
-    return {(a, b): np.ascontiguousarray(grouped[..., a, b])
-            for a, b in itertools.product(range(kh), range(kw))}
+    grouped = kernel.reshape(groups, out_channels // groups, per_in, kh * kw)
+    return [np.ascontiguousarray(grouped[..., [a * kw + b for (a, b), _, _ in stack]]
+                                 .transpose(0, 1, 3, 2)).reshape(groups, -1, len(stack) * per_in)
+            for stack in stacks]
 
 
 def _stacks(taps, per_in, dtype, s):
@@ -284,10 +287,7 @@ def conv2d(matrix, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
         plan_ = plan(matrix, kernel.shape, geometry, groups, padding_mode, fill_value, dtype,
                      _settings.current())
     flat = plan_.detail
-    weights, product = _weights(kernel, groups), _product(per_in)
-    # A stack's weights side by side, in the order its cells are stacked.
-    stacked = [np.concatenate([weights[tap] for tap, _, _ in stack], axis=-1)
-               for stack in flat.stacks]
+    stacked, product = _weights(kernel, groups, flat.stacks), _product(per_in)
 
     def strip(arena, images, rows):
         blocks = flat.blocks(arena, images, rows)

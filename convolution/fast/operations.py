@@ -84,9 +84,7 @@ def plan_layer(images, kernel, geometry, groups, padding_mode, fill_value, dtype
     if pairs == 1:
         return "pairs", "auto"
     name, chosen = min(_layer_plans(images, kernel.shape, geometry, groups, padding_mode,
-                                    fill_value, dtype, s),
-                       key=lambda option: option[1].ns * (s.winograd_margin
-                                                          if option[0] == "winograd" else 1))
+                                    fill_value, dtype, s), key=lambda option: option[1].ns)
     if pairs > s.pair_limit or chosen.ns < s.pair_floor_ns:
         return name, chosen
     method, best = choose_method(kernel[0, 0], geometry, images=images[:, 0],
@@ -394,15 +392,16 @@ def kernel_gradient(grad_output, images, kernel_shape, geometry, groups, padding
     ``grad[o, c, a, b]`` sums ``grad_output[n, o, i, j] * padded[n, c', i*sh + a*dh,
     j*sw + b*dw]``: the correlation of the padded input with the output's
     gradient as its kernel, stride and dilation trading places, the batch
-    summed as channels are. Three paths (``fast.GRADIENT_PATHS``): 'taps'
+    summed as channels are. Four paths (``fast.GRADIENT_PATHS``): 'taps'
     (``layer.kernel_gradient``: per tap, one product of the output's gradient
     with the cells the tap met), 'shifts' (the kh x kw sums of a strip as one
     matrix product of shifted copies) and 'fft' (one transform of the whole
-    padded image), both in ``fast/gradients.py``. 'auto' takes the plan
+    padded image), both in ``fast/gradients.py``, and 'winograd' (3 x 3
+    layers at stride 1, ``fast/winograd_gradient.py``). 'auto' takes the plan
     estimated fastest (the FFT's by ``Settings.fft_margin``): for floats,
-    'shifts' and 'fft' weighed against 'taps' (which for one pair of
-    channels they always beat), integers by 'taps' alone. A result of
-    'shifts' or 'fft' that is not all finite is computed again by 'taps':
+    'shifts', 'fft' and 'winograd' weighed against 'taps' (which for one pair
+    of channels they always beat), integers by 'taps' alone. A result of
+    another path than 'taps' that is not all finite is computed again by 'taps':
     where the data hold NaN or infinity, only they multiply exactly the
     cells each tap met, as the reference loops do (the others also multiply
     cells by the zeros they add, and 0 * inf is NaN); a finite result says

@@ -62,6 +62,18 @@ all finite is recomputed by ``layer.py``, so NaN and infinity land exactly
 where the reference puts them. Its rounding error: a few units of the
 dtype's precision times the sum of the magnitudes of the kernel's terms, like
 the direct sums' (the transforms' coefficients are 0, +-1/2 and +-1).
+
+The larger tiles of F(4 x 4, 3 x 3) (``winograd4.py``: 2.25 multiply-adds an
+output and channel instead of 4, transforms by small matrix products) run
+under the same name: `plan` weighs both tile sizes by their estimates and
+takes the faster (``Settings.winograd_outputs`` fixes one), in float64; in
+float32 it runs only when that setting asks for it, since its rounding error
+there is about twenty times the direct sums' (below). Measured, one
+thread, the benchmark's layer: F(4 x 4) 0.80 to 0.83 of F(2 x 2)'s time; on
+small images of many channels (256 -> 256 on 14 x 14) F(2 x 2) is faster, its
+kernel's transform 16 cells a pair of channels against 36, read again by every
+strip. F(4 x 4)'s rounding error in float32 is about ten times F(2 x 2)'s
+(``winograd4.py``).
 """
 import math
 
@@ -70,7 +82,7 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..padding import Padded
 from ..geometry import conv_geometry
-from . import layer
+from . import layer, winograd4
 from .costs import cell_scale, products
 
 __all__ = ["plan", "conv2d", "kernel_transform"]
@@ -122,6 +134,9 @@ def _check(kernel_shape, geometry, dtype):
 class _Tiles:
     """How a strip's tiles lie in its buffers: ``s`` cells a row, tile rows + 1 a channel."""
 
+    outputs = 2          # outputs a tile, along each axis
+    calls, image_calls = _CALLS, _IMAGE_CALLS
+
     def __init__(self, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype):
         self.in_channels = images.shape[1]
         self.out_channels = kernel_shape[0]
@@ -134,7 +149,19 @@ class _Tiles:
                                                        and fill_value == 0)
         self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
-        self.ones = np.ones(self.s, self.dtype)      # sums a row of tiles, for the check
+        # Sums one output channel's tiles of a strip, for the check.
+        self.ones = np.ones(images.shape[0] * ((self.height + 1) // 2 + 1) * self.s, self.dtype)
+
+    def kernel_transform(self, kernel):
+        return kernel_transform(kernel, self.groups)
+
+    def strip(self, arena, u, bias, out, batch_slice, rows):
+        """Output ``rows`` (from an even row) of images ``batch_slice``; whether all finite."""
+        return _strip(arena, self, u, bias, out, batch_slice, rows)
+
+    def least_bytes(self):
+        """Buffer bytes of the smallest strip `cut` makes: two output rows."""
+        return 6 * self.row_bytes()
 
     def row_bytes(self):
         """Buffer bytes per output row: 4 phases and 2 + 2 transform rows in, 2 + 4 out, and
@@ -161,11 +188,12 @@ class _Tiles:
                   + products(macs, per_in * s * self.dtype.itemsize, self.dtype, st))
         return row_ns, 16 * 9 * o * per_in * cell_scale(self.dtype) * st.flat_ns
 
-    def cut(self, batch, budget):
+    def cut(self, batch, budget, most=None):
         """Tasks ``(images, rows)`` within ``budget`` bytes of buffers: whole images, if they fit.
 
         Several whole images to a strip where they fit (one product then
-        spans them all), else strips of an even number of rows.
+        spans them all), else strips of an even number of rows. (``most``:
+        for ``winograd4.Tiles.cut``'s sake, whose larger strips may take it.)
         """
         image_bytes = (self.height + 4) * self.row_bytes()
         if image_bytes <= budget:
@@ -177,42 +205,74 @@ class _Tiles:
                 for n in range(batch) for r in range(0, self.height, rows)]
 
 
-def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s):
-    """The plan of a layer by F(2 x 2, 3 x 3): strips of output rows (even counts), threads.
+def plan(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype, s,
+         outputs_room=3):
+    """The plan of a 3 x 3 layer by Winograd's filtering: tile size, strips of output rows, threads.
 
-    A strip's buffers are about 3.5 times its output, and its ~50 NumPy
-    calls want long strips, so strips are cut here (`_Tiles.cut`), not by the
-    driver's rule for the other paths (all strips together within the
-    output's size): each at most ``Settings.winograd_strip_bytes``, all the
-    threads' together and the kernel's transform within three times the
-    output (strips of ``Settings.min_strip_bytes`` at least). Layers of fewer
-    than `_FEWEST_CHANNELS` input channels a group get an infinite estimate:
-    they run here when asked for by name only. Raises ValueError where the path
+    Both tile sizes are planned (F(2 x 2) here, F(4 x 4) in ``winograd4.py``;
+    ``Settings.winograd_outputs`` keeps to one; float32 keeps to F(2 x 2)
+    unless the setting asks for F(4 x 4)), and the one estimated faster
+    taken, of those whose strip of one row of tiles fits the memory below.
+    A strip's buffers are several times its output, and its ~50 NumPy
+    calls want long strips, so strips are cut here (``Tiles.cut``), not by the
+    driver's rule for the other paths: each at most
+    ``Settings.winograd_strip_bytes``, all the threads' together within
+    ``outputs_room`` times the output (strips of ``Settings.min_strip_bytes``
+    at least), beside
+    the kernel's transform, which every strip reads whole (the estimate prices
+    that read where the transform outgrows the cache). Layers of fewer than
+    `_FEWEST_CHANNELS` input channels a group get an infinite estimate: they
+    run here when asked for by name only. Raises ValueError where the path
     does not take the layer (`_check`).
     """
     _check(kernel_shape, geometry, dtype)
-    tiles = _Tiles(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype)
-    batch, height = images.shape[0], geometry.output_shape[0]
+    sizes = {2: _Tiles, 4: winograd4.Tiles}
+    if s.winograd_outputs is not None:
+        sizes = {s.winograd_outputs: sizes[s.winograd_outputs]}
+    elif np.dtype(dtype) == np.float32:
+        # F(4 x 4)'s rounding in float32 is some twenty times the direct sums' (winograd4.py):
+        # taken there only when asked for by the setting.
+        sizes = {2: _Tiles}
+    batch = images.shape[0]
+    # The tile size estimated fastest of those whose kernel's transform and strip of one
+    # row of tiles fit within 3 times the output beyond it (either, if neither does).
+    chosen = min((_plan(kind(images, kernel_shape, geometry, groups, padding_mode, fill_value,
+                             dtype), batch, kernel_shape, geometry, s, outputs_room)
+                  for kind in sizes.values()), key=lambda option: (option[1], option[0].ns))[0]
+    if kernel_shape[1] < _FEWEST_CHANNELS:       # runs when asked for, never by 'auto'
+        chosen = chosen._replace(ns=math.inf)
+    return chosen
+
+
+def _plan(tiles, batch, kernel_shape, geometry, s, outputs_room):
+    """(plan, whether its strips pass the room) of one tile size: the fastest estimated."""
+    height = geometry.output_shape[0]
     out_bytes = batch * kernel_shape[0] * math.prod(geometry.output_shape) * tiles.dtype.itemsize
     row_ns, fixed_ns = tiles.estimate(s)
-    # Memory beyond input and output within 3 times the output: the kernel's transform
-    # (16 cells a pair of channels) and every thread's strip.
-    room = 3 * out_bytes - 16 * kernel_shape[0] * kernel_shape[1] * tiles.dtype.itemsize
+    # Memory beyond input, output and the kernel's transform ((outputs + 2) ** 2 cells a
+    # pair of channels): every thread's strip, together within outputs_room times the output.
+    transform_cells = (tiles.outputs + 2) ** 2 * kernel_shape[0] * kernel_shape[1]
+    room = int(outputs_room * out_bytes)
+    # Every strip's products read the whole transform, from memory where it outgrows the
+    # cache, at the price of a fetch (deep layers on small images: measured, 256 -> 256
+    # channels on 8 x 14 x 14, F(4 x 4)'s 9.4 MiB read by 4 strips took 1.25 times
+    # F(2 x 2)'s 4.7 MiB read by 2, whose products multiply 1.8 times as many cells).
+    transform_ns = (transform_cells * cell_scale(tiles.dtype) * s.fetch_ns
+                    * min(1.0, transform_cells * tiles.dtype.itemsize / s.cache_bytes))
     most, options = driver.threads(), []
     for threads in sorted({most} | {2 ** i for i in range(most.bit_length()) if 2 ** i < most}):
         budget = max(min(s.winograd_strip_bytes, room // threads), s.min_strip_bytes)
-        tasks = tiles.cut(batch, budget)
+        tasks = tiles.cut(batch, budget, room // threads)
         images_per_task = max(1.0, batch / len(tasks))
-        # Each product of a group is a BLAS call of its own, 16 a strip, at a call's price.
-        products_ns = len(tasks) * 16 * groups * s.call_ns
+        # Each product of a group is a BLAS call of its own, at a call's price.
+        per_task = (tiles.outputs + 2) ** 2 * tiles.groups * s.call_ns + transform_ns
         with driver.limit_threads(threads):
-            options.append(driver.plan_tasks(tasks, batch * height * row_ns + products_ns,
-                                             _CALLS + _IMAGE_CALLS * images_per_task,
+            options.append(driver.plan_tasks(tasks, batch * height * row_ns
+                                             + len(tasks) * per_task,
+                                             tiles.calls + tiles.image_calls * images_per_task,
                                              fixed_ns, s))
     chosen = min(options, key=lambda option: (option.ns, option.threads))
-    if kernel_shape[1] < _FEWEST_CHANNELS:       # runs when asked for, never by 'auto'
-        chosen = chosen._replace(ns=math.inf)
-    return chosen._replace(detail=tiles)
+    return chosen._replace(detail=tiles), room < tiles.least_bytes()
 
 
 def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias=None,
@@ -231,7 +291,7 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     if out is None:
         out = np.empty((batch, out_channels, height, width), dtype)
     with np.errstate(over="ignore", invalid="ignore"):
-        u = kernel_transform(kernel, groups)
+        u = tiles.kernel_transform(kernel)
     if not np.isfinite(u).all():
         return layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype,
                             bias, out)
@@ -240,7 +300,7 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     def strip(arena, batch_slice, rows):
         # Overflow and NaN in a strip's transforms are not the result's: the strip is redone.
         with np.errstate(over="ignore", invalid="ignore"):
-            finite = _strip(arena, tiles, u, bias, out, batch_slice, rows)
+            finite = tiles.strip(arena, u, bias, out, batch_slice, rows)
         if not finite:
             spoilt.append((batch_slice, rows))
 
@@ -299,22 +359,56 @@ def _fetch(tiles, grid, image, top, left):
                                     out=grid[:, a:b, c:d])
 
 
+def fetch_phases(arena, tiles, batch_slice, rows):
+    """The strip's padded input in four phases (row % 2, column % 2), laid out flat.
+
+    (4, length + s + 2): each phase channel-major, (C_in, n, tile rows + 1,
+    s), so that a product spans the strip's images, then room for the
+    shifted runs that pass its end (zeros).
+    """
+    n, c, s = batch_slice.stop - batch_slice.start, tiles.in_channels, tiles.s
+    first, tile_rows = rows.start // 2, -(-(rows.stop - rows.start) // 2)
+    length = n * c * (tile_rows + 1) * s
+    phases = arena.take((4, length + s + 2), tiles.dtype)
+    phases[:, length:] = 0
+    for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
+        for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
+            _fetch(tiles, grid[:, i], image, 2 * first + p, q)
+    return phases
+
+
+def input_row(phases, k, s, length, rows_in):
+    """Row k of ``B^T d`` into ``rows_in`` (2, length + 1), both column phases in one pass.
+
+    From tile rows i = k - 1 .. k + 1 (phase i % 2, shifted i // 2 rows of tiles).
+    """
+    op, *pair = _IN[k]
+    op(*(phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
+         for i in pair), out=rows_in)
+
+
+def middle_cells(rows_in, length, cells):
+    """``V[k, 1]`` and ``V[k, 2]`` (e1 + e2 and e2 - e1) of row k, read shifted as the rows were."""
+    e1, e2 = rows_in[1, :length], rows_in[0, 1:]
+    np.add(e1, e2, out=cells[0])
+    np.subtract(e2, e1, out=cells[1])
+
+
+def end_cells(rows_in, length, cells):
+    """``V[k, 0]`` and ``V[k, 3]`` (e0 - e2 and e1 - e3): each column phase less itself shifted."""
+    np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
+
+
 def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     """Output ``rows`` (from an even row) of images ``batch_slice``; whether all were finite."""
     n = batch_slice.stop - batch_slice.start
     c, o, s, dtype = tiles.in_channels, tiles.out_channels, tiles.s, tiles.dtype
     groups = tiles.groups
-    first, tile_rows = rows.start // 2, -(-(rows.stop - rows.start) // 2)
+    tile_rows = -(-(rows.stop - rows.start) // 2)
     span = (tile_rows + 1) * s                 # one channel's run of tile positions
     length, out_length = n * c * span, n * o * span
-    # Four phases, each followed by room for the shifted runs that pass its end.
-    phases = arena.take((4, length + s + 2), dtype)
-    phases[:, length:] = 0
-    # Channel-major, (C_in, n, tile rows + 1, s): a product then spans the strip's images.
-    for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
-        for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
-            _fetch(tiles, grid[:, i], image, 2 * first + p, q)
+    phases = fetch_phases(arena, tiles, batch_slice, rows)
     # B^T d, one row k, per column phase; once the row's V are made, the A^T-row sums of
     # its M (for k >= 2) take its place.
     shared = arena.take((2, max(length + 1, out_length)), dtype)
@@ -329,17 +423,10 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
     for k in range(4):
         # B^T d: transform row k from tile rows i = k - 1 .. k + 1 (phase i % 2, shifted
         # i // 2), both column phases in one pass.
-        op, *pair = _IN[k]
-        op(*(phases[2 * (i % 2):2 * (i % 2) + 2, (i // 2) * s:(i // 2) * s + length + 1]
-             for i in pair), out=rows_in)
-        # (B^T d) B, column l, read shifted as the rows were: columns 1 and 2 (e1 + e2 and
-        # e2 - e1), then 0 and 3 (e0 - e2 and e1 - e3, each column phase less itself
-        # shifted) in one pass.
-        e1, e2 = rows_in[1, :length], rows_in[0, 1:]
-        np.add(e1, e2, out=cells[0])
-        np.subtract(e2, e1, out=cells[1])
+        input_row(phases, k, s, length, rows_in)
+        middle_cells(rows_in, length, cells)
         np.matmul(u[k, 1:3], cells_in, out=products_out)
-        np.subtract(rows_in[:, :length], rows_in[:, 1:], out=cells)
+        end_cells(rows_in, length, cells)
         sums = result[:2] if k == 0 else result[2:] if k == 1 else partial
         np.matmul(u[k, ::3], cells_in, out=sums_out[k])
         if k == 1 and bias is not None:
@@ -360,9 +447,9 @@ def _strip(arena, tiles, u, bias, out, batch_slice, rows):
         if k >= 2:
             np.subtract(result[2:], partial, out=result[2:])
     # A NaN or an infinity makes the sum so; a finite sum that overflows only sends the
-    # strip to the direct sums, which is correct. A matrix-vector product sums each row of
-    # tiles first (BLAS: a quarter of the time of NumPy's reduction).
-    if not np.isfinite(np.add.reduce(result.reshape(-1, s) @ tiles.ones)):
+    # strip to the direct sums, which is correct. A matrix-vector product sums each output
+    # channel's tiles first (BLAS: a quarter of the time of NumPy's reduction).
+    if not np.isfinite(np.add.reduce(result.reshape(-1, n * span) @ tiles.ones[:n * span])):
         return False
     grid = result.reshape(2, 2, o, n, tile_rows + 1, s).swapaxes(2, 3)
     for p in range(2):
