@@ -342,6 +342,7 @@ def conv_transpose_geometry(input_shape, kernel_shape, stride=1, dilation=1, pad
     return TransposeGeometry(input_hw, kernel_hw, stride, dilation, pads, extra, output_hw)
 
 
+@functools.lru_cache(maxsize=256)
 def adjoint_geometry(geometry):
     """The `TransposeGeometry` of the adjoint of a convolution of ``geometry`` (a `ConvGeometry`).
 

@@ -183,7 +183,7 @@ def pad_adjoint(grad, padding, padding_mode="zeros", overwrite=False):
                 continue
             part = grad[(Ellipsis, slice(start, start + length)) + tail]
             if step == 0:       # a replicated edge: every cell of the run copies one
-                folded[(Ellipsis, slice(first, first + 1)) + tail] += np.sum(
+                folded[(Ellipsis, slice(first, first + 1)) + tail] += np.add.reduce(
                     part, axis=axis, keepdims=True)
             else:
                 folded[(Ellipsis, _slice(first, length, step)) + tail] += part

@@ -341,6 +341,37 @@ class TestSeparable(unittest.TestCase):
                         assert_close(self, result[finite], expected[finite],
                                      term_scale(np.nan_to_num(x, posinf=1, neginf=-1), kernel))
 
+    def test_unpadded_input_read_in_place(self):
+        # Unpadded, the column pass reads the input's rows in place: strips of every
+        # size (the last one, whose last group reads past the input's end, fetched),
+        # batches (a strip's rows past its image are the next image's), column strides
+        # and dilations, a width the row pass's blocks overrun, NaN and infinity at the
+        # input's corners, kernels with and without weights 0, and a non-contiguous input.
+        rng = np.random.default_rng(12)
+        gaussian = np.outer([1.0, 4, 6, 4, 1], [1.0, 2, 3, 2, 1])
+        gapped = gaussian.copy()
+        gapped[1] = 0
+        cases = itertools.product((gaussian, gapped), (np.float32, np.complex128),
+                                  ((1, 1), (1, 2)), (2 ** 9, 2 ** 12, 2 ** 21))
+        with np.errstate(invalid="ignore"):
+            for kernel, dtype, (sw, dilation), strip in cases:
+                x = rng.random((3, 37, 45)).astype(dtype)
+                x[2, -1, -1], x[0, 0, 0], x[1, 20, 30] = np.nan, np.inf, -np.inf
+                views = (x, x[:, :, ::-1]) if strip == 2 ** 12 else (x,)
+                for data in views:
+                    expected = conv2d(data, kernel, (1, sw), dilation, method="loops")
+                    with self.subTest(gapped=kernel is gapped, dtype=dtype, sw=sw,
+                                      dilation=dilation, strip=strip,
+                                      contiguous=data.flags.c_contiguous), \
+                            settings.using(strip_bytes=strip, min_strip_bytes=2 ** 9):
+                        result = conv2d(data, kernel, (1, sw), dilation, method="separable")
+                        np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+                        np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))
+                        finite = np.isfinite(expected)
+                        assert_close(self, result[finite], expected[finite],
+                                     term_scale(np.nan_to_num(data, posinf=1, neginf=-1),
+                                                kernel))
+
     def test_huge_float32_kernel_stays_accurate(self):
         # Scaled by 1e38, a float32 kernel's singular values overflow inside a
         # float32 SVD; the terms are found on the kernel divided by its
@@ -455,6 +486,48 @@ class TestAuto(unittest.TestCase):
         # elsewhere) sum each output from its own window, as the loops do.
         expected = conv2d(x[:, :290], kernel, method="direct")[:, :260]
         assert_close(self, small, expected, term_scale(x[:, :290], kernel))
+
+    def test_fft_kernel_spectra_of_every_phase_and_tile(self):
+        # The kernel's spectra transform only the rows that hold taps: kernels of the same
+        # shape, another tile size (a setting), a stride (four phases), a complex kernel
+        # and one wider than the default tile.
+        rng = np.random.default_rng(23)
+        x = rng.random((90, 100))
+        k = rng.random((9, 9))
+        changed = k.copy()
+        changed[4, 4] += 1
+        for kernel, stride, tile in ((k, 1, 320), (changed, 1, 320), (k, 1, 64), (k, 2, 320),
+                                     (k + 1j * changed, 1, 320), (rng.random((70, 70)), 1, 320)):
+            with self.subTest(shape=kernel.shape, stride=stride, tile=tile), \
+                    settings.using(fft_tile=tile):
+                for _ in range(2):
+                    assert_close(self, conv2d(x, kernel, stride, method="fft"),
+                                 conv2d(x, kernel, stride, method="direct"),
+                                 term_scale(x, kernel))
+
+    def test_fft_range_check_takes_every_block(self):
+        # The blocks' maxima, half the kernel's span on a side, as the definition says,
+        # against the check's reduction along rows first: shapes with rows and columns
+        # beyond the last whole block, a block of zeros, a batch, complex data.
+        rng = np.random.default_rng(22)
+        for shape, kernel_shape, dtype in (((1, 100, 37), (21, 21), np.float64),
+                                           ((2, 517, 333), (11, 9), np.float32),
+                                           ((1, 64, 64), (31, 31), np.complex128)):
+            x = rng.standard_normal(shape).astype(dtype)
+            x[:, :12, :12] = 0
+            geometry = conv_geometry(shape[1:], kernel_shape)
+            bh, bw = (span // 2 + 1 for span in geometry.span)
+            rows, cols = shape[1] // bh * bh, shape[2] // bw * bw
+            maxima = np.abs(x[:, :rows, :cols]).reshape(
+                shape[0], rows // bh, bh, cols // bw, bw).max(axis=(2, 4))
+            ratio = np.abs(x).max() / maxima[maxima > 0].min()
+            s = settings.current()
+            allowed = s.fft_range * np.finfo(dtype).eps / np.finfo(np.float64).eps
+            for scale in (0.5, 2.0):       # the bound below the data's ratio, then above it
+                with self.subTest(shape=shape, scale=scale), \
+                        settings.using(fft_range=s.fft_range * ratio / allowed * scale):
+                    self.assertEqual(fast.fft_surprise_free(x, geometry, np.dtype(dtype), 0,
+                                                            settings.current()), scale > 1)
 
     def test_auto_runs_the_plan_it_chose(self):
         kernel = np.random.default_rng(21).random((5, 5)).astype(np.float32)

@@ -467,6 +467,27 @@ class TestKernelGradient(unittest.TestCase):
         np.testing.assert_allclose(conv2d_backward(grad, x, k)[1],
                                    conv2d_backward(grad, x, k, method="loops")[1], rtol=1e-12)
 
+    def test_fft_plan_follows_the_settings(self):
+        # Cached on the shapes and the settings: a price changed in a block is seen there,
+        # and the plan made before is seen again after it.
+        x, geometry = np.ones((1, 1, 64, 64)), conv_geometry((64, 64), (15, 15))
+        plan = lambda: fast.GRADIENT_PATHS["fft"].plan(x, (1, 1, 15, 15), geometry, 1, "zeros",
+                                                        0, np.dtype(np.float64),
+                                                        settings.current())
+        before = plan()
+        with settings.using(fft_ns=2 * settings.current().fft_ns):
+            inside = plan()
+            self.assertIs(inside.settings, settings.current())
+        self.assertGreater(inside.ns, before.ns)
+        self.assertEqual(plan(), before)
+        # Spectra of 8 pairs, 0.6 MB: more than 8 times the data, within what a thread keeps.
+        wide = conv_geometry((64, 64), (45, 45))
+        spectra = lambda: fast.GRADIENT_PATHS["fft"].plan(
+            x, (8, 1, 45, 45), wide, 1, "zeros", 0, np.dtype(np.float64), settings.current())
+        spectra()
+        with settings.using(keep_bytes=0), self.assertRaisesRegex(ValueError, "spectra"):
+            spectra()
+
     def test_the_plans_follow_the_work(self):
         # One pair of channels: the shifted copies for a small kernel, the FFT for a large
         # one; a layer of many channels: the taps' products, Winograd's for 3 x 3 (the

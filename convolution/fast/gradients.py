@@ -114,7 +114,7 @@ class _Layout:
         phases = len(self.rows) * len(self.cols)
         copies = sum(c for c, _ in self.split.values())
         products = sum(c * v for c, v in self.split.values()) * sum(map(len, self.rows.values()))
-        return ((phases * self.in_channels + self.out_channels * (1 + copies)) * self.row_width
+        return ((phases * self.in_channels + self.out_channels * copies) * self.row_width
                 + self.in_channels * self.per_out * products) * self.dtype.itemsize
 
     def work(self, s):
@@ -124,7 +124,7 @@ class _Layout:
         taps = sum(c * v for c, v in self.split.values()) * sum(map(len, self.rows.values()))
         products = sum(v for _, v in self.split.values()) * len(self.rows) * self.in_channels
         cells = self.row_width * cell_scale(self.dtype)
-        row_ns = (cells * (self.out_channels * (1 + copies) * s.copy_ns
+        row_ns = (cells * (self.out_channels * copies * s.copy_ns
                            + phases * self.in_channels * s.fetch_ns)
                   + self.in_channels * self.per_out * taps
                   * (self.row_width * mac_scale(self.dtype) * s.mac_ns + s.flat_ns)
@@ -207,7 +207,7 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
     """
     layout, s = plan_.detail, plan_.settings
     groups, per_in, per_out = layout.groups, layout.per_in, layout.per_out
-    rw, width, reach_h, lead = layout.row_width, layout.width, layout.reach_h, layout.reach_w
+    rw, width, reach_h = layout.row_width, layout.width, layout.reach_h
     (sh, sw), channels, out_channels = geometry.stride, images.shape[1], layout.out_channels
     height = geometry.output_shape[0]
     itemsize = np.dtype(dtype).itemsize
@@ -228,30 +228,25 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
     def strip(arena, batch, out_rows, total):
         n, m = batch.stop - batch.start, out_rows.stop - out_rows.start
         block_rows, cells = m + reach_h, m * rw
-        # The gradient laid out flat, rw cells a row, zeros beyond W_out and before its start.
-        grads = arena.take((n * out_channels, lead + cells), dtype)
-        grads[:, :lead] = 0
-        grid = grads[:, lead:].reshape(n * out_channels, m, rw)
-        grid[..., :width] = grad_output[batch, :, out_rows].reshape(n * out_channels, m, width)
-        grid[..., width:] = 0
+        grads = grad_output[batch, :, out_rows].reshape(n * out_channels, m, width)
         shifted = {}
         for r, cols in layout.cols.items():
-            # The gradient moved right by the first `copies` column offsets: one
-            # contiguous copy each. The further columns are the input read further on.
+            # The gradient laid out flat, rw cells a row, moved right by the first `copies`
+            # column offsets: one copy each, zeros around its rows. The further columns are
+            # the input read further on.
             copies = layout.split[r][0]
             first, step = layout.col_steps[r]
-            if copies == 1:
-                base, start, rows_apart = grads, lead - first, lead + cells
-            else:
-                base, start, rows_apart = arena.take((n * out_channels, copies, cells), dtype), 0, cells
-                for k in range(copies):
-                    offset = first + k * step
-                    base[:, k] = grads[:, lead - offset:lead - offset + cells]
+            base = arena.take((n * out_channels, copies, m, rw), dtype)
+            for k in range(copies):
+                offset = first + k * step
+                base[:, k, :, :offset] = 0
+                base[:, k, :, offset:offset + width] = grads
+                base[:, k, :, offset + width:] = 0
             # Output row i: the (per_out * copies, rw) matrix of its shifted gradients.
-            channel = copies * rows_apart * itemsize
-            shifted[r] = _view(base, start, (n, groups, m, 1, 1, per_out * copies, rw),
+            channel = copies * cells * itemsize
+            shifted[r] = _view(base, 0, (n, groups, m, 1, 1, per_out * copies, rw),
                                (out_channels * channel, per_out * channel, rw * itemsize, 0, 0,
-                                rows_apart * itemsize, itemsize))
+                                cells * itemsize, itemsize))
         for q, rows in layout.rows.items():
             first_row = out_rows.start * sh + q
             first, step = layout.row_steps[q]
@@ -297,9 +292,14 @@ def shifts(grad_output, images, kernel_shape, geometry, groups, padding_mode, fi
         # column tap b = copies * view + copy (those past the phase's last dropped).
         total = total.reshape(groups, per_in, views, per_out, copies, len(rows)).transpose(
             0, 3, 1, 5, 2, 4).reshape(out_channels, per_in, len(rows), views * copies)
-        grad[np.ix_(range(out_channels), range(per_in), [a for a, _ in rows],
-                    [b for b, _ in cols])] = total[..., :len(cols)]
+        grad[:, :, _taps(rows), _taps(cols)] = total[..., :len(cols)]
     return grad
+
+
+def _taps(taps):
+    """The kernel's taps of one phase (equally spaced: `_axis_taps`) as a slice."""
+    first, step = _progression([tap for tap, _ in taps])
+    return slice(first, taps[-1][0] + 1, step)
 
 
 def _fft_module():
@@ -337,16 +337,24 @@ def plan_fft(images, kernel_shape, geometry, groups, padding_mode, fill_value, d
     """
     if np.dtype(dtype) not in (np.float32, np.float64):
         raise ValueError(f"the FFT of the kernel's gradient takes real floats, not {dtype}")
-    batch = images.shape[0]
+    return _plan_fft(images.shape, images.itemsize, tuple(kernel_shape), geometry,
+                     np.dtype(dtype).itemsize, s)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_fft(shape, image_itemsize, kernel_shape, geometry, itemsize, s):
+    """`plan_fft`, from the shapes alone (cached)."""
+    batch, channels = shape[:2]
     out_channels, per_in = kernel_shape[:2]
     lengths = fft_lengths(geometry)
-    spectra = batch * (images.shape[1] + out_channels)
+    spectra = batch * (channels + out_channels)
     pairs = out_channels * per_in
     cells = lengths[0] * (lengths[1] // 2 + 1)
-    held = (pairs + images.shape[1] + out_channels) * cells * 16
-    if held > max(8 * max(images.nbytes, images.size * np.dtype(dtype).itemsize,
-                          batch * out_channels * math.prod(geometry.output_shape)
-                          * np.dtype(dtype).itemsize), s.keep_bytes):
+    held = (pairs + channels + out_channels) * cells * 16
+    size = math.prod(shape)
+    if held > max(8 * max(size * max(image_itemsize, itemsize),
+                          batch * out_channels * math.prod(geometry.output_shape) * itemsize),
+                  s.keep_bytes):
         raise ValueError(f"the FFT of the kernel's gradient would hold {held} bytes of spectra "
                          f"for {pairs} pairs of channels")
     ns = (transforms(lengths, spectra, s) + transforms(lengths, pairs, s) / 2
@@ -409,7 +417,10 @@ def fft(grad_output, images, kernel_shape, geometry, groups, padding_mode, fill_
                     fill_value)
     padded_h, padded_w = source.shape
     spectrum = (lengths[0], lengths[1] // 2 + 1)
-    sums = np.zeros((groups, per_out, per_in) + spectrum, np.complex128)
+    # The sum of the images' products of spectra: the first image's product itself, the
+    # others added to it (no array of zeros first: fresh arrays of a few MiB cost their
+    # page faults at every call, a fifth of the time at 512 x 512).
+    sums = [None]
     accurate = [True]
 
     def transform(arena):
@@ -431,17 +442,22 @@ def fft(grad_output, images, kernel_shape, geometry, groups, padding_mode, fill_
             spread[:, :(height - 1) * sh + 1:sh, :(width - 1) * sw + 1:sw] = grad_output[n]
             grads = module.rfft2(spread, **options).reshape((groups, per_out, 1) + spectrum)
             np.conjugate(grads, out=grads)
-            if sums.shape[:3] == (1, 1, 1):
-                np.multiply(grads, inputs, out=grads)
-                sums[...] += grads
+            if grads.shape == inputs.shape:     # one pair of channels a group: in place
+                product = np.multiply(grads, inputs, out=grads)
             else:
-                sums[...] += grads * inputs
+                product = grads * inputs
+            if sums[0] is None:
+                sums[0] = product
+            else:
+                sums[0] += product
 
     with driver.single_threaded_blas(plan_.settings.limit_blas):
         driver.run(transform, driver.Plan([()], 1, plan_.ns, settings=plan_.settings))
     if not accurate[0]:
         return None
-    # Only the rows of the lags a * dh go through the second inverse transform.
-    rows = module.ifft(sums, axis=-2, **options)[..., np.arange(kh) * dh, :]
+    # Only the rows of the lags a * dh go through the second inverse transform (in the
+    # sums' own memory where scipy.fft may).
+    overwrite = {} if module is np.fft else {"overwrite_x": True}
+    rows = module.ifft(sums[0], axis=-2, **options, **overwrite)[..., np.arange(kh) * dh, :]
     lags = module.irfft(rows, lengths[1], axis=-1, **options)[..., np.arange(kw) * dw]
     return lags.reshape(kernel_shape).astype(dtype)

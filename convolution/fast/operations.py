@@ -43,7 +43,7 @@ from ..dtypes import BLAS_DTYPES
 from ..geometry import ConvGeometry, transpose_phases
 from . import (GRADIENT_PATHS, PATHS, all_finite, choose_method, convolve, fft_surprise_free,
                layer, subpixel)
-from .cache import kernel_cache
+from .cache import CACHED_CELLS, kernel_cache
 from .costs import cell_scale
 
 __all__ = ["plan_layer", "layer_estimate", "conv2d", "conv_transpose2d", "transpose_route",
@@ -239,12 +239,14 @@ def _forward_kernel(kernel, groups):
         groups * per_out, per_in, kh, kw)
 
 
+@functools.lru_cache(maxsize=256)
 def _fits_one_correlation(geometry):
     """Whether no side crops more than the kernel's span: the correlation's padding is >= 0."""
     return all(before <= span and after <= span + extra for span, (before, after), extra
                in zip(geometry.span, geometry.padding, geometry.output_padding))
 
 
+@functools.lru_cache(maxsize=256)
 def _correlation_geometry(geometry):
     """At stride 1, the one correlation the transposed convolution is (its geometry).
 
@@ -313,7 +315,7 @@ def transpose_route(images, kernel, geometry, groups, dtype):
     if geometry.stride == (1, 1) or np.dtype(dtype) not in BLAS_DTYPES \
             or not all_finite(images):
         return "phases", None
-    route = _route if kernel.size <= subpixel.CACHED_CELLS else _route.__wrapped__
+    route = _route if kernel.size <= CACHED_CELLS else _route.__wrapped__
     return route(kernel, images.shape, geometry, groups, np.dtype(dtype).str, driver.threads(),
                  _settings.current())
 

@@ -66,13 +66,10 @@ import numpy as np
 
 from .. import driver
 from ..geometry import stride_phase
-from .cache import kernel_cache
+from .cache import CACHED_CELLS, kernel_cache
 from .costs import FETCH_CALLS, cell_scale, products
 
-__all__ = ["CACHED_CELLS", "Axis", "band", "plan", "run"]
-
-#: Kernels of more weights than this build their band each call (kept: at most this many).
-CACHED_CELLS = 4096
+__all__ = ["Axis", "band", "plan", "run"]
 
 
 class Axis:
