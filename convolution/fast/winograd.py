@@ -150,6 +150,7 @@ class _Tiles:
         self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
         # Sums one output channel's tiles of a strip, for the check.
+        self.fetch_steps = {}      # `_fetch`'s slices, by grid shape and corner
         self.ones = np.ones(images.shape[0] * ((self.height + 1) // 2 + 1) * self.s, self.dtype)
 
     def kernel_transform(self, kernel):
@@ -325,38 +326,54 @@ def _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bia
                  bias, out=out[batch_slice, :, rows])
 
 
+def _fetch_steps(tiles, shape, top, left):
+    """How `_fetch` fills a grid of ``shape`` (tile rows + 1, s) from ``top``, ``left``.
+
+    ((grid's slices, the input's slices) of the cells inside the input, or
+    None; the border's pieces (row0, row1, column0, column1), none empty).
+    """
+    (pad_top, _), (pad_left, _) = tiles.padding
+    height, width = tiles.source.matrix.shape[1:]
+    rows, cols = shape
+    # Grid rows t0 .. t1 (columns j0 .. j1) fall inside the input.
+    t0, t1 = (max(0, min(rows, -(-(bound + pad_top - top) // 2))) for bound in (0, height))
+    j0, j1 = (max(0, min(cols, -(-(bound + pad_left - left) // 2))) for bound in (0, width))
+    inside = None
+    if t0 < t1 and j0 < j1:
+        r, k = top + 2 * t0 - pad_top, left + 2 * j0 - pad_left
+        inside = ((slice(None), slice(t0, t1), slice(j0, j1)),
+                  (slice(None), slice(r, r + 2 * (t1 - t0) - 1, 2),
+                   slice(k, k + 2 * (j1 - j0) - 1, 2)))
+    else:
+        t0 = t1 = j0 = j1 = 0
+    # The border: whole rows above and below, then the columns beside the inside rows.
+    pieces = [(0, t0, 0, cols), (t1, rows, 0, cols), (t0, t1, 0, j0), (t0, t1, j1, cols)]
+    return inside, [piece for piece in pieces if piece[0] < piece[1] and piece[2] < piece[3]]
+
+
 def _fetch(tiles, grid, image, top, left):
     """``grid`` (C_in, tile rows + 1, s): the padded input of ``image``, every other row
     from ``top``, every other column from ``left``.
 
     The cells inside the input are one strided copy of it; the border around
-    them is zeros, or, for the other modes, `Padded.region`'s.
+    them is zeros, or, for the other modes, `Padded.region`'s. (The slices
+    of a grid's shape and corner are worked out once, `_fetch_steps`.)
     """
-    (pad_top, _), (pad_left, _) = tiles.padding
-    matrix = tiles.source.matrix[image * tiles.in_channels:(image + 1) * tiles.in_channels]
-    height, width = matrix.shape[1:]
-    rows, cols = grid.shape[1:]
-    # Grid rows t0 .. t1 (columns j0 .. j1) fall inside the input.
-    t0, t1 = (max(0, min(rows, -(-(bound + pad_top - top) // 2))) for bound in (0, height))
-    j0, j1 = (max(0, min(cols, -(-(bound + pad_left - left) // 2))) for bound in (0, width))
-    if t0 < t1 and j0 < j1:
-        r, k = top + 2 * t0 - pad_top, left + 2 * j0 - pad_left
-        np.copyto(grid[:, t0:t1, j0:j1], matrix[:, r:r + 2 * (t1 - t0) - 1:2,
-                                               k:k + 2 * (j1 - j0) - 1:2], casting="unsafe")
-    else:
-        t0 = t1 = j0 = j1 = 0
-    # The border: whole rows above and below, then the columns beside the inside rows.
-    pieces = [(0, t0, 0, cols), (t1, rows, 0, cols), (t0, t1, 0, j0), (t0, t1, j1, cols)]
+    key = (grid.shape[1:], top, left)
+    steps = tiles.fetch_steps.get(key)
+    if steps is None:
+        steps = tiles.fetch_steps[key] = _fetch_steps(tiles, grid.shape[1:], top, left)
+    inside, pieces = steps
+    channels = slice(image * tiles.in_channels, (image + 1) * tiles.in_channels)
+    if inside is not None:
+        np.copyto(grid[inside[0]], tiles.source.matrix[channels][inside[1]], casting="unsafe")
     for a, b, c, d in pieces:
-        if a < b and c < d:
-            if tiles.zero_border:
-                grid[:, a:b, c:d] = 0
-            else:
-                tiles.source.region(slice(image * tiles.in_channels,
-                                          (image + 1) * tiles.in_channels),
-                                    range(top + 2 * a, top + 2 * b, 2),
-                                    range(left + 2 * c, left + 2 * d, 2), grid.dtype,
-                                    out=grid[:, a:b, c:d])
+        if tiles.zero_border:
+            grid[:, a:b, c:d] = 0
+        else:
+            tiles.source.region(channels, range(top + 2 * a, top + 2 * b, 2),
+                                range(left + 2 * c, left + 2 * d, 2), grid.dtype,
+                                out=grid[:, a:b, c:d])
 
 
 def fetch_phases(arena, tiles, batch_slice, rows):
