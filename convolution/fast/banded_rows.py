@@ -149,15 +149,16 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         steps = (matrix.strides[0], matrix.strides[1] * sh)
         row_bytes, fill = matrix.strides[1], source.fill_value
         if pairs is None:
-            base, lines_out, kind = matrix, shifted, dtype
+            base, lines_out, kind, copy = matrix, shifted, dtype, _assign
         else:
-            base, lines_out, kind = matrix, shifted.view(pairs[1]), pairs[0]
+            base, lines_out, kind, copy = matrix, shifted.view(pairs[1]), pairs[0], _narrow
         for g in range(0, groups, taken):
             here = min(taken, groups - g)         # groups in this product
             used = lines(count, g, here)
             # The image's last group multiplies lines past its last with weights 0:
             # they must hold finite numbers (0 * NaN is NaN), not what the arena held.
-            shifted[:, used:here * rows_ + band_.reach] = 0
+            if used < here * rows_ + band_.reach:
+                shifted[:, used:here * rows_ + band_.reach] = 0
             for p, q in enumerate(band_.phases):
                 row = rows.start * sh + q - top_pad + sh * g * rows_   # the input's, of line 0
                 above = min(used, max(0, -(row // sh)))
@@ -185,15 +186,14 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                 for r, column, offsets, s, step in layout:
                     at_column = at + (r + sw * column - left_pad) * itemsize
                     if step is not None:    # every shift of this column phase in one copy
-                        np.copyto(lines_out[:, above:below, p, s:s + len(offsets)], np.ndarray(
+                        copy(lines_out[:, above:below, p, s:s + len(offsets)], np.ndarray(
                             (n, below - above, len(offsets), width), kind, base, at_column,
-                            steps + (sw * step * itemsize, sw * itemsize)), casting="unsafe")
+                            steps + (sw * step * itemsize, sw * itemsize)))
                     else:
                         for i, offset in enumerate(offsets):
-                            np.copyto(lines_out[:, above:below, p, s + i], np.ndarray(
+                            copy(lines_out[:, above:below, p, s + i], np.ndarray(
                                 (n, below - above, width), kind, base,
-                                at_column + sw * offset * itemsize, steps + (sw * itemsize,)),
-                                casting="unsafe")
+                                at_column + sw * offset * itemsize, steps + (sw * itemsize,)))
             for view in fills:
                 view.fill(fill)
             band_products(band_.matrix, shifted, here, g * rows_, count, rows_, target, sums)
@@ -273,6 +273,15 @@ def _setup(columns, rows, geometry, kernel_rows, per_product, dtype, call_ns, fe
         border = None
     window_phases = tuple(sorted({a * dh % sh for a in range(kernel_rows)}))
     return tuple(layout), slot, border, window_phases
+
+
+def _assign(target, values):
+    target[...] = values
+
+
+def _narrow(target, values):
+    """``target[...] = values``, each wide integer cut to its low half."""
+    np.copyto(target, values, casting="unsafe")
 
 
 def _pairs(dtype, step):
