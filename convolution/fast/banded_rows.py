@@ -7,8 +7,8 @@ The idea
     within ``Settings.band_tile_from``, the products stay in cache without
     tiles, and a strip is cut only into products of a few groups each.
 
-    With column stride 1, a border of one value ('zeros', 'constant') and
-    the input C-contiguous in the computation's dtype, a strip copies its
+    With a border of one value ('zeros', 'constant') and the input
+    C-contiguous in the computation's dtype, a strip copies its
     shifted rows straight from the input, one copy for all the shifts of a
     column phase: each input row is read as if the rows were one long row,
     and the few cells of each shifted row that lie in the border (they read
@@ -17,8 +17,12 @@ The idea
     fill value whole. No fetch of the input with its border, no second copy.
     (The image's first and last groups once fetched their input: two fetches
     and checks a call, about 0.1 ns an output of float32 3x3 at 1024 x 1024.)
-    Other borders and strides fetch their input with its border first
-    (`padding.Padded`) and shift that.
+    With column stride > 1 the copy reads every ``sw``-th cell; float32 at
+    column stride 2 reads each cell with the one after it as one 8-byte
+    integer and keeps its low half (`_pairs`), a contiguous read (measured,
+    3x3 stride 2 dilation 2: 1.17-1.2 times faster at 2048 and 4096 than a
+    fetch of the stride phase and copies from it). Other borders fetch their
+    input with its border first (`padding.Padded`) and shift that.
 
 The NaN gate
     A kernel without weights 0: each product's results are summed, row by
