@@ -7,8 +7,8 @@ The idea
     within ``Settings.band_tile_from``, the products stay in cache without
     tiles, and a strip is cut only into products of a few groups each.
 
-    With a border of one value ('zeros', 'constant') and the input
-    C-contiguous in the computation's dtype, a strip copies its
+    With column stride 1, a border of one value ('zeros', 'constant') and
+    the input C-contiguous in the computation's dtype, a strip copies its
     shifted rows straight from the input, one copy for all the shifts of a
     column phase: each input row is read as if the rows were one long row,
     and the few cells of each shifted row that lie in the border (they read
@@ -17,12 +17,12 @@ The idea
     fill value whole. No fetch of the input with its border, no second copy.
     (The image's first and last groups once fetched their input: two fetches
     and checks a call, about 0.1 ns an output of float32 3x3 at 1024 x 1024.)
-    With column stride > 1 the copy reads every ``sw``-th cell; float32 at
-    column stride 2 reads each cell with the one after it as one 8-byte
-    integer and keeps its low half (`_pairs`), a contiguous read (measured,
-    3x3 stride 2 dilation 2: 1.17-1.2 times faster at 2048 and 4096 than a
-    fetch of the stride phase and copies from it). Other borders fetch their
-    input with its border first (`padding.Padded`) and shift that.
+    So does float32 at column stride 2: the copy reads each cell it needs
+    with the one after it as one 8-byte integer and keeps its low half
+    (`_pairs`), a contiguous read (measured, 3x3 stride 2 dilation 2: 1.14-1.2
+    times faster at 2048 and 4096 than a fetch of the stride phase and copies
+    from it). Other borders and strides fetch their input with its border
+    first (`padding.Padded`) and shift that.
 
 The NaN gate
     A kernel without weights 0: each product's results are summed, row by
@@ -75,6 +75,9 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     results = check and band_.nonzero
     in_place = (border is not None and matrix.dtype == dtype and matrix.flags.c_contiguous
                 and width * sw * itemsize >= plan.settings.in_place_row_bytes
+                # Other column strides read cell by cell: no faster than a fetch
+                # (measured, float64 stride 2: 0.97-1.02 times its time).
+                and (sw == 1 or _pairs(dtype, sw) is not None)
                 and source.constant_border
                 and (source.fill_value == 0 or bool(np.isfinite(source.fill_value))))
     left_pad = geometry.padding[1][0]
