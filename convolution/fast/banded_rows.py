@@ -17,8 +17,12 @@ The idea
     fill value whole. No fetch of the input with its border, no second copy.
     (The image's first and last groups once fetched their input: two fetches
     and checks a call, about 0.1 ns an output of float32 3x3 at 1024 x 1024.)
-    Other borders and strides fetch their input with its border first
-    (`padding.Padded`) and shift that.
+    So does float32 at column stride 2: the copy reads each cell it needs
+    with the one after it as one 8-byte integer and keeps its low half
+    (`_pairs`), a contiguous read (measured, 3x3 stride 2 dilation 2: 1.14-1.2
+    times faster at 2048 and 4096 than a fetch of the stride phase and copies
+    from it). Other borders and strides fetch their input with its border
+    first (`padding.Padded`) and shift that.
 
 The NaN gate
     A kernel without weights 0: each product's results are summed, row by
@@ -34,6 +38,7 @@ Cost per output
     results (about 0.05 ns a cell in cache); a few NumPy calls per product.
 """
 import functools
+import sys
 
 import numpy as np
 
@@ -69,16 +74,23 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     dense = band_.dense
     results = check and band_.nonzero
     in_place = (border is not None and matrix.dtype == dtype and matrix.flags.c_contiguous
-                and width * itemsize >= plan.settings.in_place_row_bytes
+                and width * sw * itemsize >= plan.settings.in_place_row_bytes
+                # Other column strides read cell by cell: no faster than a fetch
+                # (measured, float64 stride 2: 0.97-1.02 times its time).
+                and (sw == 1 or _pairs(dtype, sw) is not None)
                 and source.constant_border
                 and (source.fill_value == 0 or bool(np.isfinite(source.fill_value))))
     left_pad = geometry.padding[1][0]
     # Per shift, the input's column of its output column 0; the bytes of a row's
     # long read, from the input row's first cell, before it and to its end.
-    shift_columns = [column + offset - left_pad for _, column, offsets, _, _ in layout
+    shift_columns = [r + sw * (first + offset) - left_pad for r, first, offsets, _, _ in layout
                      for offset in offsets]
+    # Column stride 2, float32: each cell read with the one after it, as one 8-byte
+    # integer whose low half it is (`_pairs`), a contiguous read.
+    pairs = _pairs(dtype, sw) if in_place else None
     low_byte = min(shift_columns) * itemsize
-    high_byte = (max(shift_columns) + width) * itemsize
+    high_byte = ((max(shift_columns) + sw * (width - 1) + 1) * itemsize
+                 + (itemsize if pairs is not None else 0))
     tap_by_tap = polyphase.fallback(source, kernel, geometry, out)
 
     def lines(count, g, here):
@@ -143,9 +155,17 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                  for view in (shifted[..., slot, :low], shifted[..., slot, high:]) if view.size]
         steps = (matrix.strides[0], matrix.strides[1] * sh)
         row_bytes, fill = matrix.strides[1], source.fill_value
+        if pairs is None:
+            base, lines_out, kind, copy = matrix, shifted, dtype, _assign
+        else:
+            base, lines_out, kind, copy = matrix, shifted.view(pairs[1]), pairs[0], _narrow
         for g in range(0, groups, taken):
             here = min(taken, groups - g)         # groups in this product
             used = lines(count, g, here)
+            # The image's last group multiplies lines past its last with weights 0:
+            # they must hold finite numbers (0 * NaN is NaN), not what the arena held.
+            if used < here * rows_ + band_.reach:
+                shifted[:, used:here * rows_ + band_.reach] = 0
             for p, q in enumerate(band_.phases):
                 row = rows.start * sh + q - top_pad + sh * g * rows_   # the input's, of line 0
                 above = min(used, max(0, -(row // sh)))
@@ -170,17 +190,17 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                 if below <= above:
                     continue
                 at = b0 * matrix.strides[0] + (row + sh * above) * row_bytes
-                for _, column, offsets, s, step in layout:
-                    at_column = at + (column - left_pad) * itemsize
+                for r, column, offsets, s, step in layout:
+                    at_column = at + (r + sw * column - left_pad) * itemsize
                     if step is not None:    # every shift of this column phase in one copy
-                        shifted[:, above:below, p, s:s + len(offsets)] = np.ndarray(
-                            (n, below - above, len(offsets), width), dtype, matrix, at_column,
-                            steps + (step * itemsize, itemsize))
+                        copy(lines_out[:, above:below, p, s:s + len(offsets)], np.ndarray(
+                            (n, below - above, len(offsets), width), kind, base, at_column,
+                            steps + (sw * step * itemsize, sw * itemsize)))
                     else:
                         for i, offset in enumerate(offsets):
-                            shifted[:, above:below, p, s + i] = np.ndarray(
-                                (n, below - above, width), dtype, matrix,
-                                at_column + offset * itemsize, steps + (itemsize,))
+                            copy(lines_out[:, above:below, p, s + i], np.ndarray(
+                                (n, below - above, width), kind, base,
+                                at_column + sw * offset * itemsize, steps + (sw * itemsize,)))
             for view in fills:
                 view.fill(fill)
             band_products(band_.matrix, shifted, here, g * rows_, count, rows_, target, sums)
@@ -188,8 +208,8 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
     def _row_apart(shifted, batch, p, line, row):
         """Line ``line`` of phase ``p``: input row ``row``, each shift's cells inside the image."""
         for (slot, low, high), column in zip(border, shift_columns):
-            shifted[:, line, p, slot, low:high] = matrix[batch, row,
-                                                         low + column:high + column]
+            shifted[:, line, p, slot, low:high] = matrix[batch, row, sw * low + column:
+                                                         sw * (high - 1) + column + 1:sw]
 
     def _fetched(arena, batch, rows, groups, target, sums, checked):
         """The strip's groups from a copy of their input with its border.
@@ -254,13 +274,35 @@ def _setup(columns, rows, geometry, kernel_rows, per_product, dtype, call_ns, fe
     for r, first, offsets in columns:
         layout.append((r, first, offsets, slot, even_step(offsets)))
         slot += len(offsets)
-    border = (_border_cells(columns, geometry.padding[1][0], width, geometry.input_shape[1])
-              if sw == 1 else None)
+    border = _border_cells(columns, geometry.padding[1][0], width, geometry.input_shape[1], sw)
     if border is not None and not _fills_pay(border, per_product * rows, width, dtype, call_ns,
                                              fetch_ns):
         border = None
     window_phases = tuple(sorted({a * dh % sh for a in range(kernel_rows)}))
     return tuple(layout), slot, border, window_phases
+
+
+def _assign(target, values):
+    target[...] = values
+
+
+def _narrow(target, values):
+    """``target[...] = values``, each wide integer cut to its low half."""
+    np.copyto(target, values, casting="unsafe")
+
+
+def _pairs(dtype, step):
+    """(wide, narrow) integer dtypes for reading every second cell of ``dtype`` as the low half
+    of a wide integer, where that works: float32 at column stride 2, little-endian; else None.
+
+    Measured, 3x3 stride 2 dilation 2 float32 at 1024 x 1024: the shifted rows
+    copied 20% faster than from a strided view of the floats, which reads
+    cell by cell.
+    """
+    if step == 2 and np.dtype(dtype) == np.float32 and np.dtype(dtype).isnative \
+            and sys.byteorder == "little":
+        return np.dtype(np.uint64), np.dtype(np.uint32)
+    return None
 
 
 def _fills_pay(border, rows, width, dtype, call_ns, fetch_ns):
@@ -272,18 +314,19 @@ def _fills_pay(border, rows, width, dtype, call_ns, fetch_ns):
 
 
 @functools.lru_cache(maxsize=256)
-def _border_cells(columns, left, width, inner):
-    """Per shift (column stride 1): ``(slot, low, high)``, its cells before ``low`` and from
-    ``high`` on read the border; None where some shift reads nothing of the input.
+def _border_cells(columns, left, width, inner, step=1):
+    """Per shift: ``(slot, low, high)``, its cells before ``low`` and from ``high`` on read
+    the border; None where some shift reads nothing of the input.
 
     ``columns``: the band's; ``left``: the border's columns on the left;
-    ``width``, ``inner``: the output's and the input's.
+    ``width``, ``inner``: the output's and the input's; ``step``: the column stride.
     """
     cells, slot = [], 0
-    for _, first, offsets in columns:
+    for r, first, offsets in columns:
         for offset in offsets:
-            padded = first + offset        # the padded column of the shift's cell 0
-            low, high = max(0, left - padded), min(width, left + inner - padded)
+            padded = r + step * (first + offset)     # the padded column of the shift's cell 0
+            low = min(width, max(0, -(-(left - padded) // step)))
+            high = max(0, min(width, -(-(left + inner - padded) // step)))
             if low >= high:
                 return None
             cells.append((slot, low, high))
