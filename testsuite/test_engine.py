@@ -19,6 +19,7 @@ import numpy as np
 
 from convolution import conv2d, driver, fast, settings
 from convolution.driver import blas, pool as driver_threads, strips
+from convolution.driver.arena import Arena
 from convolution.fast import METHODS as FAST_METHODS, choose_method, separable
 from convolution.padding import PADDING_MODES, Padded, pad
 from convolution.geometry import conv_geometry
@@ -299,6 +300,38 @@ class TestPaths(unittest.TestCase):
             with self.subTest(method=method):
                 result = conv2d(np.ones((5, 5), int), np.zeros((2, 2), int), method=method)
                 np.testing.assert_array_equal(result, np.zeros((4, 4)))
+
+
+class TestScratch(unittest.TestCase):
+    """No result depends on what the threads' scratch memory held before."""
+
+    def test_results_with_scratch_full_of_nan(self):
+        # Every float buffer the arena hands out starts as NaN: a path that multiplies a
+        # cell it never wrote (even by a weight 0) or leaves a border cell unset shows it.
+        take = Arena.take
+
+        def poisoned(arena, shape, dtype):
+            out = take(arena, shape, dtype)
+            if np.dtype(dtype).kind == "f":
+                out.fill(np.nan)
+            return out
+
+        rng = np.random.default_rng(3)
+        cases = itertools.product(((61, 1543), (130, 900)), (3, 5), (1, 2), (1, 2),
+                                  ("zeros", "reflect"), (np.float32, np.float64),
+                                  ("banded", "polyphase", "auto"))
+        with mock.patch.object(Arena, "take", poisoned):
+            for shape, k, stride, dilation, mode, dtype, method in cases:
+                x = rng.standard_normal(shape).astype(dtype)
+                kernel = rng.standard_normal((k, k)).astype(dtype)
+                kernel[0, 1] = 0        # a weight 0: the NaN gate checks the windows
+                params = dict(stride=stride, dilation=dilation, padding="same",
+                              padding_mode=mode)
+                with self.subTest(shape=shape, k=k, stride=stride, dilation=dilation,
+                                  mode=mode, dtype=dtype, method=method):
+                    assert_close(self, conv2d(x, kernel, method=method, **params),
+                                 conv2d(x, kernel, method="direct", **params),
+                                 term_scale(x, kernel))
 
 
 class TestSeparable(unittest.TestCase):
