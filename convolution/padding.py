@@ -415,9 +415,12 @@ class Padded:
         if inside_cols < len(cols):
             out[:, :, inside_cols:] = 0
         for r0, rn, rfirst, rstep in row_runs:
+            if rfirst < 0:      # rows of the fill value: one call for all their columns
+                out[:, r0:r0 + rn, :inside_cols] = self.fill_value
+                continue
             for c0, cn, cfirst, cstep in col_runs:
                 target = out[:, r0:r0 + rn, c0:c0 + cn]
-                if rfirst < 0 or cfirst < 0:
+                if cfirst < 0:
                     target[...] = self.fill_value
                 else:
                     target[...] = self.matrix[batch, _slice(rfirst, rn, rstep),

@@ -62,10 +62,11 @@ class Settings:
     #: width exceed this (the L2 cache of current cores, 1 to 2 MiB): below, tiles add calls.
     band_tile_from: int = 2 ** 20
     #: Whole-width strips read groups' rows straight from the input only where an output row
-    #: holds at least this many bytes (fast/banded_rows.py). Measured on one thread, 'same'
-    #: borders, 3 x 3 and 5 x 5: reading in place lost up to 8% below 640 float32 columns and
-    #: 512 float64 ones (14% with 'full' borders at 511), and won from 768 (up to 1.2x at 1024).
-    in_place_row_bytes: int = 3 * 2 ** 10
+    #: holds at least this many bytes (fast/banded_rows.py). Measured on one thread, 3 x 3 and
+    #: 5 x 5, 'same' and 'full' zero borders, since the image's first and last groups read in
+    #: place too: in place as fast as a fetch at 64 and 128 columns (0.97-1.06 times its
+    #: time), 1.05-1.1 times faster at 255 float32 columns, 1.1-1.29 from 511.
+    in_place_row_bytes: int = 2 ** 8
     #: What products four times `band_bytes` cost more per cell on one thread.
     band_large_cost: float = 1.2
     #: Output columns per block of the separable path's row pass (fast/separable.py).

@@ -268,6 +268,47 @@ class TestPaths(unittest.TestCase):
                 self.assertEqual((low, high), (k // 2, width - k // 2))
                 self.assertTrue(all(a >= low and b <= high for a, b in tiles[1:-1]))
 
+    def test_banded_rows_layout_follows_the_settings(self):
+        # The strips' layout is worked out with the plan, once: a settings change
+        # gives a plan of its own, whose layout reads in place or not as it says.
+        from convolution.fast import banded_rows
+        kernel = np.ones((3, 3), np.float32)
+        geometry = conv_geometry((64, 300), kernel.shape, 2, 2, padding=2)
+        found = fast.plan("banded", geometry, kernel, 1, np.float32).detail[2]
+        self.assertIsInstance(found, banded_rows.Layout)
+        self.assertTrue(found.in_place)
+        with settings.using(in_place_row_bytes=2 ** 20):
+            self.assertFalse(fast.plan("banded", geometry, kernel, 1,
+                                       np.float32).detail[2].in_place)
+        wide = np.ones((11, 11), np.float32)      # 11 shifts a column phase: fetched
+        self.assertFalse(fast.plan("banded", conv_geometry((64, 300), wide.shape, 2, 2),
+                                   wide, 1, np.float32).detail[2].in_place)
+
+    def test_banded_rows_fetched_blocks_keep_nan_to_their_windows(self):
+        # Fetched strips sum each block they fetch (the gate): NaN or infinity
+        # in the border rows and columns a block copies, inside, in the rows
+        # below the last window that the last group reads with weights 0, with
+        # kernels of no weight 0, float32 and float64, stride 2 and dilation 2.
+        rng = np.random.default_rng(25)
+        with np.errstate(invalid="ignore"), settings.using(strip_bytes=8192,
+                                                           min_strip_bytes=8192):
+            for dtype, k, mode in ((np.float64, 3, "reflect"), (np.float32, 11, "zeros"),
+                                   (np.float64, 5, "circular"), (np.float32, 3, "zeros")):
+                kernel = (rng.random((k, k)) + 0.5).astype(dtype)
+                for place in ((0, 0), (1, 77), (30, 0), (59, 200), (58, 199), (45, 100)):
+                    for value in (np.nan, np.inf):
+                        x = rng.random((60, 201)).astype(dtype)
+                        x[place] = value
+                        params = dict(stride=2, dilation=2, padding=k - 1, padding_mode=mode)
+                        expected = conv2d(x, kernel, method="loops", **params)
+                        result = conv2d(x, kernel, method="banded", **params)
+                        with self.subTest(dtype=dtype, k=k, place=place, value=value):
+                            np.testing.assert_array_equal(np.isnan(result), np.isnan(expected))
+                            np.testing.assert_array_equal(np.isinf(result), np.isinf(expected))
+                            finite = np.isfinite(expected)
+                            assert_close(self, result[finite], expected[finite],
+                                         term_scale(np.nan_to_num(x, posinf=1), kernel), 8)
+
     def test_padded_region_equals_np_pad(self):
         rng = np.random.default_rng(9)
         for _ in range(2000):

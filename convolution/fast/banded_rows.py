@@ -29,8 +29,18 @@ The NaN gate
     row, as a product with ones while they are in the cache, and the sums
     checked once a strip (a window's NaN or infinity times a nonzero weight
     shows in its own output, whatever BLAS does with the band's zeros).
-    Else the strip's windows are summed first, or each fetched block; a strip
-    that holds NaN or infinity is done tap by tap ('polyphase').
+    A strip that fetches its input sums each block as it fetches it instead,
+    where that costs less (`_blocks_pay`: one or two blocks a strip take
+    fewer calls than a sum a product). Else the strip's windows are summed first, or each
+    fetched block; a strip that holds NaN or infinity is done tap by tap
+    ('polyphase').
+
+What a call works out
+    Everything that follows from the band, the geometry and the dtype (the
+    shifts' places, the border cells, the blocks' columns, whether groups
+    read in place, which gate) is a `Layout`, made with the plan and kept in
+    it: a call reads it (the plan is cached), and its strips pay only for
+    their NumPy calls.
 
 Cost per output
     ``K / R`` multiply-adds in BLAS; ``K / R`` cells copied into the
@@ -38,87 +48,149 @@ Cost per output
     results (about 0.05 ns a cell in cache); a few NumPy calls per product.
 """
 import functools
+import math
 import sys
+from typing import NamedTuple
 
 import numpy as np
 
 from .. import driver
 from . import polyphase
 from .costs import cell_scale
-from .phases import all_finite, band_products, even_step, may_hold_nonfinite
+from .phases import (band_products, even_step, group_operands, may_hold_nonfinite,
+                     sums_finite)
 
-__all__ = ["run"]
+__all__ = ["Layout", "layout", "run"]
 
 
-def run(source, kernel, geometry, out, plan, band_, per_product):
+class Layout(NamedTuple):
+    """What `run` needs that follows from the band, the geometry, the dtype and the plan alone.
+
+    Worked out when the plan is made (`layout`), and kept in it: a call
+    reads it, and pays nothing to work it out again.
+    """
+    band: object            # the kernel's `banded.Band`
+    per_product: int        # the groups one product takes
+    #: Per column phase ``(r, first, offsets, slot, step, cols)``: its first shift in the
+    #: shifted rows, the step of its shifts, the padded columns of the block a strip fetches.
+    columns: tuple
+    shifts: int
+    #: Per shift ``(slot, low, high)``: its cells before ``low`` and from ``high`` on lie
+    #: in the border. None where groups may not read the input in place.
+    border: object
+    #: Whether groups read the input in place where the input and its border allow.
+    in_place: bool
+    #: (wide, narrow) integer dtypes where column stride 2 reads pairs of cells (`_pairs`).
+    pairs: object
+    window_phases: tuple    # the row phases some window reads
+    shift_columns: tuple    # per shift, the input's column of its output column 0
+    low_byte: int           # the bytes of a row's long read before the input row's first cell
+    high_byte: int          # and to its end
+    #: Whether a fetched strip's gate sums its blocks, rather than the results' rows.
+    check_blocks: bool
+
+
+def layout(band_, geometry, kernel_rows, dtype, per_product, strip_rows, s):
+    """The `Layout` of a plan: strips of about ``strip_rows`` rows, ``per_product`` groups each
+    product."""
+    (sh, sw), dh = geometry.stride, geometry.dilation[0]
+    dtype = np.dtype(dtype)
+    itemsize = dtype.itemsize
+    width = geometry.output_shape[1]
+    left = geometry.padding[1][0]
+    columns, slot = [], 0
+    for r, first, offsets in band_.columns:
+        columns.append((r, first, offsets, slot, even_step(offsets),
+                        range(r + sw * first, r + sw * (first + width + offsets[-1]), sw)))
+        slot += len(offsets)
+    border = _border_cells(band_.columns, left, width, geometry.input_shape[1], sw)
+    if border is not None and not _fills_pay(border, per_product * band_.rows, width, dtype,
+                                             s.call_ns, s.fetch_ns):
+        border = None
+    pairs = _pairs(dtype, sw)
+    in_place = (border is not None and width * sw * itemsize >= s.in_place_row_bytes
+                # Other column strides read cell by cell: no faster than a fetch
+                # (measured, float64 stride 2: 0.97-1.02 times its time).
+                and (sw == 1 or pairs is not None and _pairs_pay(band_.columns)))
+    shift_columns = tuple(r + sw * (first + offset) - left for r, first, offsets in band_.columns
+                          for offset in offsets)
+    low_byte = min(shift_columns) * itemsize
+    high_byte = ((max(shift_columns) + sw * (width - 1) + 1) * itemsize
+                 + (itemsize if in_place and pairs is not None else 0))
+    window_phases = tuple(sorted({a * dh % sh for a in range(kernel_rows)}))
+    return Layout(band_, per_product, tuple(columns), slot, border, in_place,
+                  pairs if in_place else None, window_phases, shift_columns, low_byte,
+                  high_byte, _blocks_pay(band_, width, per_product, strip_rows, dtype, s))
+
+
+def _blocks_pay(band_, width, per_product, strip_rows, dtype, s):
+    """Whether a fetched strip's gate costs less as a sum of each block it fetches than as
+    the sum of each product's results (a NumPy call each, and a sum a strip).
+
+    Each block is summed in the cache as it is fetched, two calls a block:
+    with one block a strip (stride 1, or dilation 2 at stride 2) fewer calls
+    than one a product; with four (stride 2, dilation 1) four times the
+    cells of the results.
+    """
+    blocks = len(band_.phases) * len(band_.columns)
+    cells = len(band_.phases) * sum(width + offsets[-1] for _, _, offsets in band_.columns)
+    products = math.ceil(-(-strip_rows // band_.rows) / per_product)
+    cell_ns = s.flat_ns / 2 * cell_scale(dtype) * strip_rows
+    return 2 * blocks * s.call_ns + cells * cell_ns <= (products + 1) * s.call_ns + width * cell_ns
+
+
+def run(source, kernel, geometry, out, plan):
     """Fill ``out`` (N, H_out, W_out) from ``source`` (a Padded), strips of the whole width.
 
-    ``band_``: the kernel's `banded.Band`; ``per_product``: the groups one
-    product takes.
+    ``plan.detail[2]``: its `Layout`.
     """
+    found = plan.detail[2]
+    band_ = found.band
     sh, sw = geometry.stride
-    top_pad = geometry.padding[0][0]
+    top_pad, left_pad = geometry.padding[0][0], geometry.padding[1][0]
     matrix = source.matrix
     height = matrix.shape[1]
     width, dtype = out.shape[2], out.dtype
     itemsize = dtype.itemsize
-    phases, rows_ = len(band_.phases), band_.rows
-    layout, shifts, border, window_phases = _setup(band_.columns, rows_, geometry,
-                                                   kernel.shape[0], per_product, dtype.str,
-                                                   plan.settings.call_ns,
-                                                   plan.settings.fetch_ns)
+    phases, rows_, reach = len(band_.phases), band_.rows, band_.reach
+    depth = band_.matrix.shape[1]
+    columns, shifts, border, per_product = (found.columns, found.shifts, found.border,
+                                            found.per_product)
     check = may_hold_nonfinite(source)
-    # Kernel rows or columns of zeros, which the band leaves out: the fetched
-    # blocks then miss cells that the windows hold (0 * NaN is NaN in the tap
-    # loops too), so the strip's windows are checked whole, first.
-    dense = band_.dense
-    results = check and band_.nonzero
-    in_place = (border is not None and matrix.dtype == dtype and matrix.flags.c_contiguous
-                and width * sw * itemsize >= plan.settings.in_place_row_bytes
-                # Other column strides read cell by cell: no faster than a fetch
-                # (measured, float64 stride 2: 0.97-1.02 times its time).
-                and (sw == 1 or _pairs(dtype, sw) is not None)
+    in_place = (found.in_place and matrix.dtype == dtype and matrix.flags.c_contiguous
                 and source.constant_border
                 and (source.fill_value == 0 or bool(np.isfinite(source.fill_value))))
-    left_pad = geometry.padding[1][0]
-    # Per shift, the input's column of its output column 0; the bytes of a row's
-    # long read, from the input row's first cell, before it and to its end.
-    shift_columns = [r + sw * (first + offset) - left_pad for r, first, offsets, _, _ in layout
-                     for offset in offsets]
-    # Column stride 2, float32: each cell read with the one after it, as one 8-byte
-    # integer whose low half it is (`_pairs`), a contiguous read.
-    pairs = _pairs(dtype, sw) if in_place else None
-    low_byte = min(shift_columns) * itemsize
-    high_byte = ((max(shift_columns) + sw * (width - 1) + 1) * itemsize
-                 + (itemsize if pairs is not None else 0))
+    # The NaN gate. A kernel without weights 0: the results' row sums, taken
+    # as each product leaves its rows in the cache (measured: 3 times faster
+    # than once a strip at 1024 x 1024), checked once a strip; or, in a
+    # fetched strip where that costs less, each fetched block summed as it is
+    # fetched. Kernel rows or columns of zeros, which the band leaves out: the
+    # fetched blocks then miss cells that the windows hold (0 * NaN is NaN in
+    # the tap loops too), so the strip's windows are checked whole, first; so
+    # too for a kernel with weights 0 read in place (no block is fetched).
+    dense = band_.dense
+    blocks_first = check and dense and not in_place and (found.check_blocks
+                                                        or not band_.nonzero)
+    results = check and band_.nonzero and not blocks_first
+    whole_first = check and not results and not blocks_first
     tap_by_tap = polyphase.fallback(source, kernel, geometry, out)
-
-    def lines(count, g, here):
-        """The shifted rows ``here`` groups from group g use: the image's last group has fewer."""
-        return min(here * rows_, count - g * rows_) + band_.reach
 
     def strip(arena, batch, rows):
         n = len(range(*batch.indices(out.shape[0])))
         count = rows.stop - rows.start
         groups = -(-count // rows_)
-        # Read in place, or a kernel with rows or columns of zeros: the strip's
-        # windows are checked whole, first.
-        whole_first = check and not results and (not dense or in_place)
         if whole_first and not _windows_finite(arena, batch, rows, groups, n):
             return tap_by_tap(arena, batch, rows)
         target = out[batch, rows]
-        # The results' row sums (a product with ones), taken as each product
-        # leaves its rows in the cache (measured: 3 times faster than once a
-        # strip at 1024 x 1024), checked once a strip. Any overflow or invalid
-        # operation in here sends the strip to the tap loops, which raise
-        # NumPy's warnings as they would.
+        # Any overflow or invalid operation in here sends the strip to the tap
+        # loops, which raise NumPy's warnings as they would.
         sums = arena.take((n, count), dtype) if results else None
         with np.errstate(over="ignore", invalid="ignore"):
             if in_place:
                 _in_place(arena, batch, rows, groups, target, sums)
                 done = True
             else:
-                done = _fetched(arena, batch, rows, groups, target, sums, whole_first)
+                done = _fetched(arena, batch, rows, groups, target, sums)
             done = done and (not results or bool(np.isfinite(sums).all()
                                                  or np.isfinite(target).all()))
         if not done:
@@ -128,13 +200,14 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         """Whether the padded rows the strip reads hold only finite numbers."""
         top = rows.start * sh
         bottom = max((rows.stop - 1) * sh + geometry.span[0],
-                     top + band_.phases[-1] + sh * (groups * rows_ + band_.reach - 1))
-        if top >= top_pad and bottom < top_pad + height:     # the input's own rows
-            return all(all_finite(matrix[batch, top + q - top_pad:bottom - top_pad + 1:sh])
-                       for q in window_phases)
-        return all_finite(source.region(
-            batch, range(top, bottom + 1), range(source.shape[1]), dtype,
-            out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype)))
+                     top + band_.phases[-1] + sh * (groups * rows_ + reach - 1))
+        with np.errstate(over="ignore", invalid="ignore"):
+            if top >= top_pad and bottom < top_pad + height:     # the input's own rows
+                return all(sums_finite(matrix[batch, top + q - top_pad:bottom - top_pad + 1:sh])
+                           for q in found.window_phases)
+            return sums_finite(source.region(
+                batch, range(top, bottom + 1), range(source.shape[1]), dtype,
+                out=arena.take((n, bottom + 1 - top, source.shape[1]), dtype)))
 
     def _in_place(arena, batch, rows, groups, target, sums):
         """The strip's groups, their shifted rows copied from the input itself.
@@ -149,23 +222,26 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
         n, count = target.shape[:2]
         b0, b1 = batch.indices(matrix.shape[0])[:2]
         taken = min(per_product, groups)
-        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
+        shifted = arena.take((n, taken * rows_ + reach, phases, shifts, width), dtype)
+        operands = group_operands(shifted, depth, rows_, taken)
         # The cells of the shifted rows in the border, whatever their row and phase.
         fills = [view for slot, low, high in border
                  for view in (shifted[..., slot, :low], shifted[..., slot, high:]) if view.size]
         steps = (matrix.strides[0], matrix.strides[1] * sh)
         row_bytes, fill = matrix.strides[1], source.fill_value
-        if pairs is None:
+        low_byte, high_byte = found.low_byte, found.high_byte
+        if found.pairs is None:
             base, lines_out, kind, copy = matrix, shifted, dtype, _assign
         else:
-            base, lines_out, kind, copy = matrix, shifted.view(pairs[1]), pairs[0], _narrow
+            base, lines_out, kind, copy = (matrix, shifted.view(found.pairs[1]), found.pairs[0],
+                                           _narrow)
         for g in range(0, groups, taken):
             here = min(taken, groups - g)         # groups in this product
-            used = lines(count, g, here)
+            used = min(here * rows_, count - g * rows_) + reach    # the last group has fewer
             # The image's last group multiplies lines past its last with weights 0:
             # they must hold finite numbers (0 * NaN is NaN), not what the arena held.
-            if used < here * rows_ + band_.reach:
-                shifted[:, used:here * rows_ + band_.reach] = 0
+            if used < here * rows_ + reach:
+                shifted[:, used:here * rows_ + reach] = 0
             for p, q in enumerate(band_.phases):
                 row = rows.start * sh + q - top_pad + sh * g * rows_   # the input's, of line 0
                 above = min(used, max(0, -(row // sh)))
@@ -190,7 +266,7 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                 if below <= above:
                     continue
                 at = b0 * matrix.strides[0] + (row + sh * above) * row_bytes
-                for r, column, offsets, s, step in layout:
+                for r, column, offsets, s, step, _ in columns:
                     at_column = at + (r + sw * column - left_pad) * itemsize
                     if step is not None:    # every shift of this column phase in one copy
                         copy(lines_out[:, above:below, p, s:s + len(offsets)], np.ndarray(
@@ -203,83 +279,57 @@ def run(source, kernel, geometry, out, plan, band_, per_product):
                                 at_column + sw * offset * itemsize, steps + (sw * itemsize,)))
             for view in fills:
                 view.fill(fill)
-            band_products(band_.matrix, shifted, here, g * rows_, count, rows_, target, sums)
+            band_products(band_.matrix, operands, here, g * rows_, count, rows_, target, sums)
 
     def _row_apart(shifted, batch, p, line, row):
         """Line ``line`` of phase ``p``: input row ``row``, each shift's cells inside the image."""
-        for (slot, low, high), column in zip(border, shift_columns):
+        for (slot, low, high), column in zip(border, found.shift_columns):
             shifted[:, line, p, slot, low:high] = matrix[batch, row, sw * low + column:
                                                          sw * (high - 1) + column + 1:sw]
 
-    def _fetched(arena, batch, rows, groups, target, sums, checked):
+    def _fetched(arena, batch, rows, groups, target, sums):
         """The strip's groups from a copy of their input with its border.
 
-        With ``sums``, the results' row sums go there (the gate); else each
-        block is summed as it is fetched, in the cache, unless the strip's
-        windows were ``checked`` already: False where one holds NaN or infinity.
+        With ``sums``, the results' row sums go there (the gate); with
+        ``blocks_first``, each block is summed as it is fetched, in the cache:
+        False where one holds NaN or infinity.
         """
         n, count = target.shape[:2]
-        phase_rows = groups * rows_ + band_.reach
-        flags = check and not checked and sums is None
+        phase_rows = groups * rows_ + reach
         first_row = rows.start * sh
         blocks = []
         for q in band_.phases:
             row_range = range(first_row + q, first_row + q + sh * phase_rows, sh)
-            for r, first, offsets, _, _ in layout:
-                block = source.region(
-                    batch, row_range, range(r + sw * first, r + sw * (first + width
-                                                                      + offsets[-1]), sw),
-                    dtype, out=arena.take((n, phase_rows, width + offsets[-1]), dtype))
-                if flags and not all_finite(block):
+            for _, _, offsets, _, _, cols in columns:
+                block = source.region(batch, row_range, cols, dtype,
+                                      out=arena.take((n, phase_rows, len(cols)), dtype))
+                if blocks_first and not sums_finite(block):
                     return False
                 blocks.append(block)
         taken = min(per_product, groups)
-        shifted = arena.take((n, taken * rows_ + band_.reach, phases, shifts, width), dtype)
+        shifted = arena.take((n, taken * rows_ + reach, phases, shifts, width), dtype)
+        operands = group_operands(shifted, depth, rows_, taken)
+        # Per block, every shift of its column phase as one view (an even step), or one each.
+        views = []
+        for p in range(phases):
+            for (_, _, offsets, s, step, _), block in zip(columns, blocks[p * len(columns):]):
+                if step is not None:
+                    views.append((p, slice(s, s + len(offsets)), np.ndarray(
+                        (n, phase_rows, len(offsets), width), dtype, block, 0,
+                        block.strides[:2] + (step * itemsize, itemsize))))
+                else:
+                    views.extend((p, s + i, block[:, :, offset:offset + width])
+                                 for i, offset in enumerate(offsets))
         for g in range(0, groups, taken):
             here = min(taken, groups - g)         # groups in this product
-            top, used = g * rows_, here * rows_ + band_.reach
-            b = 0
-            for p in range(phases):
-                for _, _, offsets, s, step in layout:
-                    block = blocks[b]
-                    b += 1
-                    if step is not None:    # every shift of this column phase in one copy
-                        shifted[:, :used, p, s:s + len(offsets)] = np.ndarray(
-                            (n, used, len(offsets), width), dtype, block,
-                            top * block.strides[1], block.strides[:2] + (step * itemsize,
-                                                                         itemsize))
-                    else:
-                        for i, offset in enumerate(offsets):
-                            shifted[:, :used, p, s + i] = block[:, top:top + used,
-                                                                 offset:offset + width]
-            band_products(band_.matrix, shifted, here, g * rows_, count, rows_, target, sums)
+            top, used = g * rows_, here * rows_ + reach
+            for p, at, view in views:
+                shifted[:, :used, p, at] = view[:, top:top + used]
+            band_products(band_.matrix, operands, here, top, count, rows_, target, sums)
         return True
 
     with driver.single_threaded_blas(plan.settings.limit_blas):
         driver.run(strip, plan)
-
-
-@functools.lru_cache(maxsize=256)
-def _setup(columns, rows, geometry, kernel_rows, per_product, dtype, call_ns, fetch_ns):
-    """What `run` works out from the band and the geometry alone (cached).
-
-    Per column phase ``(r, first, offsets, slot, step)``: its first shift in
-    the shifted rows and the step of its shifts; the shifts; the border
-    cells of each shift where groups may read the input in place (None
-    where they may not); the row phases some window reads.
-    """
-    (sh, sw), dh = geometry.stride, geometry.dilation[0]
-    width = geometry.output_shape[1]
-    layout, slot = [], 0
-    for r, first, offsets in columns:
-        layout.append((r, first, offsets, slot, even_step(offsets)))
-        slot += len(offsets)
-    border = _border_cells(columns, geometry.padding[1][0], width, geometry.input_shape[1], sw)
-    if border is not None and not _fills_pay(border, per_product * rows, width, dtype, call_ns,
-                                             fetch_ns):
-        border = None
-    window_phases = tuple(sorted({a * dh % sh for a in range(kernel_rows)}))
-    return tuple(layout), slot, border, window_phases
 
 
 def _assign(target, values):
@@ -305,12 +355,25 @@ def _pairs(dtype, step):
     return None
 
 
+def _pairs_pay(columns):
+    """Whether reading pairs of cells in place (`_pairs`) costs less than a fetch of the stride
+    phase and contiguous copies from it: not where a column phase has many shifts, each of
+    whose cells the pairs read twice as wide. Measured, float32 stride 2 dilation 2, 'same'
+    zero borders, a fetch's time over in place: 3 x 3 1.10-1.19 at 512 to 2048, 5 x 5 1.0-1.07,
+    7 x 7 0.95-1.12, 9 x 9 0.96-1.09, 11 x 11 1.0-1.07 (and 0.97 at 1024 without borders)."""
+    return max(len(offsets) for _, _, offsets in columns) <= PAIRS_SHIFTS
+
+
 def _fills_pay(border, rows, width, dtype, call_ns, fetch_ns):
     """Whether setting the border cells, a NumPy call each a product of ``rows`` rows, costs less
     than fetching the input with its border (wide kernels have many: measured, a kernel 11 wide
     lost 8% in place, 5 wide gained 6%)."""
     calls = sum((low > 0) + (high < width) for _, low, high in border)
     return calls * call_ns / rows < width * fetch_ns * cell_scale(dtype)
+
+
+#: The most shifts a column phase may have for pairs to be read in place (`_pairs_pay`).
+PAIRS_SHIFTS = 7
 
 
 @functools.lru_cache(maxsize=256)

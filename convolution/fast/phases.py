@@ -16,7 +16,8 @@ from ..geometry import stride_phase
 from .cache import kernel_cache
 
 __all__ = ["taps", "phases", "tap_phases", "phase_blocks", "offsets", "multiply_add",
-           "may_hold_nonfinite", "finite", "all_finite", "ones", "band_products",
+           "may_hold_nonfinite", "finite", "all_finite", "sums_finite", "ones",
+           "group_operands", "band_products",
            "even_step", "padded_width"]
 
 
@@ -124,12 +125,22 @@ def all_finite(values):
     ones, about twice as fast as ``np.add.reduce`` on float32 rows in cache.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        if values.ndim > 1 and values.dtype in BLAS_DTYPES and values.shape[-1] > 1:
-            total = np.add.reduce(np.matmul(values, ones(values.shape[-1], values.dtype.str)),
-                                  axis=None)
-        else:
-            total = np.add.reduce(values, axis=None)
-        return bool(np.isfinite(total) or np.isfinite(values).all())
+        return sums_finite(values)
+
+
+def sums_finite(values):
+    """`all_finite`, for a caller already inside ``np.errstate(over='ignore', invalid='ignore')``.
+
+    The strips of the banded paths check each block they fetch with it: a
+    microsecond less a block than `all_finite`, which sets the error state
+    itself.
+    """
+    if values.ndim > 1 and values.shape[-1] > 1 and values.dtype in BLAS_DTYPES:
+        total = np.add.reduce(np.matmul(values, ones(values.shape[-1], values.dtype.str)),
+                              axis=None)
+    else:
+        total = np.add.reduce(values, axis=None)
+    return bool(np.isfinite(total) or np.isfinite(values).all())
 
 
 @functools.lru_cache(maxsize=64)
@@ -140,27 +151,38 @@ def ones(length, dtype):
     return found
 
 
-def band_products(band, shifted, here, top, count, rows, target, sums=None):
+def group_operands(shifted, depth, rows, groups):
+    """The operands of ``groups`` groups' products: (N, groups, depth, width), a view of
+    ``shifted``.
+
+    ``shifted`` (N, lines, ..., width), C-contiguous, whose axes after the
+    lines flatten to ``depth / (rows + reach)`` shifted rows of each line:
+    group g multiplies the ``depth`` rows from line ``g * rows`` on, so the
+    groups' operands overlap and nothing is copied twice. Made once a strip
+    (or tile), for all its products.
+    """
+    return np.ndarray((shifted.shape[0], groups, depth, shifted.shape[-1]), shifted.dtype,
+                      shifted, 0, (shifted.strides[0], shifted.strides[1] * rows,
+                                   shifted.strides[-2], shifted.itemsize))
+
+
+def band_products(band, operands, here, top, count, rows, target, sums=None):
     """``here`` groups of ``rows`` output rows: the band times each group's shifted rows.
 
-    ``band`` (rows, depth); ``shifted`` (N, lines, ..., width), whose axes after
-    the lines flatten to the band's ``depth`` shifted rows of each line; group
-    g multiplies the ``depth`` rows from line ``g * rows`` on. The results go
-    to ``target`` (N, count, width) from row ``top``: whole groups straight in,
-    the image's last group, part of one, through a temporary. ``sums`` (N,
+    ``band`` (rows, depth); ``operands`` (N, >= here, depth, width), the
+    groups' shifted rows (`group_operands`). The results go to ``target``
+    (N, count, width) from row ``top``: whole groups straight in, the
+    image's last group, part of one, through a temporary. ``sums`` (N,
     count), if given, gets the results' row sums (a product with ones) while
     they are in the cache: the banded paths' NaN gate.
     """
     n, width = target.shape[0], target.shape[2]
-    operands = np.ndarray((n, here, band.shape[1], width), shifted.dtype, shifted, 0,
-                          (shifted.strides[0], shifted.strides[1] * rows, shifted.strides[-2],
-                           shifted.itemsize))
     whole = min(here * rows, count - top) // rows
     if whole:
         np.matmul(band, operands[:, :whole],
                   out=target[:, top:top + whole * rows].reshape(n, whole, rows, width))
     if whole < here:      # the image's last rows: part of a group
-        last = np.matmul(band, operands[:, whole:])
+        last = np.matmul(band, operands[:, whole:here])
         target[:, top + whole * rows:] = last[:, 0, :count - top - whole * rows]
     if sums is not None:
         np.matmul(target[:, top:top + here * rows], ones(width, target.dtype.str),
