@@ -82,7 +82,7 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..padding import Padded
 from ..geometry import conv_geometry
-from . import layer, winograd4
+from . import layer, winograd4, winograd_layout
 from .costs import cell_scale, products
 
 __all__ = ["plan", "conv2d", "kernel_transform"]
@@ -108,15 +108,11 @@ _CALLS, _IMAGE_CALLS = 4 * (4 + 2 + 5) + 4 + 3, 4 * 6
 def kernel_transform(kernel, groups):
     """``U[k, l]``: (4, 4, groups, C_out / groups, C_in / groups), ``G g G^T`` of every kernel.
 
-    ``kernel`` is (C_out, C_in / groups, 3, 3). One product for all pairs of
-    channels: ``U[k, l] = sum over (a, b) of G[k, a] G[l, b] g[a, b]``, the
-    16 x 9 matrix of those coefficients (0, +-1/4, +-1/2, 1: exact) times the
-    (9, pairs) kernels, in the kernel's dtype.
+    ``kernel`` is (C_out, C_in / groups, 3, 3); the coefficients of ``G g
+    G^T`` (0, +-1/4, +-1/2, 1) are exact in any float dtype
+    (`winograd_layout.kernel_transform`).
     """
-    out_channels, per_in = kernel.shape[:2]
-    coefficients = np.einsum("ka,lb->klab", _G, _G).reshape(16, 9).astype(kernel.dtype)
-    u = coefficients @ kernel.reshape(-1, 9).T                    # (16, pairs)
-    return u.reshape(4, 4, groups, out_channels // groups, per_in)
+    return winograd_layout.kernel_transform(_G, kernel, groups)
 
 
 def _check(kernel_shape, geometry, dtype):
@@ -131,30 +127,25 @@ def _check(kernel_shape, geometry, dtype):
                          f"{np.dtype(dtype)}")
 
 
-class _Tiles:
+class _Tiles(winograd_layout.Layout):
     """How a strip's tiles lie in its buffers: ``s`` cells a row, tile rows + 1 a channel."""
 
     outputs = 2          # outputs a tile, along each axis
+    G = _G
     calls, image_calls = _CALLS, _IMAGE_CALLS
 
     def __init__(self, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype):
-        self.in_channels = images.shape[1]
-        self.out_channels = kernel_shape[0]
-        self.groups, self.dtype = groups, np.dtype(dtype)
-        self.source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding,
-                             padding_mode, fill_value)
+        super().__init__(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype)
         self.padding = geometry.padding
         # Zeros around the input, and past the padded input's edge: the border is a fill.
         self.zero_border = padding_mode == "zeros" or (padding_mode == "constant"
                                                        and fill_value == 0)
-        self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
-        # Sums one output channel's tiles of a strip, for the check.
         self.fetch_steps = {}      # `_fetch`'s slices, by grid shape and corner
-        self.ones = np.ones(images.shape[0] * ((self.height + 1) // 2 + 1) * self.s, self.dtype)
 
-    def kernel_transform(self, kernel):
-        return kernel_transform(kernel, self.groups)
+    def positions(self):
+        """Tile rows + 1, of ``s`` cells each: the row and column of tiles a strip drops."""
+        return ((self.height + 1) // 2 + 1) * ((self.width + 1) // 2 + 1)
 
     def strip(self, arena, u, bias, out, batch_slice, rows):
         """Output ``rows`` (from an even row) of images ``batch_slice``; whether all finite."""
