@@ -354,8 +354,9 @@ def _fetch(tiles, grid, image, top, left):
     from ``top``, every other column from ``left``.
 
     The cells inside the input are one strided copy of it; the border around
-    them is zeros, or, for the other modes, `Padded.region`'s. (The slices
-    of a grid's shape and corner are worked out once, `_fetch_steps`.)
+    them is zeros (cleared with the whole buffer by `fetch_phases`), or, for
+    the other modes, `Padded.region`'s. (The slices of a grid's shape and
+    corner are worked out once, `_fetch_steps`.)
     """
     key = (grid.shape[1:], top, left)
     steps = tiles.fetch_steps.get(key)
@@ -365,13 +366,12 @@ def _fetch(tiles, grid, image, top, left):
     channels = slice(image * tiles.in_channels, (image + 1) * tiles.in_channels)
     if inside is not None:
         np.copyto(grid[inside[0]], tiles.source.matrix[channels][inside[1]], casting="unsafe")
+    if tiles.zero_border:        # zeros already: `fetch_phases` cleared the whole buffer
+        return
     for a, b, c, d in pieces:
-        if tiles.zero_border:
-            grid[:, a:b, c:d] = 0
-        else:
-            tiles.source.region(channels, range(top + 2 * a, top + 2 * b, 2),
-                                range(left + 2 * c, left + 2 * d, 2), grid.dtype,
-                                out=grid[:, a:b, c:d])
+        tiles.source.region(channels, range(top + 2 * a, top + 2 * b, 2),
+                            range(left + 2 * c, left + 2 * d, 2), grid.dtype,
+                            out=grid[:, a:b, c:d])
 
 
 def fetch_phases(arena, tiles, batch_slice, rows):
@@ -385,7 +385,9 @@ def fetch_phases(arena, tiles, batch_slice, rows):
     first, tile_rows = rows.start // 2, -(-(rows.stop - rows.start) // 2)
     length = n * c * (tile_rows + 1) * s
     phases = arena.take((4, length + s + 2), tiles.dtype)
-    phases[:, length:] = 0
+    # A zero border: the whole buffer cleared in one pass (the inside is then written
+    # over), not eight pieces of border an image, each a call.
+    phases[:, 0 if tiles.zero_border else length:] = 0
     for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
         for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):
