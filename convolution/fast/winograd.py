@@ -289,11 +289,6 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     batch, out_channels = images.shape[0], kernel.shape[0]
     if out is None:
         out = np.empty((batch, out_channels, height, width), dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        u = tiles.kernel_transform(kernel)
-    if not np.isfinite(u).all():
-        return layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype,
-                            bias, out)
     spoilt = []
 
     def strip(arena, batch_slice, rows):
@@ -303,8 +298,15 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
         if not finite:
             spoilt.append((batch_slice, rows))
 
-    # BLAS on one thread while the strips are the threads (as ``layer.py`` runs).
+    # BLAS on one thread while the strips are the threads (as ``layer.py`` runs), the
+    # kernel's transform too: a product large enough for BLAS to wake its own threads,
+    # which then keep spinning for a while beside the strips'.
     with driver.single_threaded_blas(plan_.settings.limit_blas):
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = tiles.kernel_transform(kernel)
+        if not np.isfinite(u).all():
+            return layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
+                                dtype, bias, out)
         driver.run(strip, plan_)
     for batch_slice, rows in spoilt:
         _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias,
