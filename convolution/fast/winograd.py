@@ -261,12 +261,7 @@ def _plan(tiles, batch, kernel_shape, geometry, s, outputs_room):
                     * min(1.0, transform_cells * tiles.dtype.itemsize / s.cache_bytes))
     most, options = driver.threads(), []
     for threads in sorted({most} | {2 ** i for i in range(most.bit_length()) if 2 ** i < most}):
-        # On several threads a strip may be twice as large: its calls then take twice as long,
-        # and the threads wait for the GIL (each wake-up tens of microseconds) half as often.
-        # Measured, 2 threads, the benchmark's layer: strips of 2 images 0.90 to 0.93 times
-        # the time of strips of 1 (on one thread, 1.08 times: they outgrow the cache).
-        largest = s.winograd_strip_bytes * (2 if threads > 1 else 1)
-        budget = max(min(largest, room // threads), s.min_strip_bytes)
+        budget = max(min(s.winograd_strip_bytes, room // threads), s.min_strip_bytes)
         tasks = tiles.cut(batch, budget, room // threads)
         images_per_task = max(1.0, batch / len(tasks))
         # Each product of a group is a BLAS call of its own, at a call's price.
