@@ -49,9 +49,9 @@ of the input; measured, one thread, the benchmark's layer (N = 8, 64 -> 64,
 to 1.4 times faster than on one, where two processes, each on half the
 images, run 2.0 times faster: a strip makes some 60 NumPy calls of a few
 microseconds, and a thread waiting for the GIL wakes tens of microseconds
-late (here, 37 a wake-up, measured by two threads taking turns); so strips
-hold two images where several threads share them (half the waits, measured
-0.90 to 0.93 of the time of one-image strips). Memory: 6
+late (here, 37 a wake-up, measured by two threads taking turns). Strips of
+two images halve the waits (measured, two threads: 0.90 to 0.93 of the time
+of one-image strips), but double the memory beside the output. Memory: 6
 (C_in + C_out) + 2 max(C_in, C_out) cells per column of tiles and row of
 tiles of a strip.
 
