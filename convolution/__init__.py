@@ -60,8 +60,8 @@ Map of the package (imports point down the list, never up):
     forward and for the kernel's gradient), ``winograd.py`` (a 3 x 3 layer
     at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products of all tiles
     instead of 36 multiply-adds a tile; ``winograd4.py``, F(4 x 4, 3 x 3),
-    36 instead of 144; ``winograd_gradient.py``, the kernel's gradient by
-    F(3 x 3, 2 x 2)) and ``subpixel.py`` (the transposed
+    36 instead of 144; ``winograd_layout.py``, what the two tile sizes share;
+    ``winograd_gradient.py``, the kernel's gradient by F(3 x 3, 2 x 2)) and ``subpixel.py`` (the transposed
     convolution's stride phases in one band product); for ``conv1d`` and
     ``conv3d``, ``fold1d.py`` (a long signal folded into rows, its sums as
     Toeplitz products) and ``depth3d.py`` (a volume's depth and height taps

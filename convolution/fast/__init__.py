@@ -22,6 +22,8 @@ beside its plan and its cost formula:
     A 3 x 3 layer at stride 1 by Winograd's F(2 x 2, 3 x 3): 16 products, not 36.
 ``winograd4.py``
     The same by F(4 x 4, 3 x 3), its transforms small matrix products: 36, not 144.
+``winograd_layout.py``
+    What the two tile sizes share: the layer's shape and the kernel's transform.
 ``winograd_gradient.py``
     The kernel's gradient of a 3 x 3 layer by F(3 x 3, 2 x 2): 16 products, not 36.
 ``subpixel.py``

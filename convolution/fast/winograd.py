@@ -45,7 +45,13 @@ Cost per output cell, for C_in = C_out = C: 4 C multiply-adds in BLAS
 (against 9 C), about 12 additions per channel in the transforms and a fetch
 of the input; measured, one thread, the benchmark's layer (N = 8, 64 -> 64,
 56 x 56, float32): 12.5 to 13 ms, against 18 ms for the stacked products of
-``layer.py``; the 16 products alone take 6.7 to 7.1 ms of it. Memory: 6
+``layer.py``; the 16 products alone take 6.7 to 7.1 ms of it. On two threads it runs 1.35
+to 1.4 times faster than on one, where two processes, each on half the
+images, run 2.0 times faster: a strip makes some 60 NumPy calls of a few
+microseconds, and a thread waiting for the GIL wakes tens of microseconds
+late (here, 37 a wake-up, measured by two threads taking turns). Strips of
+two images halve the waits (measured, two threads: 0.90 to 0.93 of the time
+of one-image strips), but double the memory beside the output. Memory: 6
 (C_in + C_out) + 2 max(C_in, C_out) cells per column of tiles and row of
 tiles of a strip.
 
@@ -82,7 +88,7 @@ import numpy as np
 from .. import driver, settings as _settings
 from ..padding import Padded
 from ..geometry import conv_geometry
-from . import layer, winograd4
+from . import layer, winograd4, winograd_layout
 from .costs import cell_scale, products
 
 __all__ = ["plan", "conv2d", "kernel_transform"]
@@ -108,15 +114,11 @@ _CALLS, _IMAGE_CALLS = 4 * (4 + 2 + 5) + 4 + 3, 4 * 6
 def kernel_transform(kernel, groups):
     """``U[k, l]``: (4, 4, groups, C_out / groups, C_in / groups), ``G g G^T`` of every kernel.
 
-    ``kernel`` is (C_out, C_in / groups, 3, 3). One product for all pairs of
-    channels: ``U[k, l] = sum over (a, b) of G[k, a] G[l, b] g[a, b]``, the
-    16 x 9 matrix of those coefficients (0, +-1/4, +-1/2, 1: exact) times the
-    (9, pairs) kernels, in the kernel's dtype.
+    ``kernel`` is (C_out, C_in / groups, 3, 3); the coefficients of ``G g
+    G^T`` (0, +-1/4, +-1/2, 1) are exact in any float dtype
+    (`winograd_layout.kernel_transform`).
     """
-    out_channels, per_in = kernel.shape[:2]
-    coefficients = np.einsum("ka,lb->klab", _G, _G).reshape(16, 9).astype(kernel.dtype)
-    u = coefficients @ kernel.reshape(-1, 9).T                    # (16, pairs)
-    return u.reshape(4, 4, groups, out_channels // groups, per_in)
+    return winograd_layout.kernel_transform(_G, kernel, groups)
 
 
 def _check(kernel_shape, geometry, dtype):
@@ -131,30 +133,25 @@ def _check(kernel_shape, geometry, dtype):
                          f"{np.dtype(dtype)}")
 
 
-class _Tiles:
+class _Tiles(winograd_layout.Layout):
     """How a strip's tiles lie in its buffers: ``s`` cells a row, tile rows + 1 a channel."""
 
     outputs = 2          # outputs a tile, along each axis
+    G = _G
     calls, image_calls = _CALLS, _IMAGE_CALLS
 
     def __init__(self, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype):
-        self.in_channels = images.shape[1]
-        self.out_channels = kernel_shape[0]
-        self.groups, self.dtype = groups, np.dtype(dtype)
-        self.source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding,
-                             padding_mode, fill_value)
+        super().__init__(images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype)
         self.padding = geometry.padding
         # Zeros around the input, and past the padded input's edge: the border is a fill.
         self.zero_border = padding_mode == "zeros" or (padding_mode == "constant"
                                                        and fill_value == 0)
-        self.height, self.width = geometry.output_shape
         self.s = (self.width + 1) // 2 + 1
-        # Sums one output channel's tiles of a strip, for the check.
         self.fetch_steps = {}      # `_fetch`'s slices, by grid shape and corner
-        self.ones = np.ones(images.shape[0] * ((self.height + 1) // 2 + 1) * self.s, self.dtype)
 
-    def kernel_transform(self, kernel):
-        return kernel_transform(kernel, self.groups)
+    def positions(self):
+        """Tile rows + 1, of ``s`` cells each: the row and column of tiles a strip drops."""
+        return ((self.height + 1) // 2 + 1) * ((self.width + 1) // 2 + 1)
 
     def strip(self, arena, u, bias, out, batch_slice, rows):
         """Output ``rows`` (from an even row) of images ``batch_slice``; whether all finite."""
@@ -293,11 +290,6 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
     batch, out_channels = images.shape[0], kernel.shape[0]
     if out is None:
         out = np.empty((batch, out_channels, height, width), dtype)
-    with np.errstate(over="ignore", invalid="ignore"):
-        u = tiles.kernel_transform(kernel)
-    if not np.isfinite(u).all():
-        return layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype,
-                            bias, out)
     spoilt = []
 
     def strip(arena, batch_slice, rows):
@@ -307,8 +299,15 @@ def conv2d(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bi
         if not finite:
             spoilt.append((batch_slice, rows))
 
-    # BLAS on one thread while the strips are the threads (as ``layer.py`` runs).
+    # BLAS on one thread while the strips are the threads (as ``layer.py`` runs), the
+    # kernel's transform too: a product large enough for BLAS to wake its own threads,
+    # which then keep spinning for a while beside the strips'.
     with driver.single_threaded_blas(plan_.settings.limit_blas):
+        with np.errstate(over="ignore", invalid="ignore"):
+            u = tiles.kernel_transform(kernel)
+        if not np.isfinite(u).all():
+            return layer.conv2d(images, kernel, geometry, groups, padding_mode, fill_value,
+                                dtype, bias, out)
         driver.run(strip, plan_)
     for batch_slice, rows in spoilt:
         _redo(images, kernel, geometry, groups, padding_mode, fill_value, dtype, bias,
@@ -358,8 +357,9 @@ def _fetch(tiles, grid, image, top, left):
     from ``top``, every other column from ``left``.
 
     The cells inside the input are one strided copy of it; the border around
-    them is zeros, or, for the other modes, `Padded.region`'s. (The slices
-    of a grid's shape and corner are worked out once, `_fetch_steps`.)
+    them is zeros (cleared with the whole buffer by `fetch_phases`), or, for
+    the other modes, `Padded.region`'s. (The slices of a grid's shape and
+    corner are worked out once, `_fetch_steps`.)
     """
     key = (grid.shape[1:], top, left)
     steps = tiles.fetch_steps.get(key)
@@ -369,13 +369,12 @@ def _fetch(tiles, grid, image, top, left):
     channels = slice(image * tiles.in_channels, (image + 1) * tiles.in_channels)
     if inside is not None:
         np.copyto(grid[inside[0]], tiles.source.matrix[channels][inside[1]], casting="unsafe")
+    if tiles.zero_border:        # zeros already: `fetch_phases` cleared the whole buffer
+        return
     for a, b, c, d in pieces:
-        if tiles.zero_border:
-            grid[:, a:b, c:d] = 0
-        else:
-            tiles.source.region(channels, range(top + 2 * a, top + 2 * b, 2),
-                                range(left + 2 * c, left + 2 * d, 2), grid.dtype,
-                                out=grid[:, a:b, c:d])
+        tiles.source.region(channels, range(top + 2 * a, top + 2 * b, 2),
+                            range(left + 2 * c, left + 2 * d, 2), grid.dtype,
+                            out=grid[:, a:b, c:d])
 
 
 def fetch_phases(arena, tiles, batch_slice, rows):
@@ -389,7 +388,9 @@ def fetch_phases(arena, tiles, batch_slice, rows):
     first, tile_rows = rows.start // 2, -(-(rows.stop - rows.start) // 2)
     length = n * c * (tile_rows + 1) * s
     phases = arena.take((4, length + s + 2), tiles.dtype)
-    phases[:, length:] = 0
+    # A zero border: the whole buffer cleared in one pass (the inside is then written
+    # over), not eight pieces of border an image, each a call.
+    phases[:, 0 if tiles.zero_border else length:] = 0
     for index, (p, q) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         grid = phases[index, :length].reshape(c, n, tile_rows + 1, s)
         for i, image in enumerate(range(batch_slice.start, batch_slice.stop)):

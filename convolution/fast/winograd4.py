@@ -53,7 +53,7 @@ strips whose result is not all finite are redone by the direct sums.
 """
 import numpy as np
 
-from ..padding import Padded
+from . import winograd_layout
 from .costs import cell_scale, products
 
 __all__ = ["kernel_transform", "Tiles"]
@@ -73,36 +73,30 @@ _CALLS, _IMAGE_CALLS = 1 + 6 + 6 * 3 + 4 + 3 + 16, 4
 def kernel_transform(kernel, groups):
     """``U[k, l]``: (6, 6, groups, C_out / groups, C_in / groups), ``G g G^T`` of every kernel.
 
-    One (36, 9) @ (9, pairs) product in the kernel's dtype (the coefficients
-    1/6, 1/12 and 1/24 rounded to it: in float32, errors of a unit of its
-    precision, below the transforms' own).
+    One (36, 9) @ (9, pairs) product in the kernel's dtype
+    (`winograd_layout.kernel_transform`; the coefficients 1/6, 1/12 and 1/24
+    rounded to it: in float32, errors of a unit of its precision, below the
+    transforms' own).
     """
-    out_channels, per_in = kernel.shape[:2]
-    coefficients = np.einsum("ka,lb->klab", _G, _G).reshape(36, 9).astype(kernel.dtype)
-    u = coefficients @ kernel.reshape(-1, 9).T
-    return u.reshape(6, 6, groups, out_channels // groups, per_in)
+    return winograd_layout.kernel_transform(_G, kernel, groups)
 
 
-class Tiles:
+class Tiles(winograd_layout.Layout):
     """How a strip's tiles lie in its buffers, and the strip itself (`strip`)."""
 
     outputs = 4          # outputs a tile, along each axis
+    G = _G
     calls, image_calls = _CALLS, _IMAGE_CALLS
 
-    def __init__(self, images, kernel_shape, geometry, groups, padding_mode, fill_value, dtype):
-        self.in_channels = images.shape[1]
-        self.out_channels = kernel_shape[0]
-        self.groups, self.dtype = groups, np.dtype(dtype)
-        self.source = Padded(images.reshape((-1,) + images.shape[2:]), geometry.padding,
-                             padding_mode, fill_value)
-        self.height, self.width = geometry.output_shape
-        self.tiles_w = -(-self.width // 4)
-        # Sums one output channel's tiles of a strip, for the check: rows of a matrix-vector
-        # product as long as that (rows of one tile row took 2.5 times as long).
-        self.ones = np.ones(images.shape[0] * -(-self.height // 4) * self.tiles_w, self.dtype)
+    @property
+    def tiles_w(self):
+        """Tiles along a row."""
+        return -(-self.width // 4)
 
-    def kernel_transform(self, kernel):
-        return kernel_transform(kernel, self.groups)
+    def positions(self):
+        """Tile rows times tile columns (the check's rows: as long as that, since rows of
+        one tile row took 2.5 times as long)."""
+        return -(-self.height // 4) * self.tiles_w
 
     def _cells(self):
         """Cells of buffers per tile row of one image: the fetch's 4 rows, the rest per tile."""
